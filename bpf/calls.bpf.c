@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* pycount's kernel side: per-function call counts and, with --latency, paired entry/return timing. */
+#include "functions.bpf.h"
+
+/* With --latency the entry probe runs too, and returns are paired with entries per thread. */
+const volatile bool timed = false;
+/* Count on entries where returns are not exact (see src/versions.rs). */
+const volatile bool count_on_entry = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct hist_key);
+	__type(value, __u64);
+} latency_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct call_stack);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct call_stack);
+} empty_stack SEC(".maps");
+
+static __always_inline struct call_stack *thread_stack(__u32 tid, bool create)
+{
+	struct call_stack *st = bpf_map_lookup_elem(&stacks, &tid);
+	__u32 zero = 0;
+
+	if (st || !create)
+		return st;
+	/* A call_stack is too big for the BPF stack; a zeroed per-CPU copy seeds new threads. */
+	st = bpf_map_lookup_elem(&empty_stack, &zero);
+	if (!st)
+		return NULL;
+	bpf_map_update_elem(&stacks, &tid, st, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&stacks, &tid);
+	if (!st)
+		__sync_fetch_and_add(&losses.threads_full, 1);
+	return st;
+}
+
+static __always_inline void hist_add(__u32 id, __u64 d)
+{
+	struct hist_key hk = { .fn_id = id, .bucket = hist_bucket(d) };
+	__u64 one = 1, *c;
+
+	c = bpf_map_lookup_elem(&latency_hist, &hk);
+	if (c) {
+		__sync_fetch_and_add(c, 1);
+		return;
+	}
+	if (!bpf_map_update_elem(&latency_hist, &hk, &one, BPF_NOEXIST))
+		return;
+	c = bpf_map_lookup_elem(&latency_hist, &hk);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	else
+		__sync_fetch_and_add(&losses.hist_full, 1);
+}
+
+static __always_inline void push_entry(const char *name, __u64 code, __u32 lineno)
+{
+	struct call_stack *st = thread_stack(current_tid(), true);
+	__u32 d;
+
+	if (!st)
+		return;
+	d = st->depth;
+	if (d < MAX_DEPTH) {
+		st->ts[d] = bpf_ktime_get_ns();
+		st->name_ptr[d] = (__u64)name;
+		st->code[d] = code;
+		st->lineno[d] = lineno;
+	} else {
+		/* Still counted in depth, so the returns above the limit pop nothing below it. */
+		__sync_fetch_and_add(&losses.too_deep, 1);
+	}
+	st->depth = d + 1;
+}
+
+/* Pop the thread's top entry if it is this function's; otherwise its entry was never seen. */
+static __always_inline __u64 pop_entry(const char *name, struct fn_key *key)
+{
+	struct call_stack *st = thread_stack(current_tid(), false);
+	__u32 top;
+	__u64 ts;
+
+	if (!st || st->depth == 0)
+		return 0;
+	top = st->depth - 1;
+	if (top >= MAX_DEPTH) {
+		st->depth = top;
+		return 0;
+	}
+	if (st->name_ptr[top] != (__u64)name)
+		return 0;
+	ts = st->ts[top];
+	key->code = st->code[top];
+	key->name_ptr = st->name_ptr[top];
+	key->lineno = st->lineno[top];
+	st->depth = top;
+	return ts;
+}
+
+static __always_inline void record_duration(struct fn_entry *e, __u64 start)
+{
+	__u64 d;
+
+	if (!start) {
+		__sync_fetch_and_add(&losses.unpaired_returns, 1);
+		return;
+	}
+	d = bpf_ktime_get_ns() - start;
+	__sync_fetch_and_add(&e->stats.total_ns, d);
+	__sync_fetch_and_add(&e->stats.timed, 1);
+	if (d > e->stats.max_ns)
+		e->stats.max_ns = d; /* a racing CPU may lose a max by a hair; counts stay exact */
+	hist_add(e->id, d);
+}
+
+SEC("usdt")
+int BPF_USDT(call_entry, const char *file, const char *name, int lineno)
+{
+	struct fn_key key = {};
+	struct fn_entry *e;
+
+	if (!from_target())
+		return 0;
+	if (!count_on_entry) {
+		push_entry(name, 0, 0);
+		return 0;
+	}
+	e = lookup_function_key(file, name, lineno, &key);
+	if (e && e->matched)
+		__sync_fetch_and_add(&e->stats.count, 1);
+	if (timed)
+		push_entry(name, key.code, key.lineno);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(call_return, const char *file, const char *name, int lineno)
+{
+	struct fn_key key = {};
+	struct fn_entry *e;
+	__u64 start = 0;
+
+	if (!from_target())
+		return 0;
+	if (count_on_entry) {
+		/* The entry's key is the function's identity; the return's line is not. */
+		if (!timed)
+			return 0;
+		start = pop_entry(name, &key);
+		if (!start) {
+			__sync_fetch_and_add(&losses.unpaired_returns, 1);
+			return 0;
+		}
+		e = bpf_map_lookup_elem(&functions, &key);
+		if (e && e->matched)
+			record_duration(e, start);
+		return 0;
+	}
+	if (timed)
+		start = pop_entry(name, &key);
+	e = lookup_function(file, name, lineno);
+	if (!e || !e->matched)
+		return 0;
+	__sync_fetch_and_add(&e->stats.count, 1);
+	if (timed)
+		record_duration(e, start);
+	return 0;
+}
+
+/* Attached where it never fires, only to hold the line probe's semaphore up (see src/versions.rs). */
+SEC("uprobe")
+int tracing_mode(void *ctx)
+{
+	return 0;
+}

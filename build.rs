@@ -1,0 +1,36 @@
+//! Compiles every `bpf/*.bpf.c` into a libbpf-rs skeleton in `OUT_DIR`.
+use std::env;
+use std::path::PathBuf;
+
+use libbpf_cargo::SkeletonBuilder;
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    // usdt.bpf.h reaches <asm/errno.h>, which clang -target bpf does not look for under the
+    // multiarch directory where Debian keeps it.
+    let multiarch = format!(
+        "/usr/include/{}-linux-gnu",
+        env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into())
+    );
+    let arch_define = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => "-D__TARGET_ARCH_arm64",
+        _ => "-D__TARGET_ARCH_x86",
+    };
+    println!("cargo:rerun-if-changed=bpf");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("bpf")
+        .expect("bpf/ holds the BPF sources")
+        .map(|e| e.expect("readable bpf/ entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".bpf.c"))
+        .collect();
+    sources.sort();
+    for src in sources {
+        let file = src.file_name().unwrap().to_string_lossy().into_owned();
+        let name = file.trim_end_matches(".bpf.c");
+        println!("cargo:rerun-if-changed={}", src.display());
+        SkeletonBuilder::new()
+            .source(&src)
+            .clang_args(["-Wall", "-O2", "-mcpu=v3", arch_define, "-idirafter", &multiarch])
+            .build_and_generate(out.join(format!("{name}.skel.rs")))
+            .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
+    }
+}

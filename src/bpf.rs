@@ -1,0 +1,27 @@
+//! The generated BPF skeletons, the shared record types, and the `Plain` impls that let Rust
+//! read those records out of maps and ring buffers.
+#![allow(clippy::all, unsafe_op_in_unsafe_fn, dead_code, non_camel_case_types, unused_imports)]
+
+pub mod calls {
+    include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));
+}
+
+/// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
+pub mod types {
+    pub use super::calls::types::{
+        fn_entry as FnEntry, fn_key as FnKey, fn_stats as FnStats, frame_layout as FrameLayout,
+        hist_key as HistKey, loss_counters as LossCounters, name_filter as NameFilter,
+    };
+
+    // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
+    unsafe impl plain::Plain for FnEntry {}
+    unsafe impl plain::Plain for FnKey {}
+    unsafe impl plain::Plain for HistKey {}
+}
+
+/// Reads a record of type `T` out of map or ring-buffer bytes.
+pub fn record<T: plain::Plain + Default>(bytes: &[u8]) -> T {
+    let mut out = T::default();
+    plain::copy_from_bytes(&mut out, bytes).expect("record shorter than its type");
+    out
+}

@@ -1,0 +1,193 @@
+//! Command-line interface: parsing (no side effects) and dispatch to the command front ends.
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::calls::SortKey;
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe probes --pid 1234             # which probes this interpreter has and which work
+    pycount --pid 1234                    # count calls per function until Ctrl-C
+    pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
+    pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyprobe",
+    version,
+    about = "Trace a live CPython process with eBPF, through CPython's own USDT probes",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Print libbpf's debug output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the interpreter's USDT probes, their semaphores, and whether they work on its version
+    Probes(ProbesArgs),
+    /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
+    #[command(after_help = COUNT_EXAMPLES)]
+    Count(CountArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbesArgs {
+    /// Process to inspect
+    #[arg(short, long)]
+    pub pid: i32,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The process to trace: an existing PID, or a command to start and trace from its first call.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Trace this running process
+    #[arg(short, long, conflicts_with = "command")]
+    pub pid: Option<i32>,
+    /// Start this command and trace it from its first Python call
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Pid(i32),
+    Command(Vec<String>),
+}
+
+impl TargetArgs {
+    pub fn spec(&self) -> Result<TargetSpec, String> {
+        match (self.pid, self.command.is_empty()) {
+            (Some(p), true) => Ok(TargetSpec::Pid(p)),
+            (None, false) => Ok(TargetSpec::Command(self.command.clone())),
+            (None, true) => Err("no target: give --pid PID or -- COMMAND ARGS...".into()),
+            (Some(_), false) => Err("give either --pid or -- COMMAND, not both".into()),
+        }
+    }
+}
+
+/// When to stop and when to print.
+#[derive(Debug, Args, Clone)]
+pub struct ScheduleArgs {
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Print (and start afresh) every SECS seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub interval: Option<Duration>,
+}
+
+const COUNT_EXAMPLES: &str = "\
+EXAMPLES:
+    pycount --pid 1234                          # all functions, until Ctrl-C or the process exits
+    pycount --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
+    pycount --pid 1234 --filter app.py:process  # process() in files ending in /app.py
+    pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles for 10 seconds
+    pycount --json -- python3 script.py         # from the first call of a new process
+
+Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
+stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which
+3.11 fires only in tracing mode (about 2x the per-call cost while attached, none after).
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct CountArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Count only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable
+    #[arg(short, long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Also time each call (entry to return, callees included) and show percentiles
+    #[arg(short = 'L', long)]
+    pub latency: bool,
+    /// Order of the table
+    #[arg(short, long, value_enum, default_value_t = SortKey::Count)]
+    pub sort: SortKey,
+    /// Show only the first N functions
+    #[arg(short, long, value_name = "N")]
+    pub top: Option<usize>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Print JSON (one document per report)
+    #[arg(long)]
+    pub json: bool,
+    /// Size of the kernel's function table
+    #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_functions: u32,
+}
+
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("{s:?} must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// pycount, pyflow and pygc are pyprobe under another name: map the name to the subcommand.
+pub fn args_for_invocation(args: Vec<String>) -> Vec<String> {
+    let Some(argv0) = args.first() else { return args };
+    let name = argv0.rsplit('/').next().unwrap_or(argv0);
+    let sub = match name {
+        "pycount" => "count",
+        "pyflow" => "flow",
+        "pygc" => "gc",
+        _ => return args,
+    };
+    let mut out = vec!["pyprobe".to_string(), sub.to_string()];
+    out.extend(args.into_iter().skip(1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args_for_invocation(args.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn pycount_is_pyprobe_count() {
+        let cli = parse(&["/usr/local/bin/pycount", "--pid", "123", "--filter", "func1"]).unwrap();
+        let Command::Count(c) = cli.command else { panic!("not count") };
+        assert_eq!(c.target.spec(), Ok(TargetSpec::Pid(123)));
+        assert_eq!(c.filter, ["func1"]);
+    }
+
+    #[test]
+    fn a_command_target_follows_the_double_dash() {
+        let cli = parse(&["pyprobe", "count", "--latency", "--", "python3", "-c", "pass"]).unwrap();
+        let Command::Count(c) = cli.command else { panic!("not count") };
+        assert!(c.latency);
+        assert_eq!(
+            c.target.spec(),
+            Ok(TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()]))
+        );
+    }
+
+    #[test]
+    fn a_target_is_required_once() {
+        let cli = parse(&["pycount"]).unwrap();
+        let Command::Count(c) = cli.command else { panic!("not count") };
+        assert!(c.target.spec().unwrap_err().contains("no target"));
+        assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["pycount", "--pid", "x"]).is_err());
+        assert!(parse(&["pycount", "--pid", "1", "--duration", "-1"]).is_err());
+        assert!(parse(&["pycount", "--pid", "1", "--sort", "bogus"]).is_err());
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+    }
+}

@@ -1,0 +1,241 @@
+//! Reads what pyprobe needs from an interpreter's ELF file: USDT notes, symbols, segments.
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
+use object::{Endianness, Object, ObjectSymbol};
+
+use crate::error::Error;
+
+/// One USDT probe site from `.note.stapsdt`, with addresses already rebased like libbpf does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSite {
+    pub provider: String,
+    pub name: String,
+    /// Virtual address of the probe instruction in the file.
+    pub pc: u64,
+    /// Virtual address of the semaphore (0 when the probe has none).
+    pub semaphore: u64,
+    /// File offset of the semaphore, as the kernel's `ref_ctr_offset` wants it.
+    pub semaphore_offset: u64,
+    /// Argument locations in the `-4@%eax 8@(%rbp)` notation of the note.
+    pub args: String,
+}
+
+/// A loadable segment: how virtual addresses map to file offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub offset: u64,
+    pub filesz: u64,
+}
+
+/// The parts of an ELF file pyprobe uses.
+#[derive(Debug, Clone, Default)]
+pub struct ElfInfo {
+    pub probes: Vec<ProbeSite>,
+    pub segments: Vec<Segment>,
+    /// Dynamic and static symbols pyprobe looks up (name, value).
+    pub symbols: Vec<(String, u64)>,
+    /// DT_NEEDED entries, to find a libpython that is not mapped yet.
+    pub needed: Vec<String>,
+    /// Value of the exported `Py_Version` (3.11+): PY_VERSION_HEX.
+    pub py_version_hex: Option<u32>,
+    /// ELF entry point (virtual address).
+    pub entry: u64,
+}
+
+const WANTED_SYMBOLS: &[&str] = &["_PyRuntime", "Py_Version"];
+
+impl ElfInfo {
+    pub fn read(path: &Path) -> Result<ElfInfo, Error> {
+        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&data).map_err(|why| Error::BadElf {
+            path: path.to_owned(),
+            why,
+        })
+    }
+
+    pub fn parse(data: &[u8]) -> Result<ElfInfo, String> {
+        let header = elf::FileHeader64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
+        let endian = header.endian().map_err(|e| e.to_string())?;
+        let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+        let mut info = ElfInfo {
+            entry: header.e_entry(endian),
+            ..ElfInfo::default()
+        };
+
+        for ph in header.program_headers(endian, data).map_err(|e| e.to_string())? {
+            if ph.p_type(endian) == elf::PT_LOAD {
+                info.segments.push(Segment {
+                    vaddr: ph.p_vaddr(endian),
+                    offset: ph.p_offset(endian),
+                    filesz: ph.p_filesz(endian),
+                });
+            }
+        }
+
+        // Probe addresses are relative to .stapsdt.base as linked; prelink may have moved it.
+        let mut stapsdt_base = None;
+        for s in sections.iter() {
+            if sections.section_name(endian, s).ok() == Some(b".stapsdt.base".as_slice()) {
+                stapsdt_base = Some(s.sh_addr(endian));
+            }
+        }
+        for s in sections.iter() {
+            let Some(notes) = s.notes(endian, data).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for note in notes {
+                let note = note.map_err(|e| e.to_string())?;
+                if note.name() != b"stapsdt" || note.n_type(endian) != elf::NoteType(3) {
+                    continue;
+                }
+                if let Some(mut site) = parse_stapsdt(note.desc()) {
+                    if let Some(actual) = stapsdt_base {
+                        let linked = u64::from_le_bytes(note.desc()[8..16].try_into().unwrap());
+                        site.pc = site.pc.wrapping_add(actual).wrapping_sub(linked);
+                    }
+                    site.semaphore_offset = vaddr_to_offset(&info.segments, site.semaphore).unwrap_or(0);
+                    info.probes.push(site);
+                }
+            }
+        }
+
+        let file = object::read::elf::ElfFile64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
+        for sym in file.dynamic_symbols().chain(file.symbols()) {
+            if let Ok(name) = sym.name() {
+                if WANTED_SYMBOLS.contains(&name) && !info.symbols.iter().any(|(n, _)| n == name) {
+                    info.symbols.push((name.to_string(), sym.address()));
+                }
+            }
+        }
+        if let Some(addr) = info.symbol("Py_Version") {
+            if let Some(off) = vaddr_to_offset(&info.segments, addr) {
+                let off = off as usize;
+                if let Some(b) = data.get(off..off + 4) {
+                    info.py_version_hex = Some(u32::from_le_bytes(b.try_into().unwrap()));
+                }
+            }
+        }
+        info.needed = needed_libs(&sections, endian, data);
+        Ok(info)
+    }
+
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbols.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    }
+
+    pub fn python_probes(&self) -> impl Iterator<Item = &ProbeSite> {
+        self.probes.iter().filter(|p| p.provider == "python")
+    }
+
+    pub fn has_python_probes(&self) -> bool {
+        self.python_probes().next().is_some()
+    }
+
+    /// The first site of a probe (all sites of one probe share its semaphore).
+    pub fn probe(&self, name: &str) -> Option<&ProbeSite> {
+        self.python_probes().find(|p| p.name == name)
+    }
+
+    /// File offset of the ELF entry point: a place for a uprobe that never fires, since a
+    /// running interpreter has long passed it (a spawned one passes it once).
+    pub fn entry_offset(&self) -> Option<u64> {
+        vaddr_to_offset(&self.segments, self.entry)
+    }
+
+    /// Difference between run-time and link-time addresses for a mapping of this file.
+    pub fn load_bias(&self, mapped_start_of_offset_zero: u64) -> u64 {
+        let first = self.segments.iter().map(|s| s.vaddr - s.offset).min().unwrap_or(0);
+        mapped_start_of_offset_zero.wrapping_sub(first & !0xfff)
+    }
+}
+
+/// DT_NEEDED entries of the dynamic section (the libraries the loader will map).
+fn needed_libs(
+    sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
+    endian: Endianness,
+    data: &[u8],
+) -> Vec<String> {
+    let Ok(Some((dynamic, strtab))) = sections.dynamic(endian, data) else {
+        return Vec::new();
+    };
+    let Ok(strings) = sections.strings(endian, data, strtab) else {
+        return Vec::new();
+    };
+    dynamic
+        .iter()
+        .filter(|d| d.d_tag(endian) == elf::DT_NEEDED as _)
+        .filter_map(|d| d.string(endian, strings).ok())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// Maps a virtual address to its offset in the file, through the loadable segments.
+pub fn vaddr_to_offset(segments: &[Segment], vaddr: u64) -> Option<u64> {
+    segments
+        .iter()
+        .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz)
+        .map(|s| vaddr - s.vaddr + s.offset)
+}
+
+/// Parses the descriptor of one stapsdt note: pc, base, semaphore, then three C strings.
+fn parse_stapsdt(desc: &[u8]) -> Option<ProbeSite> {
+    if desc.len() < 24 {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(desc[i * 8..i * 8 + 8].try_into().unwrap());
+    let mut strings = desc[24..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
+    Some(ProbeSite {
+        pc: word(0),
+        semaphore: word(2),
+        provider: strings.next()?,
+        name: strings.next()?,
+        args: strings.next().unwrap_or_default(),
+        semaphore_offset: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note_desc(pc: u64, base: u64, sem: u64, provider: &str, name: &str, args: &str) -> Vec<u8> {
+        let mut d = Vec::new();
+        for w in [pc, base, sem] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        for s in [provider, name, args] {
+            d.extend_from_slice(s.as_bytes());
+            d.push(0);
+        }
+        d
+    }
+
+    #[test]
+    fn parses_a_stapsdt_descriptor() {
+        let d = note_desc(0x4f20d4, 0x8cc5a0, 0xa84262, "python", "function__return", "8@%rbp 8@%r12 -4@%eax");
+        let p = parse_stapsdt(&d).unwrap();
+        assert_eq!(p.provider, "python");
+        assert_eq!(p.name, "function__return");
+        assert_eq!(p.pc, 0x4f20d4);
+        assert_eq!(p.semaphore, 0xa84262);
+        assert_eq!(p.args, "8@%rbp 8@%r12 -4@%eax");
+    }
+
+    #[test]
+    fn rejects_a_short_descriptor() {
+        assert!(parse_stapsdt(&[0; 10]).is_none());
+    }
+
+    #[test]
+    fn maps_addresses_through_segments() {
+        let segs = [
+            Segment { vaddr: 0x400000, offset: 0, filesz: 0x1000 },
+            Segment { vaddr: 0x945dc8, offset: 0x544dc8, filesz: 0x13e4b0 },
+        ];
+        assert_eq!(vaddr_to_offset(&segs, 0xa84260), Some(0x683260));
+        assert_eq!(vaddr_to_offset(&segs, 0x300000), None);
+    }
+}

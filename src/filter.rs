@@ -1,0 +1,173 @@
+//! `--filter` patterns: parsed and validated here, matched in the kernel (bpf/functions.bpf.h).
+use crate::bpf::types::NameFilter;
+use crate::error::{Error, Result};
+
+/// Limits shared with bpf/pyprobe.h.
+pub const NAME_LEN: usize = 64;
+pub const FILE_LEN: usize = 128;
+pub const MAX_FILTERS: usize = 8;
+
+/// One pattern: `NAME`, `PREFIX*`, or `FILE:NAME` where FILE matches the end of the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub file: Option<String>,
+    pub name: String,
+    pub prefix: bool,
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Pattern> {
+        let bad = |why: &str| Error::InvalidFilter {
+            pattern: text.to_string(),
+            why: why.to_string(),
+        };
+        if text.is_empty() {
+            return Err(bad("empty pattern; use NAME, PREFIX* or FILE:NAME"));
+        }
+        if text.chars().any(char::is_whitespace) {
+            return Err(bad("patterns contain no spaces"));
+        }
+        let (file, name) = match text.rsplit_once(':') {
+            Some((f, n)) => (Some(f), n),
+            None => (None, text),
+        };
+        if let Some(f) = file {
+            if f.is_empty() {
+                return Err(bad("FILE before ':' is empty"));
+            }
+            if f.contains(['*', '?', '[']) {
+                return Err(bad("FILE is matched literally against the end of the path; no wildcards"));
+            }
+            if f.len() >= FILE_LEN {
+                return Err(bad(&format!("FILE is longer than {} bytes", FILE_LEN - 1)));
+            }
+        }
+        if name.is_empty() {
+            return Err(bad("NAME is empty; use NAME, PREFIX* or FILE:*"));
+        }
+        let prefix = name.ends_with('*');
+        let stem = name.strip_suffix('*').unwrap_or(name);
+        if stem.contains(['*', '?', '[', ']']) {
+            return Err(bad("only one '*', at the end of NAME, is supported (a prefix match)"));
+        }
+        if stem.len() >= NAME_LEN {
+            return Err(bad(&format!(
+                "NAME is longer than {} bytes, the longest name pyprobe keeps; use a prefix (NAME*)",
+                NAME_LEN - 1
+            )));
+        }
+        Ok(Pattern {
+            file: file.map(str::to_string),
+            name: stem.to_string(),
+            prefix,
+        })
+    }
+
+    /// The same test the kernel makes, for userspace consumers and tests.
+    pub fn matches(&self, file: &str, name: &str) -> bool {
+        let name_ok = if self.prefix { name.starts_with(&self.name) } else { name == self.name };
+        let file_ok = match &self.file {
+            None => true,
+            Some(f) => file == f || file.ends_with(&format!("/{f}")),
+        };
+        name_ok && file_ok
+    }
+
+    /// The kernel's copy of this pattern.
+    pub fn to_bpf(&self) -> NameFilter {
+        let mut out = NameFilter::default();
+        copy_c_string(&mut out.name, &self.name);
+        out.name_len = self.name.len() as u32;
+        out.name_prefix = self.prefix as u8;
+        if let Some(f) = &self.file {
+            copy_c_string(&mut out.file, f);
+            out.file_len = f.len() as u32;
+        }
+        out
+    }
+}
+
+/// Parses every `--filter`, refusing more than the kernel side holds.
+pub fn parse_all(patterns: &[String]) -> Result<Vec<Pattern>> {
+    if patterns.len() > MAX_FILTERS {
+        return Err(Error::InvalidFilter {
+            pattern: patterns[MAX_FILTERS].clone(),
+            why: format!("at most {MAX_FILTERS} --filter patterns"),
+        });
+    }
+    patterns.iter().map(|p| Pattern::parse(p)).collect()
+}
+
+fn copy_c_string(dst: &mut [i8], s: &str) {
+    for (d, b) in dst.iter_mut().zip(s.bytes()) {
+        *d = b as i8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(
+            Pattern::parse("func1").unwrap(),
+            Pattern { file: None, name: "func1".into(), prefix: false }
+        );
+        assert_eq!(
+            Pattern::parse("handle_*").unwrap(),
+            Pattern { file: None, name: "handle_".into(), prefix: true }
+        );
+        assert_eq!(
+            Pattern::parse("app.py:handle_*").unwrap(),
+            Pattern { file: Some("app.py".into()), name: "handle_".into(), prefix: true }
+        );
+        assert_eq!(Pattern::parse("pkg/app.py:*").unwrap().name, "");
+    }
+
+    #[test]
+    fn rejects_bad_patterns_with_a_reason() {
+        for (p, why) in [
+            ("", "empty"),
+            ("a*b", "only one '*'"),
+            ("*x", "only one '*'"),
+            (":f", "FILE before ':' is empty"),
+            ("app.py:", "NAME is empty"),
+            ("*.py:f", "no wildcards"),
+            ("a b", "no spaces"),
+        ] {
+            let e = Pattern::parse(p).unwrap_err().to_string();
+            assert!(e.contains(why), "{p:?}: {e}");
+        }
+        let long = "x".repeat(64);
+        assert!(Pattern::parse(&long).unwrap_err().to_string().contains("longer than 63"));
+        assert!(Pattern::parse(&"x".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn matches_like_the_kernel() {
+        let p = Pattern::parse("app.py:handle_*").unwrap();
+        assert!(p.matches("/srv/app.py", "handle_get"));
+        assert!(p.matches("app.py", "handle_"));
+        assert!(!p.matches("/srv/myapp.py", "handle_get"));
+        assert!(!p.matches("/srv/app.py", "handler"));
+        let exact = Pattern::parse("func1").unwrap();
+        assert!(exact.matches("/x.py", "func1"));
+        assert!(!exact.matches("/x.py", "func10"));
+    }
+
+    #[test]
+    fn limits_the_number_of_patterns() {
+        let many: Vec<String> = (0..9).map(|i| format!("f{i}")).collect();
+        assert!(parse_all(&many).unwrap_err().to_string().contains("at most 8"));
+        assert_eq!(parse_all(&many[..8]).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn encodes_for_the_kernel() {
+        let f = Pattern::parse("a.py:fn*").unwrap().to_bpf();
+        assert_eq!((f.name_len, f.file_len, f.name_prefix), (2, 4, 1));
+        assert_eq!(f.name[0] as u8, b'f');
+        assert_eq!(f.name[2], 0);
+    }
+}

@@ -1,0 +1,14 @@
+//! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
+pub mod bpf;
+pub mod count;
+pub mod elf;
+pub mod error;
+pub mod filter;
+pub mod histogram;
+pub mod losses;
+pub mod output;
+pub mod process;
+pub mod target;
+pub mod versions;
+pub mod cli;
+pub mod commands;

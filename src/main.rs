@@ -1,0 +1,29 @@
+//! The `pyprobe` binary (also run as `pycount`, `pyflow`, `pygc`): parse, run, report errors.
+use std::process::ExitCode;
+
+use clap::Parser;
+use pyprobe::cli::{Cli, Command, args_for_invocation};
+use pyprobe::commands;
+use pyprobe::process::install_stop_handler;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(args_for_invocation(std::env::args().collect()));
+    if cli.verbose {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| eprint!("{msg}"))));
+    } else {
+        // libbpf's own warnings would repeat what the typed error says, in its words.
+        libbpf_rs::set_print(None);
+    }
+    install_stop_handler();
+    let result = match &cli.command {
+        Command::Probes(a) => commands::probes::run(a),
+        Command::Count(a) => commands::count::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pyprobe: error: {}", e.one_line());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The traced process's lifetime: attaching by PID or spawning a command held at its exec until
+//! the probes are live, watching for its exit, and the stop conditions of a tracing session.
+use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::target::Target;
+
+/// Set by Ctrl-C, SIGTERM or SIGHUP; every session loop checks it.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the handler that turns Ctrl-C, SIGTERM and SIGHUP into an orderly stop.
+pub fn install_stop_handler() {
+    // A second installation (tests calling the library twice) is harmless to ignore.
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+}
+
+/// Refuses early, with the fix, when BPF cannot be loaded by this user.
+pub fn check_privileges() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    const CAP_PERFMON: u64 = 1 << 38;
+    const CAP_BPF: u64 = 1 << 39;
+    if caps & CAP_SYS_ADMIN != 0 || (caps & CAP_BPF != 0 && caps & CAP_PERFMON != 0) {
+        Ok(())
+    } else {
+        Err(Error::NotRoot)
+    }
+}
+
+/// What is traced: a process found by PID, or a command pyprobe started.
+pub enum Tracee {
+    Attached { pid: i32, pidfd: Option<OwnedFd> },
+    Spawned { child: Child, held: bool, exited: bool },
+}
+
+impl Tracee {
+    pub fn attach(pid: i32) -> Tracee {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        Tracee::Attached { pid, pidfd }
+    }
+
+    /// Starts `argv` under ptrace and returns once it has exec'd a Python interpreter, still
+    /// stopped, so that probes can be attached before its first bytecode. Execs of other
+    /// programs on the way (`env python3`, a shell's `exec`) are followed.
+    pub fn spawn(argv: &[String]) -> Result<(Tracee, Target)> {
+        let command = argv.join(" ");
+        let spawn_err = |why: String| Error::Spawn {
+            command: command.clone(),
+            why,
+        };
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        // SAFETY: ptrace(TRACEME) is async-signal-safe and touches no Rust state.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
+        let pid = child.id() as i32;
+        let mut tracee = Tracee::Spawned {
+            child,
+            held: true,
+            exited: false,
+        };
+        let mut first = true;
+        loop {
+            let mut status = 0;
+            // SAFETY: waiting on our own child.
+            if unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
+                return Err(spawn_err(std::io::Error::last_os_error().to_string()));
+            }
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                if let Tracee::Spawned { exited, held, .. } = &mut tracee {
+                    *exited = true;
+                    *held = false;
+                }
+                return Err(spawn_err("it exited before running a Python interpreter".into()));
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            let exec_stop = sig == libc::SIGTRAP && (first || (status >> 16) == libc::PTRACE_EVENT_EXEC);
+            if first {
+                first = false;
+                // SAFETY: options on our stopped tracee.
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_SETOPTIONS,
+                        pid,
+                        0,
+                        (libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL) as libc::c_long,
+                    );
+                }
+            }
+            if exec_stop {
+                match Target::from_pid(pid) {
+                    Ok(target) => return Ok((tracee, target)),
+                    Err(Error::NotPython { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let deliver = if exec_stop { 0 } else { sig };
+            // SAFETY: resume our stopped tracee, passing on any signal that was not ours.
+            unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        match self {
+            Tracee::Attached { pid, .. } => *pid,
+            Tracee::Spawned { child, .. } => child.id() as i32,
+        }
+    }
+
+    /// Lets a spawned command run (the probes are live by now).
+    pub fn release(&mut self) {
+        if let Tracee::Spawned { child, held, .. } = self {
+            if *held {
+                // SAFETY: detaching our stopped tracee lets it continue.
+                unsafe { libc::ptrace(libc::PTRACE_DETACH, child.id() as i32, 0, 0) };
+                *held = false;
+            }
+        }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        match self {
+            Tracee::Attached { pid, pidfd } => match pidfd {
+                Some(fd) => {
+                    let mut p = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: polling one valid fd without blocking.
+                    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+                }
+                None => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            },
+            Tracee::Spawned { child, exited, .. } => {
+                if !*exited {
+                    *exited = matches!(child.try_wait(), Ok(Some(_)));
+                }
+                *exited
+            }
+        }
+    }
+
+    /// Ends the session: a command pyprobe started is stopped with it, a PID is left alone.
+    pub fn finish(&mut self) {
+        if let Tracee::Spawned { child, exited, .. } = self {
+            if !*exited {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        *exited = true;
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                *exited = true;
+            }
+        }
+    }
+}
+
+impl Drop for Tracee {
+    fn drop(&mut self) {
+        self.release();
+        self.finish();
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Duration,
+    TargetExited,
+}
+
+/// When to print and when to stop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Schedule {
+    pub duration: Option<Duration>,
+    pub interval: Option<Duration>,
+}
+
+/// Runs a session until a stop condition: `wait` blocks up to the given time (sleeping, or
+/// polling a ring buffer), `tick` runs every interval.
+pub fn run_session(
+    tracee: &mut Tracee,
+    schedule: Schedule,
+    mut wait: impl FnMut(Duration) -> Result<()>,
+    mut tick: impl FnMut() -> Result<()>,
+) -> Result<StopReason> {
+    let start = Instant::now();
+    let mut next_tick = schedule.interval.map(|i| start + i);
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            return Ok(StopReason::Signal);
+        }
+        if schedule.duration.is_some_and(|d| start.elapsed() >= d) {
+            return Ok(StopReason::Duration);
+        }
+        if tracee.has_exited() {
+            return Ok(StopReason::TargetExited);
+        }
+        if let Some(t) = next_tick {
+            if Instant::now() >= t {
+                tick()?;
+                next_tick = Some(t + schedule.interval.unwrap());
+            }
+        }
+        wait(Duration::from_millis(50))?;
+    }
+}
