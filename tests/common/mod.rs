@@ -1,0 +1,247 @@
+//! Shared test harness: real CPython workloads and the real pyprobe binary, cleaned up on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Debian's interpreter, which has the USDT probes (the CI target).
+pub const PYTHON: &str = "/usr/bin/python3.11";
+
+pub fn pyprobe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pyprobe")
+}
+
+pub fn script(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts").join(name);
+    assert!(p.exists(), "missing workload {}", p.display());
+    p.to_string_lossy().into_owned()
+}
+
+/// A child process that is killed (and reaped) when the guard goes out of scope.
+pub struct Guard {
+    child: Option<Child>,
+}
+
+impl Guard {
+    pub fn spawn(cmd: &mut Command) -> Guard {
+        Guard {
+            child: Some(cmd.spawn().expect("spawn")),
+        }
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child present until waited")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.child().stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().unwrap();
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
+    }
+
+    /// Waits for exit (killing the child if it overstays), draining its pipes meanwhile.
+    pub fn wait_output(mut self, limit: Duration) -> Output {
+        let mut child = self.child.take().unwrap();
+        let drain = |r: Option<Box<dyn Read + Send>>| {
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                break child.wait().expect("reap");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A Python workload that prints "ready" once its imports are done, then waits for a line on
+/// stdin before its measured work; returns after "ready" (and the rest of stdout is drained).
+pub fn start_workload(script_name: &str) -> Guard {
+    let mut g = start_workload_raw(script_name);
+    let stdout = g.child().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(|l| l.ok());
+    assert_eq!(first.as_deref(), Some("ready"), "{script_name} did not get ready");
+    thread::spawn(move || lines.for_each(drop));
+    g
+}
+
+/// A workload started as is, its stdout left to the caller.
+pub fn start_workload_raw(script_name: &str) -> Guard {
+    Guard::spawn(
+        Command::new(PYTHON)
+            .arg(script(script_name))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+}
+
+/// Starts pyprobe and returns once its banner says the probes are live.
+pub fn start_pyprobe(args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
+    let mut g = Guard::spawn(
+        Command::new(pyprobe_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = g.child().stderr.take().unwrap();
+    let rx = wait_for_banner(stderr, &mut g);
+    (g, rx)
+}
+
+/// Forwards stderr lines through a channel after the banner appeared; panics with stderr if
+/// pyprobe exits first or never says it is tracing.
+fn wait_for_banner(stderr: ChildStderr, g: &mut Guard) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let done = line.starts_with("Tracing");
+                seen.push(line);
+                if done {
+                    return rx;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !g.alive() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("pyprobe did not start tracing; stderr:\n{}", seen.join("\n"));
+}
+
+/// Collects pyprobe's stdout after it exits on its own (target exit or --duration).
+pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) {
+    let out = g.wait_output(Duration::from_secs(60));
+    let mut err: Vec<String> = rx.try_iter().collect();
+    err.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    (String::from_utf8_lossy(&out.stdout).into_owned(), err.join("\n"))
+}
+
+/// Runs `pyprobe ARGS -- python3.11 SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
+pub fn run_spawned(args: &[&str], script_name: &str) -> (String, String, bool) {
+    let mut cmd = Command::new(pyprobe_bin());
+    cmd.args(args)
+        .arg("--")
+        .arg(PYTHON)
+        .arg(script(script_name))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Guard::spawn(&mut cmd);
+    g.send_line("go");
+    let out = g.wait_output(Duration::from_secs(120));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+/// The JSON document pyprobe printed last (a spawned workload shares its stdout).
+pub fn last_json(stdout: &str) -> serde_json::Value {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in:\n{stdout}"));
+    serde_json::from_str(line).expect("valid JSON")
+}
+
+/// Runs pyprobe to completion with no target interaction (bad-input tests).
+pub fn run_pyprobe(args: &[&str]) -> Output {
+    Guard::spawn(
+        Command::new(pyprobe_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_output(Duration::from_secs(30))
+}
+
+/// Traces a stdin-gated workload by PID: attach, release the workload, and collect the report
+/// pyprobe prints when the workload exits.
+pub fn trace_pid(pyprobe_args: &[&str], script_name: &str) -> (serde_json::Value, String) {
+    let mut w = start_workload(script_name);
+    let pid = w.pid().to_string();
+    let mut args = pyprobe_args.to_vec();
+    args.extend(["--pid", &pid, "--json"]);
+    let (p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    let wout = w.wait_output(Duration::from_secs(60));
+    assert!(wout.status.success(), "workload failed: {}", String::from_utf8_lossy(&wout.stderr));
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let v = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (v, String::from_utf8_lossy(&wout.stderr).into_owned())
+}
+
+/// `count` per function name from pycount's JSON, for functions in files ending with `file`.
+pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u32, u64)> {
+    let mut out: Vec<(String, u32, u64)> = report["functions"]
+        .as_array()
+        .expect("functions array")
+        .iter()
+        .filter(|f| f["file"].as_str().unwrap().ends_with(file))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap() as u32,
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
