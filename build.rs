@@ -29,7 +29,14 @@ fn main() {
         println!("cargo:rerun-if-changed={}", src.display());
         SkeletonBuilder::new()
             .source(&src)
-            .clang_args(["-Wall", "-O2", "-mcpu=v3", arch_define, "-idirafter", &multiarch])
+            .clang_args([
+                "-Wall",
+                "-O2",
+                "-mcpu=v3",
+                arch_define,
+                "-idirafter",
+                &multiarch,
+            ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
     }

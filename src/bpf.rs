@@ -1,6 +1,12 @@
 //! The generated BPF skeletons, the shared record types, and the `Plain` impls that let Rust
 //! read those records out of maps and ring buffers.
-#![allow(clippy::all, unsafe_op_in_unsafe_fn, dead_code, non_camel_case_types, unused_imports)]
+#![allow(
+    clippy::all,
+    unsafe_op_in_unsafe_fn,
+    dead_code,
+    non_camel_case_types,
+    unused_imports
+)]
 
 pub mod calls {
     include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));

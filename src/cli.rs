@@ -126,7 +126,9 @@ pub struct CountArgs {
 }
 
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v > 0.0 && v.is_finite()) {
         return Err(format!("{s:?} must be a positive number of seconds"));
     }
@@ -135,7 +137,9 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 /// pycount, pyflow and pygc are pyprobe under another name: map the name to the subcommand.
 pub fn args_for_invocation(args: Vec<String>) -> Vec<String> {
-    let Some(argv0) = args.first() else { return args };
+    let Some(argv0) = args.first() else {
+        return args;
+    };
     let name = argv0.rsplit('/').next().unwrap_or(argv0);
     let sub = match name {
         "pycount" => "count",
@@ -153,32 +157,60 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(args_for_invocation(args.iter().map(|s| s.to_string()).collect()))
+        Cli::try_parse_from(args_for_invocation(
+            args.iter().map(|s| s.to_string()).collect(),
+        ))
     }
 
     #[test]
     fn pycount_is_pyprobe_count() {
-        let cli = parse(&["/usr/local/bin/pycount", "--pid", "123", "--filter", "func1"]).unwrap();
-        let Command::Count(c) = cli.command else { panic!("not count") };
+        let cli = parse(&[
+            "/usr/local/bin/pycount",
+            "--pid",
+            "123",
+            "--filter",
+            "func1",
+        ])
+        .unwrap();
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
         assert_eq!(c.target.spec(), Ok(TargetSpec::Pid(123)));
         assert_eq!(c.filter, ["func1"]);
     }
 
     #[test]
     fn a_command_target_follows_the_double_dash() {
-        let cli = parse(&["pyprobe", "count", "--latency", "--", "python3", "-c", "pass"]).unwrap();
-        let Command::Count(c) = cli.command else { panic!("not count") };
+        let cli = parse(&[
+            "pyprobe",
+            "count",
+            "--latency",
+            "--",
+            "python3",
+            "-c",
+            "pass",
+        ])
+        .unwrap();
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
         assert!(c.latency);
         assert_eq!(
             c.target.spec(),
-            Ok(TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()]))
+            Ok(TargetSpec::Command(vec![
+                "python3".into(),
+                "-c".into(),
+                "pass".into()
+            ]))
         );
     }
 
     #[test]
     fn a_target_is_required_once() {
         let cli = parse(&["pycount"]).unwrap();
-        let Command::Count(c) = cli.command else { panic!("not count") };
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
         assert!(c.target.spec().unwrap_err().contains("no target"));
         assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
     }

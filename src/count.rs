@@ -68,7 +68,8 @@ pub struct CallReport {
 impl CallReport {
     /// The calls made since an earlier reading (for --interval).
     pub fn since(&self, earlier: &CallReport) -> CallReport {
-        let before: HashMap<u32, &FunctionStats> = earlier.functions.iter().map(|f| (f.id, f)).collect();
+        let before: HashMap<u32, &FunctionStats> =
+            earlier.functions.iter().map(|f| (f.id, f)).collect();
         let functions = self
             .functions
             .iter()
@@ -145,7 +146,11 @@ impl<'obj> CallCounter<'obj> {
         let mut open = CallsSkelBuilder::default()
             .open(storage)
             .map_err(|e| Error::bpf("opening the BPF object", e))?;
-        let ro = open.maps.rodata_data.as_deref_mut().expect("calls.bpf.c has rodata");
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("calls.bpf.c has rodata");
         ro.target_tgid = target.pid as u32;
         ro.layout = strategy.layout.unwrap_or_default();
         for (slot, p) in ro.filters.iter_mut().zip(&opts.filters) {
@@ -166,7 +171,9 @@ impl<'obj> CallCounter<'obj> {
         open.progs.call_entry.set_autoload(needs_entry);
         open.progs.call_return.set_autoload(needs_return);
         open.progs.tracing_mode.set_autoload(tracing_mode);
-        let skel = open.load().map_err(|e| Error::bpf("loading the BPF programs", e))?;
+        let skel = open
+            .load()
+            .map_err(|e| Error::bpf("loading the BPF programs", e))?;
 
         let pid = target.pid;
         let path = &target.host_path;
@@ -236,13 +243,22 @@ impl<'obj> CallCounter<'obj> {
             let hist = &self.skel.maps.latency_hist;
             for key in hist.keys() {
                 let k: HistKey = record(&key);
-                let Some(&i) = by_id.get(&k.fn_id) else { continue };
+                let Some(&i) = by_id.get(&k.fn_id) else {
+                    continue;
+                };
                 if let Ok(Some(v)) = hist.lookup(&key, MapFlags::ANY) {
-                    functions[i].histogram.add(k.bucket, u64::from_le_bytes(v[..8].try_into().unwrap()));
+                    functions[i]
+                        .histogram
+                        .add(k.bucket, u64::from_le_bytes(v[..8].try_into().unwrap()));
                 }
             }
         }
-        let bss = self.skel.maps.bss_data.as_deref().expect("calls.bpf.c has bss");
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("calls.bpf.c has bss");
         Ok(CallReport {
             functions,
             losses: Losses::from_bpf(&bss.losses, self.skel.maps.functions.max_entries()),
@@ -258,7 +274,10 @@ impl<'obj> CallCounter<'obj> {
 fn hold_line_semaphore(skel: &CallsSkel<'_>, target: &Target) -> Result<Link> {
     let line = target.elf.probe("line").expect("checked in strategy_for");
     let entry = target.elf.entry_offset().ok_or_else(|| {
-        Error::ProbeUnavailable(format!("{}: cannot locate the ELF entry point", target.interpreter))
+        Error::ProbeUnavailable(format!(
+            "{}: cannot locate the ELF entry point",
+            target.interpreter
+        ))
     })?;
     debug_assert!(matches!(
         versions::probe_support(target.version.unwrap(), "function__entry"),
@@ -280,6 +299,10 @@ fn hold_line_semaphore(skel: &CallsSkel<'_>, target: &Target) -> Result<Link> {
 
 /// A NUL-terminated C char array as text (names may be UTF-8, possibly cut mid-character).
 pub fn c_string(bytes: &[i8]) -> String {
-    let b: Vec<u8> = bytes.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let b: Vec<u8> = bytes
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&b).into_owned()
 }

@@ -65,7 +65,10 @@ impl ElfInfo {
             ..ElfInfo::default()
         };
 
-        for ph in header.program_headers(endian, data).map_err(|e| e.to_string())? {
+        for ph in header
+            .program_headers(endian, data)
+            .map_err(|e| e.to_string())?
+        {
             if ph.p_type(endian) == elf::PT_LOAD {
                 info.segments.push(Segment {
                     vaddr: ph.p_vaddr(endian),
@@ -96,34 +99,38 @@ impl ElfInfo {
                         let linked = u64::from_le_bytes(note.desc()[8..16].try_into().unwrap());
                         site.pc = site.pc.wrapping_add(actual).wrapping_sub(linked);
                     }
-                    site.semaphore_offset = vaddr_to_offset(&info.segments, site.semaphore).unwrap_or(0);
+                    site.semaphore_offset =
+                        vaddr_to_offset(&info.segments, site.semaphore).unwrap_or(0);
                     info.probes.push(site);
                 }
             }
         }
 
-        let file = object::read::elf::ElfFile64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
+        let file =
+            object::read::elf::ElfFile64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
         for sym in file.dynamic_symbols().chain(file.symbols()) {
-            if let Ok(name) = sym.name() {
-                if WANTED_SYMBOLS.contains(&name) && !info.symbols.iter().any(|(n, _)| n == name) {
-                    info.symbols.push((name.to_string(), sym.address()));
-                }
+            if let Ok(name) = sym.name()
+                && WANTED_SYMBOLS.contains(&name)
+                && !info.symbols.iter().any(|(n, _)| n == name)
+            {
+                info.symbols.push((name.to_string(), sym.address()));
             }
         }
-        if let Some(addr) = info.symbol("Py_Version") {
-            if let Some(off) = vaddr_to_offset(&info.segments, addr) {
-                let off = off as usize;
-                if let Some(b) = data.get(off..off + 4) {
-                    info.py_version_hex = Some(u32::from_le_bytes(b.try_into().unwrap()));
-                }
-            }
+        if let Some(addr) = info.symbol("Py_Version")
+            && let Some(off) = vaddr_to_offset(&info.segments, addr)
+            && let Some(b) = data.get(off as usize..off as usize + 4)
+        {
+            info.py_version_hex = Some(u32::from_le_bytes(b.try_into().unwrap()));
         }
         info.needed = needed_libs(&sections, endian, data);
         Ok(info)
     }
 
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        self.symbols.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+        self.symbols
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, v)| v)
     }
 
     pub fn python_probes(&self) -> impl Iterator<Item = &ProbeSite> {
@@ -147,7 +154,12 @@ impl ElfInfo {
 
     /// Difference between run-time and link-time addresses for a mapping of this file.
     pub fn load_bias(&self, mapped_start_of_offset_zero: u64) -> u64 {
-        let first = self.segments.iter().map(|s| s.vaddr - s.offset).min().unwrap_or(0);
+        let first = self
+            .segments
+            .iter()
+            .map(|s| s.vaddr - s.offset)
+            .min()
+            .unwrap_or(0);
         mapped_start_of_offset_zero.wrapping_sub(first & !0xfff)
     }
 }
@@ -186,7 +198,9 @@ fn parse_stapsdt(desc: &[u8]) -> Option<ProbeSite> {
         return None;
     }
     let word = |i: usize| u64::from_le_bytes(desc[i * 8..i * 8 + 8].try_into().unwrap());
-    let mut strings = desc[24..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
+    let mut strings = desc[24..]
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned());
     Some(ProbeSite {
         pc: word(0),
         semaphore: word(2),
@@ -215,7 +229,14 @@ mod tests {
 
     #[test]
     fn parses_a_stapsdt_descriptor() {
-        let d = note_desc(0x4f20d4, 0x8cc5a0, 0xa84262, "python", "function__return", "8@%rbp 8@%r12 -4@%eax");
+        let d = note_desc(
+            0x4f20d4,
+            0x8cc5a0,
+            0xa84262,
+            "python",
+            "function__return",
+            "8@%rbp 8@%r12 -4@%eax",
+        );
         let p = parse_stapsdt(&d).unwrap();
         assert_eq!(p.provider, "python");
         assert_eq!(p.name, "function__return");
@@ -232,8 +253,16 @@ mod tests {
     #[test]
     fn maps_addresses_through_segments() {
         let segs = [
-            Segment { vaddr: 0x400000, offset: 0, filesz: 0x1000 },
-            Segment { vaddr: 0x945dc8, offset: 0x544dc8, filesz: 0x13e4b0 },
+            Segment {
+                vaddr: 0x400000,
+                offset: 0,
+                filesz: 0x1000,
+            },
+            Segment {
+                vaddr: 0x945dc8,
+                offset: 0x544dc8,
+                filesz: 0x13e4b0,
+            },
         ];
         assert_eq!(vaddr_to_offset(&segs, 0xa84260), Some(0x683260));
         assert_eq!(vaddr_to_offset(&segs, 0x300000), None);

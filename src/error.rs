@@ -13,7 +13,9 @@ pub enum Error {
     NotRoot,
     #[error("cannot inspect PID {pid}: {why}")]
     NoAccess { pid: i32, why: String },
-    #[error("PID {pid} ({exe}) is not a Python process: no python executable or libpython is mapped")]
+    #[error(
+        "PID {pid} ({exe}) is not a Python process: no python executable or libpython is mapped"
+    )]
     NotPython { pid: i32, exe: String },
     #[error(
         "{file} (CPython {version}) was built without USDT probes (no .note.stapsdt); \
@@ -64,10 +66,10 @@ impl Error {
             }
             source = s.source();
         }
-        if let Error::Bpf { source, .. } = self {
-            if source.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-                msg.push_str(" (loading BPF needs root, or CAP_BPF and CAP_PERFMON)");
-            }
+        if let Error::Bpf { source, .. } = self
+            && source.kind() == libbpf_rs::ErrorKind::PermissionDenied
+        {
+            msg.push_str(" (loading BPF needs root, or CAP_BPF and CAP_PERFMON)");
         }
         msg.replace('\n', " ")
     }

@@ -36,7 +36,9 @@ impl Pattern {
                 return Err(bad("FILE before ':' is empty"));
             }
             if f.contains(['*', '?', '[']) {
-                return Err(bad("FILE is matched literally against the end of the path; no wildcards"));
+                return Err(bad(
+                    "FILE is matched literally against the end of the path; no wildcards",
+                ));
             }
             if f.len() >= FILE_LEN {
                 return Err(bad(&format!("FILE is longer than {} bytes", FILE_LEN - 1)));
@@ -48,7 +50,9 @@ impl Pattern {
         let prefix = name.ends_with('*');
         let stem = name.strip_suffix('*').unwrap_or(name);
         if stem.contains(['*', '?', '[', ']']) {
-            return Err(bad("only one '*', at the end of NAME, is supported (a prefix match)"));
+            return Err(bad(
+                "only one '*', at the end of NAME, is supported (a prefix match)",
+            ));
         }
         if stem.len() >= NAME_LEN {
             return Err(bad(&format!(
@@ -65,7 +69,11 @@ impl Pattern {
 
     /// The same test the kernel makes, for userspace consumers and tests.
     pub fn matches(&self, file: &str, name: &str) -> bool {
-        let name_ok = if self.prefix { name.starts_with(&self.name) } else { name == self.name };
+        let name_ok = if self.prefix {
+            name.starts_with(&self.name)
+        } else {
+            name == self.name
+        };
         let file_ok = match &self.file {
             None => true,
             Some(f) => file == f || file.ends_with(&format!("/{f}")),
@@ -112,15 +120,27 @@ mod tests {
     fn parses_the_three_forms() {
         assert_eq!(
             Pattern::parse("func1").unwrap(),
-            Pattern { file: None, name: "func1".into(), prefix: false }
+            Pattern {
+                file: None,
+                name: "func1".into(),
+                prefix: false
+            }
         );
         assert_eq!(
             Pattern::parse("handle_*").unwrap(),
-            Pattern { file: None, name: "handle_".into(), prefix: true }
+            Pattern {
+                file: None,
+                name: "handle_".into(),
+                prefix: true
+            }
         );
         assert_eq!(
             Pattern::parse("app.py:handle_*").unwrap(),
-            Pattern { file: Some("app.py".into()), name: "handle_".into(), prefix: true }
+            Pattern {
+                file: Some("app.py".into()),
+                name: "handle_".into(),
+                prefix: true
+            }
         );
         assert_eq!(Pattern::parse("pkg/app.py:*").unwrap().name, "");
     }
@@ -140,7 +160,12 @@ mod tests {
             assert!(e.contains(why), "{p:?}: {e}");
         }
         let long = "x".repeat(64);
-        assert!(Pattern::parse(&long).unwrap_err().to_string().contains("longer than 63"));
+        assert!(
+            Pattern::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 63")
+        );
         assert!(Pattern::parse(&"x".repeat(63)).is_ok());
     }
 
@@ -159,7 +184,12 @@ mod tests {
     #[test]
     fn limits_the_number_of_patterns() {
         let many: Vec<String> = (0..9).map(|i| format!("f{i}")).collect();
-        assert!(parse_all(&many).unwrap_err().to_string().contains("at most 8"));
+        assert!(
+            parse_all(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 8")
+        );
         assert_eq!(parse_all(&many[..8]).unwrap().len(), 8);
     }
 

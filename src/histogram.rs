@@ -72,10 +72,17 @@ impl Histogram {
         let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
         for (&b, &c) in &self.buckets {
             let (lo, hi) = bucket_bounds(b);
-            h.record_n(lo + (hi - lo) / 2, c).expect("auto-resizing histogram takes any u64");
+            h.record_n(lo + (hi - lo) / 2, c)
+                .expect("auto-resizing histogram takes any u64");
         }
         qs.iter()
-            .map(|&q| if h.is_empty() { 0 } else { h.value_at_quantile(q / 100.0) })
+            .map(|&q| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(q / 100.0)
+                }
+            })
             .collect()
     }
 
@@ -92,7 +99,11 @@ impl Histogram {
         };
         (first..=last)
             .map(|slot| {
-                let (lo, hi) = if slot == 0 { (0, 1) } else { (1u64 << (slot - 1), (1u64 << slot) - 1) };
+                let (lo, hi) = if slot == 0 {
+                    (0, 1)
+                } else {
+                    (1u64 << (slot - 1), (1u64 << slot) - 1)
+                };
                 (lo, hi, rows.get(&slot).copied().unwrap_or(0))
             })
             .collect()
@@ -146,7 +157,8 @@ mod tests {
             h.add(bucket_of(v), 1);
         }
         let p = h.percentiles(&[0.0, 100.0]);
-        let close = |est: u64, truth: u64| (est as f64 - truth as f64).abs() <= truth as f64 / 32.0 + 1.0;
+        let close =
+            |est: u64, truth: u64| (est as f64 - truth as f64).abs() <= truth as f64 / 32.0 + 1.0;
         assert!(close(p[0], 1_234_567), "{p:?}");
         assert!(close(p[1], 30_000_000), "{p:?}");
         let mut wide = Histogram::default();
@@ -156,7 +168,10 @@ mod tests {
         one.add(bucket_of(10_000_000), 99);
         one.add(bucket_of(50_000_000), 1);
         let p = one.percentiles(&[50.0, 99.0, 100.0]);
-        assert!(close(p[0], 10_000_000) && close(p[1], 10_000_000) && close(p[2], 50_000_000), "{p:?}");
+        assert!(
+            close(p[0], 10_000_000) && close(p[1], 10_000_000) && close(p[2], 50_000_000),
+            "{p:?}"
+        );
     }
 
     #[test]

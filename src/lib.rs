@@ -1,5 +1,7 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
 pub mod bpf;
+pub mod cli;
+pub mod commands;
 pub mod count;
 pub mod elf;
 pub mod error;
@@ -10,5 +12,3 @@ pub mod output;
 pub mod process;
 pub mod target;
 pub mod versions;
-pub mod cli;
-pub mod commands;

@@ -57,14 +57,35 @@ impl Losses {
         };
         say(
             self.functions_full,
-            format!("calls not counted: function table full ({} functions; raise --max-functions)", self.table_size),
+            format!(
+                "calls not counted: function table full ({} functions; raise --max-functions)",
+                self.table_size
+            ),
         );
-        say(self.hist_full, "latency samples dropped: histogram table full".into());
-        say(self.threads_full, "calls not timed: too many threads".into());
-        say(self.too_deep, "calls not timed: nested deeper than 256 frames".into());
-        say(self.unpaired_returns, "returns not timed: their entry was not seen (running at attach)".into());
-        say(self.code_read_errors, "probe hits whose code object could not be read".into());
-        say(self.events_lost, "events lost: ring buffer full (raise --buffer-size)".into());
+        say(
+            self.hist_full,
+            "latency samples dropped: histogram table full".into(),
+        );
+        say(
+            self.threads_full,
+            "calls not timed: too many threads".into(),
+        );
+        say(
+            self.too_deep,
+            "calls not timed: nested deeper than 256 frames".into(),
+        );
+        say(
+            self.unpaired_returns,
+            "returns not timed: their entry was not seen (running at attach)".into(),
+        );
+        say(
+            self.code_read_errors,
+            "probe hits whose code object could not be read".into(),
+        );
+        say(
+            self.events_lost,
+            "events lost: ring buffer full (raise --buffer-size)".into(),
+        );
         out
     }
 

@@ -9,7 +9,9 @@ use pyprobe::process::install_stop_handler;
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args_for_invocation(std::env::args().collect()));
     if cli.verbose {
-        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| eprint!("{msg}"))));
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| {
+            eprint!("{msg}")
+        })));
     } else {
         // libbpf's own warnings would repeat what the typed error says, in its words.
         libbpf_rs::set_print(None);

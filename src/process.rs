@@ -1,6 +1,6 @@
 //! The traced process's lifetime: attaching by PID or spawning a command held at its exec until
 //! the probes are live, watching for its exit, and the stop conditions of a tracing session.
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,8 +38,15 @@ pub fn check_privileges() -> Result<()> {
 
 /// What is traced: a process found by PID, or a command pyprobe started.
 pub enum Tracee {
-    Attached { pid: i32, pidfd: Option<OwnedFd> },
-    Spawned { child: Child, held: bool, exited: bool },
+    Attached {
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+    },
+    Spawned {
+        child: Child,
+        held: bool,
+        exited: bool,
+    },
 }
 
 impl Tracee {
@@ -89,13 +96,16 @@ impl Tracee {
                     *exited = true;
                     *held = false;
                 }
-                return Err(spawn_err("it exited before running a Python interpreter".into()));
+                return Err(spawn_err(
+                    "it exited before running a Python interpreter".into(),
+                ));
             }
             if !libc::WIFSTOPPED(status) {
                 continue;
             }
             let sig = libc::WSTOPSIG(status);
-            let exec_stop = sig == libc::SIGTRAP && (first || (status >> 16) == libc::PTRACE_EVENT_EXEC);
+            let exec_stop =
+                sig == libc::SIGTRAP && (first || (status >> 16) == libc::PTRACE_EVENT_EXEC);
             if first {
                 first = false;
                 // SAFETY: options on our stopped tracee.
@@ -130,12 +140,12 @@ impl Tracee {
 
     /// Lets a spawned command run (the probes are live by now).
     pub fn release(&mut self) {
-        if let Tracee::Spawned { child, held, .. } = self {
-            if *held {
-                // SAFETY: detaching our stopped tracee lets it continue.
-                unsafe { libc::ptrace(libc::PTRACE_DETACH, child.id() as i32, 0, 0) };
-                *held = false;
-            }
+        if let Tracee::Spawned { child, held, .. } = self
+            && *held
+        {
+            // SAFETY: detaching our stopped tracee lets it continue.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, child.id() as i32, 0, 0) };
+            *held = false;
         }
     }
 
@@ -164,23 +174,25 @@ impl Tracee {
 
     /// Ends the session: a command pyprobe started is stopped with it, a PID is left alone.
     pub fn finish(&mut self) {
-        if let Tracee::Spawned { child, exited, .. } = self {
-            if !*exited {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        *exited = true;
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                *exited = true;
-            }
+        let Tracee::Spawned { child, exited, .. } = self else {
+            return;
+        };
+        if *exited {
+            return;
         }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                *exited = true;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        *exited = true;
     }
 }
 
@@ -226,11 +238,11 @@ pub fn run_session(
         if tracee.has_exited() {
             return Ok(StopReason::TargetExited);
         }
-        if let Some(t) = next_tick {
-            if Instant::now() >= t {
-                tick()?;
-                next_tick = Some(t + schedule.interval.unwrap());
-            }
+        if let Some(t) = next_tick
+            && Instant::now() >= t
+        {
+            tick()?;
+            next_tick = Some(t + schedule.interval.unwrap());
         }
         wait(Duration::from_millis(50))?;
     }

@@ -74,7 +74,10 @@ impl Target {
             return Err(Error::NoSuchProcess(pid));
         }
         let exe = match fs::read_link(proc_dir.join("exe")) {
-            Ok(p) => p.to_string_lossy().trim_end_matches(" (deleted)").to_string(),
+            Ok(p) => p
+                .to_string_lossy()
+                .trim_end_matches(" (deleted)")
+                .to_string(),
             Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(no_access(pid)),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // Kernel threads have no executable; a process that just exited has no /proc dir.
@@ -98,7 +101,10 @@ impl Target {
         let host = |p: &str| root.join(p.trim_start_matches('/'));
 
         let exe_elf = ElfInfo::read(&host(&exe)).ok();
-        let libpython = maps.iter().find(|m| is_libpython(&m.path)).map(|m| m.path.clone());
+        let libpython = maps
+            .iter()
+            .find(|m| is_libpython(&m.path))
+            .map(|m| m.path.clone());
         let exe_has_probes = exe_elf.as_ref().is_some_and(|e| e.has_python_probes());
 
         let (interpreter, elf) = if exe_has_probes {
@@ -106,7 +112,10 @@ impl Target {
         } else if let Some(lib) = libpython {
             let elf = ElfInfo::read(&host(&lib))?;
             (lib, elf)
-        } else if let Some(lib) = exe_elf.as_ref().and_then(|e| find_needed_libpython(e, &root, &exe)) {
+        } else if let Some(lib) = exe_elf
+            .as_ref()
+            .and_then(|e| find_needed_libpython(e, &root, &exe))
+        {
             // Spawned and stopped at exec: the loader has not mapped libpython yet.
             let elf = ElfInfo::read(&host(&lib))?;
             (lib, elf)
@@ -149,7 +158,9 @@ impl Target {
     }
 
     pub fn version_text(&self) -> String {
-        self.version.map(|v| v.to_string()).unwrap_or_else(|| "unknown version".into())
+        self.version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown version".into())
     }
 
     /// Run-time address of a link-time address in the interpreter file.
@@ -172,7 +183,9 @@ impl Target {
         if site.semaphore == 0 {
             return None;
         }
-        let b = self.read_memory(self.runtime_addr(site.semaphore), 2).ok()?;
+        let b = self
+            .read_memory(self.runtime_addr(site.semaphore), 2)
+            .ok()?;
         Some(u16::from_le_bytes([b[0], b[1]]))
     }
 }
@@ -195,7 +208,10 @@ fn looks_like_python(elf: &ElfInfo) -> bool {
 /// Resolves a DT_NEEDED libpython the way the loader would, in the usual places.
 fn find_needed_libpython(elf: &ElfInfo, root: &Path, exe: &str) -> Option<String> {
     let lib = elf.needed.iter().find(|n| is_libpython(n))?;
-    let exe_dir = Path::new(exe).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let exe_dir = Path::new(exe)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dirs = [
         format!("{exe_dir}/../lib"),
         "/usr/local/lib".into(),

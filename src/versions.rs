@@ -13,7 +13,11 @@ pub struct PyVersion {
 
 impl PyVersion {
     pub const fn new(major: u8, minor: u8) -> PyVersion {
-        PyVersion { major, minor, micro: None }
+        PyVersion {
+            major,
+            minor,
+            micro: None,
+        }
     }
 
     /// From PY_VERSION_HEX (the exported `Py_Version` of 3.11+).
@@ -31,7 +35,11 @@ impl PyVersion {
         let rest = &name[at..];
         let mut parts = rest.splitn(2, '.');
         let major: u8 = parts.next()?.parse().ok()?;
-        let minor_digits: String = parts.next()?.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let minor_digits: String = parts
+            .next()?
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         Some(PyVersion::new(major, minor_digits.parse().ok()?))
     }
 
@@ -76,9 +84,9 @@ pub fn probe_support(v: PyVersion, probe: &str) -> Support {
         "function__entry" | "function__return" if v.minor_is(12, 14) => {
             Support::NotInVersion("CPython 3.12-3.14 have no function probes")
         }
-        "function__return" if v >= PyVersion::new(3, 15) => {
-            Support::Caveat("does not fire when a frame exits by an exception; pyprobe counts entries")
-        }
+        "function__return" if v >= PyVersion::new(3, 15) => Support::Caveat(
+            "does not fire when a frame exits by an exception; pyprobe counts entries",
+        ),
         "line" if v >= PyVersion::new(3, 12) => {
             Support::NotInVersion("the line probe exists only up to CPython 3.11")
         }
@@ -88,7 +96,9 @@ pub fn probe_support(v: PyVersion, probe: &str) -> Support {
         "import__find__load__start" | "import__find__load__done" if v < PyVersion::new(3, 7) => {
             Support::NotInVersion("import probes arrived in CPython 3.7")
         }
-        "audit" if v < PyVersion::new(3, 8) => Support::NotInVersion("audit hooks arrived in CPython 3.8"),
+        "audit" if v < PyVersion::new(3, 8) => {
+            Support::NotInVersion("audit hooks arrived in CPython 3.8")
+        }
         _ => Support::Fires,
     }
 }
@@ -149,9 +159,18 @@ mod tests {
 
     #[test]
     fn parses_versions_from_file_names() {
-        assert_eq!(PyVersion::from_file_name("python3.11"), Some(PyVersion::new(3, 11)));
-        assert_eq!(PyVersion::from_file_name("libpython3.9.so.1.0"), Some(PyVersion::new(3, 9)));
-        assert_eq!(PyVersion::from_file_name("python3.15d"), Some(PyVersion::new(3, 15)));
+        assert_eq!(
+            PyVersion::from_file_name("python3.11"),
+            Some(PyVersion::new(3, 11))
+        );
+        assert_eq!(
+            PyVersion::from_file_name("libpython3.9.so.1.0"),
+            Some(PyVersion::new(3, 9))
+        );
+        assert_eq!(
+            PyVersion::from_file_name("python3.15d"),
+            Some(PyVersion::new(3, 15))
+        );
         assert_eq!(PyVersion::from_file_name("python3"), None);
         assert_eq!(PyVersion::from_file_name("bash"), None);
     }
@@ -167,7 +186,10 @@ mod tests {
     fn knows_which_probes_fire() {
         let v311 = PyVersion::new(3, 11);
         assert!(probe_support(v311, "function__return").works());
-        assert!(matches!(probe_support(v311, "function__entry"), Support::Caveat(_)));
+        assert!(matches!(
+            probe_support(v311, "function__entry"),
+            Support::Caveat(_)
+        ));
         assert!(!probe_support(PyVersion::new(3, 13), "function__entry").works());
         assert!(!probe_support(PyVersion::new(3, 12), "line").works());
         assert!(probe_support(PyVersion::new(3, 13), "gc__start").works());

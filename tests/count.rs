@@ -33,8 +33,16 @@ fn known_calls() -> BTreeMap<(String, u32), u64> {
         ("worker", "worker", 4),
         ("größe", "größe", 7),
         ("函数", "函数", 5),
-        (long, "a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_one", 3),
-        (long, "a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two", 4),
+        (
+            long,
+            "a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_one",
+            3,
+        ),
+        (
+            long,
+            "a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two",
+            4,
+        ),
         ("func1", "func1", 1000),
         ("func2", "func2", 200),
         ("func3", "func3", 30),
@@ -108,7 +116,10 @@ fn pycount_name_runs_the_count_command() {
     std::os::unix::fs::symlink(pyprobe_bin(), &link).unwrap();
     let out = Command::new(&link).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--filter") && help.contains("--latency"), "{help}");
+    assert!(
+        help.contains("--filter") && help.contains("--latency"),
+        "{help}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -117,7 +128,12 @@ fn names_in(report: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -131,37 +147,77 @@ fn filter_exact_name() {
 
 #[test]
 fn filter_prefix_within_a_file() {
-    let (report, _) = trace_pid(&["count", "--filter", "known_calls.py:func*"], "known_calls.py");
+    let (report, _) = trace_pid(
+        &["count", "--filter", "known_calls.py:func*"],
+        "known_calls.py",
+    );
     assert_eq!(
         names_in(&report),
-        [("func1".to_string(), 1000), ("func2".to_string(), 200), ("func3".to_string(), 30)]
+        [
+            ("func1".to_string(), 1000),
+            ("func2".to_string(), 200),
+            ("func3".to_string(), 30)
+        ]
     );
 }
 
 #[test]
 fn filter_prefix_anywhere_selects_only_matching_names() {
-    let (report, _) = trace_pid(&["count", "--filter", "fun*", "--filter", "raiser"], "known_calls.py");
+    let (report, _) = trace_pid(
+        &["count", "--filter", "fun*", "--filter", "raiser"],
+        "known_calls.py",
+    );
     let names = names_in(&report);
-    assert!(names.iter().all(|(n, _)| n.starts_with("fun") || n == "raiser"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|(n, _)| n.starts_with("fun") || n == "raiser"),
+        "{names:?}"
+    );
     let known = counts_by_name(&report, "/known_calls.py");
     let known: Vec<(&str, u64)> = known.iter().map(|(n, _, c)| (n.as_str(), *c)).collect();
-    assert_eq!(known, [("func1", 1000), ("func2", 200), ("func3", 30), ("raiser", 400)]);
+    assert_eq!(
+        known,
+        [
+            ("func1", 1000),
+            ("func2", 200),
+            ("func3", 30),
+            ("raiser", 400)
+        ]
+    );
 }
 
 #[test]
 fn filter_file_and_name_keeps_same_named_functions_apart() {
-    let (report, _) = trace_pid(&["count", "--filter", "known_calls.py:__init__"], "known_calls.py");
+    let (report, _) = trace_pid(
+        &["count", "--filter", "known_calls.py:__init__"],
+        "known_calls.py",
+    );
     let rows = counts_by_name(&report, "/known_calls.py");
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), [21, 30]);
-    assert_eq!(report["functions"].as_array().unwrap().len(), 2, "nothing from other files");
-    let (report, _) = trace_pid(&["count", "--filter", "calls.py:__init__"], "known_calls.py");
-    assert_eq!(report["functions"].as_array().unwrap().len(), 0, "calls.py is not known_calls.py");
+    assert_eq!(
+        report["functions"].as_array().unwrap().len(),
+        2,
+        "nothing from other files"
+    );
+    let (report, _) = trace_pid(
+        &["count", "--filter", "calls.py:__init__"],
+        "known_calls.py",
+    );
+    assert_eq!(
+        report["functions"].as_array().unwrap().len(),
+        0,
+        "calls.py is not known_calls.py"
+    );
 }
 
 #[test]
 fn a_call_made_at_import_time_is_counted() {
-    let (out, err, ok) = run_spawned(&["count", "--json", "--filter", "called_at_import"], "import_time_call.py");
+    let (out, err, ok) = run_spawned(
+        &["count", "--json", "--filter", "called_at_import"],
+        "import_time_call.py",
+    );
     assert!(ok, "{err}");
     let report = last_json(&out);
     assert_eq!(names_in(&report), [("called_at_import".to_string(), 1)]);
@@ -169,7 +225,10 @@ fn a_call_made_at_import_time_is_counted() {
 
 #[test]
 fn latency_percentiles_match_the_workloads_own_timing() {
-    let (report, own) = trace_pid(&["count", "--latency", "--filter", "sleep_*"], "sleepers.py");
+    let (report, own) = trace_pid(
+        &["count", "--latency", "--filter", "sleep_*"],
+        "sleepers.py",
+    );
     let own: serde_json::Value = serde_json::from_str(own.trim()).expect("workload timings");
     for (name, calls) in [("sleep_10ms", 40u64), ("sleep_30ms", 20)] {
         let f = report["functions"]
@@ -180,18 +239,29 @@ fn latency_percentiles_match_the_workloads_own_timing() {
             .unwrap_or_else(|| panic!("{name} missing: {report}"));
         assert_eq!(f["count"], calls);
         assert_eq!(f["timed"], calls);
-        let mut mine: Vec<u64> = own[name].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let mut mine: Vec<u64> = own[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
         mine.sort();
         let pick = |q: f64| mine[((q / 100.0) * (mine.len() - 1) as f64).round() as usize] as f64;
         for (field, q) in [("p50_ns", 50.0), ("p90_ns", 90.0)] {
             let got = f[field].as_u64().unwrap() as f64;
             let truth = pick(q);
             // Promised: within about 6% (bucket width 1/16, reported at its midpoint).
-            assert!((got - truth).abs() <= truth * 0.0625, "{name} {field}: {got} vs own {truth}");
+            assert!(
+                (got - truth).abs() <= truth * 0.0625,
+                "{name} {field}: {got} vs own {truth}"
+            );
         }
         let max = f["max_ns"].as_u64().unwrap() as f64;
         let own_max = *mine.last().unwrap() as f64;
-        assert!(max <= own_max * 1.0625 && max >= own_max * 0.9375, "{name} max {max} vs {own_max}");
+        assert!(
+            max <= own_max * 1.0625 && max >= own_max * 0.9375,
+            "{name} max {max} vs {own_max}"
+        );
     }
 }
 
@@ -200,14 +270,24 @@ fn semaphores(pid: i32) -> Vec<(String, u16)> {
     let t = pyprobe::target::Target::from_pid(pid).expect("target");
     ["function__entry", "function__return", "line"]
         .iter()
-        .map(|p| (p.to_string(), t.semaphore_value(p).expect("semaphore readable")))
+        .map(|p| {
+            (
+                p.to_string(),
+                t.semaphore_value(p).expect("semaphore readable"),
+            )
+        })
         .collect()
 }
 
 /// Reads the progress counter the forever.py workload prints.
 fn progress(w: &mut Guard, lines: &mut impl Iterator<Item = String>) -> u64 {
     let _ = w;
-    lines.next().expect("workload alive").trim().parse().expect("a count")
+    lines
+        .next()
+        .expect("workload alive")
+        .trim()
+        .parse()
+        .expect("a count")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -222,9 +302,15 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     let mut w = start_workload_raw("forever.py");
     let pid = w.pid();
     let stdout = w.child().stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut lines = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok);
     assert_eq!(lines.next().as_deref(), Some("ready"));
-    assert!(semaphores(pid).iter().all(|(_, v)| *v == 0), "clean before: {:?}", semaphores(pid));
+    assert!(
+        semaphores(pid).iter().all(|(_, v)| *v == 0),
+        "clean before: {:?}",
+        semaphores(pid)
+    );
 
     let pid_s = pid.to_string();
     let mut args = vec!["count", "--pid", &pid_s];
@@ -236,9 +322,17 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     }
     let (p, rx) = start_pyprobe(&args);
     let during = semaphores(pid);
-    assert!(during.iter().any(|(n, v)| n == "function__return" && *v >= 1), "{during:?}");
+    assert!(
+        during
+            .iter()
+            .any(|(n, v)| n == "function__return" && *v >= 1),
+        "{during:?}"
+    );
     if latency {
-        assert!(during.iter().all(|(_, v)| *v >= 1), "entry needs tracing mode: {during:?}");
+        assert!(
+            during.iter().all(|(_, v)| *v >= 1),
+            "entry needs tracing mode: {during:?}"
+        );
     }
     match ending {
         Ending::Duration => {}
@@ -251,7 +345,10 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     }
     let (out, err) = finish_pyprobe(p, rx);
     if !matches!(ending, Ending::Sigkill) {
-        assert!(out.contains("tick"), "report printed on {ending:?}: {out}\n{err}");
+        assert!(
+            out.contains("tick"),
+            "report printed on {ending:?}: {out}\n{err}"
+        );
     }
     // The kernel lowers the semaphores as the links go, also after SIGKILL (fd teardown).
     let mut after = semaphores(pid);
@@ -262,7 +359,10 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
         thread::sleep(Duration::from_millis(100));
         after = semaphores(pid);
     }
-    assert!(after.iter().all(|(_, v)| *v == 0), "{ending:?}: semaphores left raised: {after:?}");
+    assert!(
+        after.iter().all(|(_, v)| *v == 0),
+        "{ending:?}: semaphores left raised: {after:?}"
+    );
     let a = progress(&mut w, &mut lines);
     let b = progress(&mut w, &mut lines);
     assert!(b > a, "target keeps running after pycount ({a} then {b})");
@@ -289,14 +389,24 @@ fn assert_clean_failure(args: &[&str], expect: &str) {
     let out = run_pyprobe(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line expected:\n{err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{args:?}: one line expected:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
 }
 
 #[test]
 fn unknown_pid_is_refused() {
-    assert_clean_failure(&["count", "--pid", "999999999"], "no process with PID 999999999");
+    assert_clean_failure(
+        &["count", "--pid", "999999999"],
+        "no process with PID 999999999",
+    );
 }
 
 #[test]
@@ -325,8 +435,14 @@ fn a_python_without_probes_is_refused() {
 
 #[test]
 fn a_bad_filter_is_refused_before_anything_starts() {
-    assert_clean_failure(&["count", "--pid", "1", "--filter", "a*b"], "invalid filter \"a*b\"");
-    assert_clean_failure(&["count", "--pid", "1", "--filter", "x.py:"], "NAME is empty");
+    assert_clean_failure(
+        &["count", "--pid", "1", "--filter", "a*b"],
+        "invalid filter \"a*b\"",
+    );
+    assert_clean_failure(
+        &["count", "--pid", "1", "--filter", "x.py:"],
+        "NAME is empty",
+    );
 }
 
 #[test]
@@ -337,7 +453,12 @@ fn no_target_is_a_usage_error() {
 #[test]
 fn not_root_is_refused_with_the_fix() {
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(pyprobe_bin())
         .args(["count", "--pid", "1"])
         .output()
@@ -352,13 +473,24 @@ fn not_root_is_refused_with_the_fix() {
 fn a_version_without_function_probes_is_explained() {
     // Debian sid's 3.13 (built by ../shared/tools/mk-sidroot.sh, run by scripts/test).
     let python = "/opt/sidroot/usr/bin/python3.13";
-    assert!(std::path::Path::new(python).exists(), "{python} missing: run scripts/test");
-    let g = Guard::spawn(Command::new("chroot").args(["/opt/sidroot", "/usr/bin/python3.13", "-c", "import time; time.sleep(30)"]));
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    let g = Guard::spawn(Command::new("chroot").args([
+        "/opt/sidroot",
+        "/usr/bin/python3.13",
+        "-c",
+        "import time; time.sleep(30)",
+    ]));
     thread::sleep(Duration::from_millis(500));
     let pid = g.pid().to_string();
     assert_clean_failure(&["count", "--pid", &pid], "has no function probes");
     let out = run_pyprobe(&["probes", "--pid", &pid]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("CPython 3.13") && text.contains("gc__start"), "{text}");
+    assert!(
+        text.contains("CPython 3.13") && text.contains("gc__start"),
+        "{text}"
+    );
 }

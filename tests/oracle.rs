@@ -8,7 +8,14 @@ use std::process::Command;
 use common::*;
 
 /// Files whose functions the work uses and that interpreter start-up and shutdown do not touch.
-const LIBRARY_FILES: &[&str] = &["json/encoder.py", "json/decoder.py", "json/__init__.py", "difflib.py", "textwrap.py", "fractions.py"];
+const LIBRARY_FILES: &[&str] = &[
+    "json/encoder.py",
+    "json/decoder.py",
+    "json/__init__.py",
+    "difflib.py",
+    "textwrap.py",
+    "fractions.py",
+];
 
 #[test]
 fn pycount_matches_cprofile_on_standard_library_work() {
@@ -16,7 +23,11 @@ fn pycount_matches_cprofile_on_standard_library_work() {
         .args([&script("stdlib_work.py"), "--profile"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let key = |f: &serde_json::Value| {
         (
@@ -31,9 +42,15 @@ fn pycount_matches_cprofile_on_standard_library_work() {
         .filter(|f| in_library(f["file"].as_str().unwrap()))
         .map(|f| (key(f), f["count"].as_u64().unwrap()))
         .collect();
-    assert!(want.len() >= 20, "the work exercises many library functions: {want:?}");
+    assert!(
+        want.len() >= 20,
+        "the work exercises many library functions: {want:?}"
+    );
     let shared_names = want.keys().map(|k| &k.2).collect::<Vec<_>>();
-    let dup = shared_names.iter().filter(|n| shared_names.iter().filter(|m| m == n).count() > 1).count();
+    let dup = shared_names
+        .iter()
+        .filter(|n| shared_names.iter().filter(|m| m == n).count() > 1)
+        .count();
     assert!(dup > 0, "the oracle includes functions that share a name");
 
     let mut args = vec!["count".to_string()];

@@ -18,7 +18,14 @@ pub fn run(args: &CountArgs) -> Result<()> {
     };
     let mut storage = MaybeUninit::uninit();
     let counter = CallCounter::attach(&target, &opts, &mut storage)?;
-    super::banner(if args.latency { "calls and latencies" } else { "calls" }, &target);
+    super::banner(
+        if args.latency {
+            "calls and latencies"
+        } else {
+            "calls"
+        },
+        &target,
+    );
     tracee.release();
 
     let print = |report: &CallReport| {
@@ -66,5 +73,10 @@ fn clock() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
 }

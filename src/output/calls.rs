@@ -41,7 +41,11 @@ pub fn function_label(f: &FunctionStats) -> String {
         f.file,
         f.line,
         f.name,
-        if f.name_truncated { "...[truncated]" } else { "" }
+        if f.name_truncated {
+            "...[truncated]"
+        } else {
+            ""
+        }
     )
 }
 
@@ -135,11 +139,20 @@ mod tests {
             functions: vec![f("a", 1, 5, 100), f("b", 2, 50, 10), f("c", 3, 5, 1000)],
             ..Default::default()
         };
-        let names: Vec<_> = ordered(&r, SortKey::Count, None).iter().map(|f| f.name.clone()).collect();
+        let names: Vec<_> = ordered(&r, SortKey::Count, None)
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
         assert_eq!(names, ["b", "a", "c"]);
-        let names: Vec<_> = ordered(&r, SortKey::Total, Some(2)).iter().map(|f| f.name.clone()).collect();
+        let names: Vec<_> = ordered(&r, SortKey::Total, Some(2))
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
         assert_eq!(names, ["c", "a"]);
-        let names: Vec<_> = ordered(&r, SortKey::Avg, None).iter().map(|f| f.name.clone()).collect();
+        let names: Vec<_> = ordered(&r, SortKey::Avg, None)
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
         assert_eq!(names, ["c", "a", "b"]);
     }
 

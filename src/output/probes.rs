@@ -68,7 +68,9 @@ pub fn table(target: &Target) -> String {
             r.name,
             r.sites,
             r.semaphore,
-            r.semaphore_value.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            r.semaphore_value
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
             works,
             r.args
         ));

@@ -16,7 +16,9 @@ pub fn pyprobe_bin() -> &'static str {
 }
 
 pub fn script(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(name);
     assert!(p.exists(), "missing workload {}", p.display());
     p.to_string_lossy().into_owned()
 }
@@ -63,8 +65,18 @@ impl Guard {
                 buf
             })
         };
-        let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-        let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
         let deadline = Instant::now() + limit;
         let status = loop {
             if let Ok(Some(st)) = child.try_wait() {
@@ -100,7 +112,11 @@ pub fn start_workload(script_name: &str) -> Guard {
     let stdout = g.child().stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().and_then(|l| l.ok());
-    assert_eq!(first.as_deref(), Some("ready"), "{script_name} did not get ready");
+    assert_eq!(
+        first.as_deref(),
+        Some("ready"),
+        "{script_name} did not get ready"
+    );
     thread::spawn(move || lines.for_each(drop));
     g
 }
@@ -161,7 +177,10 @@ fn wait_for_banner(stderr: ChildStderr, g: &mut Guard) -> mpsc::Receiver<String>
             Err(_) => break,
         }
     }
-    panic!("pyprobe did not start tracing; stderr:\n{}", seen.join("\n"));
+    panic!(
+        "pyprobe did not start tracing; stderr:\n{}",
+        seen.join("\n")
+    );
 }
 
 /// Collects pyprobe's stdout after it exits on its own (target exit or --duration).
@@ -169,7 +188,10 @@ pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) 
     let out = g.wait_output(Duration::from_secs(60));
     let mut err: Vec<String> = rx.try_iter().collect();
     err.push(String::from_utf8_lossy(&out.stderr).into_owned());
-    (String::from_utf8_lossy(&out.stdout).into_owned(), err.join("\n"))
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err.join("\n"),
+    )
 }
 
 /// Runs `pyprobe ARGS -- python3.11 SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
@@ -194,7 +216,11 @@ pub fn run_spawned(args: &[&str], script_name: &str) -> (String, String, bool) {
 
 /// The JSON document pyprobe printed last (a spawned workload shares its stdout).
 pub fn last_json(stdout: &str) -> serde_json::Value {
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in:\n{stdout}"));
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in:\n{stdout}"));
     serde_json::from_str(line).expect("valid JSON")
 }
 
@@ -220,7 +246,11 @@ pub fn trace_pid(pyprobe_args: &[&str], script_name: &str) -> (serde_json::Value
     let (p, rx) = start_pyprobe(&args);
     w.send_line("go");
     let wout = w.wait_output(Duration::from_secs(60));
-    assert!(wout.status.success(), "workload failed: {}", String::from_utf8_lossy(&wout.stderr));
+    assert!(
+        wout.status.success(),
+        "workload failed: {}",
+        String::from_utf8_lossy(&wout.stderr)
+    );
     let (stdout, stderr) = finish_pyprobe(p, rx);
     let v = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));

@@ -1,0 +1,34 @@
+# Shared by scripts/demo, scripts/test and scripts/bench: idempotent set-up on Debian as root.
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+require_root() {
+    [ "$(id -u)" -eq 0 ] || die "run as root: pyprobe loads BPF programs and installs packages"
+}
+
+# Installs the Debian packages that are missing, and only those (apt-get update once, if needed).
+apt_ensure() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building pyprobe and running its tests need: clang for the BPF C, libelf and zlib for
+# libbpf, Debian's CPython 3.11 (it has the USDT probes), setpriv for the not-root test.
+install_build_deps() {
+    apt_ensure clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev linux-libc-dev \
+        python3.11 util-linux
+    command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo (Rust) is required"
+    export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+build_release() {
+    cargo build --release --locked 2>&1 | grep -v '^\s*\(Compiling\|Downloaded\|Downloading\)' >&2 || true
+    [ -x target/release/pyprobe ] || die "build failed"
+}
