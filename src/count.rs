@@ -28,7 +28,7 @@ pub struct CountOptions {
 pub struct FunctionStats {
     pub id: u32,
     pub file: String,
-    pub line: u32,
+    pub line: i32,
     pub name: String,
     pub name_truncated: bool,
     pub file_truncated: bool,
@@ -224,7 +224,8 @@ impl<'obj> CallCounter<'obj> {
             functions.push(FunctionStats {
                 id: e.id,
                 file: c_string(&e.file),
-                line: e.firstlineno,
+                // Signed: where the line comes from the probe (no code object), CPython may pass -1.
+                line: e.firstlineno as i32,
                 name: c_string(&e.name),
                 name_truncated: e.name_truncated != 0,
                 file_truncated: e.file_truncated != 0,

@@ -3,6 +3,7 @@
 //! in containers and chroots work).
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::elf::ElfInfo;
@@ -15,6 +16,7 @@ pub struct Mapping {
     pub start: u64,
     pub end: u64,
     pub offset: u64,
+    pub inode: u64,
     pub path: String,
 }
 
@@ -27,7 +29,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let _perms = f.next()?;
             let offset = u64::from_str_radix(f.next()?, 16).ok()?;
             let _dev = f.next()?;
-            let _inode = f.next()?;
+            let inode = f.next()?.parse().ok()?;
             let path: Vec<&str> = f.collect();
             let path = path.join(" ");
             if !path.starts_with('/') {
@@ -38,6 +40,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 start: u64::from_str_radix(s, 16).ok()?,
                 end: u64::from_str_radix(e, 16).ok()?,
                 offset,
+                inode,
                 path: path.trim_end_matches(" (deleted)").to_string(),
             })
         })
@@ -98,7 +101,16 @@ impl Target {
             Err(_) => return Err(Error::NoSuchProcess(pid)),
         };
         let root = proc_dir.join("root");
-        let host = |p: &str| root.join(p.trim_start_matches('/'));
+        let exe_inode = fs::metadata(proc_dir.join("exe"))
+            .map(|m| m.ino())
+            .unwrap_or(0);
+        let inode_of = |p: &str| {
+            maps.iter()
+                .find(|m| m.path == p)
+                .map(|m| m.inode)
+                .unwrap_or(if p == exe { exe_inode } else { 0 })
+        };
+        let host = |p: &str| reachable_path(&root, p, inode_of(p));
 
         let exe_elf = ElfInfo::read(&host(&exe)).ok();
         let libpython = maps
@@ -188,6 +200,18 @@ impl Target {
             .ok()?;
         Some(u16::from_le_bytes([b[0], b[1]]))
     }
+}
+
+/// The target's view of a path, reached from here. /proc/PID/exe and /proc/PID/maps name files
+/// from our root when we can see them (a chroot: `/opt/root/usr/bin/python3`) and from the
+/// target's root when we cannot (another mount namespace: a container); the inode decides.
+fn reachable_path(root: &Path, path: &str, inode: u64) -> PathBuf {
+    let through_root = root.join(path.trim_start_matches('/'));
+    let candidates = [through_root.clone(), PathBuf::from(path)];
+    candidates
+        .into_iter()
+        .find(|c| fs::metadata(c).is_ok_and(|m| inode == 0 || m.ino() == inode))
+        .unwrap_or(through_root)
 }
 
 /// Not being root is the usual reason; otherwise the process is protected from us.

@@ -494,3 +494,54 @@ fn a_version_without_function_probes_is_explained() {
         "{text}"
     );
 }
+
+#[test]
+fn counts_exactly_on_python_3_15_from_entries() {
+    // 3.15 has function probes again, but returns do not fire on exception exits: pycount counts
+    // entries there. The workload runs inside the sid chroot, reached through /proc/PID/root.
+    let python = "/opt/sidroot/usr/bin/python3.15";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    let inside = format!("/tmp/pyprobe-known-calls-{}.py", std::process::id());
+    std::fs::copy(script("known_calls.py"), format!("/opt/sidroot{inside}")).unwrap();
+    let filter = format!("{inside}:*");
+    let mut cmd = Command::new(pyprobe_bin());
+    cmd.args(["count", "--json", "--filter", &filter, "--"])
+        .args(["chroot", "/opt/sidroot", "/usr/bin/python3.15", &inside])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut g = Guard::spawn(&mut cmd);
+    g.send_line("go");
+    let out = g.wait_output(Duration::from_secs(60));
+    let _ = std::fs::remove_file(format!("/opt/sidroot{inside}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = last_json(&String::from_utf8_lossy(&out.stdout));
+    let got: BTreeMap<(String, u32), u64> = counts_by_name(&report, &inside)
+        .into_iter()
+        .map(|(n, l, c)| ((n, l), c))
+        .collect();
+    let want = known_calls();
+    for name in [
+        "fib",
+        "raiser",
+        "catcher",
+        "method",
+        "thread_work",
+        "func1",
+        "func2",
+        "func3",
+        "__init__",
+        "größe",
+    ] {
+        for (key, count) in want.iter().filter(|(k, _)| k.0 == name) {
+            assert_eq!(got.get(key), Some(count), "{key:?}: {got:?}");
+        }
+    }
+}

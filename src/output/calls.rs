@@ -120,9 +120,9 @@ mod tests {
     use super::*;
     use crate::histogram::{Histogram, bucket_of};
 
-    fn f(name: &str, line: u32, count: u64, total: u64) -> FunctionStats {
+    fn f(name: &str, line: i32, count: u64, total: u64) -> FunctionStats {
         FunctionStats {
-            id: line,
+            id: line as u32,
             file: "/w/app.py".into(),
             line,
             name: name.into(),

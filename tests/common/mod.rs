@@ -267,7 +267,7 @@ pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u3
         .map(|f| {
             (
                 f["name"].as_str().unwrap().to_string(),
-                f["line"].as_u64().unwrap() as u32,
+                f["line"].as_i64().unwrap() as u32,
                 f["count"].as_u64().unwrap(),
             )
         })
