@@ -126,7 +126,7 @@ static __always_inline void record_duration(struct fn_entry *e, __u64 start)
 }
 
 SEC("usdt")
-int BPF_USDT(call_entry, const char *file, const char *name, int lineno)
+int call_entry(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
 	struct fn_entry *e;
@@ -134,19 +134,19 @@ int BPF_USDT(call_entry, const char *file, const char *name, int lineno)
 	if (!from_target())
 		return 0;
 	if (!count_on_entry) {
-		push_entry(name, 0, 0);
+		push_entry((const char *)usdt_arg(ctx, 1), 0, 0);
 		return 0;
 	}
-	e = lookup_function_key(file, name, lineno, &key);
+	e = lookup_function_key(ctx, &key);
 	if (e && e->matched)
 		__sync_fetch_and_add(&e->stats.count, 1);
 	if (timed)
-		push_entry(name, key.code, key.lineno);
+		push_entry((const char *)key.name_ptr, key.code, key.lineno);
 	return 0;
 }
 
 SEC("usdt")
-int BPF_USDT(call_return, const char *file, const char *name, int lineno)
+int call_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
 	struct fn_entry *e;
@@ -158,7 +158,7 @@ int BPF_USDT(call_return, const char *file, const char *name, int lineno)
 		/* The entry's key is the function's identity; the return's line is not. */
 		if (!timed)
 			return 0;
-		start = pop_entry(name, &key);
+		start = pop_entry((const char *)usdt_arg(ctx, 1), &key);
 		if (!start) {
 			__sync_fetch_and_add(&losses.unpaired_returns, 1);
 			return 0;
@@ -168,9 +168,9 @@ int BPF_USDT(call_return, const char *file, const char *name, int lineno)
 			record_duration(e, start);
 		return 0;
 	}
+	e = lookup_function_key(ctx, &key);
 	if (timed)
-		start = pop_entry(name, &key);
-	e = lookup_function(file, name, lineno);
+		start = pop_entry((const char *)key.name_ptr, &key);
 	if (!e || !e->matched)
 		return 0;
 	__sync_fetch_and_add(&e->stats.count, 1);

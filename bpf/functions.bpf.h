@@ -39,18 +39,25 @@ static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
 	return v;
 }
 
+/* Reads USDT argument i (libbpf resolves its location from the ELF note). */
+static __always_inline long usdt_arg(struct pt_regs *ctx, __u64 i)
+{
+	long v = 0;
+
+	bpf_usdt_arg(ctx, i, &v);
+	return v;
+}
+
 /*
  * The code object of the thread's current frame: at function__entry and function__return
- * that is the frame the probe is about (checked for 3.11). Zero when the layout is unknown,
- * which makes the probe's name and file pointers the identity instead.
+ * that is the frame the probe is about (checked for 3.11). Four reads from _PyRuntime down.
+ * Zero when the layout is unknown, which makes file, name and line the identity instead.
  */
-static __always_inline __u64 current_code(void)
+static __always_inline __u64 code_from_runtime(void)
 {
 	bool ok = true;
 	__u64 p;
 
-	if (!layout.runtime_addr)
-		return 0;
 	p = read_user_u64(layout.runtime_addr + layout.tstate_current, &ok);
 	if (ok && p)
 		p = read_user_u64(p + layout.cframe, &ok);
@@ -58,11 +65,42 @@ static __always_inline __u64 current_code(void)
 		p = read_user_u64(p + layout.current_frame, &ok);
 	if (ok && p)
 		p = read_user_u64(p + layout.f_code, &ok);
-	if (!ok || !p) {
+	return ok ? p : 0;
+}
+
+/*
+ * Debian's 3.11 probe sites sit in dtrace_function_entry/return(frame), which keep `frame` in
+ * rbx: one read instead of four. That is a fact of one build, so it is trusted only after
+ * FRAME_REG_TRUST hits where both ways agree, and dropped for good on the first disagreement.
+ */
+#define FRAME_REG_TRUST 64
+__s64 frame_reg_agreements = 0;
+
+static __always_inline __u64 current_code(struct pt_regs *ctx)
+{
+	bool ok = true;
+	__u64 code, fast;
+
+	if (!layout.runtime_addr)
+		return 0;
+	if (layout.frame_in_rbx && frame_reg_agreements >= FRAME_REG_TRUST) {
+		code = read_user_u64(ctx->rbx + layout.f_code, &ok);
+		if (ok && code)
+			return code;
+	}
+	code = code_from_runtime();
+	if (!code) {
 		__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return 0;
 	}
-	return p;
+	if (layout.frame_in_rbx && frame_reg_agreements >= 0) {
+		fast = read_user_u64(ctx->rbx + layout.f_code, &ok);
+		if (ok && fast == code)
+			__sync_fetch_and_add(&frame_reg_agreements, 1);
+		else
+			frame_reg_agreements = -(1LL << 40);
+	}
+	return code;
 }
 
 static __always_inline bool name_matches(const struct fn_entry *e, const volatile struct name_filter *f)
@@ -159,30 +197,34 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 }
 
 /* The function this probe hit is about, named on first sight; its key is left in *key. */
-static __always_inline struct fn_entry *lookup_function_key(const char *file, const char *name, int lineno,
-							    struct fn_key *key)
+static __always_inline struct fn_entry *lookup_function_key(struct pt_regs *ctx, struct fn_key *key)
 {
-	bool has_code;
+	const char *file = NULL, *name;
 	struct fn_entry *e;
+	bool has_code;
 
-	key->code = current_code();
+	key->code = current_code(ctx);
+	name = (const char *)usdt_arg(ctx, 1);
 	key->name_ptr = (__u64)name;
 	has_code = key->code != 0;
 	if (!has_code) {
+		file = (const char *)usdt_arg(ctx, 0);
 		key->code = (__u64)file;
-		key->lineno = lineno;
+		key->lineno = usdt_arg(ctx, 2);
 	}
 	e = bpf_map_lookup_elem(&functions, key);
 	if (e)
 		return e;
+	if (!file)
+		file = (const char *)usdt_arg(ctx, 0);
 	return first_sight(key, has_code, file, name);
 }
 
-static __always_inline struct fn_entry *lookup_function(const char *file, const char *name, int lineno)
+static __always_inline struct fn_entry *lookup_function(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
 
-	return lookup_function_key(file, name, lineno, &key);
+	return lookup_function_key(ctx, &key);
 }
 
 #endif

@@ -91,7 +91,8 @@ struct frame_layout {
 	__u32 current_frame;
 	__u32 f_code;
 	__u32 co_firstlineno;
-	__u32 pad;
+	/* x86-64 builds whose probe site keeps the frame in rbx (checked at run time, see below). */
+	__u32 frame_in_rbx;
 };
 
 #define GC_GENERATIONS 3

@@ -12,6 +12,10 @@ pub mod calls {
     include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));
 }
 
+pub mod floor {
+    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{

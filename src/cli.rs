@@ -35,6 +35,24 @@ pub enum Command {
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = COUNT_EXAMPLES)]
     Count(CountArgs),
+    /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
+    #[command(hide = true)]
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A probe to attach an empty program to (repeatable)
+    #[arg(long, required = true)]
+    pub probe: Vec<String>,
+    /// Also raise the line probe's semaphore with a never-firing uprobe (3.11 tracing mode)
+    #[arg(long)]
+    pub tracing_mode: bool,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
+use crate::attach;
 use crate::bpf::calls::{CallsSkel, CallsSkelBuilder};
 use crate::bpf::record;
 use crate::bpf::types::{FnEntry, FnKey, HistKey};
@@ -14,7 +15,7 @@ use crate::filter::Pattern;
 use crate::histogram::Histogram;
 use crate::losses::Losses;
 use crate::target::Target;
-use crate::versions::{self, CallStrategy, Support};
+use crate::versions::{self, CallStrategy};
 
 #[derive(Debug, Clone, Default)]
 pub struct CountOptions {
@@ -175,27 +176,15 @@ impl<'obj> CallCounter<'obj> {
             .load()
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
 
-        let pid = target.pid;
-        let path = &target.host_path;
         let mut links = Vec::new();
         if needs_entry {
-            links.push(
-                skel.progs
-                    .call_entry
-                    .attach_usdt(pid, path, "python", "function__entry")
-                    .map_err(|e| Error::bpf("attaching to python:function__entry", e))?,
-            );
+            links.push(attach::usdt(&skel.progs.call_entry, target, "function__entry")?);
         }
         if needs_return {
-            links.push(
-                skel.progs
-                    .call_return
-                    .attach_usdt(pid, path, "python", "function__return")
-                    .map_err(|e| Error::bpf("attaching to python:function__return", e))?,
-            );
+            links.push(attach::usdt(&skel.progs.call_return, target, "function__return")?);
         }
         if tracing_mode {
-            links.push(hold_line_semaphore(&skel, target)?);
+            links.push(attach::hold_line_semaphore(&skel.progs.tracing_mode, target)?);
         }
         Ok(CallCounter {
             skel,
@@ -266,36 +255,6 @@ impl<'obj> CallCounter<'obj> {
             latency: self.latency,
         })
     }
-}
-
-/// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
-/// probe's semaphore is raised. A uprobe placed where execution never comes (the ELF entry
-/// point, long passed) that names that semaphore makes the kernel raise it for us (and lower it
-/// when the link goes, whatever way pyprobe exits) without a trap on every line.
-fn hold_line_semaphore(skel: &CallsSkel<'_>, target: &Target) -> Result<Link> {
-    let line = target.elf.probe("line").expect("checked in strategy_for");
-    let entry = target.elf.entry_offset().ok_or_else(|| {
-        Error::ProbeUnavailable(format!(
-            "{}: cannot locate the ELF entry point",
-            target.interpreter
-        ))
-    })?;
-    debug_assert!(matches!(
-        versions::probe_support(target.version.unwrap(), "function__entry"),
-        Support::Caveat(_)
-    ));
-    skel.progs
-        .tracing_mode
-        .attach_uprobe_with_opts(
-            target.pid,
-            &target.host_path,
-            entry as usize,
-            UprobeOpts {
-                ref_ctr_offset: line.semaphore_offset as usize,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))
 }
 
 /// A NUL-terminated C char array as text (names may be UTF-8, possibly cut mid-character).

@@ -1,4 +1,5 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
+pub mod attach;
 pub mod bpf;
 pub mod cli;
 pub mod commands;
@@ -6,6 +7,7 @@ pub mod count;
 pub mod elf;
 pub mod error;
 pub mod filter;
+pub mod floor;
 pub mod histogram;
 pub mod losses;
 pub mod output;

@@ -124,7 +124,7 @@ const LAYOUT_3_11: FrameLayout = FrameLayout {
     current_frame: 8,
     f_code: 32,
     co_firstlineno: 72,
-    pad: 0,
+    frame_in_rbx: 0,
 };
 
 pub fn call_strategy(v: PyVersion) -> Result<CallStrategy, String> {
@@ -136,10 +136,16 @@ pub fn call_strategy(v: PyVersion) -> Result<CallStrategy, String> {
     }
     if v.minor_is(11, 11) {
         // Returns fire without tracing mode and the frame is still current: count there.
+        // Debian's build keeps the frame in rbx at both probe sites; the kernel side verifies
+        // that against the four-read path before trusting it (bpf/functions.bpf.h).
+        let layout = FrameLayout {
+            frame_in_rbx: cfg!(target_arch = "x86_64") as u32,
+            ..LAYOUT_3_11
+        };
         return Ok(CallStrategy {
             count_on_entry: false,
             entry_needs_tracing_mode: true,
-            layout: Some(LAYOUT_3_11),
+            layout: Some(layout),
         });
     }
     if v.major == 3 && v.minor < 6 {

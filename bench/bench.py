@@ -1,0 +1,218 @@
+"""scripts/bench's harness: runs bundled workloads untraced, under each pyprobe mode, under an
+empty BPF program on the same probes (the floor), and under bpftrace's equivalent one-liners,
+interleaved round by round, and prints medians and ranges side by side.
+
+Never a pass/fail test: these machines are noisy. Targets are compared and marked in the table.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PYTHON = "/usr/bin/python3.11"
+PYPROBE = os.path.join(ROOT, "target", "release", "pyprobe")
+BPFTRACE = shutil.which("bpftrace")
+
+
+def workload(name):
+    return os.path.join(HERE, "workloads", name)
+
+
+def semaphore_addrs(pid):
+    out = subprocess.run([PYPROBE, "probes", "--pid", str(pid), "--json"], capture_output=True, text=True, check=True)
+    return {p["name"]: p["semaphore"] for p in json.loads(out.stdout)["probes"]}
+
+
+def semaphore(pid, addr):
+    # Debian's python3.11 is not position-independent: link-time addresses are run-time ones.
+    with open(f"/proc/{pid}/mem", "rb") as m:
+        m.seek(addr)
+        return int.from_bytes(m.read(2), "little")
+
+
+def has_subcommand(name):
+    return subprocess.run([PYPROBE, name, "--help"], capture_output=True).returncode == 0
+
+
+class Mode:
+    """One way of running a workload: untraced, or under a tracer command line."""
+
+    def __init__(self, name, work, tracer=None, watch="function__return", kind="pyprobe", floor=None):
+        self.name, self.work, self.tracer, self.watch, self.kind, self.floor = name, work, tracer, watch, kind, floor
+
+
+def run_once(mode, size, tmp):
+    w = subprocess.Popen([PYTHON, workload(mode.work), str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert w.stdout.readline().strip() == "ready"
+    result = {}
+    tracer = None
+    out_path = os.path.join(tmp, "tracer.out")
+    if mode.tracer:
+        addr = semaphore_addrs(w.pid)[mode.watch]
+        cmd = [a.replace("{pid}", str(w.pid)).replace("{out}", os.path.join(tmp, "flow.out")) for a in mode.tracer]
+        t0 = time.monotonic()
+        out_f = open(out_path, "w")
+        tracer = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT)
+        while semaphore(w.pid, addr) == 0:
+            if tracer.poll() is not None:
+                raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
+            time.sleep(0.001)
+        result["attach_ms"] = (time.monotonic() - t0) * 1e3
+        # bpftrace raises the semaphore as it attaches its first probe; give it all of them.
+        time.sleep(0.3 if mode.kind == "bpftrace" else 0.05)
+    w.stdin.write("go\n")
+    w.stdin.flush()
+    result.update(json.loads(w.stdout.readline()))
+    if tracer:
+        tracer.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(tracer.pid, 0)
+        tracer.returncode = status
+        result["rss_kb"] = usage.ru_maxrss
+        result["tracer_output"] = open(out_path).read()
+    w.stdin.write("done\n")
+    w.stdin.flush()
+    w.wait(timeout=30)
+    return result
+
+
+def median_range(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="short run: small sizes, 3 rounds")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    args = ap.parse_args()
+    rounds = args.rounds or (3 if args.quick else 7)
+    sizes = {"calls.py": 100_000 if args.quick else 300_000, "mixed.py": 60 if args.quick else 200, "gc_heavy.py": 50 if args.quick else 150}
+
+    P = PYPROBE
+    modes = [
+        Mode("untraced", "calls.py"),
+        Mode("floor: empty on return", "calls.py", [P, "floor", "--pid", "{pid}", "--probe", "function__return"]),
+        Mode("pycount", "calls.py", [P, "count", "--pid", "{pid}"], floor="floor: empty on return"),
+        Mode("pycount --filter func1", "calls.py", [P, "count", "--pid", "{pid}", "--filter", "func1"], floor="floor: empty on return"),
+        Mode("floor: empty on entry+return, tracing mode", "calls.py",
+             [P, "floor", "--pid", "{pid}", "--probe", "function__entry", "--probe", "function__return", "--tracing-mode"]),
+        Mode("pycount --latency", "calls.py", [P, "count", "--pid", "{pid}", "--latency"], floor="floor: empty on entry+return, tracing mode"),
+    ]
+    if has_subcommand("flow"):
+        modes.append(Mode("pyflow --output FILE", "calls.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"],
+                          floor="floor: empty on entry+return, tracing mode"))
+    modes += [
+        Mode("untraced (mixed)", "mixed.py"),
+        Mode("pycount (mixed)", "mixed.py", [P, "count", "--pid", "{pid}"]),
+        Mode("untraced (gc)", "gc_heavy.py"),
+        Mode("floor: empty on gc (gc)", "gc_heavy.py", [P, "floor", "--pid", "{pid}", "--probe", "gc__start", "--probe", "gc__done"], watch="gc__start"),
+    ]
+    if has_subcommand("gc"):
+        modes.append(Mode("pygc (gc)", "gc_heavy.py", [P, "gc", "--pid", "{pid}"], watch="gc__start", floor="floor: empty on gc (gc)"))
+    if BPFTRACE:
+        u = f"usdt:{PYTHON}:python"
+        modes += [
+            Mode("bpftrace count (entry + line {})", "calls.py",
+                 [BPFTRACE, "-p", "{pid}", "-e", f"{u}:function__entry {{ @[str(arg1)] = count(); }} {u}:line {{ }}"],
+                 watch="function__entry", kind="bpftrace"),
+            Mode("bpftrace count on returns", "calls.py",
+                 [BPFTRACE, "-p", "{pid}", "-e", f"{u}:function__return {{ @[str(arg1)] = count(); }}"], kind="bpftrace"),
+            Mode("bpftrace filter func1", "calls.py",
+                 [BPFTRACE, "-p", "{pid}", "-e", f'{u}:function__entry /str(arg1) == "func1"/ {{ @ = count(); }} {u}:line {{ }}'],
+                 watch="function__entry", kind="bpftrace"),
+            Mode("bpftrace gc hist (gc)", "gc_heavy.py",
+                 [BPFTRACE, "-p", "{pid}", "-e", f"{u}:gc__start {{ @s[tid] = nsecs; }} {u}:gc__done /@s[tid]/ {{ @ = hist(nsecs - @s[tid]); delete(@s[tid]); }}"],
+                 watch="gc__start", kind="bpftrace"),
+        ]
+
+    results = {m.name: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in modes:
+                results[m.name].append(run_once(m, sizes[m.work], tmp))
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+
+    base_of = {"calls.py": "untraced", "mixed.py": "untraced (mixed)", "gc_heavy.py": "untraced (gc)"}
+    by_name = {m.name: m for m in modes}
+    # CPU time of the workload's own thread over its hot region: a uprobe's trap is charged to
+    # the thread that hits it, and CPU time is far less disturbed by other load than wall time.
+    med = {n: median_range([x["cpu_seconds"] for x in rs]) for n, rs in results.items()}
+    table = []
+    for m in modes:
+        rs = results[m.name]
+        base = med[base_of[m.work]][0]
+        secs, lo, hi = med[m.name]
+        row = {"mode": m.name, "workload": m.work, "median_s": secs, "min_s": lo, "max_s": hi, "ratio": secs / base}
+        calls = rs[0].get("calls")
+        if m.work == "mixed.py" and m.name.startswith("pycount"):
+            calls = sum(int(line.split()[0]) for line in rs[0]["tracer_output"].splitlines() if line.strip()[:1].isdigit())
+            row["calls_counted"] = calls
+        if calls and m.tracer:
+            row["added_ns_per_call"] = (secs - base) / calls * 1e9
+            row["added_ns_range"] = [(lo - base) / calls * 1e9, (hi - base) / calls * 1e9]
+        if m.tracer:
+            row["attach_ms"] = statistics.median(x["attach_ms"] for x in rs)
+            row["peak_rss_mb"] = max(x["rss_kb"] for x in rs) / 1024
+        if m.name.startswith("pyflow"):
+            out = rs[-1]["tracer_output"]
+            row["events_per_s"] = 2 * calls / secs
+            row["lost_events"] = [line for line in out.splitlines() if "lost" in line.lower()][-1:] or ["none reported"]
+        if m.floor:
+            f = by_name[m.floor]
+            fsecs = med[m.floor][0]
+            fbase = med[base_of[f.work]][0]
+            row["vs_floor"] = (secs - base) / max(fsecs - fbase, 1e-9)
+        table.append(row)
+
+    def added(name):
+        return next((r.get("added_ns_per_call") for r in table if r["mode"] == name), None)
+
+    checks = []
+    bt = added("bpftrace count (entry + line {})")
+    pc = added("pycount")
+    if bt and pc:
+        checks.append(("pycount added cost <= 0.6x bpftrace's correct one-liner", pc / bt, 0.6))
+    for name, limit in [("pycount", 1.15), ("pycount --latency", 1.15), ("pyflow --output FILE", 1.5)]:
+        r = next((r for r in table if r["mode"] == name), None)
+        if r and "vs_floor" in r:
+            checks.append((f"{name} added cost <= {limit}x its empty-program floor", r["vs_floor"], limit))
+    flt = next((r for r in table if r["mode"] == "pycount --filter func1"), None)
+    if flt:
+        checks.append(("pycount --filter (1 of 3) <= 1.05x unfiltered pycount's floor", flt["vs_floor"], 1.05))
+    g = next((r for r in table if r["mode"] == "pygc (gc)"), None)
+    if g:
+        checks.append(("pygc slowdown of the GC workload <= 1.03x", g["ratio"], 1.03))
+    for r in table:
+        if "attach_ms" in r and r["mode"].startswith(("pycount", "pyflow", "pygc")):
+            checks.append((f"{r['mode']}: attach <= 100 ms", r["attach_ms"], 100))
+            checks.append((f"{r['mode']}: peak RSS <= 20 MB", r["peak_rss_mb"], 20))
+
+    print(f"\n## pyprobe bench ({rounds} rounds, Debian {PYTHON}; workload thread CPU time, medians [min..max])\n")
+    print("| mode | workload | CPU s | ratio | added ns/call [range] | vs floor | attach ms | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in table:
+        rng = r.get("added_ns_range")
+        added_txt = f"{r['added_ns_per_call']:.0f} [{rng[0]:.0f}..{rng[1]:.0f}]" if "added_ns_per_call" in r else ""
+        print(f"| {r['mode']} | {r['workload']} | {r['median_s']:.3f} [{r['min_s']:.3f}..{r['max_s']:.3f}] | {r['ratio']:.2f}x | {added_txt} | "
+              f"{r.get('vs_floor', float('nan')):.2f}x | {r.get('attach_ms', float('nan')):.0f} | {r.get('peak_rss_mb', float('nan')):.1f} |".replace("nanx", "").replace("| nan ", "| "))
+    for r in table:
+        if "events_per_s" in r:
+            print(f"\n{r['mode']}: {r['events_per_s']:.0f} events/s sustained; lost: {r['lost_events'][0]}")
+    print("\n| target | measured | limit | met |\n|---|---|---|---|")
+    for what, value, limit in checks:
+        print(f"| {what} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |")
+    with open(args.json, "w") as f:
+        json.dump({"rounds": rounds, "table": table, "checks": [{"target": w, "value": v, "limit": l, "met": v <= l} for w, v, l in checks]}, f, indent=2)
+    print(f"\nwritten: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
