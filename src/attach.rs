@@ -23,7 +23,10 @@ pub fn hold_line_semaphore(prog: &ProgramMut<'_>, target: &Target) -> Result<Lin
         ))
     })?;
     let entry = target.elf.entry_offset().ok_or_else(|| {
-        Error::ProbeUnavailable(format!("{}: cannot locate the ELF entry point", target.interpreter))
+        Error::ProbeUnavailable(format!(
+            "{}: cannot locate the ELF entry point",
+            target.interpreter
+        ))
     })?;
     prog.attach_uprobe_with_opts(
         target.pid,

@@ -42,6 +42,20 @@ pub struct FunctionStats {
 }
 
 impl FunctionStats {
+    /// Latency percentiles; a bucket midpoint never reports more than the exact maximum.
+    pub fn percentiles(&self, qs: &[f64]) -> Vec<u64> {
+        let cap = if self.max_ns > 0 {
+            self.max_ns
+        } else {
+            u64::MAX
+        };
+        self.histogram
+            .percentiles(qs)
+            .into_iter()
+            .map(|p| p.min(cap))
+            .collect()
+    }
+
     pub fn avg_ns(&self) -> u64 {
         self.total_ns.checked_div(self.timed).unwrap_or(0)
     }
@@ -178,13 +192,24 @@ impl<'obj> CallCounter<'obj> {
 
         let mut links = Vec::new();
         if needs_entry {
-            links.push(attach::usdt(&skel.progs.call_entry, target, "function__entry")?);
+            links.push(attach::usdt(
+                &skel.progs.call_entry,
+                target,
+                "function__entry",
+            )?);
         }
         if needs_return {
-            links.push(attach::usdt(&skel.progs.call_return, target, "function__return")?);
+            links.push(attach::usdt(
+                &skel.progs.call_return,
+                target,
+                "function__return",
+            )?);
         }
         if tracing_mode {
-            links.push(attach::hold_line_semaphore(&skel.progs.tracing_mode, target)?);
+            links.push(attach::hold_line_semaphore(
+                &skel.progs.tracing_mode,
+                target,
+            )?);
         }
         Ok(CallCounter {
             skel,

@@ -28,13 +28,18 @@ impl<'obj> Floor<'obj> {
         let open = FloorSkelBuilder::default()
             .open(storage)
             .map_err(|e| Error::bpf("opening the BPF object", e))?;
-        let skel = open.load().map_err(|e| Error::bpf("loading the BPF programs", e))?;
+        let skel = open
+            .load()
+            .map_err(|e| Error::bpf("loading the BPF programs", e))?;
         let mut links = Vec::new();
         for p in probes {
             links.push(attach::usdt(&skel.progs.empty_usdt, target, p)?);
         }
         if tracing_mode {
-            links.push(attach::hold_line_semaphore(&skel.progs.empty_uprobe, target)?);
+            links.push(attach::hold_line_semaphore(
+                &skel.progs.empty_uprobe,
+                target,
+            )?);
         }
         Ok(Floor {
             _skel: skel,

@@ -43,6 +43,8 @@ fn known_calls() -> BTreeMap<(String, u32), u64> {
             "a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two",
             4,
         ),
+        ("leaf", "leaf", 50),
+        ("runner", "runner", 11),
         ("func1", "func1", 1000),
         ("func2", "func2", 200),
         ("func3", "func3", 30),
@@ -544,4 +546,102 @@ fn counts_exactly_on_python_3_15_from_entries() {
             assert_eq!(got.get(key), Some(count), "{key:?}: {got:?}");
         }
     }
+}
+
+#[test]
+fn a_full_function_table_is_reported_not_silent() {
+    let (report, _) = trace_pid(&["count", "--max-functions", "4"], "known_calls.py");
+    let kept = report["functions"].as_array().unwrap().len();
+    assert!(kept <= 4, "{kept} functions kept in a table of 4");
+    assert!(
+        report["lost"]["functions_full"].as_u64().unwrap() > 0,
+        "{}",
+        report["lost"]
+    );
+    assert_eq!(report["lost"]["function_table_size"], 4);
+    // The text report says it too.
+    let mut w = start_workload("known_calls.py");
+    let pid = w.pid().to_string();
+    let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--max-functions", "4"]);
+    w.send_line("go");
+    let _ = w.wait_output(Duration::from_secs(60));
+    let (out, _) = finish_pyprobe(p, rx);
+    assert!(
+        out.contains("WARNING: ") && out.contains("function table full"),
+        "{out}"
+    );
+}
+
+#[test]
+fn interval_reports_only_the_calls_made_since_the_last_one() {
+    let (out, err, ok) = run_spawned(
+        &["count", "--json", "--interval", "0.2", "--filter", "tick"],
+        "paced.py",
+    );
+    assert!(ok, "{err}");
+    let per_report: Vec<u64> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["total_calls"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        per_report.len() >= 3,
+        "one report per interval: {per_report:?}"
+    );
+    assert!(
+        per_report.iter().all(|&n| n < 100),
+        "each report holds only its interval: {per_report:?}"
+    );
+    assert_eq!(
+        per_report.iter().sum::<u64>(),
+        100,
+        "reports add up to the calls made: {per_report:?}"
+    );
+}
+
+#[test]
+fn probes_lists_every_probe_and_its_state() {
+    let w = start_workload("forever.py");
+    let pid = w.pid().to_string();
+    let out = run_pyprobe(&["probes", "--pid", &pid, "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "3.11.2");
+    assert_eq!(v["interpreter"], PYTHON);
+    let probes = v["probes"].as_array().unwrap();
+    let names: Vec<&str> = probes.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for want in [
+        "function__entry",
+        "function__return",
+        "line",
+        "gc__start",
+        "gc__done",
+        "import__find__load__start",
+        "import__find__load__done",
+        "audit",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for p in probes {
+        assert_eq!(p["works"], true, "{p}");
+        assert_eq!(p["semaphore_value"], 0, "{p}");
+    }
+    let entry = probes
+        .iter()
+        .find(|p| p["name"] == "function__entry")
+        .unwrap();
+    assert!(
+        entry["note"].as_str().unwrap().contains("tracing mode"),
+        "{entry}"
+    );
+    let text = run_pyprobe(&["probes", "--pid", &pid]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("function__return") && text.contains("CPython 3.11.2"),
+        "{text}"
+    );
 }

@@ -58,7 +58,7 @@ pub fn table(report: &CallReport, sort: SortKey, top: Option<usize>) -> String {
             "CALLS", "TOTAL", "AVG", "P50", "P90", "P99", "MAX"
         ));
         for f in fs {
-            let p = f.histogram.percentiles(&[50.0, 90.0, 99.0]);
+            let p = f.percentiles(&[50.0, 90.0, 99.0]);
             out.push_str(&format!(
                 "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
                 f.count,
@@ -96,7 +96,7 @@ pub fn json(report: &CallReport, sort: SortKey, top: Option<usize>) -> Value {
                 "count": f.count,
             });
             if report.latency {
-                let p = f.histogram.percentiles(&[50.0, 90.0, 99.0]);
+                let p = f.percentiles(&[50.0, 90.0, 99.0]);
                 v["timed"] = json!(f.timed);
                 v["total_ns"] = json!(f.total_ns);
                 v["avg_ns"] = json!(f.avg_ns());

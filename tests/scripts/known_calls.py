@@ -1,4 +1,5 @@
 """A workload with known call counts (see tests/count.rs); waits for a line on stdin first."""
+import asyncio
 import sys
 import threading
 
@@ -63,6 +64,17 @@ def a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two():
     return 2
 
 
+async def leaf():
+    return 1
+
+
+async def runner():
+    for _ in range(50):
+        await leaf()
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 def func1():
     pass
 
@@ -103,6 +115,7 @@ def main():
         a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_one()
     for _ in range(4):
         a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two()
+    asyncio.run(runner())                    # leaf 50, runner 11 (one per resume)
     for _ in range(1000):
         func1()
     for _ in range(200):
