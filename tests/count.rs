@@ -13,7 +13,10 @@ use common::*;
 fn def_line(script_name: &str, def: &str) -> u32 {
     let text = std::fs::read_to_string(script(script_name)).unwrap();
     text.lines()
-        .position(|l| l.trim_start().starts_with(&format!("def {def}(")))
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("async ").unwrap_or(l).starts_with(&format!("def {def}("))
+        })
         .unwrap_or_else(|| panic!("no def {def} in {script_name}")) as u32
         + 1
 }
