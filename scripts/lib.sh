@@ -20,10 +20,11 @@ apt_ensure() {
 }
 
 # What building pyprobe and running its tests need: clang for the BPF C, libelf and zlib for
-# libbpf, Debian's CPython 3.11 (it has the USDT probes), setpriv for the not-root test.
+# libbpf, Debian's CPython 3.11 (it has the USDT probes), setpriv for the not-root test,
+# bpftrace as an independent oracle in the tests and a competitor in the bench.
 install_build_deps() {
     apt_ensure clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev linux-libc-dev \
-        python3.11 util-linux
+        python3.11 util-linux bpftrace
     command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo (Rust) is required"
     export PATH="$HOME/.cargo/bin:$PATH"
 }

@@ -15,7 +15,9 @@ fn def_line(script_name: &str, def: &str) -> u32 {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix("async ").unwrap_or(l).starts_with(&format!("def {def}("))
+            l.strip_prefix("async ")
+                .unwrap_or(l)
+                .starts_with(&format!("def {def}("))
         })
         .unwrap_or_else(|| panic!("no def {def} in {script_name}")) as u32
         + 1

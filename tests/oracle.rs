@@ -74,19 +74,41 @@ fn pyperformance_benchmark(name: &str) -> String {
     let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/pyperformance/pyperformance/data-files/benchmarks")
         .join(format!("bm_{name}/run_benchmark.py"));
-    assert!(p.exists(), "{} missing: scripts/test fetches pyperformance", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: scripts/test fetches pyperformance",
+        p.display()
+    );
     p.to_string_lossy().into_owned()
 }
 
 /// cProfile's and pycount's per-function counts for one benchmark's work, keyed (line, name).
-fn both_counts(bench: &str, expr: &str) -> (BTreeMap<(u64, String), u64>, BTreeMap<(u64, String), u64>) {
+fn both_counts(
+    bench: &str,
+    expr: &str,
+) -> (BTreeMap<(u64, String), u64>, BTreeMap<(u64, String), u64>) {
     let file = pyperformance_benchmark(bench);
     let driver = script("pyperformance_driver.py");
-    let out = Command::new(PYTHON).args([&driver, &file, expr, "--profile"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(PYTHON)
+        .args([&driver, &file, expr, "--profile"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let key = |f: &serde_json::Value| (f["line"].as_i64().unwrap() as u64, f["name"].as_str().unwrap().to_string());
-    let want = oracle.iter().map(|f| (key(f), f["count"].as_u64().unwrap())).collect();
+    let key = |f: &serde_json::Value| {
+        (
+            f["line"].as_i64().unwrap() as u64,
+            f["name"].as_str().unwrap().to_string(),
+        )
+    };
+    let want = oracle
+        .iter()
+        .map(|f| (key(f), f["count"].as_u64().unwrap()))
+        .collect();
 
     let mut w = Guard::spawn(
         Command::new(PYTHON)
@@ -95,17 +117,31 @@ fn both_counts(bench: &str, expr: &str) -> (BTreeMap<(u64, String), u64>, BTreeM
             .stdout(std::process::Stdio::piped()),
     );
     let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()), &mut first).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
     assert_eq!(first.trim(), "ready");
     let pid = w.pid().to_string();
     let filter = format!("bm_{bench}/run_benchmark.py:*");
     let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", &filter]);
     w.send_line("go");
-    assert!(w.wait_output(std::time::Duration::from_secs(120)).status.success());
+    assert!(
+        w.wait_output(std::time::Duration::from_secs(120))
+            .status
+            .success()
+    );
     let (stdout, stderr) = finish_pyprobe(p, rx);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
     assert_eq!(report["lost"]["functions_full"], 0);
-    let got = report["functions"].as_array().unwrap().iter().map(|f| (key(f), f["count"].as_u64().unwrap())).collect();
+    let got = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (key(f), f["count"].as_u64().unwrap()))
+        .collect();
     (want, got)
 }
 
@@ -121,10 +157,92 @@ fn pycount_matches_cprofile_on_pyperformance_programs() {
         ("raytrace", "bench_raytrace(1, 20, 20, None)"),
     ] {
         let (want, got) = both_counts(bench, expr);
-        assert!(want.len() >= 5, "{bench}: the oracle saw {} functions", want.len());
+        assert!(
+            want.len() >= 5,
+            "{bench}: the oracle saw {} functions",
+            want.len()
+        );
         let names: Vec<&String> = want.keys().map(|k| &k.1).collect();
-        shared_names += names.iter().filter(|n| names.iter().filter(|m| m == n).count() > 1).count();
+        shared_names += names
+            .iter()
+            .filter(|n| names.iter().filter(|m| m == n).count() > 1)
+            .count();
         assert_eq!(got, want, "{bench}: pycount vs cProfile");
     }
-    assert!(shared_names > 10, "these programs have many functions sharing a name in one file");
+    assert!(
+        shared_names > 10,
+        "these programs have many functions sharing a name in one file"
+    );
+}
+
+/// bpftrace, an independent tracer, counting the same returns by (file, name) in the same run.
+#[test]
+fn pycount_agrees_with_bpftrace_on_the_same_process() {
+    let bpftrace = ["/usr/bin/bpftrace", "/usr/sbin/bpftrace"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("bpftrace (scripts/test installs it)");
+    let mut w = start_workload("known_calls.py");
+    let pid = w.pid();
+    let program = format!(
+        "usdt:{PYTHON}:python:function__return /pid == {pid}/ {{ @[str(arg0), str(arg1)] = count(); }}"
+    );
+    let mut bt = Guard::spawn(
+        Command::new(bpftrace)
+            .args(["-p", &pid.to_string(), "-e", &program])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let target = pyprobe::target::Target::from_pid(pid).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while target.semaphore_value("function__return") != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline && bt.alive(),
+            "bpftrace did not attach"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid_s = pid.to_string();
+    let (p, rx) = start_pyprobe(&["count", "--pid", &pid_s, "--json"]);
+    // One uprobe per probe site however many tracers share it: the semaphore stays at 1.
+    assert_eq!(target.semaphore_value("function__return"), Some(1));
+    w.send_line("go");
+    assert!(
+        w.wait_output(std::time::Duration::from_secs(60))
+            .status
+            .success()
+    );
+    let (stdout, _) = finish_pyprobe(p, rx);
+    let bt_out =
+        String::from_utf8_lossy(&bt.wait_output(std::time::Duration::from_secs(30)).stdout)
+            .into_owned();
+
+    // bpftrace prints `@[FILE, NAME]: COUNT`; it cannot tell same-named functions apart, so
+    // pycount's rows are summed by (file, name) for the comparison.
+    let mut theirs: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in bt_out.lines().filter(|l| l.starts_with("@[")) {
+        let (k, v) = line.rsplit_once("]: ").unwrap();
+        let (f, n) = k.trim_start_matches("@[").split_once(", ").unwrap();
+        theirs.insert((f.to_string(), n.to_string()), v.trim().parse().unwrap());
+    }
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let mut ours: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for f in report["functions"].as_array().unwrap() {
+        if f["name_truncated"] == true || f["file_truncated"] == true {
+            continue;
+        }
+        let k = (
+            f["file"].as_str().unwrap().to_string(),
+            f["name"].as_str().unwrap().to_string(),
+        );
+        *ours.entry(k).or_default() += f["count"].as_u64().unwrap();
+    }
+    theirs.retain(|(_, n), _| n.len() < 63);
+    let mine = script("known_calls.py");
+    assert!(
+        theirs.get(&(mine.clone(), "fib".to_string())) == Some(&21891),
+        "{theirs:?}"
+    );
+    assert_eq!(ours.get(&(mine, "__init__".to_string())), Some(&51));
+    assert_eq!(ours, theirs);
 }
