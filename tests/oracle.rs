@@ -82,11 +82,11 @@ fn pyperformance_benchmark(name: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// cProfile's and pycount's per-function counts for one benchmark's work, keyed (line, name).
-fn both_counts(
-    bench: &str,
-    expr: &str,
-) -> (BTreeMap<(u64, String), u64>, BTreeMap<(u64, String), u64>) {
+/// Calls per function of one file, keyed by (def line, name).
+type CountsByDef = BTreeMap<(u64, String), u64>;
+
+/// cProfile's and pycount's per-function counts for one benchmark's work.
+fn both_counts(bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
     let file = pyperformance_benchmark(bench);
     let driver = script("pyperformance_driver.py");
     let out = Command::new(PYTHON)
