@@ -106,6 +106,12 @@ static __always_inline __u64 pop_entry(const char *name, struct fn_key *key)
 	key->name_ptr = st->name_ptr[top];
 	key->lineno = st->lineno[top];
 	st->depth = top;
+	/* A thread's outermost frame returns when the thread ends: free its slot for new threads. */
+	if (top == 0) {
+		__u32 tid = current_tid();
+
+		bpf_map_delete_elem(&stacks, &tid);
+	}
 	return ts;
 }
 

@@ -650,3 +650,15 @@ fn probes_lists_every_probe_and_its_state() {
         "{text}"
     );
 }
+
+#[test]
+fn short_lived_threads_do_not_exhaust_the_pairing_table() {
+    let (report, _) = trace_pid(
+        &["count", "--latency", "--filter", "thread_fn"],
+        "many_threads.py",
+    );
+    let f = &report["functions"][0];
+    assert_eq!(f["count"], 1500, "{report}");
+    assert_eq!(f["timed"], 1500, "{report}");
+    assert_eq!(report["lost"]["threads_full"], 0);
+}
