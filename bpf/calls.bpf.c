@@ -6,6 +6,16 @@
 const volatile bool timed = false;
 /* Count on entries where returns are not exact (see src/versions.rs). */
 const volatile bool count_on_entry = false;
+/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
+const volatile __u32 name_reg_entry = ARG_REG_NONE;
+const volatile __u32 name_reg_return = ARG_REG_NONE;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fn_slot);
+} fn_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,7 +75,7 @@ static __always_inline void hist_add(__u32 id, __u64 d)
 		__sync_fetch_and_add(&losses.hist_full, 1);
 }
 
-static __always_inline void push_entry(const char *name, __u64 code, __u32 lineno)
+static __always_inline void push_entry(__u64 name_ptr, __u64 code, __u32 lineno)
 {
 	struct call_stack *st = thread_stack(current_tid(), true);
 	__u32 d;
@@ -75,7 +85,7 @@ static __always_inline void push_entry(const char *name, __u64 code, __u32 linen
 	d = st->depth;
 	if (d < MAX_DEPTH) {
 		st->ts[d] = bpf_ktime_get_ns();
-		st->name_ptr[d] = (__u64)name;
+		st->name_ptr[d] = name_ptr;
 		st->code[d] = code;
 		st->lineno[d] = lineno;
 	} else {
@@ -86,7 +96,7 @@ static __always_inline void push_entry(const char *name, __u64 code, __u32 linen
 }
 
 /* Pop the thread's top entry if it is this function's; otherwise its entry was never seen. */
-static __always_inline __u64 pop_entry(const char *name, struct fn_key *key)
+static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
 {
 	struct call_stack *st = thread_stack(current_tid(), false);
 	__u32 top;
@@ -99,7 +109,7 @@ static __always_inline __u64 pop_entry(const char *name, struct fn_key *key)
 		st->depth = top;
 		return 0;
 	}
-	if (st->name_ptr[top] != (__u64)name)
+	if (st->name_ptr[top] != name_ptr)
 		return 0;
 	ts = st->ts[top];
 	key->code = st->code[top];
@@ -115,7 +125,7 @@ static __always_inline __u64 pop_entry(const char *name, struct fn_key *key)
 	return ts;
 }
 
-static __always_inline void record_duration(struct fn_entry *e, __u64 start)
+static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 start)
 {
 	__u64 d;
 
@@ -124,30 +134,77 @@ static __always_inline void record_duration(struct fn_entry *e, __u64 start)
 		return;
 	}
 	d = bpf_ktime_get_ns() - start;
-	__sync_fetch_and_add(&e->stats.total_ns, d);
-	__sync_fetch_and_add(&e->stats.timed, 1);
-	if (d > e->stats.max_ns)
-		e->stats.max_ns = d; /* a racing CPU may lose a max by a hair; counts stay exact */
-	hist_add(e->id, d);
+	__sync_fetch_and_add(&s->total_ns, d);
+	__sync_fetch_and_add(&s->timed, 1);
+	if (d > s->max_ns)
+		s->max_ns = d; /* a racing CPU may lose a max by a hair; counts stay exact */
+	hist_add(id, d);
+}
+
+static __always_inline struct fn_slot *slot_of(__u64 code)
+{
+	/* Fibonacci hashing of the code object's address (16-byte aligned). */
+	__u32 idx = ((code >> 4) * 0x9E3779B97F4A7C15ULL) >> 52;
+
+	return bpf_map_lookup_elem(&fn_slots, &idx);
+}
+
+/* Hands an empty slot to a function just looked up in the table, so later calls take the fast way. */
+static __always_inline void claim_slot(struct fn_slot *slot, const struct fn_key *key, const struct fn_entry *e)
+{
+	if (!slot || slot->code || !key->code)
+		return;
+	if (__sync_val_compare_and_swap(&slot->code, 0, key->code) != 0)
+		return;
+	slot->id = e->id;
+	slot->matched = e->matched;
+	/* Last: a reader trusts the slot only once name_ptr matches (x86 keeps stores in order). */
+	slot->name_ptr = key->name_ptr;
+}
+
+/* Counts one call of the function with this key and returns its statistics block. */
+static __always_inline struct fn_stats *count_call(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key,
+						    __u32 *id)
+{
+	struct fn_slot *slot = NULL;
+	struct fn_entry *e;
+	bool has_code;
+
+	has_code = function_key(ctx, name_reg, key);
+	if (has_code) {
+		slot = slot_of(key->code);
+		if (slot && slot->code == key->code && slot->name_ptr == key->name_ptr) {
+			if (!slot->matched)
+				return NULL;
+			__sync_fetch_and_add(&slot->stats.count, 1);
+			*id = slot->id;
+			return &slot->stats;
+		}
+	}
+	e = lookup_key(ctx, key, has_code);
+	if (!e)
+		return NULL;
+	claim_slot(slot, key, e);
+	if (!e->matched)
+		return NULL;
+	__sync_fetch_and_add(&e->stats.count, 1);
+	*id = e->id;
+	return &e->stats;
 }
 
 SEC("usdt")
 int call_entry(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
-	struct fn_entry *e;
+	__u32 id;
 
-	if (!from_target())
-		return 0;
 	if (!count_on_entry) {
-		push_entry((const char *)usdt_arg(ctx, 1), 0, 0);
+		push_entry(name_arg(ctx, name_reg_entry), 0, 0);
 		return 0;
 	}
-	e = lookup_function_key(ctx, &key);
-	if (e && e->matched)
-		__sync_fetch_and_add(&e->stats.count, 1);
+	count_call(ctx, name_reg_entry, &key, &id);
 	if (timed)
-		push_entry((const char *)key.name_ptr, key.code, key.lineno);
+		push_entry(key.name_ptr, key.code, key.lineno);
 	return 0;
 }
 
@@ -155,37 +212,35 @@ SEC("usdt")
 int call_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
+	struct fn_stats *s;
 	struct fn_entry *e;
 	__u64 start = 0;
+	__u32 id = 0;
 
-	if (!from_target())
-		return 0;
 	if (count_on_entry) {
 		/* The entry's key is the function's identity; the return's line is not. */
 		if (!timed)
 			return 0;
-		start = pop_entry((const char *)usdt_arg(ctx, 1), &key);
+		start = pop_entry(name_arg(ctx, name_reg_return), &key);
 		if (!start) {
 			__sync_fetch_and_add(&losses.unpaired_returns, 1);
 			return 0;
 		}
 		e = bpf_map_lookup_elem(&functions, &key);
 		if (e && e->matched)
-			record_duration(e, start);
+			record_duration(&e->stats, e->id, start);
 		return 0;
 	}
-	e = lookup_function_key(ctx, &key);
-	if (timed)
-		start = pop_entry((const char *)key.name_ptr, &key);
-	if (!e || !e->matched)
+	s = count_call(ctx, name_reg_return, &key, &id);
+	if (!timed)
 		return 0;
-	__sync_fetch_and_add(&e->stats.count, 1);
-	if (timed)
-		record_duration(e, start);
+	start = pop_entry(key.name_ptr, &key);
+	if (s)
+		record_duration(s, id, start);
 	return 0;
 }
 
-/* Attached where it never fires, only to hold the line probe's semaphore up (see src/versions.rs). */
+/* Attached where it never fires, only to hold the line probe's semaphore up (see src/attach.rs). */
 SEC("uprobe")
 int tracing_mode(void *ctx)
 {

@@ -49,6 +49,33 @@ static __always_inline long usdt_arg(struct pt_regs *ctx, __u64 i)
 }
 
 /*
+ * The probe's funcname argument. When the note says it is a plain register (Debian: %r12) and
+ * every site agrees, userspace names the register and this is one load from ctx, instead of
+ * libbpf's generic spec lookup and kernel read.
+ */
+static __always_inline __u64 name_arg(struct pt_regs *ctx, __u32 reg)
+{
+	switch (reg) {
+	case ARG_REG_RAX: return ctx->rax;
+	case ARG_REG_RBX: return ctx->rbx;
+	case ARG_REG_RCX: return ctx->rcx;
+	case ARG_REG_RDX: return ctx->rdx;
+	case ARG_REG_RSI: return ctx->rsi;
+	case ARG_REG_RDI: return ctx->rdi;
+	case ARG_REG_RBP: return ctx->rbp;
+	case ARG_REG_R8: return ctx->r8;
+	case ARG_REG_R9: return ctx->r9;
+	case ARG_REG_R10: return ctx->r10;
+	case ARG_REG_R11: return ctx->r11;
+	case ARG_REG_R12: return ctx->r12;
+	case ARG_REG_R13: return ctx->r13;
+	case ARG_REG_R14: return ctx->r14;
+	case ARG_REG_R15: return ctx->r15;
+	default: return usdt_arg(ctx, 1);
+	}
+}
+
+/*
  * The code object of the thread's current frame: at function__entry and function__return
  * that is the frame the probe is about (checked for 3.11). Four reads from _PyRuntime down.
  * Zero when the layout is unknown, which makes file, name and line the identity instead.
@@ -196,35 +223,32 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	return bpf_map_lookup_elem(&functions, key);
 }
 
-/* The function this probe hit is about, named on first sight; its key is left in *key. */
-static __always_inline struct fn_entry *lookup_function_key(struct pt_regs *ctx, struct fn_key *key)
+/* The key of the function this probe hit is about: code object and name pointer. */
+static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key)
 {
-	const char *file = NULL, *name;
-	struct fn_entry *e;
-	bool has_code;
-
 	key->code = current_code(ctx);
-	name = (const char *)usdt_arg(ctx, 1);
-	key->name_ptr = (__u64)name;
-	has_code = key->code != 0;
-	if (!has_code) {
-		file = (const char *)usdt_arg(ctx, 0);
-		key->code = (__u64)file;
-		key->lineno = usdt_arg(ctx, 2);
-	}
-	e = bpf_map_lookup_elem(&functions, key);
-	if (e)
-		return e;
-	if (!file)
-		file = (const char *)usdt_arg(ctx, 0);
-	return first_sight(key, has_code, file, name);
+	key->name_ptr = name_arg(ctx, name_reg);
+	if (key->code)
+		return true;
+	key->code = usdt_arg(ctx, 0);
+	key->lineno = usdt_arg(ctx, 2);
+	return false;
 }
 
-static __always_inline struct fn_entry *lookup_function(struct pt_regs *ctx)
+/* The function of a key from function_key(), named on first sight. */
+static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct fn_key *key, bool has_code)
 {
-	struct fn_key key = {};
+	struct fn_entry *e = bpf_map_lookup_elem(&functions, key);
 
-	return lookup_function_key(ctx, &key);
+	if (e)
+		return e;
+	return first_sight(key, has_code, (const char *)usdt_arg(ctx, 0), (const char *)key->name_ptr);
+}
+
+/* The function this probe hit is about (funcname argument in name_reg), named on first sight. */
+static __always_inline struct fn_entry *lookup_function(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key)
+{
+	return lookup_key(ctx, key, function_key(ctx, name_reg, key));
 }
 
 #endif

@@ -34,6 +34,29 @@ struct fn_stats {
 	__u64 timed;
 };
 
+/*
+ * pycount's direct-mapped cache in front of the function table: an array slot per hash of the
+ * code object, so the common call costs an inlined array access instead of a hash lookup.
+ * A function's statistics are the sum of its slot's and its table entry's.
+ */
+#define FN_SLOTS 4096
+
+struct fn_slot {
+	__u64 code;
+	__u64 name_ptr; /* written last: a slot is live once this matches */
+	__u32 id;
+	__u8 matched;
+	__u8 pad[3];
+	struct fn_stats stats;
+};
+
+/* Where a probe keeps its name argument, when it is a plain register (x86-64). */
+enum arg_reg {
+	ARG_REG_NONE = 0,
+	ARG_REG_RAX, ARG_REG_RBX, ARG_REG_RCX, ARG_REG_RDX, ARG_REG_RSI, ARG_REG_RDI, ARG_REG_RBP,
+	ARG_REG_R8, ARG_REG_R9, ARG_REG_R10, ARG_REG_R11, ARG_REG_R12, ARG_REG_R13, ARG_REG_R14, ARG_REG_R15,
+};
+
 struct fn_entry {
 	__u32 id;
 	__u32 firstlineno;

@@ -19,13 +19,15 @@ pub mod floor {
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
-        fn_entry as FnEntry, fn_key as FnKey, fn_stats as FnStats, frame_layout as FrameLayout,
-        hist_key as HistKey, loss_counters as LossCounters, name_filter as NameFilter,
+        fn_entry as FnEntry, fn_key as FnKey, fn_slot as FnSlot, fn_stats as FnStats,
+        frame_layout as FrameLayout, hist_key as HistKey, loss_counters as LossCounters,
+        name_filter as NameFilter,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
     unsafe impl plain::Plain for FnEntry {}
     unsafe impl plain::Plain for FnKey {}
+    unsafe impl plain::Plain for FnSlot {}
     unsafe impl plain::Plain for HistKey {}
 }
 

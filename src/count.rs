@@ -9,7 +9,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 use crate::attach;
 use crate::bpf::calls::{CallsSkel, CallsSkelBuilder};
 use crate::bpf::record;
-use crate::bpf::types::{FnEntry, FnKey, HistKey};
+use crate::bpf::types::{FnEntry, FnSlot, HistKey};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
 use crate::histogram::Histogram;
@@ -174,6 +174,8 @@ impl<'obj> CallCounter<'obj> {
         ro.nr_filters = opts.filters.len() as u32;
         ro.timed = opts.latency;
         ro.count_on_entry = strategy.count_on_entry;
+        ro.name_reg_entry = target.elf.arg_register("function__entry", 1);
+        ro.name_reg_return = target.elf.arg_register("function__return", 1);
         if opts.max_functions > 0 {
             open.maps
                 .functions
@@ -230,9 +232,8 @@ impl<'obj> CallCounter<'obj> {
             else {
                 continue;
             };
-            let _key: FnKey = record(&key);
             let e: FnEntry = record(&value);
-            if e.matched == 0 || e.stats.count == 0 {
+            if e.matched == 0 {
                 continue;
             }
             functions.push(FunctionStats {
@@ -250,6 +251,8 @@ impl<'obj> CallCounter<'obj> {
                 histogram: Histogram::default(),
             });
         }
+        self.add_slot_stats(&mut functions)?;
+        functions.retain(|f| f.count > 0);
         if self.latency {
             let mut by_id: HashMap<u32, usize> = HashMap::new();
             for (i, f) in functions.iter().enumerate() {
@@ -281,6 +284,41 @@ impl<'obj> CallCounter<'obj> {
         })
     }
 }
+
+impl CallCounter<'_> {
+    /// Adds what the direct-mapped slots counted (bpf/calls.bpf.c) to each function's totals.
+    fn add_slot_stats(&self, functions: &mut [FunctionStats]) -> Result<()> {
+        let by_id: HashMap<u32, usize> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id, i))
+            .collect();
+        let slots = &self.skel.maps.fn_slots;
+        for idx in 0..FN_SLOTS {
+            let Some(value) = slots
+                .lookup(&idx.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| Error::bpf("reading the function slots", e))?
+            else {
+                continue;
+            };
+            let slot: FnSlot = record(&value);
+            if slot.name_ptr == 0 || slot.matched == 0 {
+                continue;
+            }
+            if let Some(&i) = by_id.get(&slot.id) {
+                let f = &mut functions[i];
+                f.count += slot.stats.count;
+                f.timed += slot.stats.timed;
+                f.total_ns += slot.stats.total_ns;
+                f.max_ns = f.max_ns.max(slot.stats.max_ns);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Slots of the direct-mapped cache (bpf/pyprobe.h FN_SLOTS).
+const FN_SLOTS: u32 = 4096;
 
 /// A NUL-terminated C char array as text (names may be UTF-8, possibly cut mid-character).
 pub fn c_string(bytes: &[i8]) -> String {

@@ -184,6 +184,47 @@ fn needed_libs(
         .collect()
 }
 
+/// x86-64 registers in `bpf/pyprobe.h` `enum arg_reg` order (index = enum value).
+const ARG_REGS: [&str; 16] = [
+    "", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
+];
+
+/// The `enum arg_reg` value of an argument that is a whole 64-bit register (`8@%r12`), if it is.
+pub fn plain_register(arg: &str) -> Option<u32> {
+    let (size, loc) = arg.split_once('@')?;
+    if !matches!(size, "8" | "-8") {
+        return None;
+    }
+    let reg = loc.strip_prefix('%')?;
+    ARG_REGS
+        .iter()
+        .skip(1)
+        .position(|r| *r == reg)
+        .map(|i| i as u32 + 1)
+}
+
+impl ElfInfo {
+    /// The register that holds argument `index` at every site of `probe`, as an `enum arg_reg`
+    /// value; 0 (ask libbpf) when sites differ or the argument is not a plain register.
+    pub fn arg_register(&self, probe: &str, index: usize) -> u32 {
+        let mut regs = self.python_probes().filter(|p| p.name == probe).map(|p| {
+            p.args
+                .split_whitespace()
+                .nth(index)
+                .and_then(plain_register)
+        });
+        let Some(Some(first)) = regs.next() else {
+            return 0;
+        };
+        if regs.all(|r| r == Some(first)) {
+            first
+        } else {
+            0
+        }
+    }
+}
+
 /// Maps a virtual address to its offset in the file, through the loadable segments.
 pub fn vaddr_to_offset(segments: &[Segment], vaddr: u64) -> Option<u64> {
     segments
@@ -243,6 +284,36 @@ mod tests {
         assert_eq!(p.pc, 0x4f20d4);
         assert_eq!(p.semaphore, 0xa84262);
         assert_eq!(p.args, "8@%rbp 8@%r12 -4@%eax");
+    }
+
+    #[test]
+    fn names_plain_register_arguments() {
+        assert_eq!(plain_register("8@%r12"), Some(12));
+        assert_eq!(plain_register("8@%rbp"), Some(7));
+        assert_eq!(plain_register("-8@%rax"), Some(1));
+        assert_eq!(plain_register("-4@%eax"), None);
+        assert_eq!(plain_register("8@-292(%rbp)"), None);
+        assert_eq!(plain_register("8@%xmm0"), None);
+    }
+
+    #[test]
+    fn a_register_counts_only_when_every_site_agrees() {
+        let site = |args: &str| ProbeSite {
+            provider: "python".into(),
+            name: "function__return".into(),
+            pc: 0,
+            semaphore: 0,
+            semaphore_offset: 0,
+            args: args.into(),
+        };
+        let mut info = ElfInfo {
+            probes: vec![site("8@%rbp 8@%r12 -4@%eax")],
+            ..Default::default()
+        };
+        assert_eq!(info.arg_register("function__return", 1), 12);
+        info.probes.push(site("8@%rbx 8@%r13 -4@%eax"));
+        assert_eq!(info.arg_register("function__return", 1), 0);
+        assert_eq!(info.arg_register("function__entry", 1), 0);
     }
 
     #[test]
