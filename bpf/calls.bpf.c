@@ -24,6 +24,14 @@ struct {
 	__type(value, __u64);
 } latency_hist SEC(".maps");
 
+/* Threads' stacks: direct-mapped by thread id (an inlined array access), the hash for collisions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STACK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct call_stack);
+} stack_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -40,9 +48,17 @@ struct {
 
 static __always_inline struct call_stack *thread_stack(__u32 tid, bool create)
 {
-	struct call_stack *st = bpf_map_lookup_elem(&stacks, &tid);
-	__u32 zero = 0;
+	__u32 zero = 0, idx = tid & (STACK_SLOTS - 1);
+	struct call_stack *st;
 
+	st = bpf_map_lookup_elem(&stack_slots, &idx);
+	if (st && st->tid == tid)
+		return st;
+	if (st && create && st->tid == 0 && __sync_val_compare_and_swap(&st->tid, 0, tid) == 0) {
+		st->depth = 0;
+		return st;
+	}
+	st = bpf_map_lookup_elem(&stacks, &tid);
 	if (st || !create)
 		return st;
 	/* A call_stack is too big for the BPF stack; a zeroed per-CPU copy seeds new threads. */
@@ -120,7 +136,10 @@ static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
 	if (top == 0) {
 		__u32 tid = current_tid();
 
-		bpf_map_delete_elem(&stacks, &tid);
+		if (st->tid == tid)
+			st->tid = 0;
+		else
+			bpf_map_delete_elem(&stacks, &tid);
 	}
 	return ts;
 }

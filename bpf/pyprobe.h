@@ -85,9 +85,11 @@ struct name_filter {
 };
 
 /* Per-thread stack of entries (time and function key), to pair them with returns. */
+#define STACK_SLOTS 256
+
 struct call_stack {
 	__u32 depth;
-	__u32 pad;
+	__u32 tid; /* owner, in the direct-mapped array of stacks; 0 when free */
 	__u64 ts[MAX_DEPTH];
 	__u64 name_ptr[MAX_DEPTH];
 	__u64 code[MAX_DEPTH];
