@@ -161,6 +161,7 @@ pub struct GcTracer<'obj> {
     skel: GcSkel<'obj>,
     _links: Vec<Link>,
     attached_at: Instant,
+    streaming: bool,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC (bpf_ktime_get_ns), to date streamed pauses.
     realtime_offset_ns: i128,
 }
@@ -208,6 +209,7 @@ impl<'obj> GcTracer<'obj> {
             skel,
             _links: links,
             attached_at: Instant::now(),
+            streaming: opts.min_pause.is_some(),
             realtime_offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
         })
     }
@@ -256,13 +258,7 @@ impl<'obj> GcTracer<'obj> {
         &'a self,
         mut on_pause: impl FnMut(GcPause) + 'a,
     ) -> Result<Option<PauseStream<'a>>> {
-        if !self
-            .skel
-            .maps
-            .rodata_data
-            .as_deref()
-            .is_some_and(|r| r.stream_pauses)
-        {
+        if !self.streaming {
             return Ok(None);
         }
         let offset = self.realtime_offset_ns;
