@@ -1,0 +1,39 @@
+"""A workload with GC pauses of two known sizes (see tests/gc.rs), each timed by the workload
+itself with perf_counter: "big" full collections that free a large cyclic heap (tens of
+milliseconds) and "small" ones with nothing to free (about a millisecond). Prints "ready",
+waits for a line, collects, prints its own timings as JSON, then waits for a second line."""
+import gc
+import json
+import sys
+import threading
+import time
+
+ORDER = ["big", "small", "small", "big", "small", "big"]
+BIG_CYCLES = 60_000
+
+
+def cyclic_heap(n):
+    """`n` two-object cycles (a dict and a list pointing at each other), then dropped."""
+    for _ in range(n):
+        d = {}
+        lst = [d]
+        d["l"] = lst
+
+
+def main():
+    gc.disable()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    pauses = []
+    for kind in ORDER:
+        if kind == "big":
+            cyclic_heap(BIG_CYCLES)
+        t0 = time.perf_counter_ns()
+        collected = gc.collect()
+        t1 = time.perf_counter_ns()
+        pauses.append({"kind": kind, "ns": t1 - t0, "collected": collected})
+    print(json.dumps({"tid": threading.get_native_id(), "pauses": pauses}), flush=True)
+    sys.stdin.readline()
+
+
+main()
