@@ -146,7 +146,7 @@ pub struct GcArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Also print each pause at least USECS microseconds long as it happens (0: every pause)
-    #[arg(short, long, value_name = "USECS")]
+    #[arg(short, long, value_name = "USECS", allow_hyphen_values = true, value_parser = parse_usecs)]
     pub min_pause: Option<u64>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
@@ -156,6 +156,11 @@ pub struct GcArgs {
     /// Size of the kernel's pause buffer for --min-pause, in KiB (a power of two)
     #[arg(long, value_name = "KIB", default_value_t = 256, value_parser = parse_buffer_kib)]
     pub buffer_size: u32,
+}
+
+pub fn parse_usecs(s: &str) -> Result<u64, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a whole, non-negative number of microseconds"))
 }
 
 /// A ring buffer is a power-of-two number of pages.
