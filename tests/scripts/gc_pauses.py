@@ -9,7 +9,7 @@ import threading
 import time
 
 ORDER = ["big", "small", "small", "big", "small", "big"]
-BIG_CYCLES = 60_000
+BIG_CYCLES = 100_000
 
 
 def cyclic_heap(n):
