@@ -21,6 +21,13 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// Every JSON document in pygc's output: its streamed pauses and its last report.
 fn pauses_and_report(stdout: &str) -> (Vec<Value>, Value) {
+    // A spawned workload shares pygc's stdout: a line cut into by another must not pass unseen.
+    for l in stdout.lines() {
+        assert!(
+            l.starts_with('{') || !l.contains('{'),
+            "a line written in pieces: {l}"
+        );
+    }
     let docs: Vec<Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))

@@ -20,15 +20,12 @@ pub fn run(args: &GcArgs) -> Result<()> {
     let tracer = GcTracer::attach(&target, &opts, &mut storage)?;
     let json = args.json;
     let pauses = tracer.pauses(|p| {
-        // Pauses go out one per line as they come, so a pipe sees each one at once.
         let line = if json {
             out::pause_json(&p).to_string()
         } else {
             out::pause_line(&p)
         };
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
+        emit(&format!("{line}\n"));
     })?;
     super::banner("GC pauses", &target);
     if pauses.is_some() && !json {
@@ -38,9 +35,9 @@ pub fn run(args: &GcArgs) -> Result<()> {
 
     let print = |report: &GcReport| {
         if json {
-            println!("{}", out::json(report));
+            emit(&format!("{}\n", out::json(report)));
         } else {
-            print!("{}", out::table(report));
+            emit(&out::table(report));
         }
     };
     let mut last = GcReport::default();
@@ -83,6 +80,14 @@ pub fn run(args: &GcArgs) -> Result<()> {
     }
     print(&now.since(&last));
     Ok(())
+}
+
+/// Writes whole lines in one write and flushes: a spawned target may share this stdout, and a
+/// pipe reader sees each pause as it happens.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 /// Wall-clock time of day (UTC) for interval headers, as pycount prints them.

@@ -5,6 +5,7 @@ second line before exiting (so that interpreter shutdown's own collections can b
 With the argument "paced", the main thread sleeps 0.1 s after each of its collections."""
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -36,9 +37,15 @@ def thread_main(log):
         collect(2, 100 + i, log)
 
 
+def say(line):
+    """One write() per line: pygc shares this stdout when it spawns us, and a line written in
+    pieces (as print() may) can have one of pygc's lines land in the middle of it."""
+    os.write(1, (line + "\n").encode())
+
+
 def main():
     gc.disable()
-    print("ready", flush=True)
+    say("ready")
     sys.stdin.readline()
     start = time.time_ns()
     log = []
@@ -62,7 +69,7 @@ def main():
         "start_unix_ns": start,
         "end_unix_ns": time.time_ns(),
     }
-    print(json.dumps(result), flush=True)
+    say(json.dumps(result))
     sys.stdin.readline()
 
 

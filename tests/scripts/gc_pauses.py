@@ -4,6 +4,7 @@ milliseconds) and "small" ones with nothing to free (about a millisecond). Print
 waits for a line, collects, prints its own timings as JSON, then waits for a second line."""
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -20,9 +21,15 @@ def cyclic_heap(n):
         d["l"] = lst
 
 
+def say(line):
+    """One write() per line: pygc shares this stdout when it spawns us, and a line written in
+    pieces (as print() may) can have one of pygc's lines land in the middle of it."""
+    os.write(1, (line + "\n").encode())
+
+
 def main():
     gc.disable()
-    print("ready", flush=True)
+    say("ready")
     sys.stdin.readline()
     pauses = []
     for kind in ORDER:
@@ -32,7 +39,7 @@ def main():
         collected = gc.collect()
         t1 = time.perf_counter_ns()
         pauses.append({"kind": kind, "ns": t1 - t0, "collected": collected})
-    print(json.dumps({"tid": threading.get_native_id(), "pauses": pauses}), flush=True)
+    say(json.dumps({"tid": threading.get_native_id(), "pauses": pauses}))
     sys.stdin.readline()
 
 
