@@ -324,6 +324,54 @@ fn min_pause_prints_exactly_the_pauses_above_the_threshold() {
 }
 
 #[test]
+fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
+    // Nobody reads pygc's output until the window ends: its pipe fills, it blocks writing, and
+    // the smallest pause buffer (4 KiB, about 70 pauses) overflows.
+    let (out, own) = trace_window(
+        &[PYTHON],
+        "gc_burst.py",
+        &["--min-pause", "0", "--buffer-size", "4"],
+    );
+    let (pauses, report) = pauses_and_report(&out);
+    let made = own["collections"].as_u64().unwrap();
+    assert_eq!(generation(&report, 0)["count"].as_u64(), Some(made));
+    let lost = report["lost"]["events_lost"].as_u64().unwrap();
+    assert!(lost > 0, "{} pauses printed, none lost", pauses.len());
+    assert_eq!(pauses.len() as u64 + lost, made, "printed + lost = made");
+}
+
+#[test]
+fn a_collection_under_way_at_attach_is_reported_unpaired() {
+    let _serial = serial();
+    let mut w = start_workload_raw("gc_attach_mid.py");
+    let stdout = w.child().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    // Its finalizer says so from inside the collection, and waits there for us.
+    assert_eq!(lines.next().as_deref(), Some("collecting"));
+    let pid = w.pid().to_string();
+    let (p, rx) = start_pyprobe(&["gc", "--pid", &pid]);
+    w.send_line("finish the collection");
+    let own: Value = serde_json::from_str(&lines.next().expect("results")).unwrap();
+    unsafe { libc::kill(p.pid(), libc::SIGINT) };
+    let (out, err) = finish_pyprobe(p, rx);
+    w.send_line("exit");
+    assert_eq!(own["after"].as_array().unwrap().len(), 2, "{own}");
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "))
+        .unwrap_or_else(|| panic!("{out}\n{err}"));
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some("2"),
+        "only the two collections seen whole are timed: {out}"
+    );
+    assert!(
+        out.contains("WARNING: 1 GC pauses not timed: their start was not seen"),
+        "{out}"
+    );
+}
+
+#[test]
 fn min_pause_table_has_one_row_per_pause_with_its_columns() {
     let _serial = serial();
     let mut w = start_workload_raw("gc_pauses.py");
