@@ -16,6 +16,10 @@ pub mod floor {
     include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
 }
 
+pub mod gc {
+    include!(concat!(env!("OUT_DIR"), "/gc.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
@@ -29,6 +33,13 @@ pub mod types {
     unsafe impl plain::Plain for FnKey {}
     unsafe impl plain::Plain for FnSlot {}
     unsafe impl plain::Plain for HistKey {}
+
+    // pygc
+    pub use super::gc::types::{gc_event as GcEvent, gc_gen_stats as GcGenStats};
+    unsafe impl plain::Plain for GcEvent {}
+    unsafe impl plain::Plain for GcGenStats {}
+    unsafe impl plain::Plain for LossCounters {}
+    unsafe impl plain::Plain for super::gc::types::loss_counters {}
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.
@@ -36,4 +47,11 @@ pub fn record<T: plain::Plain + Default>(bytes: &[u8]) -> T {
     let mut out = T::default();
     plain::copy_from_bytes(&mut out, bytes).expect("record shorter than its type");
     out
+}
+
+/// Each skeleton generates its own copy of `struct loss_counters`; this reads one as the shared
+/// Rust view (same header, same layout).
+pub fn loss_counters<T: plain::Plain>(c: &T) -> types::LossCounters {
+    // SAFETY: loss_counters is all u64: no padding bytes to expose.
+    record(unsafe { plain::as_bytes(c) })
 }

@@ -8,6 +8,7 @@ pub mod elf;
 pub mod error;
 pub mod filter;
 pub mod floor;
+pub mod gc;
 pub mod histogram;
 pub mod losses;
 pub mod output;

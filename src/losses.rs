@@ -18,6 +18,8 @@ pub struct Losses {
     pub code_read_errors: u64,
     /// Events the ring buffer had no room for.
     pub events_lost: u64,
+    /// GC pauses whose start was not seen (a collection running at attach).
+    pub gc_unpaired: u64,
 }
 
 impl Losses {
@@ -31,6 +33,7 @@ impl Losses {
             unpaired_returns: c.unpaired_returns,
             code_read_errors: c.code_read_errors,
             events_lost: c.events_lost,
+            gc_unpaired: c.gc_unpaired,
         }
     }
 
@@ -44,6 +47,7 @@ impl Losses {
             unpaired_returns: self.unpaired_returns.saturating_sub(e.unpaired_returns),
             code_read_errors: self.code_read_errors.saturating_sub(e.code_read_errors),
             events_lost: self.events_lost.saturating_sub(e.events_lost),
+            gc_unpaired: self.gc_unpaired.saturating_sub(e.gc_unpaired),
         }
     }
 
@@ -86,6 +90,10 @@ impl Losses {
             self.events_lost,
             "events lost: ring buffer full (raise --buffer-size)".into(),
         );
+        say(
+            self.gc_unpaired,
+            "GC pauses not timed: their start was not seen (collecting at attach)".into(),
+        );
         out
     }
 
@@ -99,6 +107,7 @@ impl Losses {
             "unpaired_returns": self.unpaired_returns,
             "code_read_errors": self.code_read_errors,
             "events_lost": self.events_lost,
+            "gc_unpaired": self.gc_unpaired,
         })
     }
 }

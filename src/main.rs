@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Probes(a) => commands::probes::run(a),
         Command::Count(a) => commands::count::run(a),
         Command::Floor(a) => commands::floor::run(a),
+        Command::Gc(a) => commands::gc::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Front ends of the subcommands: each turns parsed arguments into a traced session and output.
 pub mod count;
 pub mod floor;
+pub mod gc;
 pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};
