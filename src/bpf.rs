@@ -12,6 +12,10 @@ pub mod calls {
     include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));
 }
 
+pub mod lines {
+    include!(concat!(env!("OUT_DIR"), "/lines.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
@@ -23,6 +27,15 @@ pub mod types {
     unsafe impl plain::Plain for FnEntry {}
     unsafe impl plain::Plain for FnKey {}
     unsafe impl plain::Plain for HistKey {}
+}
+
+/// Records of pyprobe lines, imports and audit (each skeleton generates its own copy).
+pub mod probe_types {
+    pub use super::lines::types::{line_file as LineFile, line_key as LineKey};
+
+    // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
+    unsafe impl plain::Plain for LineFile {}
+    unsafe impl plain::Plain for LineKey {}
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.

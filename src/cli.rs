@@ -35,6 +35,9 @@ pub enum Command {
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = COUNT_EXAMPLES)]
     Count(CountArgs),
+    /// Count executions per source line (file:line), hottest first; CPython up to 3.11
+    #[command(after_help = LINES_EXAMPLES)]
+    Lines(LinesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +126,39 @@ pub struct CountArgs {
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
+}
+
+const LINES_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe lines --pid 1234                    # every line, until Ctrl-C or the process exits
+    pyprobe lines --pid 1234 --file app.py      # lines of files whose path ends in /app.py
+    pyprobe lines --pid 1234 --file '/srv/*' --top 20 -d 10   # 20 hottest lines under /srv
+    pyprobe lines --json -- python3 script.py   # from the first line of a new process
+
+GLOB: '*' matches any run of characters (including '/'), '?' one character. A GLOB that
+starts with '/' or '*' is matched against the whole path; otherwise it also matches after any
+'/'. It is decided in the kernel once per file. The line probe exists only up to CPython 3.11;
+on 3.11 it puts the interpreter into tracing mode while attached (several times slower).
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct LinesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Count only lines of files whose path matches GLOB
+    #[arg(short, long, value_name = "GLOB")]
+    pub file: Option<String>,
+    /// Show only the N hottest lines
+    #[arg(short, long, value_name = "N")]
+    pub top: Option<usize>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Print JSON (one document per report)
+    #[arg(long)]
+    pub json: bool,
+    /// Size of the kernel's line table
+    #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    pub max_lines: u32,
 }
 
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
