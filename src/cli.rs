@@ -38,6 +38,9 @@ pub enum Command {
     /// Count executions per source line (file:line), hottest first; CPython up to 3.11
     #[command(after_help = LINES_EXAMPLES)]
     Lines(LinesArgs),
+    /// Show every module load as a tree (which import triggered which), slowest first
+    #[command(after_help = IMPORTS_EXAMPLES)]
+    Imports(ImportsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +162,31 @@ pub struct LinesArgs {
     /// Size of the kernel's line table
     #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     pub max_lines: u32,
+}
+
+const IMPORTS_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe imports -- python3 app.py           # why does my program start slowly?
+    pyprobe imports --pid 1234 -d 30            # imports a running process makes in 30 s
+    pyprobe imports --json -- python3 -c 'import pandas'
+
+Each import is shown with its cumulative time (start to done, the imports it triggered
+included) and its self time (cumulative minus its children's), indented under the import
+that triggered it, slowest first at every level. Only loads are shown: an import of a module
+already in sys.modules fires no probe. `from pkg import sub` loads sub inside importlib, which
+fires no probe either: its time counts as pkg's self time.
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {

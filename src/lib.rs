@@ -8,6 +8,7 @@ pub mod error;
 pub mod filter;
 pub mod glob;
 pub mod histogram;
+pub mod imports;
 pub mod lines;
 pub mod losses;
 pub mod output;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Probes(a) => commands::probes::run(a),
         Command::Count(a) => commands::count::run(a),
         Command::Lines(a) => commands::lines::run(a),
+        Command::Imports(a) => commands::imports::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Front ends of the subcommands: each turns parsed arguments into a traced session and output.
 pub mod count;
+pub mod imports;
 pub mod lines;
 pub mod probes;
 

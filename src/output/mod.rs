@@ -1,5 +1,6 @@
 //! Output formats: human tables and JSON, one module per kind of report.
 pub mod calls;
+pub mod imports;
 pub mod lines;
 pub mod probes;
 
