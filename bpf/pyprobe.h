@@ -226,8 +226,8 @@ struct audit_event {
 	__u8 pad[2];
 	char name[EVENT_LEN];
 	struct audit_value args[AUDIT_ARGS];
-	/* Items of the one sequence argument decoded (seq_arg), if any. */
-	__u32 seq_arg;
+	/* Items of the one sequence argument decoded (seq_arg, -1 when none). */
+	__s32 seq_arg;
 	__u32 nitems;
 	struct audit_value items[AUDIT_ITEMS];
 };

@@ -12,6 +12,10 @@ pub mod calls {
     include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));
 }
 
+pub mod audit {
+    include!(concat!(env!("OUT_DIR"), "/audit.skel.rs"));
+}
+
 pub mod imports {
     include!(concat!(env!("OUT_DIR"), "/imports.skel.rs"));
 }
@@ -35,10 +39,12 @@ pub mod types {
 
 /// Records of pyprobe lines, imports and audit (each skeleton generates its own copy).
 pub mod probe_types {
+    pub use super::audit::types::{audit_event as AuditEvent, audit_value as AuditValue};
     pub use super::imports::types::{import_event as ImportEvent, import_stack as ImportStack};
     pub use super::lines::types::{line_file as LineFile, line_key as LineKey};
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
+    unsafe impl plain::Plain for AuditEvent {}
     unsafe impl plain::Plain for ImportEvent {}
     unsafe impl plain::Plain for ImportStack {}
     unsafe impl plain::Plain for LineFile {}

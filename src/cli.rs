@@ -41,6 +41,9 @@ pub enum Command {
     /// Show every module load as a tree (which import triggered which), slowest first
     #[command(after_help = IMPORTS_EXAMPLES)]
     Imports(ImportsArgs),
+    /// Stream sys.audit events (files opened, subprocesses, sockets, imports...) as they happen
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +188,35 @@ pub struct ImportsArgs {
     #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
     /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+const AUDIT_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe audit --pid 1234                      # every audit event, until Ctrl-C
+    pyprobe audit --pid 1234 --event 'socket.*'   # sockets only, filtered in the kernel
+    pyprobe audit --event open --event 'subprocess.*' -- python3 app.py
+    pyprobe audit --json --pid 1234 -d 60         # one JSON object per event, then a summary
+
+Events are PEP 578's (CPython 3.8+). For open, subprocess.Popen, os.system, os.exec,
+socket.connect, socket.bind, import, exec and compile the leading arguments are decoded in the
+kernel: path, command line, address. A str that is not ASCII (and whose UTF-8 CPython has not
+cached) is reported as not decoded rather than guessed. GLOB: '*' any run of characters, '?'
+one character; up to 4 --event patterns, an event matching any is shown.
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Show only events whose name matches GLOB; repeatable
+    #[arg(short, long, value_name = "GLOB")]
+    pub event: Vec<String>,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Print one JSON object per event, then a summary object
     #[arg(long)]
     pub json: bool,
 }

@@ -1,4 +1,5 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
+pub mod audit;
 pub mod bpf;
 pub mod cli;
 pub mod commands;
@@ -9,6 +10,7 @@ pub mod filter;
 pub mod glob;
 pub mod histogram;
 pub mod imports;
+pub mod layouts;
 pub mod lines;
 pub mod losses;
 pub mod output;

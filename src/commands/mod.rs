@@ -1,4 +1,5 @@
 //! Front ends of the subcommands: each turns parsed arguments into a traced session and output.
+pub mod audit;
 pub mod count;
 pub mod imports;
 pub mod lines;

@@ -1,4 +1,5 @@
 //! Output formats: human tables and JSON, one module per kind of report.
+pub mod audit;
 pub mod calls;
 pub mod imports;
 pub mod lines;
