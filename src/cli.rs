@@ -11,6 +11,9 @@ EXAMPLES:
     pycount --pid 1234                    # count calls per function until Ctrl-C
     pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
     pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
+    pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
+    pyprobe imports -- python3 app.py     # why does my program start slowly?
+    pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
 ";
 
 #[derive(Debug, Parser)]

@@ -1,6 +1,6 @@
 //! Where CPython keeps what audit decoding reads inside objects, per version: the one place
 //! for object layouts (referenced from src/versions.rs). Each was checked by dumping objects of
-//! the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2, pyenv's 3.10 and
+//! the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2, pyenv's 3.8-3.10 and
 //! 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default non-free-threaded builds).
 use crate::bpf::audit::types::object_layout as ObjectLayout;
 use crate::versions::PyVersion;
