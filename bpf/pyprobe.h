@@ -147,4 +147,149 @@ struct gc_event {
 	__u32 pad;
 };
 
+/* ---- pyprobe lines, imports, audit ---- */
+
+/* Globs (--file, --event): '*' any run of bytes, '?' one byte; a few per filter. */
+#define GLOB_LEN 64
+#define MAX_GLOBS 4
+
+struct glob_pattern {
+	char text[GLOB_LEN];
+	__u32 len;
+	__u32 pad;
+};
+
+/* lines: a source line is its file name pointer (co_filename's UTF-8) and line number. */
+struct line_key {
+	__u64 file_ptr;
+	__u32 lineno;
+	__u32 pad;
+};
+
+/* A file name seen by the line probe, named and glob-checked once per pointer. */
+struct line_file {
+	__u8 matched;
+	__u8 file_truncated;
+	__u8 pad[6];
+	char file[FILE_LEN];
+};
+
+struct line_losses {
+	__u64 lines_full;
+	__u64 files_full;
+};
+
+/* imports: module names are kept up to MODULE_LEN-1 bytes. */
+#define MODULE_LEN 128
+#define MAX_IMPORT_DEPTH 32
+
+/* Per-thread stack of imports in progress, to pair starts with dones. */
+struct import_stack {
+	__u32 depth;
+	__u32 pad;
+	__u64 ts[MAX_IMPORT_DEPTH];
+	__u64 module_ptr[MAX_IMPORT_DEPTH];
+};
+
+/* One finished import, sent when import__find__load__done fires. */
+struct import_event {
+	__u64 start_ns;
+	__u64 end_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 depth;
+	__s32 found;
+	__u8 module_truncated;
+	__u8 pad[7];
+	char module[MODULE_LEN];
+};
+
+struct import_losses {
+	__u64 events_lost;
+	__u64 unpaired_dones;
+	__u64 too_deep;
+	__u64 threads_full;
+};
+
+/* audit: an event name and the leading arguments of the events pyprobe decodes. */
+#define EVENT_LEN 64
+#define AUDIT_ARGS 4
+/* Items of a list or tuple argument (a command line, an address) decoded after it. */
+#define AUDIT_ITEMS 6
+#define ARG_LEN 128
+#define TYPE_NAME_LEN 24
+#define MAX_DECODED_EVENTS 16
+
+/* What an argument turned out to be; the text says more for strings and bytes. */
+enum arg_kind {
+	ARG_ABSENT = 0,
+	ARG_STR = 1,	   /* compact ASCII, or the cached UTF-8 of any str */
+	ARG_STR_OTHER = 2, /* a str with neither: not decoded (non-ASCII) */
+	ARG_BYTES = 3,
+	ARG_INT = 4,
+	ARG_INT_BIG = 5, /* an int wider than 60 bits: not decoded */
+	ARG_SEQ = 6,	 /* a tuple or list: its first items follow in `items` */
+	ARG_OTHER = 7,	 /* another type: only its type name */
+	ARG_UNREADABLE = 8,
+};
+
+struct audit_value {
+	__s64 num;	/* INT value; SEQ and STR/BYTES: full length */
+	__u8 kind;
+	__u8 truncated; /* text holds only the first ARG_LEN-1 bytes */
+	__u8 pad[6];
+	char type_name[TYPE_NAME_LEN];
+	char text[ARG_LEN];
+};
+
+struct audit_event {
+	__u64 ts;
+	__u32 pid;
+	__u32 tid;
+	__u32 nargs;	/* length of the args tuple */
+	__u8 decoded;	/* args were decoded (a security-relevant event) */
+	__u8 name_truncated;
+	__u8 pad[2];
+	char name[EVENT_LEN];
+	struct audit_value args[AUDIT_ARGS];
+	/* Items of the one sequence argument decoded (seq_arg, -1 when none). */
+	__s32 seq_arg;
+	__u32 nitems;
+	struct audit_value items[AUDIT_ITEMS];
+};
+
+/* Which events get their arguments decoded, and which argument's items to decode. */
+struct audit_decoder {
+	char name[EVENT_LEN];
+	__u32 len;
+	__u32 nargs;	 /* leading arguments to decode */
+	__s32 seq_arg;	 /* the argument whose items to decode, or -1 */
+	__u32 pad;
+};
+
+/*
+ * Where CPython keeps what audit decoding reads, per version (src/layouts.rs): offsets into
+ * type, tuple, list, str, bytes and int objects; all zero when unknown (names only).
+ */
+struct object_layout {
+	__u32 known;
+	__u32 type_name;
+	__u32 type_flags;
+	__u32 tuple_items;
+	__u32 list_items;
+	__u32 str_state;
+	__u32 str_ascii_data;
+	__u32 str_utf8_len;
+	__u32 str_utf8;
+	__u32 bytes_data;
+	__u32 long_digits;
+	/* 0: ob_size holds sign and digit count (<= 3.11); 1: lv_tag (3.12+) */
+	__u32 long_tagged;
+};
+
+struct audit_losses {
+	__u64 events_lost;
+	__u64 read_errors;
+};
+
 #endif

@@ -20,6 +20,18 @@ pub mod gc {
     include!(concat!(env!("OUT_DIR"), "/gc.skel.rs"));
 }
 
+pub mod audit {
+    include!(concat!(env!("OUT_DIR"), "/audit.skel.rs"));
+}
+
+pub mod imports {
+    include!(concat!(env!("OUT_DIR"), "/imports.skel.rs"));
+}
+
+pub mod lines {
+    include!(concat!(env!("OUT_DIR"), "/lines.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
@@ -40,6 +52,20 @@ pub mod types {
     unsafe impl plain::Plain for GcGenStats {}
     unsafe impl plain::Plain for LossCounters {}
     unsafe impl plain::Plain for super::gc::types::loss_counters {}
+}
+
+/// Records of pyprobe lines, imports and audit (each skeleton generates its own copy).
+pub mod probe_types {
+    pub use super::audit::types::{audit_event as AuditEvent, audit_value as AuditValue};
+    pub use super::imports::types::{import_event as ImportEvent, import_stack as ImportStack};
+    pub use super::lines::types::{line_file as LineFile, line_key as LineKey};
+
+    // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
+    unsafe impl plain::Plain for AuditEvent {}
+    unsafe impl plain::Plain for ImportEvent {}
+    unsafe impl plain::Plain for ImportStack {}
+    unsafe impl plain::Plain for LineFile {}
+    unsafe impl plain::Plain for LineKey {}
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.

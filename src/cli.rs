@@ -12,6 +12,9 @@ EXAMPLES:
     pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
     pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
     pygc --pid 1234                       # GC pause histograms per generation until Ctrl-C
+    pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
+    pyprobe imports -- python3 app.py     # why does my program start slowly?
+    pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
 ";
 
 #[derive(Debug, Parser)]
@@ -36,6 +39,15 @@ pub enum Command {
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = COUNT_EXAMPLES)]
     Count(CountArgs),
+    /// Count executions per source line (file:line), hottest first; CPython up to 3.11
+    #[command(after_help = LINES_EXAMPLES)]
+    Lines(LinesArgs),
+    /// Show every module load as a tree (which import triggered which), slowest first
+    #[command(after_help = IMPORTS_EXAMPLES)]
+    Imports(ImportsArgs),
+    /// Stream sys.audit events (files opened, subprocesses, sockets, imports...) as they happen
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
     /// GC pause histograms per generation, percentiles, objects collected, share of wall time [pygc]
     #[command(after_help = GC_EXAMPLES)]
     Gc(GcArgs),
@@ -192,6 +204,93 @@ pub fn parse_buffer_kib(s: &str) -> Result<u32, String> {
         ));
     }
     Ok(v)
+}
+
+const LINES_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe lines --pid 1234                    # every line, until Ctrl-C or the process exits
+    pyprobe lines --pid 1234 --file app.py      # lines of files whose path ends in /app.py
+    pyprobe lines --pid 1234 --file '/srv/*' --top 20 -d 10   # 20 hottest lines under /srv
+    pyprobe lines --json -- python3 script.py   # from the first line of a new process
+
+GLOB: '*' matches any run of characters (including '/'), '?' one character. A GLOB that
+starts with '/' or '*' is matched against the whole path; otherwise it also matches after any
+'/'. It is decided in the kernel once per file. The line probe exists only up to CPython 3.11;
+on 3.11 it puts the interpreter into tracing mode while attached (several times slower).
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct LinesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Count only lines of files whose path matches GLOB
+    #[arg(short, long, value_name = "GLOB")]
+    pub file: Option<String>,
+    /// Show only the N hottest lines
+    #[arg(short, long, value_name = "N")]
+    pub top: Option<usize>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Print JSON (one document per report)
+    #[arg(long)]
+    pub json: bool,
+    /// Size of the kernel's line table
+    #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    pub max_lines: u32,
+}
+
+const IMPORTS_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe imports -- python3 app.py           # why does my program start slowly?
+    pyprobe imports --pid 1234 -d 30            # imports a running process makes in 30 s
+    pyprobe imports --json -- python3 -c 'import pandas'
+
+Each import is shown with its cumulative time (start to done, the imports it triggered
+included) and its self time (cumulative minus its children's), indented under the import
+that triggered it, slowest first at every level. Only loads are shown: an import of a module
+already in sys.modules fires no probe. `from pkg import sub` loads sub inside importlib, which
+fires no probe either: its time counts as pkg's self time.
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+const AUDIT_EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe audit --pid 1234                      # every audit event, until Ctrl-C
+    pyprobe audit --pid 1234 --event 'socket.*'   # sockets only, filtered in the kernel
+    pyprobe audit --event open --event 'subprocess.*' -- python3 app.py
+    pyprobe audit --json --pid 1234 -d 60         # one JSON object per event, then a summary
+
+Events are PEP 578's (CPython 3.8+). For open, subprocess.Popen, os.system, os.exec,
+socket.connect, socket.bind, import, exec and compile the leading arguments are decoded in the
+kernel: path, command line, address. A str that is not ASCII (and whose UTF-8 CPython has not
+cached) is reported as not decoded rather than guessed. GLOB: '*' any run of characters, '?'
+one character; up to 4 --event patterns, an event matching any is shown.
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Show only events whose name matches GLOB; repeatable
+    #[arg(short, long, value_name = "GLOB")]
+    pub event: Vec<String>,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Print one JSON object per event, then a summary object
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {

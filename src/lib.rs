@@ -1,5 +1,6 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
 pub mod attach;
+pub mod audit;
 pub mod bpf;
 pub mod cli;
 pub mod commands;
@@ -9,9 +10,14 @@ pub mod error;
 pub mod filter;
 pub mod floor;
 pub mod gc;
+pub mod glob;
 pub mod histogram;
+pub mod imports;
+pub mod layouts;
+pub mod lines;
 pub mod losses;
 pub mod output;
 pub mod process;
+pub mod requirements;
 pub mod target;
 pub mod versions;

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         Command::Count(a) => commands::count::run(a),
         Command::Floor(a) => commands::floor::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        Command::Lines(a) => commands::lines::run(a),
+        Command::Imports(a) => commands::imports::run(a),
+        Command::Audit(a) => commands::audit::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use crate::bpf::types::FrameLayout;
+/// Object layouts (str, bytes, int, tuple, list) for decoding audit arguments live there.
+pub use crate::layouts::object_layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PyVersion {

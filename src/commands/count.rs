@@ -68,7 +68,7 @@ pub fn run(args: &CountArgs) -> Result<()> {
 }
 
 /// Wall-clock time of day (UTC) for interval headers.
-fn clock() -> String {
+pub(super) fn clock() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

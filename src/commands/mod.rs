@@ -1,7 +1,10 @@
 //! Front ends of the subcommands: each turns parsed arguments into a traced session and output.
+pub mod audit;
 pub mod count;
 pub mod floor;
 pub mod gc;
+pub mod imports;
+pub mod lines;
 pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};

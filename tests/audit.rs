@@ -1,0 +1,275 @@
+//! pyprobe audit against real CPython processes with real BPF: known file, subprocess, shell
+//! and socket events with their decoded path, command and address; the in-kernel --event glob;
+//! the object layouts of 3.13-3.15; and the error paths.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Events (one JSON object per line) and the closing summary from pyprobe's stdout.
+fn parse_stream(stdout: &str) -> (Vec<Value>, Value) {
+    let docs: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect();
+    let (summary, events) = docs.split_last().expect("a summary line");
+    assert!(
+        summary.get("events").is_some(),
+        "last line is the summary: {summary}"
+    );
+    assert_eq!(
+        summary["events"],
+        events.len(),
+        "every event printed is counted"
+    );
+    (events.to_vec(), summary.clone())
+}
+
+/// Runs `interpreter ARGS` (it prints "ready", waits for a line, then prints `known {...}`),
+/// traces it by PID with `pyprobe audit EXTRA --json`, and returns (events, summary, known).
+fn trace_workload(cmd: &mut Command, extra: &[&str]) -> (Vec<Value>, Value, Value, i32) {
+    let mut w = Guard::spawn(cmd.stdin(Stdio::piped()).stdout(Stdio::piped()));
+    let pid = w.pid();
+    let stdout = w.child().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    assert_eq!(lines.next().as_deref(), Some("ready"));
+    let pid_s = pid.to_string();
+    let mut args = vec!["audit", "--pid", &pid_s, "--json"];
+    args.extend(extra);
+    let (p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    let known = lines
+        .find_map(|l| l.strip_prefix("known ").map(str::to_string))
+        .expect("the workload's known values");
+    let wout = w.wait_output(Duration::from_secs(60));
+    assert!(wout.status.success(), "workload failed");
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (events, summary) = parse_stream(&stdout);
+    assert!(!events.is_empty() || !extra.is_empty(), "{stderr}");
+    (events, summary, serde_json::from_str(&known).unwrap(), pid)
+}
+
+fn workload311() -> Command {
+    let mut c = Command::new(PYTHON);
+    c.arg(script("audit_events.py"));
+    c
+}
+
+fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == name).collect()
+}
+
+#[test]
+fn decodes_the_path_command_and_address_of_known_events() {
+    let (events, summary, known, pid) = trace_workload(&mut workload311(), &[]);
+    assert!(
+        events.iter().all(|e| e["pid"] == pid),
+        "only the target's events"
+    );
+    assert_eq!(summary["arguments_decoded"], true);
+    assert_eq!(summary["lost"], json!({"events_lost": 0, "read_errors": 0}));
+
+    // mkstemp's os.open (no mode), then open(path, "w").
+    let opens: Vec<&Value> = named(&events, "open")
+        .into_iter()
+        .filter(|e| e["args"]["path"] == known["path"])
+        .collect();
+    let modes: Vec<&Value> = opens.iter().map(|e| &e["args"]["mode"]).collect();
+    assert_eq!(modes, [&Value::Null, &json!("w")], "{opens:?}");
+
+    // A non-ASCII path is reported as not decoded, with its length, never as garbage.
+    let non_ascii: Vec<&Value> = named(&events, "open")
+        .into_iter()
+        .filter(|e| e["args"]["path"].is_object())
+        .collect();
+    assert_eq!(non_ascii.len(), 1, "{non_ascii:?}");
+    assert_eq!(
+        non_ascii[0]["args"]["path"],
+        json!({"type": "str", "decoded": false, "why": "non-ASCII", "length": known["non_ascii_path_chars"]})
+    );
+
+    let popen = named(&events, "subprocess.Popen");
+    assert_eq!(popen.len(), 1, "{popen:?}");
+    assert_eq!(popen[0]["args"]["executable"], "/bin/echo");
+    assert_eq!(
+        popen[0]["args"]["args"],
+        json!(["/bin/echo", "pyprobe-audit-test", "two"])
+    );
+
+    let system = named(&events, "os.system");
+    assert_eq!(system.len(), 1);
+    assert_eq!(
+        system[0]["args"]["command"],
+        json!({"type": "bytes", "text": "true pyprobe-system-test", "truncated": false})
+    );
+
+    let bind = named(&events, "socket.bind");
+    assert_eq!(bind.len(), 1);
+    assert_eq!(bind[0]["args"]["address"], json!(["127.0.0.1", 0]));
+    let connect = named(&events, "socket.connect");
+    assert_eq!(connect.len(), 1);
+    assert_eq!(
+        connect[0]["args"]["address"],
+        json!(["127.0.0.1", known["port"]])
+    );
+    assert_eq!(
+        connect[0]["detail"],
+        format!("socket=<socket> address=127.0.0.1:{}", known["port"])
+    );
+
+    let compiled: Vec<&Value> = named(&events, "compile")
+        .into_iter()
+        .filter(|e| e["args"]["filename"] == "<pyprobe-compiled>")
+        .collect();
+    assert_eq!(compiled.len(), 1);
+    assert_eq!(compiled[0]["args"]["source"]["text"], "6 * 7");
+    // Events pyprobe does not decode still show, with their name and argument count.
+    assert!(
+        named(&events, "socket.__new__")
+            .iter()
+            .all(|e| e["args"] == json!({}))
+    );
+    assert_eq!(named(&events, "socket.__new__")[0]["nargs"], 4);
+}
+
+#[test]
+fn event_globs_filter_in_the_kernel() {
+    let (events, _, known, _) = trace_workload(&mut workload311(), &["--event", "socket.*"]);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(names.iter().all(|n| n.starts_with("socket.")), "{names:?}");
+    assert_eq!(named(&events, "socket.bind").len(), 1);
+    assert_eq!(
+        named(&events, "socket.connect")[0]["args"]["address"][1],
+        known["port"]
+    );
+
+    let (events, _, _, _) = trace_workload(
+        &mut workload311(),
+        &["--event", "subprocess.Popen", "--event", "os.sys?em"],
+    );
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["subprocess.Popen", "os.system"]);
+}
+
+#[test]
+fn a_spawned_command_streams_a_table() {
+    let mut cmd = Command::new(pyprobe_bin());
+    cmd.args(["audit", "--event", "socket.connect", "--", PYTHON])
+        .arg(script("audit_events.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut g = Guard::spawn(&mut cmd);
+    g.send_line("go");
+    let out = g.wait_output(Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let known: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("known "))
+            .expect("known line"),
+    )
+    .unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" socket.connect "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].ends_with(&format!("address=127.0.0.1:{}", known["port"])),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "1 events"), "{text}");
+}
+
+/// The same decoding through the object layouts of newer versions (Debian sid's builds).
+#[test]
+fn decodes_on_cpython_3_13_to_3_15() {
+    for v in ["3.13", "3.14", "3.15"] {
+        let python = format!("/usr/bin/python{v}");
+        assert!(
+            std::path::Path::new(&format!("/opt/sidroot{python}")).exists(),
+            "{python} missing in /opt/sidroot: run scripts/test"
+        );
+        let mut cmd = Command::new("chroot");
+        cmd.args([
+            "/opt/sidroot",
+            &python,
+            "-c",
+            "import os, socket, sys\n\
+             print('ready', flush=True)\n\
+             sys.stdin.readline()\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', 0))\n\
+             os.system('true ' + sys.version[:4])\n\
+             print('known {\"port\": %d}' % s.getsockname()[1], flush=True)\n",
+        ]);
+        let (events, summary, _, _) = trace_workload(
+            &mut cmd,
+            &["--event", "socket.bind", "--event", "os.system"],
+        );
+        assert_eq!(summary["arguments_decoded"], true, "{v}");
+        assert_eq!(
+            named(&events, "socket.bind")[0]["args"]["address"],
+            json!(["127.0.0.1", 0]),
+            "{v}"
+        );
+        assert_eq!(
+            named(&events, "os.system")[0]["args"]["command"]["text"],
+            format!("true {v}"),
+            "{v}"
+        );
+    }
+}
+
+/// A bad input: non-zero exit, one line on stderr, no panic.
+fn assert_clean_failure(args: &[&str], expect: &str) {
+    let out = run_pyprobe(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+}
+
+#[test]
+fn a_python_without_probes_is_refused() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let python = std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
+        .expect("pyenv builds (no probes) are part of this machine image")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/python3"))
+        .find(|p| p.exists())
+        .expect("a pyenv python3");
+    let g = Guard::spawn(Command::new(&python).args(["-c", "import time; time.sleep(30)"]));
+    thread::sleep(Duration::from_millis(300));
+    let pid = g.pid().to_string();
+    assert_clean_failure(&["audit", "--pid", &pid], "built without USDT probes");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    assert_clean_failure(&["audit"], "no target");
+    assert_clean_failure(
+        &["audit", "--pid", "1", "--event", "[so]cket"],
+        "invalid --event \"[so]cket\"",
+    );
+    assert_clean_failure(
+        &[
+            "audit", "--pid", "1", "-e", "a", "-e", "b", "-e", "c", "-e", "d", "-e", "e",
+        ],
+        "at most 4 --event patterns",
+    );
+}

@@ -1,0 +1,235 @@
+//! pyprobe imports against real CPython 3.11 processes with real BPF: the import tree of a
+//! package of known nested modules, the slow one on top, bounded by the workload's own timing.
+mod common;
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn names(nodes: &Value) -> Vec<&str> {
+    nodes
+        .as_array()
+        .expect("an array of imports")
+        .iter()
+        .map(|n| n["module"].as_str().unwrap())
+        .collect()
+}
+
+fn child<'a>(node: &'a Value, module: &str) -> &'a Value {
+    node["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["module"] == module)
+        .unwrap_or_else(|| panic!("{module} not under {}", node["module"]))
+}
+
+fn ns(v: &Value) -> u64 {
+    v.as_u64().expect("nanoseconds")
+}
+
+/// slowpkg's subtree: exactly its known modules, nested as imported, the slow one first, and
+/// self time = cumulative minus the children's at every node.
+fn assert_slowpkg_tree(pkg: &Value) {
+    assert_eq!(pkg["module"], "slowpkg");
+    assert_eq!(pkg["found"], true);
+    assert_eq!(
+        names(&pkg["children"])[0],
+        "slowpkg.sleepy",
+        "the slow module first"
+    );
+    let mut kids = names(&pkg["children"]);
+    kids.sort();
+    assert_eq!(
+        kids,
+        [
+            "slowpkg.fast",
+            "slowpkg.missing",
+            "slowpkg.nested",
+            "slowpkg.sleepy"
+        ]
+    );
+    let nested = child(pkg, "slowpkg.nested");
+    assert_eq!(names(&nested["children"]), ["slowpkg.nested.leaf"]);
+    assert_eq!(child(pkg, "slowpkg.missing")["found"], false);
+    for m in ["slowpkg.sleepy", "slowpkg.fast", "slowpkg.nested"] {
+        assert_eq!(child(pkg, m)["found"], true, "{m}");
+    }
+    fn check_self(n: &Value) {
+        let kids: u64 = n["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| ns(&c["cumulative_ns"]))
+            .sum();
+        assert_eq!(
+            ns(&n["self_ns"]),
+            ns(&n["cumulative_ns"]) - kids,
+            "{}",
+            n["module"]
+        );
+        n["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .for_each(check_self);
+    }
+    check_self(pkg);
+}
+
+/// The workload's own `measured {...}` line.
+fn measured(stdout: &str) -> Value {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("measured "))
+        .unwrap_or_else(|| panic!("no measured line in {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn a_spawned_command_shows_the_tree_with_the_slow_module_on_top() {
+    let (out, err, ok) = run_spawned(&["imports", "--json"], "slow_imports.py");
+    assert!(ok, "{err}");
+    let own = measured(&out);
+    let report = last_json(&out);
+    let roots = &report["imports"];
+    // Traced from the first bytecode: the interpreter's own start-up imports are there too.
+    assert!(names(roots).contains(&"encodings"), "{roots}");
+    assert_eq!(names(roots)[0], "slowpkg", "slowest import first: {roots}");
+    let pkg = &roots[0];
+    assert_slowpkg_tree(pkg);
+    // Bounds from the workload's own clock: the sleep happens inside slowpkg.sleepy, and the
+    // whole import happens inside the workload's measurement around `import slowpkg`.
+    let sleepy = child(pkg, "slowpkg.sleepy");
+    assert!(
+        ns(&sleepy["cumulative_ns"]) >= ns(&own["sleep_ns"]),
+        "{sleepy} vs {own}"
+    );
+    assert!(ns(&pkg["cumulative_ns"]) >= ns(&sleepy["cumulative_ns"]));
+    assert!(
+        ns(&pkg["cumulative_ns"]) <= ns(&own["import_ns"]),
+        "{pkg} vs {own}"
+    );
+    for (k, v) in report["lost"].as_object().unwrap() {
+        assert_eq!(v, 0, "lost {k}");
+    }
+}
+
+#[test]
+fn by_pid_only_the_imports_made_after_attach_show() {
+    let (report, _) = trace_pid(&["imports"], "slow_imports.py");
+    assert_eq!(names(&report["imports"]), ["slowpkg"], "{report}");
+    assert_slowpkg_tree(&report["imports"][0]);
+    assert_eq!(report["count"], 6);
+    assert_eq!(report["total_ns"], report["imports"][0]["cumulative_ns"]);
+}
+
+#[test]
+fn the_table_indents_children_under_their_parent() {
+    let mut cmd = Command::new(pyprobe_bin());
+    cmd.args(["imports", "--", PYTHON])
+        .arg(script("slow_imports.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut g = Guard::spawn(&mut cmd);
+    g.send_line("go");
+    let out = g.wait_output(Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("CUMULATIVE"))
+        .skip(1)
+        .collect();
+    assert!(rows[0].ends_with("  slowpkg"), "{text}");
+    assert!(rows[1].ends_with("    slowpkg.sleepy"), "{text}");
+    assert!(
+        rows.iter()
+            .any(|r| r.ends_with("    slowpkg.missing (not found)")),
+        "{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.ends_with("      slowpkg.nested.leaf")),
+        "{text}"
+    );
+}
+
+#[test]
+fn imports_on_cpython_3_13_are_traced_too() {
+    let python = "/opt/sidroot/usr/bin/python3.13";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    // The chroot's python waits for a line, then imports a module it has not loaded yet.
+    let mut w = Guard::spawn(
+        Command::new("chroot")
+            .args([
+                "/opt/sidroot",
+                "/usr/bin/python3.13",
+                "-c",
+                "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = w.pid().to_string();
+    let (p, rx) = start_pyprobe(&["imports", "--pid", &pid, "--json"]);
+    w.send_line("go");
+    let wout = w.wait_output(Duration::from_secs(30));
+    assert!(wout.status.success());
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(names(&report["imports"])[0], "fractions", "{report}");
+    assert!(
+        names(&report["imports"][0]["children"]).contains(&"decimal"),
+        "{report}"
+    );
+}
+
+/// A bad input: non-zero exit, one line on stderr, no panic.
+fn assert_clean_failure(args: &[&str], expect: &str) {
+    let out = run_pyprobe(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+}
+
+#[test]
+fn a_python_without_probes_is_refused() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let python = std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
+        .expect("pyenv builds (no probes) are part of this machine image")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/python3"))
+        .find(|p| p.exists())
+        .expect("a pyenv python3");
+    let g = Guard::spawn(Command::new(&python).args(["-c", "import time; time.sleep(30)"]));
+    thread::sleep(Duration::from_millis(300));
+    let pid = g.pid().to_string();
+    assert_clean_failure(&["imports", "--pid", &pid], "built without USDT probes");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    assert_clean_failure(&["imports"], "no target");
+    assert_clean_failure(&["imports", "--pid", "999999999"], "no process with PID");
+    assert_clean_failure(
+        &["imports", "--", "/nonexistent/python3"],
+        "cannot start \"/nonexistent/python3\"",
+    );
+}

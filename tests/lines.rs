@@ -1,0 +1,203 @@
+//! pyprobe lines against real CPython 3.11 processes with real BPF: exact executions per line
+//! through loops, generators, exceptions and threads, the in-kernel --file glob, and errors.
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+/// Line number of the line tagged `# line:TAG` in a workload, so expectations follow the script.
+fn tagged_line(script_name: &str, tag: &str) -> u64 {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
+    let marker = format!("# line:{tag}");
+    text.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no {marker} in {script_name}")) as u64
+        + 1
+}
+
+/// Counts per line of files whose path ends with `file`.
+fn counts_in(report: &serde_json::Value, file: &str) -> BTreeMap<u64, u64> {
+    report["lines"]
+        .as_array()
+        .expect("lines array")
+        .iter()
+        .filter(|l| l["file"].as_str().unwrap().ends_with(file))
+        .map(|l| (l["line"].as_u64().unwrap(), l["count"].as_u64().unwrap()))
+        .collect()
+}
+
+/// hot_lines.py's lines and how often each runs: a loop body N times, its `for` line N+1.
+fn assert_known_lines(report: &serde_json::Value) {
+    let s = "hot_lines.py";
+    let got = counts_in(report, "/hot_lines.py");
+    for (tag, want) in [
+        ("hot", 1000),
+        ("yield", 300),
+        ("raise", 200),
+        ("caught", 200),
+        ("thread", 4 * 2500),
+    ] {
+        let line = tagged_line(s, tag);
+        assert_eq!(got.get(&line), Some(&want), "{tag} (line {line}): {got:?}");
+    }
+    for (tag, want) in [("hot", 1001), ("yield", 301), ("thread", 4 * 2501)] {
+        let line = tagged_line(s, tag) - 1;
+        assert_eq!(got.get(&line), Some(&want), "for line of {tag}: {got:?}");
+    }
+    assert_eq!(report["lost"]["lines_full"], 0);
+    assert_eq!(report["lost"]["files_full"], 0);
+}
+
+#[test]
+fn counts_each_line_exactly_by_pid_and_the_code_stays_correct() {
+    // hot_lines.py asserts its own results (exceptions, generators, threads) and exits 1 if
+    // the interpreter got anything wrong under the line probe: trace_pid checks its status.
+    let (report, _) = trace_pid(&["lines"], "hot_lines.py");
+    assert_known_lines(&report);
+    let other_files = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["file"].as_str().unwrap().ends_with("/threading.py"))
+        .count();
+    assert!(
+        other_files > 0,
+        "without --file every file counts: {report}"
+    );
+}
+
+#[test]
+fn file_glob_is_decided_in_the_kernel() {
+    for glob in ["hot_lines.py", "*/scripts/hot_*.py", "*lines.p?"] {
+        let (report, _) = trace_pid(&["lines", "--file", glob], "hot_lines.py");
+        assert_known_lines(&report);
+        let files: Vec<&str> = report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["file"].as_str().unwrap())
+            .collect();
+        assert!(
+            files.iter().all(|f| f.ends_with("/hot_lines.py")),
+            "{glob}: {files:?}"
+        );
+    }
+    // A bare name matches on a path boundary only.
+    let (report, _) = trace_pid(&["lines", "--file", "lines.py"], "hot_lines.py");
+    assert_eq!(report["lines"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["total"], 0);
+}
+
+#[test]
+fn a_spawned_command_is_counted_from_its_first_line_with_top() {
+    let (out, err, ok) = run_spawned(
+        &["lines", "--json", "--file", "hot_lines.py"],
+        "hot_lines.py",
+    );
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l == "ok"), "workload finished: {out}");
+    let report = last_json(&out);
+    assert_known_lines(&report);
+    // Module level ran once: `import sys` is line 3 of the script.
+    assert_eq!(counts_in(&report, "/hot_lines.py").get(&3), Some(&1));
+
+    let (out, err, ok) = run_spawned(
+        &["lines", "--json", "--file", "hot_lines.py", "--top", "2"],
+        "hot_lines.py",
+    );
+    assert!(ok, "{err}");
+    let report = last_json(&out);
+    let thread = tagged_line("hot_lines.py", "thread");
+    let top: Vec<(u64, u64)> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["line"].as_u64().unwrap(), l["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(top, [(thread - 1, 10004), (thread, 10000)]);
+}
+
+#[test]
+fn the_table_puts_the_hottest_line_first() {
+    let mut cmd = Command::new(pyprobe_bin());
+    cmd.args(["lines", "--file", "hot_lines.py", "--", PYTHON])
+        .arg(script("hot_lines.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut g = Guard::spawn(&mut cmd);
+    g.send_line("go");
+    let out = g.wait_output(Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("COUNT"))
+        .collect();
+    let thread = tagged_line("hot_lines.py", "thread");
+    assert!(
+        table[1].trim().starts_with("10004  ")
+            && table[1].ends_with(&format!("/hot_lines.py:{}", thread - 1)),
+        "{text}"
+    );
+}
+
+/// A bad input: non-zero exit, one line on stderr, no panic.
+fn assert_clean_failure(args: &[&str], expect: &str) {
+    let out = run_pyprobe(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+}
+
+#[test]
+fn a_version_without_the_line_probe_is_explained() {
+    let python = "/opt/sidroot/usr/bin/python3.13";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    let g = Guard::spawn(Command::new("chroot").args([
+        "/opt/sidroot",
+        "/usr/bin/python3.13",
+        "-c",
+        "import time; time.sleep(30)",
+    ]));
+    thread::sleep(Duration::from_millis(500));
+    let pid = g.pid().to_string();
+    assert_clean_failure(
+        &["lines", "--pid", &pid],
+        "the line probe exists only up to CPython 3.11; what works here: pyprobe imports, pyprobe audit",
+    );
+}
+
+#[test]
+fn a_python_without_probes_is_refused() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let python = std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
+        .expect("pyenv builds (no probes) are part of this machine image")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/python3"))
+        .find(|p| p.exists())
+        .expect("a pyenv python3");
+    let g = Guard::spawn(Command::new(&python).args(["-c", "import time; time.sleep(30)"]));
+    thread::sleep(Duration::from_millis(300));
+    let pid = g.pid().to_string();
+    assert_clean_failure(&["lines", "--pid", &pid], "built without USDT probes");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    assert_clean_failure(
+        &["lines", "--pid", "1", "--file", "[ab].py"],
+        "invalid --file \"[ab].py\"",
+    );
+    assert_clean_failure(&["lines"], "no target");
+    assert_clean_failure(&["lines", "--pid", "999999999"], "no process with PID");
+}

@@ -1,0 +1,2 @@
+"""Imported by slowpkg: quick."""
+X = 1

@@ -1,0 +1,2 @@
+"""Imported by slowpkg.nested: quick."""
+Y = 2
