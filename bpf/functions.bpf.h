@@ -40,11 +40,10 @@ static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
 }
 
 /*
- * The code object of the thread's current frame: at function__entry and function__return
- * that is the frame the probe is about (checked for 3.11). Zero when the layout is unknown,
- * which makes the probe's name and file pointers the identity instead.
+ * The thread's current frame: at function__entry and function__return that is the frame the
+ * probe is about (checked for 3.11), unique while it runs. Zero when the layout is unknown.
  */
-static __always_inline __u64 current_code(void)
+static __always_inline __u64 current_frame(void)
 {
 	bool ok = true;
 	__u64 p;
@@ -56,13 +55,36 @@ static __always_inline __u64 current_code(void)
 		p = read_user_u64(p + layout.cframe, &ok);
 	if (ok && p)
 		p = read_user_u64(p + layout.current_frame, &ok);
-	if (ok && p)
-		p = read_user_u64(p + layout.f_code, &ok);
 	if (!ok || !p) {
 		__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return 0;
 	}
 	return p;
+}
+
+/* A frame's code object; zero (the read already counted) when the frame is unknown. */
+static __always_inline __u64 frame_code(__u64 frame)
+{
+	bool ok = true;
+	__u64 p;
+
+	if (!frame)
+		return 0;
+	p = read_user_u64(frame + layout.f_code, &ok);
+	if (!ok || !p) {
+		__sync_fetch_and_add(&losses.code_read_errors, 1);
+		return 0;
+	}
+	return p;
+}
+
+/*
+ * The code object of the thread's current frame. Zero when the layout is unknown, which makes
+ * the probe's name and file pointers the identity instead.
+ */
+static __always_inline __u64 current_code(void)
+{
+	return frame_code(current_frame());
 }
 
 static __always_inline bool name_matches(const struct fn_entry *e, const volatile struct name_filter *f)
@@ -158,14 +180,14 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	return bpf_map_lookup_elem(&functions, key);
 }
 
-/* The function this probe hit is about, named on first sight; its key is left in *key. */
-static __always_inline struct fn_entry *lookup_function_key(const char *file, const char *name, int lineno,
-							    struct fn_key *key)
+/* The function of code object `code` (0: unknown), named on first sight; its key is left in *key. */
+static __always_inline struct fn_entry *lookup_function_code(const char *file, const char *name, int lineno,
+							     struct fn_key *key, __u64 code)
 {
 	bool has_code;
 	struct fn_entry *e;
 
-	key->code = current_code();
+	key->code = code;
 	key->name_ptr = (__u64)name;
 	has_code = key->code != 0;
 	if (!has_code) {
@@ -176,6 +198,13 @@ static __always_inline struct fn_entry *lookup_function_key(const char *file, co
 	if (e)
 		return e;
 	return first_sight(key, has_code, file, name);
+}
+
+/* The function this probe hit is about, named on first sight; its key is left in *key. */
+static __always_inline struct fn_entry *lookup_function_key(const char *file, const char *name, int lineno,
+							    struct fn_key *key)
+{
+	return lookup_function_code(file, name, lineno, key, current_code());
 }
 
 static __always_inline struct fn_entry *lookup_function(const char *file, const char *name, int lineno)

@@ -12,6 +12,10 @@ pub mod calls {
     include!(concat!(env!("OUT_DIR"), "/calls.skel.rs"));
 }
 
+pub mod flow {
+    include!(concat!(env!("OUT_DIR"), "/flow.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
@@ -23,6 +27,10 @@ pub mod types {
     unsafe impl plain::Plain for FnEntry {}
     unsafe impl plain::Plain for FnKey {}
     unsafe impl plain::Plain for HistKey {}
+
+    pub use super::flow::types::flow_event as FlowRecord;
+    // SAFETY: as above.
+    unsafe impl plain::Plain for FlowRecord {}
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.
@@ -30,4 +38,13 @@ pub fn record<T: plain::Plain + Default>(bytes: &[u8]) -> T {
     let mut out = T::default();
     plain::copy_from_bytes(&mut out, bytes).expect("record shorter than its type");
     out
+}
+
+/// The same `bpf/pyprobe.h` struct as another skeleton generated it: each skeleton has its own
+/// Rust copy of the shared types, with one C layout.
+pub fn same_struct<A: Copy, B: Copy>(a: &A) -> B {
+    assert_eq!(std::mem::size_of::<A>(), std::mem::size_of::<B>());
+    // SAFETY: both are `#[repr(C)]` translations of one C struct (sizes checked above), made of
+    // integers and arrays, valid for any bytes.
+    unsafe { std::mem::transmute_copy(a) }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, UprobeOpts};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, UprobeOpts};
 
 use crate::bpf::calls::{CallsSkel, CallsSkelBuilder};
 use crate::bpf::record;
@@ -195,7 +195,7 @@ impl<'obj> CallCounter<'obj> {
             );
         }
         if tracing_mode {
-            links.push(hold_line_semaphore(&skel, target)?);
+            links.push(hold_line_semaphore(&skel.progs.tracing_mode, target)?);
         }
         Ok(CallCounter {
             skel,
@@ -270,8 +270,9 @@ impl<'obj> CallCounter<'obj> {
 /// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
 /// probe's semaphore is raised. A uprobe placed where execution never comes (the ELF entry
 /// point, long passed) that names that semaphore makes the kernel raise it for us (and lower it
-/// when the link goes, whatever way pyprobe exits) without a trap on every line.
-fn hold_line_semaphore(skel: &CallsSkel<'_>, target: &Target) -> Result<Link> {
+/// when the link goes, whatever way pyprobe exits) without a trap on every line. `prog` is a
+/// program that does nothing (each skeleton that needs entries has one, `tracing_mode`).
+pub fn hold_line_semaphore(prog: &ProgramMut<'_>, target: &Target) -> Result<Link> {
     let line = target.elf.probe("line").expect("checked in strategy_for");
     let entry = target.elf.entry_offset().ok_or_else(|| {
         Error::ProbeUnavailable(format!(
@@ -283,18 +284,16 @@ fn hold_line_semaphore(skel: &CallsSkel<'_>, target: &Target) -> Result<Link> {
         versions::probe_support(target.version.unwrap(), "function__entry"),
         Support::Caveat(_)
     ));
-    skel.progs
-        .tracing_mode
-        .attach_uprobe_with_opts(
-            target.pid,
-            &target.host_path,
-            entry as usize,
-            UprobeOpts {
-                ref_ctr_offset: line.semaphore_offset as usize,
-                ..Default::default()
-            },
-        )
-        .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))
+    prog.attach_uprobe_with_opts(
+        target.pid,
+        &target.host_path,
+        entry as usize,
+        UprobeOpts {
+            ref_ctr_offset: line.semaphore_offset as usize,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))
 }
 
 /// A NUL-terminated C char array as text (names may be UTF-8, possibly cut mid-character).

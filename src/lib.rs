@@ -6,6 +6,7 @@ pub mod count;
 pub mod elf;
 pub mod error;
 pub mod filter;
+pub mod flow;
 pub mod histogram;
 pub mod losses;
 pub mod output;

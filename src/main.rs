@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Probes(a) => commands::probes::run(a),
         Command::Count(a) => commands::count::run(a),
+        Command::Flow(a) => commands::flow::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Front ends of the subcommands: each turns parsed arguments into a traced session and output.
 pub mod count;
+pub mod flow;
 pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};
