@@ -57,6 +57,10 @@ static __always_inline struct flow_stack *flow_stack(__u32 tid, bool create)
 	return st;
 }
 
+/* Wake the reader only once this much is waiting: a wakeup per event would cost the traced
+ * thread more than the event itself. The reader also drains on its own every few milliseconds. */
+const volatile __u64 wakeup_bytes = 0;
+
 /* Every event is delivered or counted in losses.events_lost, which pyflow reports. */
 static __always_inline void emit(__u32 kind, __u64 ts, __u64 duration, __u32 tid, __u32 fn_id, __u32 depth)
 {
@@ -74,7 +78,8 @@ static __always_inline void emit(__u32 kind, __u64 ts, __u64 duration, __u32 tid
 	ev->depth = depth;
 	ev->kind = kind;
 	ev->pad = 0;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				   BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 SEC("usdt")

@@ -223,6 +223,7 @@ impl<'obj> FlowTracer<'obj> {
         ro.pair_by_frame = strategy.layout.is_some();
         // Where entries are counted, returns are the unreliable side (3.15 exceptions).
         ro.unwind_search = strategy.count_on_entry;
+        ro.wakeup_bytes = u64::from(opts.buffer_size / 4);
         open.maps
             .events
             .set_max_entries(opts.buffer_size)

@@ -621,3 +621,47 @@ fn pyflow_name_runs_the_flow_command() {
         "{help}"
     );
 }
+
+/// The target's function-probe semaphores (line's switches 3.11 into tracing mode).
+fn semaphores(pid: i32) -> Vec<u16> {
+    let t = pyprobe::target::Target::from_pid(pid).expect("target");
+    ["function__entry", "function__return", "line"]
+        .iter()
+        .map(|p| t.semaphore_value(p).expect("semaphore readable"))
+        .collect()
+}
+
+#[test]
+fn ending_pyflow_leaves_the_target_untraced() {
+    let mut w = start_workload_raw("forever.py");
+    let pid = w.pid();
+    let stdout = w.child().stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok);
+    assert_eq!(lines.next().as_deref(), Some("ready"));
+    assert_eq!(semaphores(pid), [0, 0, 0]);
+    let pid_s = pid.to_string();
+    let (p, rx) = start_pyprobe(&["flow", "--pid", &pid_s, "--filter", "tick", "--json"]);
+    assert_eq!(
+        semaphores(pid),
+        [1, 1, 1],
+        "entries need tracing mode on 3.11"
+    );
+    unsafe { libc::kill(p.pid(), libc::SIGTERM) };
+    let (out, err) = finish_pyprobe(p, rx);
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary", "{err}");
+    let ticks = out.lines().filter(|l| l.contains("\"tick\"")).count() as u64;
+    assert!(ticks > 0 && summary["events"] == ticks, "{summary}");
+    let mut after = semaphores(pid);
+    for _ in 0..50 {
+        if after == [0, 0, 0] {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = semaphores(pid);
+    }
+    assert_eq!(after, [0, 0, 0], "semaphores left raised");
+    let a: u64 = lines.next().unwrap().trim().parse().unwrap();
+    let b: u64 = lines.next().unwrap().trim().parse().unwrap();
+    assert!(b > a && w.alive(), "the target runs on");
+}

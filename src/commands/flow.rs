@@ -81,9 +81,14 @@ pub fn run(args: &FlowArgs) -> Result<()> {
     pump.finish(format)
 }
 
-/// Waits for records; a signal (Ctrl-C) interrupting the wait is not an error.
+/// Waits for records, then takes what is there: the kernel wakes pyflow only once a quarter
+/// of the ring is full, so the wait's timeout is what keeps a slow trickle flowing. A signal
+/// (Ctrl-C) interrupting the wait is not an error.
 fn poll(ring: &libbpf_rs::RingBuffer<'_>, d: Duration) -> Result<()> {
-    let n = ring.poll_raw(d);
+    let mut n = ring.poll_raw(d.min(POLL_PERIOD));
+    if n >= 0 || n == -libc::EINTR {
+        n = ring.consume_raw();
+    }
     if n < 0 && n != -libc::EINTR {
         return Err(Error::bpf(
             "reading the ring buffer",
@@ -92,6 +97,9 @@ fn poll(ring: &libbpf_rs::RingBuffer<'_>, d: Duration) -> Result<()> {
     }
     Ok(())
 }
+
+/// How often pyflow drains the ring buffer when the kernel does not wake it.
+const POLL_PERIOD: Duration = Duration::from_millis(20);
 
 /// Moves records from the ring buffer to the output, and tells about losses as they happen.
 struct Pump<'obj> {
