@@ -169,9 +169,9 @@ int BPF_USDT(flow_return, const char *file, const char *name, int lineno)
 		return 0;
 	}
 	/*
-	 * Not the top frame. On 3.11 that is a generator resumed by throw() or close(), which fires
-	 * a return but no entry: leave the stack alone. Where returns can be missing, the frames
-	 * above the returning one exited without one: unwind them.
+	 * Not the top frame: a return whose entry was never seen (its call began before the probes
+	 * were live) leaves the stack alone. Where returns can be missing, the frames above the
+	 * returning one exited without one: unwind them.
 	 */
 	if (unwind_search) {
 		for (k = 1; k <= FLOW_UNWIND_SEARCH; k++) {

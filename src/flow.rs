@@ -172,7 +172,7 @@ impl FlowSummary {
         );
         say(
             l.unpaired_returns,
-            "returns not shown: their call was already running when tracing began (or a generator was resumed by throw())".into(),
+            "returns not shown: their call was already running when tracing began".into(),
         );
         say(
             l.code_read_errors,
