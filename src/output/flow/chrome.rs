@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 use super::FlowOutput;
 use crate::flow::{EventKind, FlowEvent, FlowSummary};
 
+/// Streams each call out as it completes, so a long trace needs no memory per call.
 pub struct ChromeTrace {
     w: Box<dyn Write>,
-    events: Vec<Value>,
+    /// Trace events written so far (the array needs commas between them).
+    written: u64,
     /// Calls still running, per (pid, tid), to close at the end of the trace.
     open: BTreeMap<(u32, u32), Vec<FlowEvent>>,
     last_ns: u64,
@@ -20,7 +22,7 @@ impl ChromeTrace {
     pub fn new(w: Box<dyn Write>) -> ChromeTrace {
         ChromeTrace {
             w,
-            events: Vec::new(),
+            written: 0,
             open: BTreeMap::new(),
             last_ns: 0,
         }
@@ -53,6 +55,20 @@ fn complete(ev: &FlowEvent, start_ns: u64, dur_ns: u64, unfinished: bool) -> Val
     })
 }
 
+impl ChromeTrace {
+    fn write(&mut self, v: &Value) -> io::Result<()> {
+        let sep = if self.written == 0 {
+            "{\"traceEvents\":[\n"
+        } else {
+            ",\n"
+        };
+        self.w.write_all(sep.as_bytes())?;
+        serde_json::to_writer(&mut self.w, v)?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
 impl FlowOutput for ChromeTrace {
     fn event(&mut self, ev: &FlowEvent) -> io::Result<()> {
         self.last_ns = self.last_ns.max(ev.time_ns);
@@ -63,8 +79,7 @@ impl FlowOutput for ChromeTrace {
             // The return carries the duration: the call is whole even if its entry was lost.
             EventKind::Return => {
                 let dur = ev.duration_ns.unwrap_or(0);
-                self.events
-                    .push(complete(ev, ev.time_ns.saturating_sub(dur), dur, false));
+                self.write(&complete(ev, ev.time_ns.saturating_sub(dur), dur, false))?;
             }
         }
         Ok(())
@@ -75,31 +90,30 @@ impl FlowOutput for ChromeTrace {
     }
 
     fn finish(&mut self, s: &FlowSummary) -> io::Result<()> {
-        let mut meta = Vec::new();
         for ((pid, tid), open) in std::mem::take(&mut self.open) {
             for ev in &open {
                 let dur = self.last_ns.saturating_sub(ev.time_ns);
-                self.events.push(complete(ev, ev.time_ns, dur, true));
+                self.write(&complete(ev, ev.time_ns, dur, true))?;
             }
             let name = if pid == tid {
                 format!("main thread {tid}")
             } else {
                 format!("thread {tid}")
             };
-            meta.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}}));
+            self.write(&json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}}))?;
         }
-        meta.append(&mut self.events);
-        let doc = json!({
-            "traceEvents": meta,
-            "displayTimeUnit": "ns",
-            "otherData": {
-                "tool": "pyflow",
-                "events": s.events,
-                "lost": s.losses.to_json(),
-            },
+        if self.written == 0 {
+            self.w.write_all(b"{\"traceEvents\":[")?;
+        }
+        let other = json!({
+            "tool": "pyflow",
+            "events": s.events,
+            "lost": s.losses.to_json(),
         });
-        serde_json::to_writer(&mut self.w, &doc)?;
-        writeln!(self.w)?;
+        writeln!(
+            self.w,
+            "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{other}}}"
+        )?;
         self.w.flush()
     }
 }
@@ -108,6 +122,16 @@ impl FlowOutput for ChromeTrace {
 mod tests {
     use super::*;
     use crate::output::flow::testing::{Shared, sample};
+
+    #[test]
+    fn an_empty_trace_is_still_a_trace() {
+        let buf = Shared::default();
+        ChromeTrace::new(Box::new(buf.clone()))
+            .finish(&FlowSummary::default())
+            .unwrap();
+        let v: Value = serde_json::from_str(&buf.text()).unwrap();
+        assert_eq!(v["traceEvents"].as_array().unwrap().len(), 0);
+    }
 
     #[test]
     fn calls_become_nested_complete_events() {
@@ -120,9 +144,10 @@ mod tests {
         }
         c.finish(&FlowSummary::default()).unwrap();
         let v: Value = serde_json::from_str(&buf.text()).unwrap();
+        assert_eq!(v["displayTimeUnit"], "ns");
         let evs = v["traceEvents"].as_array().unwrap();
-        assert_eq!(evs[0]["ph"], "M");
-        let x: Vec<(String, f64, f64)> = evs[1..]
+        assert_eq!(evs[3]["ph"], "M");
+        let x: Vec<(String, f64, f64)> = evs[..3]
             .iter()
             .map(|e| {
                 (
@@ -140,6 +165,6 @@ mod tests {
                 ("main".to_string(), 0.0, 30.0)
             ]
         );
-        assert_eq!(evs[3]["args"]["unfinished"], true);
+        assert_eq!(evs[2]["args"]["unfinished"], true);
     }
 }

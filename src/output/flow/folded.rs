@@ -120,11 +120,17 @@ impl FlowOutput for Folded {
                     Weight::Time => "ns".into(),
                     Weight::Calls => "calls".into(),
                 };
-                inferno::flamegraph::from_lines(
+                let drawn = inferno::flamegraph::from_lines(
                     &mut opts,
                     lines.iter().map(String::as_str),
                     &mut self.w,
-                )?;
+                );
+                // With no calls inferno still writes an SVG that says so; that is the answer.
+                if lines.is_empty() {
+                    eprintln!("pyflow: no calls were seen: the flame graph is empty");
+                } else {
+                    drawn?;
+                }
             }
         }
         self.w.flush()
