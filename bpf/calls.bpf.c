@@ -6,9 +6,6 @@
 const volatile bool timed = false;
 /* Count on entries where returns are not exact (see src/versions.rs). */
 const volatile bool count_on_entry = false;
-/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
-const volatile __u32 name_reg_entry = ARG_REG_NONE;
-const volatile __u32 name_reg_return = ARG_REG_NONE;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

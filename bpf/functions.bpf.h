@@ -7,6 +7,9 @@
 const volatile struct frame_layout layout = {};
 const volatile struct name_filter filters[MAX_FILTERS] = {};
 const volatile __u32 nr_filters = 0;
+/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
+const volatile __u32 name_reg_entry = ARG_REG_NONE;
+const volatile __u32 name_reg_return = ARG_REG_NONE;
 
 /* Ids number functions densely so that histograms and events carry 4 bytes, not a key. */
 __u32 next_fn_id = 0;
@@ -76,11 +79,10 @@ static __always_inline __u64 name_arg(struct pt_regs *ctx, __u32 reg)
 }
 
 /*
- * The code object of the thread's current frame: at function__entry and function__return
- * that is the frame the probe is about (checked for 3.11). Four reads from _PyRuntime down.
- * Zero when the layout is unknown, which makes file, name and line the identity instead.
+ * The thread's current frame: at function__entry and function__return that is the frame the
+ * probe is about (checked for 3.11), unique while it runs. Three reads from _PyRuntime down.
  */
-static __always_inline __u64 code_from_runtime(void)
+static __always_inline __u64 frame_from_runtime(void)
 {
 	bool ok = true;
 	__u64 p;
@@ -90,42 +92,53 @@ static __always_inline __u64 code_from_runtime(void)
 		p = read_user_u64(p + layout.cframe, &ok);
 	if (ok && p)
 		p = read_user_u64(p + layout.current_frame, &ok);
-	if (ok && p)
-		p = read_user_u64(p + layout.f_code, &ok);
 	return ok ? p : 0;
 }
 
 /*
  * Debian's 3.11 probe sites sit in dtrace_function_entry/return(frame), which keep `frame` in
- * rbx: one read instead of four. That is a fact of one build, so it is trusted only after
- * FRAME_REG_TRUST hits where both ways agree, and dropped for good on the first disagreement.
+ * rbx: no reads at all. That is a fact of one build, so it is trusted only after
+ * FRAME_REG_TRUST hits where rbx equals the frame found from _PyRuntime, and dropped for good
+ * on the first disagreement.
  */
 #define FRAME_REG_TRUST 64
 __s64 frame_reg_agreements = 0;
 
-static __always_inline __u64 current_code(struct pt_regs *ctx)
+/* The frame the probe is about; zero when the layout is unknown or the reads failed. */
+static __always_inline __u64 current_frame(struct pt_regs *ctx)
 {
-	bool ok = true;
-	__u64 code, fast;
+	__u64 frame;
 
 	if (!layout.runtime_addr)
 		return 0;
-	if (layout.frame_in_rbx && frame_reg_agreements >= FRAME_REG_TRUST) {
-		code = read_user_u64(ctx->rbx + layout.f_code, &ok);
-		if (ok && code)
-			return code;
-	}
-	code = code_from_runtime();
-	if (!code) {
+	if (layout.frame_in_rbx && frame_reg_agreements >= FRAME_REG_TRUST && ctx->rbx)
+		return ctx->rbx;
+	frame = frame_from_runtime();
+	if (!frame) {
 		__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return 0;
 	}
 	if (layout.frame_in_rbx && frame_reg_agreements >= 0) {
-		fast = read_user_u64(ctx->rbx + layout.f_code, &ok);
-		if (ok && fast == code)
+		if (ctx->rbx == frame)
 			__sync_fetch_and_add(&frame_reg_agreements, 1);
 		else
 			frame_reg_agreements = -(1LL << 40);
+	}
+	return frame;
+}
+
+/* A frame's code object; zero (the failure counted) when the frame is unknown or unreadable. */
+static __always_inline __u64 frame_code(__u64 frame)
+{
+	bool ok = true;
+	__u64 code;
+
+	if (!frame)
+		return 0;
+	code = read_user_u64(frame + layout.f_code, &ok);
+	if (!ok || !code) {
+		__sync_fetch_and_add(&losses.code_read_errors, 1);
+		return 0;
 	}
 	return code;
 }
@@ -223,16 +236,25 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	return bpf_map_lookup_elem(&functions, key);
 }
 
-/* The key of the function this probe hit is about: code object and name pointer. */
-static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key)
+/*
+ * The key of the function a probe hit is about, given its code object (0: unknown, and then
+ * file, name and line are the identity). True when the key holds a code object.
+ */
+static __always_inline bool function_key_of(struct pt_regs *ctx, __u32 name_reg, __u64 code, struct fn_key *key)
 {
-	key->code = current_code(ctx);
+	key->code = code;
 	key->name_ptr = name_arg(ctx, name_reg);
-	if (key->code)
+	if (code)
 		return true;
 	key->code = usdt_arg(ctx, 0);
 	key->lineno = usdt_arg(ctx, 2);
 	return false;
+}
+
+/* The key of the function this probe hit is about: code object and name pointer. */
+static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key)
+{
+	return function_key_of(ctx, name_reg, frame_code(current_frame(ctx)), key);
 }
 
 /* The function of a key from function_key(), named on first sight. */

@@ -292,4 +292,51 @@ struct audit_losses {
 	__u64 read_errors;
 };
 
+/* ---- pyflow ---- */
+
+/* pyflow's per-thread stack is deeper than pycount's: Python's default recursion limit is 1000. */
+#define FLOW_MAX_DEPTH 1024
+/* How far below the top a return looks for its frame when returns can go missing (3.15). */
+#define FLOW_UNWIND_SEARCH 8
+
+/* FLOW_ENTRY and FLOW_RETURN stream as they happen; FLOW_CALL (--min-duration) is sent at the
+ * return, with the entry's time, once the duration is known. */
+#define FLOW_ENTRY 1
+#define FLOW_RETURN 2
+#define FLOW_CALL 3
+/* A return inferred for a frame that exited without firing its probe (3.15 exceptions). */
+#define FLOW_UNWOUND 4
+
+struct flow_event {
+	__u64 ts;
+	__u64 duration_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 fn_id;
+	/* Shown calls around this one in its thread: the indentation. */
+	__u32 depth;
+	__u32 kind;
+	__u32 pad;
+};
+
+#define FLOW_FRAME_SHOWN 1
+#define FLOW_FRAME_MATCHED 2
+
+struct flow_frame {
+	__u64 ts;
+	/* What pairs a return with this entry: the frame address where known, else the name pointer. */
+	__u64 pair;
+	__u32 fn_id;
+	__u32 flags;
+};
+
+struct flow_stack {
+	__u32 depth;
+	/* Frames on the stack that are shown, and that match --filter (for --subtree). */
+	__u32 shown;
+	__u32 matched;
+	__u32 pad;
+	struct flow_frame frames[FLOW_MAX_DEPTH];
+};
+
 #endif

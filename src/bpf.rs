@@ -32,6 +32,10 @@ pub mod lines {
     include!(concat!(env!("OUT_DIR"), "/lines.skel.rs"));
 }
 
+pub mod flow {
+    include!(concat!(env!("OUT_DIR"), "/flow.skel.rs"));
+}
+
 /// The one Rust view of `bpf/pyprobe.h`; every skeleton compiles the same header.
 pub mod types {
     pub use super::calls::types::{
@@ -46,6 +50,9 @@ pub mod types {
     unsafe impl plain::Plain for FnSlot {}
     unsafe impl plain::Plain for HistKey {}
 
+    pub use super::flow::types::flow_event as FlowRecord;
+    // SAFETY: as above.
+    unsafe impl plain::Plain for FlowRecord {}
     // pygc
     pub use super::gc::types::{gc_event as GcEvent, gc_gen_stats as GcGenStats};
     unsafe impl plain::Plain for GcEvent {}
@@ -80,4 +87,13 @@ pub fn record<T: plain::Plain + Default>(bytes: &[u8]) -> T {
 pub fn loss_counters<T: plain::Plain>(c: &T) -> types::LossCounters {
     // SAFETY: loss_counters is all u64: no padding bytes to expose.
     record(unsafe { plain::as_bytes(c) })
+}
+
+/// The same `bpf/pyprobe.h` struct as another skeleton generated it: each skeleton has its own
+/// Rust copy of the shared types, with one C layout.
+pub fn same_struct<A: Copy, B: Copy>(a: &A) -> B {
+    assert_eq!(std::mem::size_of::<A>(), std::mem::size_of::<B>());
+    // SAFETY: both are `#[repr(C)]` translations of one C struct (sizes checked above), made of
+    // integers and arrays, valid for any bytes.
+    unsafe { std::mem::transmute_copy(a) }
 }

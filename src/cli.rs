@@ -15,6 +15,7 @@ EXAMPLES:
     pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
+    pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
 ";
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub enum Command {
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = COUNT_EXAMPLES)]
     Count(CountArgs),
+    /// Every call and return as it happens, indented per thread, or as a trace or flame graph [pyflow]
+    #[command(after_help = FLOW_EXAMPLES)]
+    Flow(FlowArgs),
     /// Count executions per source line (file:line), hottest first; CPython up to 3.11
     #[command(after_help = LINES_EXAMPLES)]
     Lines(LinesArgs),
@@ -293,6 +297,116 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
+const FLOW_EXAMPLES: &str = "\
+EXAMPLES:
+    pyflow --pid 1234                               # every call and return until Ctrl-C
+    pyflow --pid 1234 --filter 'handle_*' --subtree # handle_* and everything it calls
+    pyflow --pid 1234 --min-duration 5000 --subtree --filter handle  # only slow requests' paths
+    pyflow --pid 1234 --max-depth 2 --tid 1240      # two levels of one thread
+    pyflow --json -o flow.jsonl -- python3 app.py   # JSON lines from the first bytecode
+    pyflow --format chrome -o trace.json -d 5 --pid 1234   # open in ui.perfetto.dev
+    pyflow --format svg -o flame.svg -- python3 app.py     # an exact, time-weighted flame graph
+
+Each line: microseconds since tracing began, PID, TID, then -> (call) or <- (return, with the
+call's duration) and FILE:LINE NAME (LINE is the def line), indented by depth in its thread.
+Events stream through a ring buffer: any that do not fit are counted and reported, as they
+happen on stderr and at the end. Filters are decided in the kernel. --max-depth counts shown
+calls. With --min-duration a call is known only at its return, so each tree of calls is printed
+when its outermost shown call returns. On CPython 3.11, entries fire only in tracing mode,
+which pyflow switches on while attached (about 2x the per-call cost, none after).
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct FlowArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Show only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable
+    #[arg(short, long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// With --filter: also show every call made below a matching call
+    #[arg(long)]
+    pub subtree: bool,
+    /// Show shown calls nested at most N deep (1: only the outermost)
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<u32>,
+    /// Show only this thread
+    #[arg(long, value_name = "TID")]
+    pub tid: Option<u32>,
+    /// Show only calls that took at least USECS microseconds
+    #[arg(long, value_name = "USECS")]
+    pub min_duration: Option<f64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = crate::output::flow::FlowFormat::Text)]
+    pub format: crate::output::flow::FlowFormat,
+    /// Same as --format json: one JSON object per event
+    #[arg(long)]
+    pub json: bool,
+    /// What a flame graph's widths measure (folded, svg)
+    #[arg(long, value_enum, default_value_t = crate::output::flow::Weight::Time)]
+    pub weight: crate::output::flow::Weight,
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Ring buffer size: bytes or with a K or M suffix; a power of two, at least a page
+    #[arg(long, value_name = "BYTES", default_value = "4M")]
+    pub buffer_size: String,
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// Size of the kernel's function table
+    #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_functions: u32,
+}
+
+impl FlowArgs {
+    /// Checks the options against each other; no side effects.
+    pub fn options(&self) -> crate::error::Result<crate::flow::FlowOptions> {
+        use crate::error::Error::Usage;
+        if self.subtree && self.filter.is_empty() {
+            return Err(Usage(
+                "--subtree shows what a --filter match calls: give --filter".into(),
+            ));
+        }
+        if self.max_depth == Some(0) {
+            return Err(Usage("--max-depth must be at least 1".into()));
+        }
+        if self.tid == Some(0) {
+            return Err(Usage("--tid must be a thread id (non-zero)".into()));
+        }
+        let min_duration = match self.min_duration {
+            None => None,
+            Some(us) if us >= 0.0 && us.is_finite() => {
+                Some(Duration::from_nanos((us * 1e3) as u64))
+            }
+            Some(us) => {
+                return Err(Usage(format!(
+                    "--min-duration {us} must be a number of microseconds, 0 or more"
+                )));
+            }
+        };
+        if self.json && self.format != crate::output::flow::FlowFormat::Text {
+            return Err(Usage("--json is --format json: give one of them".into()));
+        }
+        Ok(crate::flow::FlowOptions {
+            filters: crate::filter::parse_all(&self.filter)?,
+            subtree: self.subtree,
+            max_depth: self.max_depth,
+            tid: self.tid,
+            min_duration,
+            buffer_size: crate::flow::parse_buffer_size(&self.buffer_size).map_err(Usage)?,
+            max_functions: self.max_functions,
+        })
+    }
+
+    pub fn format(&self) -> crate::output::flow::FlowFormat {
+        if self.json {
+            crate::output::flow::FlowFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
@@ -381,6 +495,51 @@ mod tests {
         };
         assert!(c.target.spec().unwrap_err().contains("no target"));
         assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
+    }
+
+    fn flow(args: &[&str]) -> FlowArgs {
+        let mut argv = vec!["pyflow"];
+        argv.extend(args);
+        match parse(&argv).unwrap().command {
+            Command::Flow(f) => f,
+            _ => panic!("not flow"),
+        }
+    }
+
+    #[test]
+    fn pyflow_options_are_checked_together() {
+        let o = flow(&[
+            "--pid",
+            "1",
+            "--filter",
+            "h*",
+            "--subtree",
+            "--min-duration",
+            "2.5",
+        ])
+        .options()
+        .unwrap();
+        assert!(o.subtree);
+        assert_eq!(o.min_duration, Some(Duration::from_nanos(2500)));
+        assert_eq!(o.buffer_size, 4 << 20);
+        for (args, why) in [
+            (&["--pid", "1", "--subtree"][..], "give --filter"),
+            (&["--pid", "1", "--max-depth", "0"][..], "at least 1"),
+            (&["--pid", "1", "--buffer-size", "5000"][..], "power of two"),
+            (&["--pid", "1", "--min-duration=-1"][..], "microseconds"),
+            (
+                &["--pid", "1", "--json", "--format", "svg"][..],
+                "--json is --format json",
+            ),
+            (&["--pid", "1", "--filter", "a*b"][..], "invalid filter"),
+        ] {
+            let err = flow(args).options().unwrap_err().to_string();
+            assert!(err.contains(why), "{args:?}: {err}");
+        }
+        assert_eq!(
+            flow(&["--pid", "1", "--json"]).format(),
+            crate::output::flow::FlowFormat::Json
+        );
     }
 
     #[test]

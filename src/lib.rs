@@ -11,6 +11,7 @@ pub mod filter;
 pub mod floor;
 pub mod gc;
 pub mod glob;
+pub mod flow;
 pub mod histogram;
 pub mod imports;
 pub mod layouts;

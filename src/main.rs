@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Lines(a) => commands::lines::run(a),
         Command::Imports(a) => commands::imports::run(a),
         Command::Audit(a) => commands::audit::run(a),
+        Command::Flow(a) => commands::flow::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod floor;
 pub mod gc;
 pub mod imports;
 pub mod lines;
+pub mod flow;
 pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};

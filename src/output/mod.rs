@@ -4,6 +4,7 @@ pub mod calls;
 pub mod gc;
 pub mod imports;
 pub mod lines;
+pub mod flow;
 pub mod probes;
 
 /// A duration in the unit that keeps it readable: `850ns`, `12.3us`, `4.56ms`, `1.20s`.

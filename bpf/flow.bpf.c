@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* pyflow's kernel side: every call and return, paired per thread, filtered, and streamed. */
+#include "functions.bpf.h"
+
+/* --tid: only this thread (0: all). */
+const volatile __u32 only_tid = 0;
+/* --subtree: everything below a call that matches --filter is shown too. */
+const volatile bool subtree = false;
+/* --max-depth: shown calls nest at most this deep (0: no limit). */
+const volatile __u32 max_depth = 0;
+/* --min-duration: calls are sent at their return, if at least this long. */
+const volatile bool calls_on_return = false;
+const volatile __u64 min_duration_ns = 0;
+/* Pair returns with entries by frame address (exact) rather than by name pointer. */
+const volatile bool pair_by_frame = false;
+/* Returns may be missing (3.15 exits by exception): look below the top for the returning frame. */
+const volatile bool unwind_search = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/* Never written: names the ring buffer's record type so that the skeleton generates it for Rust. */
+struct flow_event flow_event_type = {};
+
+/* A thread's stack is 24 KiB: allocate it when the thread first calls, not for 1024 up front. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct flow_stack);
+} flow_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_stack);
+} empty_flow_stack SEC(".maps");
+
+static __always_inline struct flow_stack *flow_stack(__u32 tid, bool create)
+{
+	struct flow_stack *st = bpf_map_lookup_elem(&flow_stacks, &tid);
+	__u32 zero = 0;
+
+	if (st || !create)
+		return st;
+	st = bpf_map_lookup_elem(&empty_flow_stack, &zero);
+	if (!st)
+		return NULL;
+	bpf_map_update_elem(&flow_stacks, &tid, st, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&flow_stacks, &tid);
+	if (!st)
+		__sync_fetch_and_add(&losses.threads_full, 1);
+	return st;
+}
+
+/* Wake the reader only once this much is waiting: a wakeup per event would cost the traced
+ * thread more than the event itself. The reader also drains on its own every few milliseconds. */
+const volatile __u64 wakeup_bytes = 0;
+
+/* Every event is delivered or counted in losses.events_lost, which pyflow reports. */
+static __always_inline void emit(__u32 kind, __u64 ts, __u64 duration, __u32 tid, __u32 fn_id, __u32 depth)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		__sync_fetch_and_add(&losses.events_lost, 1);
+		return;
+	}
+	ev->ts = ts;
+	ev->duration_ns = duration;
+	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->tid = tid;
+	ev->fn_id = fn_id;
+	ev->depth = depth;
+	ev->kind = kind;
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				   BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+SEC("usdt")
+int flow_entry(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid(), d;
+	struct flow_frame *f;
+	struct flow_stack *st;
+	struct fn_key key = {};
+	struct fn_entry *e;
+	bool shown, matched;
+	__u64 frame;
+
+	if (!from_target() || (only_tid && tid != only_tid))
+		return 0;
+	st = flow_stack(tid, true);
+	if (!st)
+		return 0;
+	frame = current_frame(ctx);
+	e = lookup_key(ctx, &key, function_key_of(ctx, name_reg_entry, frame_code(frame), &key));
+	d = st->depth;
+	st->depth = d + 1;
+	if (d >= FLOW_MAX_DEPTH) {
+		/* Kept in the depth so that the returns above the limit pop nothing below it. */
+		__sync_fetch_and_add(&losses.too_deep, 1);
+		return 0;
+	}
+	matched = e && e->matched;
+	shown = e && (matched || (subtree && st->matched > 0)) && (!max_depth || st->shown < max_depth);
+	f = &st->frames[d & (FLOW_MAX_DEPTH - 1)];
+	f->pair = pair_by_frame ? frame : key.name_ptr;
+	f->fn_id = e ? e->id : 0;
+	f->flags = (shown ? FLOW_FRAME_SHOWN : 0) | (matched ? FLOW_FRAME_MATCHED : 0);
+	if (matched)
+		st->matched++;
+	if (shown)
+		st->shown++;
+	/* Stamped last, so that the probe's own work is not charged to the call. */
+	f->ts = bpf_ktime_get_ns();
+	if (shown && !calls_on_return)
+		emit(FLOW_ENTRY, f->ts, 0, tid, f->fn_id, st->shown - 1);
+	return 0;
+}
+
+/* Pops the top frame; a shown one is sent as a return (or, with --min-duration, a call). */
+static __always_inline void pop_frame(struct flow_stack *st, __u32 top, __u32 tid, __u64 now, __u32 kind)
+{
+	struct flow_frame *f = &st->frames[top & (FLOW_MAX_DEPTH - 1)];
+	__u64 d;
+
+	st->depth = top;
+	if ((f->flags & FLOW_FRAME_MATCHED) && st->matched > 0)
+		st->matched--;
+	if (!(f->flags & FLOW_FRAME_SHOWN) || st->shown == 0)
+		return;
+	st->shown--;
+	d = now - f->ts;
+	if (!calls_on_return)
+		emit(kind, now, d, tid, f->fn_id, st->shown);
+	else if (d >= min_duration_ns)
+		emit(FLOW_CALL, f->ts, d, tid, f->fn_id, st->shown);
+}
+
+SEC("usdt")
+int flow_return(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), pair;
+	__u32 tid = current_tid(), top, k;
+	struct flow_stack *st;
+
+	if (!from_target() || (only_tid && tid != only_tid))
+		return 0;
+	st = flow_stack(tid, false);
+	if (!st || st->depth == 0) {
+		/* A call already running when tracing began: its entry was never seen. */
+		__sync_fetch_and_add(&losses.unpaired_returns, 1);
+		return 0;
+	}
+	top = st->depth - 1;
+	if (top >= FLOW_MAX_DEPTH) {
+		st->depth = top;
+		return 0;
+	}
+	pair = pair_by_frame ? current_frame(ctx) : name_arg(ctx, name_reg_return);
+	if (st->frames[top & (FLOW_MAX_DEPTH - 1)].pair == pair) {
+		pop_frame(st, top, tid, now, FLOW_RETURN);
+		return 0;
+	}
+	/*
+	 * Not the top frame: a return whose entry was never seen (its call began before the probes
+	 * were live) leaves the stack alone. Where returns can be missing, the frames above the
+	 * returning one exited without one: unwind them.
+	 */
+	if (unwind_search) {
+		for (k = 1; k <= FLOW_UNWIND_SEARCH; k++) {
+			if (k > top)
+				break;
+			if (st->frames[(top - k) & (FLOW_MAX_DEPTH - 1)].pair != pair)
+				continue;
+			for (__u32 j = 0; j < FLOW_UNWIND_SEARCH; j++) {
+				if (j >= k)
+					break;
+				pop_frame(st, top - j, tid, now, FLOW_UNWOUND);
+			}
+			pop_frame(st, top - k, tid, now, FLOW_RETURN);
+			return 0;
+		}
+	}
+	__sync_fetch_and_add(&losses.unpaired_returns, 1);
+	return 0;
+}
+
+/* Attached where it never fires, only to hold the line probe's semaphore up (see src/versions.rs). */
+SEC("uprobe")
+int tracing_mode(void *ctx)
+{
+	return 0;
+}
