@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, OpenObject, RingBuffer, RingBufferBuilder};
 
+use crate::attach;
 use crate::bpf::audit::{AuditSkel, AuditSkelBuilder};
 use crate::bpf::probe_types::{AuditEvent as RawEvent, AuditValue};
 use crate::bpf::record;
@@ -371,11 +372,7 @@ impl<'obj> AuditTracer<'obj> {
         let skel = open
             .load()
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
-        let link = skel
-            .progs
-            .on_audit
-            .attach_usdt(target.pid, &target.host_path, "python", "audit")
-            .map_err(|e| Error::bpf("attaching to python:audit", e))?;
+        let link = attach::usdt(&skel.progs.on_audit, target, "audit")?;
         Ok(AuditTracer {
             skel,
             _link: link,

@@ -57,8 +57,6 @@ pub mod types {
     pub use super::gc::types::{gc_event as GcEvent, gc_gen_stats as GcGenStats};
     unsafe impl plain::Plain for GcEvent {}
     unsafe impl plain::Plain for GcGenStats {}
-    unsafe impl plain::Plain for LossCounters {}
-    unsafe impl plain::Plain for super::gc::types::loss_counters {}
 }
 
 /// Records of pyprobe lines, imports and audit (each skeleton generates its own copy).
@@ -80,13 +78,6 @@ pub fn record<T: plain::Plain + Default>(bytes: &[u8]) -> T {
     let mut out = T::default();
     plain::copy_from_bytes(&mut out, bytes).expect("record shorter than its type");
     out
-}
-
-/// Each skeleton generates its own copy of `struct loss_counters`; this reads one as the shared
-/// Rust view (same header, same layout).
-pub fn loss_counters<T: plain::Plain>(c: &T) -> types::LossCounters {
-    // SAFETY: loss_counters is all u64: no padding bytes to expose.
-    record(unsafe { plain::as_bytes(c) })
 }
 
 /// The same `bpf/pyprobe.h` struct as another skeleton generated it: each skeleton has its own

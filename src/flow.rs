@@ -9,10 +9,10 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
+use crate::attach;
 use crate::bpf::flow::{FlowSkel, FlowSkelBuilder};
 use crate::bpf::types::{FlowRecord, FnEntry};
 use crate::bpf::{record, same_struct};
-use crate::attach;
 use crate::count::{c_string, strategy_for};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
@@ -249,7 +249,10 @@ impl<'obj> FlowTracer<'obj> {
             attach::usdt(&skel.progs.flow_return, target, "function__return")?,
         ];
         if tracing_mode {
-            links.push(attach::hold_line_semaphore(&skel.progs.tracing_mode, target)?);
+            links.push(attach::hold_line_semaphore(
+                &skel.progs.tracing_mode,
+                target,
+            )?);
         }
         Ok(FlowTracer {
             skel,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
+use crate::attach;
 use crate::bpf::gc::{GcSkel, GcSkelBuilder};
 use crate::bpf::record;
 use crate::bpf::types::{GcEvent, GcGenStats};
@@ -193,17 +194,9 @@ impl<'obj> GcTracer<'obj> {
         let skel = open
             .load()
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
-        let pid = target.pid;
-        let path = &target.host_path;
         let links = vec![
-            skel.progs
-                .gc_start
-                .attach_usdt(pid, path, "python", "gc__start")
-                .map_err(|e| Error::bpf("attaching to python:gc__start", e))?,
-            skel.progs
-                .gc_done
-                .attach_usdt(pid, path, "python", "gc__done")
-                .map_err(|e| Error::bpf("attaching to python:gc__done", e))?,
+            attach::usdt(&skel.progs.gc_start, target, "gc__start")?,
+            attach::usdt(&skel.progs.gc_done, target, "gc__done")?,
         ];
         Ok(GcTracer {
             skel,
@@ -248,7 +241,7 @@ impl<'obj> GcTracer<'obj> {
             generations,
             elapsed,
             other_generation: bss.other_generation,
-            losses: Losses::from_bpf(&crate::bpf::loss_counters(&bss.losses), 0),
+            losses: Losses::from_bpf(&crate::bpf::same_struct(&bss.losses), 0),
         })
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
+use crate::attach;
 use crate::bpf::imports::{ImportsSkel, ImportsSkelBuilder};
 use crate::bpf::probe_types::{ImportEvent as RawImportEvent, ImportStack};
 use crate::bpf::record;
@@ -206,10 +207,7 @@ impl<'obj> ImportTracer<'obj> {
             (&skel.progs.import_start, "import__find__load__start"),
             (&skel.progs.import_done, "import__find__load__done"),
         ] {
-            links.push(
-                prog.attach_usdt(target.pid, &target.host_path, "python", probe)
-                    .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?,
-            );
+            links.push(attach::usdt(prog, target, probe)?);
         }
         Ok(ImportTracer {
             skel,

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
+use crate::attach;
 use crate::bpf::lines::{LinesSkel, LinesSkelBuilder};
 use crate::bpf::probe_types::{LineFile, LineKey};
 use crate::bpf::record;
@@ -154,11 +155,7 @@ impl<'obj> LineCounter<'obj> {
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
         // On 3.11 the kernel raising this probe's semaphore is what puts the interpreter in
         // tracing mode, where the probe fires; it drops again when the link goes.
-        let link = skel
-            .progs
-            .on_line
-            .attach_usdt(target.pid, &target.host_path, "python", "line")
-            .map_err(|e| Error::bpf("attaching to python:line", e))?;
+        let link = attach::usdt(&skel.progs.on_line, target, "line")?;
         Ok(LineCounter { skel, _link: link })
     }
 

@@ -2,10 +2,10 @@
 pub mod audit;
 pub mod count;
 pub mod floor;
+pub mod flow;
 pub mod gc;
 pub mod imports;
 pub mod lines;
-pub mod flow;
 pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};

@@ -1,10 +1,10 @@
 //! Output formats: human tables and JSON, one module per kind of report.
 pub mod audit;
 pub mod calls;
+pub mod flow;
 pub mod gc;
 pub mod imports;
 pub mod lines;
-pub mod flow;
 pub mod probes;
 
 /// A duration in the unit that keeps it readable: `850ns`, `12.3us`, `4.56ms`, `1.20s`.
