@@ -601,16 +601,6 @@ fn svg_flame_graph_is_well_formed() {
     );
 }
 
-/// A bad input: non-zero exit, one line on stderr, no panic.
-fn assert_clean_failure(args: &[&str], expect: &str) {
-    let out = run_pyprobe(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
-}
-
 #[test]
 fn bad_flow_options_are_refused_with_one_line() {
     assert_clean_failure(&["flow", "--pid", "1", "--subtree"], "give --filter");

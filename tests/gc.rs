@@ -522,23 +522,6 @@ fn pygc_name_runs_the_gc_command() {
     );
 }
 
-/// A bad input: non-zero exit, one line on stderr, no panic.
-fn assert_clean_failure(args: &[&str], expect: &str) {
-    let out = run_pyprobe(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(
-        err.trim().lines().count(),
-        1,
-        "{args:?}: one line expected:\n{err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
-}
-
 #[test]
 fn unknown_pid_is_refused() {
     assert_clean_failure(
@@ -556,19 +539,10 @@ fn a_process_that_is_not_python_is_refused() {
 
 #[test]
 fn a_python_without_probes_is_refused() {
-    // The pyenv builds on these machines are built without --with-dtrace.
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let python = std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
-        .expect("pyenv builds (no probes) are part of this machine image")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin/python3"))
-        .find(|p| p.exists())
-        .expect("a pyenv python3");
-    let g = Guard::spawn(Command::new(&python).args(["-c", "import time; time.sleep(30)"]));
-    std::thread::sleep(Duration::from_millis(300));
+    let g = python_without_probes();
     let pid = g.pid().to_string();
     assert_clean_failure(&["gc", "--pid", &pid], "built without USDT probes");
-    let py = python.to_string_lossy().into_owned();
+    let py = pyenv_python().to_string_lossy().into_owned();
     assert_clean_failure(
         &["gc", "--", &py, "-c", "pass"],
         "built without USDT probes",

@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::Command;
-use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -199,27 +198,9 @@ fn imports_on_cpython_3_13_are_traced_too() {
     );
 }
 
-/// A bad input: non-zero exit, one line on stderr, no panic.
-fn assert_clean_failure(args: &[&str], expect: &str) {
-    let out = run_pyprobe(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(err.trim().lines().count(), 1, "{args:?}:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
-}
-
 #[test]
 fn a_python_without_probes_is_refused() {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let python = std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
-        .expect("pyenv builds (no probes) are part of this machine image")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin/python3"))
-        .find(|p| p.exists())
-        .expect("a pyenv python3");
-    let g = Guard::spawn(Command::new(&python).args(["-c", "import time; time.sleep(30)"]));
-    thread::sleep(Duration::from_millis(300));
+    let g = python_without_probes();
     let pid = g.pid().to_string();
     assert_clean_failure(&["imports", "--pid", &pid], "built without USDT probes");
 }

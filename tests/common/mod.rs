@@ -275,3 +275,39 @@ pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u3
     out.sort();
     out
 }
+
+/// A bad input: non-zero exit, one line on stderr, no panic or backtrace.
+pub fn assert_clean_failure(args: &[&str], expect: &str) {
+    let out = run_pyprobe(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "{args:?}: one line expected:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+}
+
+/// A CPython built without USDT probes: the pyenv builds on these machines are built without
+/// --with-dtrace.
+pub fn pyenv_python() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    std::fs::read_dir(std::path::Path::new(&home).join(".pyenv/versions"))
+        .expect("pyenv builds (no probes) are part of this machine image")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/python3"))
+        .find(|p| p.exists())
+        .expect("a pyenv python3")
+}
+
+/// An idle CPython without probes, already past its start-up.
+pub fn python_without_probes() -> Guard {
+    let g = Guard::spawn(Command::new(pyenv_python()).args(["-c", "import time; time.sleep(30)"]));
+    thread::sleep(Duration::from_millis(300));
+    g
+}
