@@ -11,6 +11,7 @@ class Request:
     def __init__(self, path, body):
         self.path = path
         self.body = body
+        self.context = {"request": self}  # a reference cycle: only the GC frees it
 
 
 class Response:

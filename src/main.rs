@@ -7,6 +7,10 @@ use pyprobe::commands;
 use pyprobe::process::install_stop_handler;
 
 fn main() -> ExitCode {
+    // Output piped into `head` should end pyprobe quietly, as it ends other Unix tools; the
+    // kernel detaches every probe when the process goes, however it goes.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse_from(args_for_invocation(std::env::args().collect()));
     if cli.verbose {
         libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| {
