@@ -32,4 +32,6 @@ install_build_deps() {
 build_release() {
     cargo build --release --locked 2>&1 | grep -v '^\s*\(Compiling\|Downloaded\|Downloading\)' >&2 || true
     [ -x target/release/pyprobe ] || die "build failed"
+    # pycount, pyflow and pygc are pyprobe under another name (argv[0] picks the subcommand).
+    for name in pycount pyflow pygc; do ln -sf pyprobe "target/release/$name"; done
 }
