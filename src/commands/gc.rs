@@ -58,7 +58,7 @@ pub fn run(args: &GcArgs) -> Result<()> {
         || {
             let now = tracer.read()?;
             if !json {
-                println!("\n{}", clock());
+                println!("\n{}", super::clock());
             }
             print(&now.since(&last));
             last = now;
@@ -75,7 +75,7 @@ pub fn run(args: &GcArgs) -> Result<()> {
     if !json {
         println!();
         if args.schedule.interval.is_some() {
-            println!("{}", clock());
+            println!("{}", super::clock());
         }
     }
     print(&now.since(&last));
@@ -88,12 +88,4 @@ fn emit(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-}
-
-/// Wall-clock time of day (UTC) for interval headers, as pycount prints them.
-fn clock() -> String {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    out::time_of_day(ns)[..8].to_string()
 }

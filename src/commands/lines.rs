@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::glob;
 use crate::lines::{LineCounter, LineOptions, LineReport};
 use crate::output::lines;
-use crate::process::{Schedule, run_session};
+use crate::process::Schedule;
 
 pub fn run(args: &LinesArgs) -> Result<()> {
     let files = match &args.file {
@@ -23,41 +23,23 @@ pub fn run(args: &LinesArgs) -> Result<()> {
     super::banner("line executions", &target);
     tracee.release();
 
-    let print = |report: &LineReport| {
-        if args.json {
-            println!("{}", lines::json(report, args.top));
-        } else {
-            print!("{}", lines::table(report, args.top));
-        }
-    };
-    let mut last = LineReport::default();
     let schedule = Schedule {
         duration: args.schedule.duration,
         interval: args.schedule.interval,
     };
-    run_session(
+    super::report_until_stopped(
         &mut tracee,
         schedule,
-        |d| {
-            std::thread::sleep(d);
-            Ok(())
-        },
-        || {
-            let now = counter.read()?;
-            if !args.json {
-                println!("\n{}", super::count::clock());
+        args.json,
+        counter,
+        LineCounter::read,
+        LineReport::since,
+        |report: &LineReport| {
+            if args.json {
+                println!("{}", lines::json(report, args.top));
+            } else {
+                print!("{}", lines::table(report, args.top));
             }
-            print(&now.since(&last));
-            last = now;
-            Ok(())
         },
-    )?;
-    let now = counter.read()?;
-    drop(counter);
-    tracee.finish();
-    if args.schedule.interval.is_some() && !args.json {
-        println!("\n{}", super::count::clock());
-    }
-    print(&now.since(&last));
-    Ok(())
+    )
 }

@@ -10,7 +10,7 @@ pub mod probes;
 
 use crate::cli::{TargetArgs, TargetSpec};
 use crate::error::{Error, Result};
-use crate::process::{Tracee, check_privileges};
+use crate::process::{Schedule, Tracee, check_privileges, run_session};
 use crate::target::Target;
 
 /// Finds (or starts, held at exec) the process to trace, after checking that tracing is allowed.
@@ -34,4 +34,58 @@ pub fn banner(what: &str, target: &Target) {
         target.version_text(),
         target.interpreter
     );
+}
+
+/// Runs an aggregating tool's session: every `--interval` it prints the window since the last
+/// report (under a clock line, in text), and at the end the rest, read before the probes are
+/// detached (dropping `tracer`) and printed after.
+pub fn report_until_stopped<T, R: Default>(
+    tracee: &mut Tracee,
+    schedule: Schedule,
+    json: bool,
+    tracer: T,
+    read: impl Fn(&T) -> Result<R>,
+    since: impl Fn(&R, &R) -> R,
+    print: impl Fn(&R),
+) -> Result<()> {
+    let mut last = R::default();
+    run_session(
+        tracee,
+        schedule,
+        |d| {
+            std::thread::sleep(d);
+            Ok(())
+        },
+        || {
+            let now = read(&tracer)?;
+            if !json {
+                println!("\n{}", clock());
+            }
+            print(&since(&now, &last));
+            last = now;
+            Ok(())
+        },
+    )?;
+    let now = read(&tracer)?;
+    drop(tracer);
+    tracee.finish();
+    if schedule.interval.is_some() && !json {
+        println!("\n{}", clock());
+    }
+    print(&since(&now, &last));
+    Ok(())
+}
+
+/// Wall-clock time of day (UTC) for interval headers.
+pub fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
