@@ -92,6 +92,7 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 
 			if (ok && utf8) {
 				len = read_u64(obj + objects.str_utf8_len, &ok);
+				v->num = len; /* bytes of UTF-8, which is what is shown, not characters */
 				copy_text(v, utf8, len, &ok);
 				v->kind = ARG_STR;
 			} else {

@@ -108,22 +108,44 @@ static __always_inline void push_entry(__u64 name_ptr, __u64 code, __u32 lineno)
 	st->depth = d + 1;
 }
 
-/* Pop the thread's top entry if it is this function's; otherwise its entry was never seen. */
+/* What pop_entry found, when not an entry's timestamp. */
+#define POP_UNPAIRED 0 /* the entry was never seen: the call was running at attach */
+#define POP_TOO_DEEP 1 /* nested beyond MAX_DEPTH: already counted as too_deep at its entry */
+/* How far below the top a return looks for its entry where returns can go missing (3.15). */
+#define UNWIND_SEARCH 8
+
+/*
+ * Pops the thread's entry for this function: the top one, or where returns can go missing, one
+ * a few frames down (the frames above it ended unseen, counted in exits_unseen).
+ */
 static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
 {
 	struct call_stack *st = thread_stack(current_tid(), false);
-	__u32 top;
+	__u32 top, k;
 	__u64 ts;
 
 	if (!st || st->depth == 0)
-		return 0;
+		return POP_UNPAIRED;
 	top = st->depth - 1;
 	if (top >= MAX_DEPTH) {
 		st->depth = top;
-		return 0;
+		return POP_TOO_DEEP;
 	}
-	if (st->name_ptr[top] != name_ptr)
-		return 0;
+	if (st->name_ptr[top] != name_ptr) {
+		if (!count_on_entry)
+			return POP_UNPAIRED;
+		for (k = 1; k <= UNWIND_SEARCH; k++) {
+			if (k > top)
+				return POP_UNPAIRED;
+			if (st->name_ptr[(top - k) & (MAX_DEPTH - 1)] == name_ptr)
+				break;
+		}
+		if (k > UNWIND_SEARCH)
+			return POP_UNPAIRED;
+		__sync_fetch_and_add(&losses.exits_unseen, k);
+		top -= k;
+	}
+	top &= MAX_DEPTH - 1;
 	ts = st->ts[top];
 	key->code = st->code[top];
 	key->name_ptr = st->name_ptr[top];
@@ -145,7 +167,9 @@ static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 
 {
 	__u64 d;
 
-	if (!start) {
+	if (start == POP_TOO_DEEP)
+		return;
+	if (start == POP_UNPAIRED) {
 		__sync_fetch_and_add(&losses.unpaired_returns, 1);
 		return;
 	}
@@ -174,8 +198,10 @@ static __always_inline void claim_slot(struct fn_slot *slot, const struct fn_key
 		return;
 	slot->id = e->id;
 	slot->matched = e->matched;
-	/* Last: a reader trusts the slot only once name_ptr matches (x86 keeps stores in order). */
-	slot->name_ptr = key->name_ptr;
+	/* Last: a reader trusts the slot only once name_ptr matches. The barrier keeps the compiler
+	 * from reordering the stores; x86 keeps them in order for other CPUs. */
+	barrier();
+	WRITE_ONCE(slot->name_ptr, key->name_ptr);
 }
 
 /* Counts one call of the function with this key and returns its statistics block. */
@@ -189,7 +215,8 @@ static __always_inline struct fn_stats *count_call(struct pt_regs *ctx, __u32 na
 	has_code = function_key(ctx, name_reg, key);
 	if (has_code) {
 		slot = slot_of(key->code);
-		if (slot && slot->code == key->code && slot->name_ptr == key->name_ptr) {
+		if (slot && slot->code == key->code && READ_ONCE(slot->name_ptr) == key->name_ptr) {
+			barrier();
 			if (!slot->matched)
 				return NULL;
 			__sync_fetch_and_add(&slot->stats.count, 1);
@@ -238,8 +265,8 @@ int call_return(struct pt_regs *ctx)
 		if (!timed)
 			return 0;
 		start = pop_entry(name_arg(ctx, name_reg_return), &key);
-		if (!start) {
-			__sync_fetch_and_add(&losses.unpaired_returns, 1);
+		if (start == POP_UNPAIRED || start == POP_TOO_DEEP) {
+			record_duration(NULL, 0, start);
 			return 0;
 		}
 		e = bpf_map_lookup_elem(&functions, &key);

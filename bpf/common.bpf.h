@@ -12,6 +12,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* One access the compiler may neither split, merge nor move across another such access. */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 /* Only the target's threads may count: a probe is per file, the pid filter is per attach. */
 const volatile __u32 target_tgid = 0;
 

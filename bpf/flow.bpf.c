@@ -143,6 +143,14 @@ static __always_inline void pop_frame(struct flow_stack *st, __u32 top, __u32 ti
 		emit(FLOW_CALL, f->ts, d, tid, f->fn_id, st->shown);
 }
 
+/* Frees a thread's stack once nothing is open on it: its outermost frame returned (the thread
+ * ended, as Python threads end), so a process that starts a thread per request stays traced. */
+static __always_inline void release_if_empty(struct flow_stack *st, __u32 tid)
+{
+	if (st->depth == 0)
+		bpf_map_delete_elem(&flow_stacks, &tid);
+}
+
 SEC("usdt")
 int flow_return(struct pt_regs *ctx)
 {
@@ -166,6 +174,7 @@ int flow_return(struct pt_regs *ctx)
 	pair = pair_by_frame ? current_frame(ctx) : name_arg(ctx, name_reg_return);
 	if (st->frames[top & (FLOW_MAX_DEPTH - 1)].pair == pair) {
 		pop_frame(st, top, tid, now, FLOW_RETURN);
+		release_if_empty(st, tid);
 		return 0;
 	}
 	/*
@@ -185,6 +194,7 @@ int flow_return(struct pt_regs *ctx)
 				pop_frame(st, top - j, tid, now, FLOW_UNWOUND);
 			}
 			pop_frame(st, top - k, tid, now, FLOW_RETURN);
+			release_if_empty(st, tid);
 			return 0;
 		}
 	}

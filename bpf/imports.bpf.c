@@ -92,6 +92,12 @@ int BPF_USDT(import_done, const char *module, int found)
 		return 0;
 	}
 	start = st->ts[top];
+	if (top == 0) {
+		/* Nothing open on this thread: free its stack, so ended threads do not fill the map. */
+		__u32 tid = current_tid();
+
+		bpf_map_delete_elem(&import_stacks, &tid);
+	}
 	ev = bpf_ringbuf_reserve(&import_events, sizeof(*ev), 0);
 	if (!ev) {
 		__sync_fetch_and_add(&import_losses.events_lost, 1);

@@ -106,6 +106,8 @@ struct loss_counters {
 	__u64 code_read_errors;
 	__u64 events_lost;
 	__u64 gc_unpaired;
+	/* Entries whose return never fired (3.15 exits by exception): counted, not timed. */
+	__u64 exits_unseen;
 };
 
 /* Where the current code object lives, per CPython version; all zero when unknown. */

@@ -12,8 +12,8 @@ pub fn usdt(prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<Link>
 }
 
 /// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
-/// probe's semaphore is raised. A uprobe placed where execution never comes (the ELF entry
-/// point, long passed) that names that semaphore makes the kernel raise it for us, and lower it
+/// probe's semaphore is raised. A uprobe placed where execution never comes again (the ELF
+/// entry point, or a library's `.init`, long passed) that names that semaphore makes the kernel raise it for us, and lower it
 /// when the link goes, whatever way pyprobe exits, without a trap on every line.
 pub fn hold_line_semaphore(prog: &ProgramMut<'_>, target: &Target) -> Result<Link> {
     let line = target.elf.probe("line").ok_or_else(|| {
@@ -22,9 +22,9 @@ pub fn hold_line_semaphore(prog: &ProgramMut<'_>, target: &Target) -> Result<Lin
             target.interpreter
         ))
     })?;
-    let entry = target.elf.entry_offset().ok_or_else(|| {
+    let entry = target.elf.run_once_offset().ok_or_else(|| {
         Error::ProbeUnavailable(format!(
-            "{}: cannot locate the ELF entry point",
+            "{}: no entry point or .init to hold the line semaphore from",
             target.interpreter
         ))
     })?;

@@ -411,8 +411,11 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(format!("{s:?} must be a positive number of seconds"));
+    // A year is longer than anyone traces; the bound keeps Instant arithmetic in range.
+    if !(v > 0.0 && v <= 365.0 * 86400.0) {
+        return Err(format!(
+            "{s:?} must be a positive number of seconds, at most a year"
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -564,5 +567,7 @@ mod tests {
         assert!(parse(&["pycount", "--pid", "1", "--duration", "-1"]).is_err());
         assert!(parse(&["pycount", "--pid", "1", "--sort", "bogus"]).is_err());
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("1e30").is_err());
+        assert!(parse_seconds("NaN").is_err());
     }
 }

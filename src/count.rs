@@ -12,7 +12,7 @@ use crate::bpf::record;
 use crate::bpf::types::{FnEntry, FnSlot, HistKey};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, window_max};
 use crate::losses::Losses;
 use crate::target::Target;
 use crate::versions::{self, CallStrategy};
@@ -62,11 +62,13 @@ impl FunctionStats {
 
     /// The statistics gained since an earlier reading of the same function.
     pub fn since(&self, earlier: &FunctionStats) -> FunctionStats {
+        let histogram = self.histogram.since(&earlier.histogram);
         FunctionStats {
             count: self.count - earlier.count.min(self.count),
             timed: self.timed - earlier.timed.min(self.timed),
             total_ns: self.total_ns - earlier.total_ns.min(self.total_ns),
-            histogram: self.histogram.since(&earlier.histogram),
+            max_ns: window_max(&histogram, self.max_ns, earlier.max_ns),
+            histogram,
             ..self.clone()
         }
     }
@@ -192,19 +194,21 @@ impl<'obj> CallCounter<'obj> {
             .load()
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
 
+        // Returns first: a return with no entry on its thread's stack is harmless, while an
+        // entry seen before returns are live would leave a frame that is never popped.
         let mut links = Vec::new();
-        if needs_entry {
-            links.push(attach::usdt(
-                &skel.progs.call_entry,
-                target,
-                "function__entry",
-            )?);
-        }
         if needs_return {
             links.push(attach::usdt(
                 &skel.progs.call_return,
                 target,
                 "function__return",
+            )?);
+        }
+        if needs_entry {
+            links.push(attach::usdt(
+                &skel.progs.call_entry,
+                target,
+                "function__entry",
             )?);
         }
         if tracing_mode {

@@ -41,8 +41,10 @@ pub struct ElfInfo {
     pub needed: Vec<String>,
     /// Value of the exported `Py_Version` (3.11+): PY_VERSION_HEX.
     pub py_version_hex: Option<u32>,
-    /// ELF entry point (virtual address).
+    /// ELF entry point (virtual address); 0 in a shared library.
     pub entry: u64,
+    /// Start of `.init` (virtual address): run once when a library is loaded.
+    pub init: u64,
 }
 
 const WANTED_SYMBOLS: &[&str] = &["_PyRuntime", "Py_Version"];
@@ -81,8 +83,10 @@ impl ElfInfo {
         // Probe addresses are relative to .stapsdt.base as linked; prelink may have moved it.
         let mut stapsdt_base = None;
         for s in sections.iter() {
-            if sections.section_name(endian, s).ok() == Some(b".stapsdt.base".as_slice()) {
-                stapsdt_base = Some(s.sh_addr(endian));
+            match sections.section_name(endian, s).ok() {
+                Some(b".stapsdt.base") => stapsdt_base = Some(s.sh_addr(endian)),
+                Some(b".init") => info.init = s.sh_addr(endian),
+                _ => {}
             }
         }
         for s in sections.iter() {
@@ -146,10 +150,19 @@ impl ElfInfo {
         self.python_probes().find(|p| p.name == name)
     }
 
-    /// File offset of the ELF entry point: a place for a uprobe that never fires, since a
-    /// running interpreter has long passed it (a spawned one passes it once).
-    pub fn entry_offset(&self) -> Option<u64> {
-        vaddr_to_offset(&self.segments, self.entry)
+    /// File offset of code that runs once at start and never again: the entry point of an
+    /// executable, `.init` of a library (whose entry is 0, the ELF header). A place for a uprobe
+    /// that must never fire in a running interpreter.
+    pub fn run_once_offset(&self) -> Option<u64> {
+        let addr = if self.entry != 0 {
+            self.entry
+        } else {
+            self.init
+        };
+        if addr == 0 {
+            return None;
+        }
+        vaddr_to_offset(&self.segments, addr)
     }
 
     /// Difference between run-time and link-time addresses for a mapping of this file.

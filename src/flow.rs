@@ -244,9 +244,10 @@ impl<'obj> FlowTracer<'obj> {
             .map_err(|e| Error::bpf("loading the BPF programs", e))?;
 
         let start_ns = monotonic_ns();
+        // Returns first: see CallCounter::attach.
         let mut links = vec![
-            attach::usdt(&skel.progs.flow_entry, target, "function__entry")?,
             attach::usdt(&skel.progs.flow_return, target, "function__return")?,
+            attach::usdt(&skel.progs.flow_entry, target, "function__entry")?,
         ];
         if tracing_mode {
             links.push(attach::hold_line_semaphore(

@@ -45,13 +45,7 @@ impl GenerationStats {
     /// pause is estimated from its histogram (within 1/32), never above the running maximum.
     pub fn since(&self, earlier: &GenerationStats) -> GenerationStats {
         let histogram = self.histogram.since(&earlier.histogram);
-        let max_ns = if self.count == earlier.count {
-            0
-        } else if self.max_ns > earlier.max_ns {
-            self.max_ns
-        } else {
-            histogram.percentiles(&[100.0])[0].min(self.max_ns)
-        };
+        let max_ns = crate::histogram::window_max(&histogram, self.max_ns, earlier.max_ns);
         GenerationStats {
             generation: self.generation,
             count: self.count.saturating_sub(earlier.count),
@@ -285,14 +279,7 @@ pub struct PauseStream<'a> {
 impl PauseStream<'_> {
     /// Delivers pauses for up to `timeout`; a signal cutting the wait short is not an error.
     pub fn poll(&self, timeout: Duration) -> Result<()> {
-        let rc = self.ring.poll_raw(timeout);
-        if rc < 0 && rc != -libc::EINTR {
-            return Err(Error::bpf(
-                "polling the pause ring buffer",
-                libbpf_rs::Error::from_raw_os_error(-rc),
-            ));
-        }
-        Ok(())
+        crate::ring::poll(&self.ring, timeout)
     }
 
     /// Delivers every pause still waiting (at the end of a session).

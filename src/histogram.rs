@@ -110,6 +110,19 @@ impl Histogram {
     }
 }
 
+/// The largest value recorded in a window between two readings of a running maximum: exact
+/// when the maximum grew in the window, otherwise estimated from the window's histogram
+/// (within 1/32) and never above the running maximum.
+pub fn window_max(window: &Histogram, max_now: u64, max_before: u64) -> u64 {
+    if window.count() == 0 {
+        0
+    } else if max_now > max_before {
+        max_now
+    } else {
+        window.percentiles(&[100.0])[0].min(max_now)
+    }
+}
+
 /// Renders log2 rows the libbpf-tools way, with a unit label for the first column.
 pub fn render_log2(rows: &[(u64, u64, u64)], unit: &str) -> String {
     const WIDTH: u64 = 40;
@@ -184,6 +197,20 @@ mod tests {
         let d = b.since(&a);
         assert_eq!(d.buckets.get(&3), Some(&5));
         assert_eq!(d.count(), 6);
+    }
+
+    #[test]
+    fn a_window_maximum_is_exact_when_it_grew_and_estimated_otherwise() {
+        let mut w = Histogram::default();
+        assert_eq!(
+            window_max(&w, 500, 100),
+            0,
+            "an empty window has no maximum"
+        );
+        w.add(bucket_of(1_000_000), 3);
+        assert_eq!(window_max(&w, 500_000_000, 100), 500_000_000);
+        let est = window_max(&w, 500_000_000, 500_000_000);
+        assert!((970_000..=1_040_000).contains(&est), "{est}");
     }
 
     #[test]

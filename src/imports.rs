@@ -255,8 +255,7 @@ impl<'obj> ImportTracer<'obj> {
 
 /// Polls `rb` for up to `d` (the session's wait step).
 pub fn poll(rb: &RingBuffer<'_>, d: Duration) -> Result<()> {
-    rb.poll(d)
-        .map_err(|e| Error::bpf("polling the ring buffer", e))
+    crate::ring::poll(rb, d)
 }
 
 /// Distinct threads that imported, in order (to say which thread a tree belongs to).

@@ -20,5 +20,6 @@ pub mod losses;
 pub mod output;
 pub mod process;
 pub mod requirements;
+pub mod ring;
 pub mod target;
 pub mod versions;

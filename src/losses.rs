@@ -20,6 +20,8 @@ pub struct Losses {
     pub events_lost: u64,
     /// GC pauses whose start was not seen (a collection running at attach).
     pub gc_unpaired: u64,
+    /// Calls whose return never fired (3.15 exits by exception): counted, not timed.
+    pub exits_unseen: u64,
 }
 
 impl Losses {
@@ -34,6 +36,7 @@ impl Losses {
             code_read_errors: c.code_read_errors,
             events_lost: c.events_lost,
             gc_unpaired: c.gc_unpaired,
+            exits_unseen: c.exits_unseen,
         }
     }
 
@@ -48,6 +51,7 @@ impl Losses {
             code_read_errors: self.code_read_errors.saturating_sub(e.code_read_errors),
             events_lost: self.events_lost.saturating_sub(e.events_lost),
             gc_unpaired: self.gc_unpaired.saturating_sub(e.gc_unpaired),
+            exits_unseen: self.exits_unseen.saturating_sub(e.exits_unseen),
         }
     }
 
@@ -94,6 +98,10 @@ impl Losses {
             self.gc_unpaired,
             "GC pauses not timed: their start was not seen (collecting at attach)".into(),
         );
+        say(
+            self.exits_unseen,
+            "calls not timed: they ended without a return probe (exception exits on 3.15+)".into(),
+        );
         out
     }
 
@@ -108,6 +116,7 @@ impl Losses {
             "code_read_errors": self.code_read_errors,
             "events_lost": self.events_lost,
             "gc_unpaired": self.gc_unpaired,
+            "exits_unseen": self.exits_unseen,
         })
     }
 }

@@ -20,6 +20,16 @@ fn main() -> ExitCode {
         // libbpf's own warnings would repeat what the typed error says, in its words.
         libbpf_rs::set_print(None);
     }
+    // Never a backtrace: whatever goes wrong (even writing to a full disk) is one line.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unexpected failure".into());
+        eprintln!("pyprobe: error: {}", msg.replace('\n', " "));
+    }));
     install_stop_handler();
     let result = match &cli.command {
         Command::Probes(a) => commands::probes::run(a),

@@ -85,12 +85,14 @@ impl Tracee {
             exited: false,
         };
         let mut first = true;
+        // A libpython the loader has not mapped yet: step through syscalls until it is, so
+        // that its load address (and with it _PyRuntime's) is known before attaching.
+        let mut awaiting_library: Option<String> = None;
         loop {
-            let mut status = 0;
-            // SAFETY: waiting on our own child.
-            if unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
-                return Err(spawn_err(std::io::Error::last_os_error().to_string()));
-            }
+            let status = match wait_for_stop(pid) {
+                Ok(s) => s,
+                Err(why) => return Err(spawn_err(why)),
+            };
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                 if let Tracee::Spawned { exited, held, .. } = &mut tracee {
                     *exited = true;
@@ -106,6 +108,7 @@ impl Tracee {
             let sig = libc::WSTOPSIG(status);
             let exec_stop =
                 sig == libc::SIGTRAP && (first || (status >> 16) == libc::PTRACE_EVENT_EXEC);
+            let syscall_stop = sig == libc::SIGTRAP | 0x80;
             if first {
                 first = false;
                 // SAFETY: options on our stopped tracee.
@@ -114,20 +117,39 @@ impl Tracee {
                         libc::PTRACE_SETOPTIONS,
                         pid,
                         0,
-                        (libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL) as libc::c_long,
+                        (libc::PTRACE_O_TRACEEXEC
+                            | libc::PTRACE_O_EXITKILL
+                            | libc::PTRACE_O_TRACESYSGOOD) as libc::c_long,
                     );
                 }
             }
             if exec_stop {
+                awaiting_library = None;
+            }
+            let library_mapped = awaiting_library.as_ref().is_some_and(|lib| {
+                std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                    .is_ok_and(|m| m.contains(lib.as_str()))
+            });
+            if exec_stop || library_mapped {
                 match Target::from_pid(pid) {
+                    Ok(target) if target.bias == 0 && target.interpreter != target.exe => {
+                        // By file name: the loader may reach it by another path than ours.
+                        let name = target.interpreter.rsplit('/').next().unwrap_or_default();
+                        awaiting_library = Some(format!("/{name}\n"));
+                    }
                     Ok(target) => return Ok((tracee, target)),
                     Err(Error::NotPython { .. }) => {}
                     Err(e) => return Err(e),
                 }
             }
-            let deliver = if exec_stop { 0 } else { sig };
+            let deliver = if exec_stop || syscall_stop { 0 } else { sig };
+            let how = if awaiting_library.is_some() {
+                libc::PTRACE_SYSCALL
+            } else {
+                libc::PTRACE_CONT
+            };
             // SAFETY: resume our stopped tracee, passing on any signal that was not ours.
-            unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
+            unsafe { libc::ptrace(how, pid, 0, deliver as libc::c_long) };
         }
     }
 
@@ -203,6 +225,24 @@ impl Drop for Tracee {
     }
 }
 
+/// Waits for the held child to stop or exit, giving up (with the reason) on Ctrl-C or SIGTERM:
+/// a command that never runs Python must not hold pyprobe.
+fn wait_for_stop(pid: i32) -> std::result::Result<i32, String> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting on our own child, without blocking.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            -1 => return Err(std::io::Error::last_os_error().to_string()),
+            0 => {}
+            _ => return Ok(status),
+        }
+        if STOP.load(Ordering::SeqCst) {
+            return Err("interrupted before it ran a Python interpreter".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -242,7 +282,7 @@ pub fn run_session(
             && Instant::now() >= t
         {
             tick()?;
-            next_tick = Some(t + schedule.interval.unwrap());
+            next_tick = schedule.interval.and_then(|i| t.checked_add(i));
         }
         wait(Duration::from_millis(50))?;
     }

@@ -76,6 +76,25 @@ impl Target {
         if pid <= 0 || !proc_dir.exists() {
             return Err(Error::NoSuchProcess(pid));
         }
+        let status = fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(tgid) = field("Tgid:").and_then(|t| t.parse::<i32>().ok())
+            && tgid != pid
+        {
+            return Err(Error::Usage(format!(
+                "{pid} is a thread of process {tgid}: use --pid {tgid}"
+            )));
+        }
+        if field("State:").is_some_and(|s| s.starts_with('Z')) {
+            return Err(Error::Usage(format!(
+                "process {pid} has exited (a zombie not yet reaped)"
+            )));
+        }
         let exe = match fs::read_link(proc_dir.join("exe")) {
             Ok(p) => p
                 .to_string_lossy()
@@ -110,7 +129,18 @@ impl Target {
                 .map(|m| m.inode)
                 .unwrap_or(if p == exe { exe_inode } else { 0 })
         };
-        let host = |p: &str| reachable_path(&root, p, inode_of(p));
+        // When no path reaches the mapped file (replaced on disk by an upgrade, or deleted),
+        // the kernel's own links to it still do.
+        let magic_link = |p: &str| {
+            if p == exe {
+                return proc_dir.join("exe");
+            }
+            match maps.iter().find(|m| m.path == p) {
+                Some(m) => proc_dir.join(format!("map_files/{:x}-{:x}", m.start, m.end)),
+                None => root.join(p.trim_start_matches('/')),
+            }
+        };
+        let host = |p: &str| reachable_path(&root, p, inode_of(p)).unwrap_or_else(|| magic_link(p));
 
         let exe_elf = ElfInfo::read(&host(&exe)).ok();
         let libpython = maps
@@ -205,13 +235,12 @@ impl Target {
 /// The target's view of a path, reached from here. /proc/PID/exe and /proc/PID/maps name files
 /// from our root when we can see them (a chroot: `/opt/root/usr/bin/python3`) and from the
 /// target's root when we cannot (another mount namespace: a container); the inode decides.
-fn reachable_path(root: &Path, path: &str, inode: u64) -> PathBuf {
+fn reachable_path(root: &Path, path: &str, inode: u64) -> Option<PathBuf> {
     let through_root = root.join(path.trim_start_matches('/'));
-    let candidates = [through_root.clone(), PathBuf::from(path)];
+    let candidates = [through_root, PathBuf::from(path)];
     candidates
         .into_iter()
         .find(|c| fs::metadata(c).is_ok_and(|m| inode == 0 || m.ino() == inode))
-        .unwrap_or(through_root)
 }
 
 /// Not being root is the usual reason; otherwise the process is protected from us.

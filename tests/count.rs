@@ -635,3 +635,80 @@ fn short_lived_threads_do_not_exhaust_the_pairing_table() {
     assert_eq!(f["timed"], 1500, "{report}");
     assert_eq!(report["lost"]["threads_full"], 0);
 }
+
+#[test]
+fn an_interpreter_replaced_on_disk_is_still_traced() {
+    // What a package upgrade does to a running service: its executable is replaced by a new
+    // file. The probes must go on the file the process runs, reached through /proc/PID/exe.
+    let dir = std::env::temp_dir().join(format!("pyprobe-replaced-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let python = dir.join("python3.11");
+    std::fs::copy(PYTHON, &python).unwrap();
+    let mut w = Guard::spawn(
+        Command::new(&python)
+            .arg(script("known_calls.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    std::fs::remove_file(&python).unwrap();
+    std::fs::copy(PYTHON, &python).unwrap();
+    let pid = w.pid().to_string();
+    let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", "fib"]);
+    w.send_line("go");
+    assert!(w.wait_output(Duration::from_secs(60)).status.success());
+    let (out, err) = finish_pyprobe(p, rx);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    assert_eq!(names_in(&report), [("fib".to_string(), 21891)]);
+}
+
+#[test]
+fn a_thread_id_is_refused_with_its_process_id() {
+    let g = Guard::spawn(Command::new(PYTHON).args([
+        "-c",
+        "import threading, time\nt = threading.Thread(target=time.sleep, args=(30,))\nt.start()\nt.join()",
+    ]));
+    thread::sleep(Duration::from_millis(500));
+    let pid = g.pid();
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&t| t != pid)
+        .expect("a second thread");
+    assert_clean_failure(
+        &["count", "--pid", &tid.to_string()],
+        &format!("{tid} is a thread of process {pid}: use --pid {pid}"),
+    );
+}
+
+#[test]
+fn a_spawned_command_that_never_runs_python_can_be_interrupted() {
+    let p = Guard::spawn(
+        Command::new(pyprobe_bin())
+            .args(["count", "--", "sleep", "30"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(p.pid(), libc::SIGTERM) };
+    let started = std::time::Instant::now();
+    let out = p.wait_output(Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pyprobe did not stop"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("interrupted before it ran a Python interpreter"),
+        "{err}"
+    );
+}

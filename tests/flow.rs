@@ -678,3 +678,18 @@ fn ending_pyflow_leaves_the_target_untraced() {
     let b: u64 = lines.next().unwrap().trim().parse().unwrap();
     assert!(b > a && w.alive(), "the target runs on");
 }
+
+#[test]
+fn a_thread_per_call_process_stays_traced_past_the_stack_table() {
+    // 1500 threads one after another: more than pyflow's 1024 per-thread stacks, which are
+    // freed when a thread's outermost frame returns.
+    let s = json_session(&["--filter", "thread_fn"], "many_threads.py");
+    assert_nothing_lost(&s);
+    let of = |kind: &str| {
+        s.events
+            .iter()
+            .filter(|e| e["event"] == kind && e["function"] == "thread_fn")
+            .count()
+    };
+    assert_eq!((of("call"), of("return")), (1500, 1500), "{}", s.summary);
+}

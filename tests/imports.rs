@@ -214,3 +214,29 @@ fn bad_arguments_are_refused() {
         "cannot start \"/nonexistent/python3\"",
     );
 }
+
+#[test]
+fn sigterm_ends_the_session_with_its_report() {
+    for (tool, expect) in [("imports", "slowpkg"), ("audit", "import")] {
+        let mut w = start_workload("import_then_wait.py");
+        let pid = w.pid().to_string();
+        let (p, rx) = start_pyprobe(&[tool, "--pid", &pid, "--json"]);
+        w.send_line("go");
+        std::thread::sleep(Duration::from_millis(1500));
+        unsafe { libc::kill(p.pid(), libc::SIGTERM) };
+        let out = p.wait_output(Duration::from_secs(20));
+        let err: Vec<String> = rx.try_iter().collect();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{tool}: {}\n{}",
+            err.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(expect),
+            "{tool} printed its report: {stdout}"
+        );
+        w.send_line("done");
+    }
+}

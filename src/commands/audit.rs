@@ -37,10 +37,7 @@ pub fn run(args: &AuditArgs) -> Result<()> {
     run_session(
         &mut tracee,
         schedule,
-        |d| {
-            rb.poll(d)
-                .map_err(|e| Error::bpf("polling the ring buffer", e))
-        },
+        |d| crate::ring::poll(&rb, d),
         || Ok(()),
     )?;
     // What the target did just before it exited is still in the ring buffer.
