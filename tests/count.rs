@@ -475,20 +475,21 @@ fn a_version_without_function_probes_is_explained() {
     );
 }
 
-#[test]
-fn counts_exactly_on_python_3_15_from_entries() {
-    // 3.15 has function probes again, but returns do not fire on exception exits: pycount counts
-    // entries there. The workload runs inside the sid chroot, reached through /proc/PID/root.
+/// Runs a workload under sid's CPython 3.15 (inside the chroot, reached through /proc/PID/root)
+/// with `pyprobe ARGS --filter <its path>:* --json -- ...`, and returns pycount's report and the
+/// workload's path inside the chroot.
+fn count_on_3_15(args: &[&str], script_name: &str) -> (serde_json::Value, String) {
     let python = "/opt/sidroot/usr/bin/python3.15";
     assert!(
         std::path::Path::new(python).exists(),
         "{python} missing: run scripts/test"
     );
-    let inside = format!("/tmp/pyprobe-known-calls-{}.py", std::process::id());
-    std::fs::copy(script("known_calls.py"), format!("/opt/sidroot{inside}")).unwrap();
+    let inside = format!("/tmp/pyprobe-{}-{script_name}", std::process::id());
+    std::fs::copy(script(script_name), format!("/opt/sidroot{inside}")).unwrap();
     let filter = format!("{inside}:*");
     let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(["count", "--json", "--filter", &filter, "--"])
+    cmd.args(args)
+        .args(["--json", "--filter", &filter, "--"])
         .args(["chroot", "/opt/sidroot", "/usr/bin/python3.15", &inside])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -502,7 +503,38 @@ fn counts_exactly_on_python_3_15_from_entries() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = last_json(&String::from_utf8_lossy(&out.stdout));
+    (last_json(&String::from_utf8_lossy(&out.stdout)), inside)
+}
+
+#[test]
+fn latency_pairs_across_exception_exits_on_python_3_15() {
+    // 3.15 fires no return when a frame exits by an exception: the callers' returns must still
+    // find their entries (the frames above are dropped and counted as exits_unseen).
+    let (report, _) = count_on_3_15(&["count", "--latency"], "exception_exits.py");
+    for name in ["user2", "user3"] {
+        let f = report["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap();
+        assert_eq!(
+            (f["count"].as_u64(), f["timed"].as_u64()),
+            (Some(50), Some(50)),
+            "{name}: {report}"
+        );
+    }
+    assert!(
+        report["lost"]["exits_unseen"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}
+
+#[test]
+fn counts_exactly_on_python_3_15_from_entries() {
+    // 3.15 has function probes again, but returns do not fire on exception exits: pycount counts
+    // entries there.
+    let (report, inside) = count_on_3_15(&["count"], "known_calls.py");
     let got: BTreeMap<(String, u32), u64> = counts_by_name(&report, &inside)
         .into_iter()
         .map(|(n, l, c)| ((n, l), c))
