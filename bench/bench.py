@@ -72,8 +72,7 @@ def run_once(mode, size, tmp):
     w.stdin.flush()
     result.update(json.loads(w.stdout.readline()))
     if tracer:
-        tracer.send_signal(signal.SIGINT)
-        _, status, usage = os.wait4(tracer.pid, 0)
+        status, usage = stop(tracer)
         tracer.returncode = status
         result["rss_kb"] = usage.ru_maxrss
         result["tracer_output"] = open(out_path).read()
@@ -81,6 +80,20 @@ def run_once(mode, size, tmp):
     w.stdin.flush()
     w.wait(timeout=30)
     return result
+
+
+def stop(tracer):
+    """Ends a tracer the way a user does (Ctrl-C), insisting if a signal goes unheard (seen
+    with bpftrace), and returns its exit status and resource usage."""
+    for sig, wait_s in [(signal.SIGINT, 5), (signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 60)]:
+        tracer.send_signal(sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            pid, status, usage = os.wait4(tracer.pid, os.WNOHANG)
+            if pid:
+                return status, usage
+            time.sleep(0.01)
+    raise RuntimeError(f"tracer {tracer.args[0]} did not stop")
 
 
 def median_range(xs):
