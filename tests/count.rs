@@ -451,19 +451,7 @@ fn not_root_is_refused_with_the_fix() {
 
 #[test]
 fn a_version_without_function_probes_is_explained() {
-    // Debian sid's 3.13 (built by ../shared/tools/mk-sidroot.sh, run by scripts/test).
-    let python = "/opt/sidroot/usr/bin/python3.13";
-    assert!(
-        std::path::Path::new(python).exists(),
-        "{python} missing: run scripts/test"
-    );
-    let g = Guard::spawn(Command::new("chroot").args([
-        "/opt/sidroot",
-        "/usr/bin/python3.13",
-        "-c",
-        "import time; time.sleep(30)",
-    ]));
-    thread::sleep(Duration::from_millis(500));
+    let g = sid_python_idle("3.13");
     let pid = g.pid().to_string();
     assert_clean_failure(&["count", "--pid", &pid], "has no function probes");
     let out = run_pyprobe(&["probes", "--pid", &pid]);

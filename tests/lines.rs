@@ -4,7 +4,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -148,18 +147,7 @@ fn the_table_puts_the_hottest_line_first() {
 
 #[test]
 fn a_version_without_the_line_probe_is_explained() {
-    let python = "/opt/sidroot/usr/bin/python3.13";
-    assert!(
-        std::path::Path::new(python).exists(),
-        "{python} missing: run scripts/test"
-    );
-    let g = Guard::spawn(Command::new("chroot").args([
-        "/opt/sidroot",
-        "/usr/bin/python3.13",
-        "-c",
-        "import time; time.sleep(30)",
-    ]));
-    thread::sleep(Duration::from_millis(500));
+    let g = sid_python_idle("3.13");
     let pid = g.pid().to_string();
     assert_clean_failure(
         &["lines", "--pid", &pid],

@@ -311,3 +311,21 @@ pub fn python_without_probes() -> Guard {
     thread::sleep(Duration::from_millis(300));
     g
 }
+
+/// An idle CPython of Debian sid (3.13, 3.14 or 3.15, with probes) in the chroot that
+/// ../shared/tools/mk-sidroot.sh builds and scripts/test runs; reached through /proc/PID/root.
+pub fn sid_python_idle(version: &str) -> Guard {
+    let python = format!("/opt/sidroot/usr/bin/python{version}");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    let g = Guard::spawn(Command::new("chroot").args([
+        "/opt/sidroot",
+        &format!("/usr/bin/python{version}"),
+        "-c",
+        "import time; time.sleep(30)",
+    ]));
+    thread::sleep(Duration::from_millis(500));
+    g
+}
