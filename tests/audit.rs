@@ -164,17 +164,8 @@ fn event_globs_filter_in_the_kernel() {
 
 #[test]
 fn a_spawned_command_streams_a_table() {
-    let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(["audit", "--event", "socket.connect", "--", PYTHON])
-        .arg(script("audit_events.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut g = Guard::spawn(&mut cmd);
-    g.send_line("go");
-    let out = g.wait_output(Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (text, err, ok) = run_spawned(&["audit", "--event", "socket.connect"], "audit_events.py");
+    assert!(ok, "{text}{err}");
     let known: Value = serde_json::from_str(
         text.lines()
             .find_map(|l| l.strip_prefix("known "))

@@ -475,16 +475,12 @@ fn count_on_3_15(args: &[&str], script_name: &str) -> (serde_json::Value, String
     let inside = format!("/tmp/pyprobe-{}-{script_name}", std::process::id());
     std::fs::copy(script(script_name), format!("/opt/sidroot{inside}")).unwrap();
     let filter = format!("{inside}:*");
-    let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(args)
-        .args(["--json", "--filter", &filter, "--"])
-        .args(["chroot", "/opt/sidroot", "/usr/bin/python3.15", &inside])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut g = Guard::spawn(&mut cmd);
-    g.send_line("go");
-    let out = g.wait_output(Duration::from_secs(60));
+    let out = run_with_go(
+        Command::new(pyprobe_bin())
+            .args(args)
+            .args(["--json", "--filter", &filter, "--"])
+            .args(["chroot", "/opt/sidroot", "/usr/bin/python3.15", &inside]),
+    );
     let _ = std::fs::remove_file(format!("/opt/sidroot{inside}"));
     assert!(
         out.status.success(),
@@ -664,19 +660,7 @@ fn an_interpreter_replaced_on_disk_is_still_traced() {
     std::fs::create_dir_all(&dir).unwrap();
     let python = dir.join("python3.11");
     std::fs::copy(PYTHON, &python).unwrap();
-    let mut w = Guard::spawn(
-        Command::new(&python)
-            .arg(script("known_calls.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped()),
-    );
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let mut w = spawn_ready(Command::new(&python).arg(script("known_calls.py")));
     std::fs::remove_file(&python).unwrap();
     std::fs::copy(PYTHON, &python).unwrap();
     let pid = w.pid().to_string();

@@ -128,17 +128,8 @@ fn by_pid_only_the_imports_made_after_attach_show() {
 
 #[test]
 fn the_table_indents_children_under_their_parent() {
-    let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(["imports", "--", PYTHON])
-        .arg(script("slow_imports.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut g = Guard::spawn(&mut cmd);
-    g.send_line("go");
-    let out = g.wait_output(Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (text, err, ok) = run_spawned(&["imports"], "slow_imports.py");
+    assert!(ok, "{text}{err}");
     let rows: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("CUMULATIVE"))
@@ -166,24 +157,12 @@ fn imports_on_cpython_3_13_are_traced_too() {
         "{python} missing: run scripts/test"
     );
     // The chroot's python waits for a line, then imports a module it has not loaded yet.
-    let mut w = Guard::spawn(
-        Command::new("chroot")
-            .args([
-                "/opt/sidroot",
-                "/usr/bin/python3.13",
-                "-c",
-                "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped()),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let mut w = spawn_ready(Command::new("chroot").args([
+        "/opt/sidroot",
+        "/usr/bin/python3.13",
+        "-c",
+        "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
+    ]));
     let pid = w.pid().to_string();
     let (p, rx) = start_pyprobe(&["imports", "--pid", &pid, "--json"]);
     w.send_line("go");

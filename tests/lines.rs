@@ -3,8 +3,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -122,17 +120,8 @@ fn a_spawned_command_is_counted_from_its_first_line_with_top() {
 
 #[test]
 fn the_table_puts_the_hottest_line_first() {
-    let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(["lines", "--file", "hot_lines.py", "--", PYTHON])
-        .arg(script("hot_lines.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut g = Guard::spawn(&mut cmd);
-    g.send_line("go");
-    let out = g.wait_output(Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (text, err, ok) = run_spawned(&["lines", "--file", "hot_lines.py"], "hot_lines.py");
+    assert!(ok, "{text}{err}");
     let table: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("COUNT"))

@@ -110,19 +110,7 @@ fn both_counts(bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
         .map(|f| (key(f), f["count"].as_u64().unwrap()))
         .collect();
 
-    let mut w = Guard::spawn(
-        Command::new(PYTHON)
-            .args([&driver, &file, expr])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped()),
-    );
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(w.child().stdout.as_mut().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    assert_eq!(first.trim(), "ready");
+    let mut w = spawn_ready(Command::new(PYTHON).args([&driver, &file, expr]));
     let pid = w.pid().to_string();
     let filter = format!("bm_{bench}/run_benchmark.py:*");
     let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", &filter]);

@@ -108,15 +108,21 @@ impl Drop for Guard {
 /// A Python workload that prints "ready" once its imports are done, then waits for a line on
 /// stdin before its measured work; returns after "ready" (and the rest of stdout is drained).
 pub fn start_workload(script_name: &str) -> Guard {
-    let mut g = start_workload_raw(script_name);
+    spawn_ready(Command::new(PYTHON).arg(script(script_name)))
+}
+
+/// Starts a command with piped stdio and returns once it printed "ready" (the rest of its
+/// stdout is drained).
+pub fn spawn_ready(cmd: &mut Command) -> Guard {
+    let mut g = Guard::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let stdout = g.child().stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().and_then(|l| l.ok());
-    assert_eq!(
-        first.as_deref(),
-        Some("ready"),
-        "{script_name} did not get ready"
-    );
+    assert_eq!(first.as_deref(), Some("ready"), "{cmd:?} did not get ready");
     thread::spawn(move || lines.for_each(drop));
     g
 }
@@ -196,22 +202,29 @@ pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) 
 
 /// Runs `pyprobe ARGS -- python3.11 SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
 pub fn run_spawned(args: &[&str], script_name: &str) -> (String, String, bool) {
-    let mut cmd = Command::new(pyprobe_bin());
-    cmd.args(args)
-        .arg("--")
-        .arg(PYTHON)
-        .arg(script(script_name))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut g = Guard::spawn(&mut cmd);
-    g.send_line("go");
-    let out = g.wait_output(Duration::from_secs(120));
+    let out = run_with_go(
+        Command::new(pyprobe_bin())
+            .args(args)
+            .arg("--")
+            .arg(PYTHON)
+            .arg(script(script_name)),
+    );
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.success(),
     )
+}
+
+/// Runs a command with piped stdio to its end, feeding "go" on stdin (stdin-gated workloads).
+pub fn run_with_go(cmd: &mut Command) -> Output {
+    let mut g = Guard::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    g.send_line("go");
+    g.wait_output(Duration::from_secs(120))
 }
 
 /// The JSON document pyprobe printed last (a spawned workload shares its stdout).
