@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pycount's kernel side: per-function call counts and, with --latency, paired entry/return timing. */
+/* No from_target() here: the kernel already fires these uprobes for the target's threads only
+ * (the attach is per process), and this is the hottest path pyprobe has. */
 #include "functions.bpf.h"
 
 /* With --latency the entry probe runs too, and returns are paired with entries per thread. */

@@ -168,7 +168,6 @@ impl<'obj> CallCounter<'obj> {
             .rodata_data
             .as_deref_mut()
             .expect("calls.bpf.c has rodata");
-        ro.target_tgid = target.pid as u32;
         ro.layout = strategy.layout.unwrap_or_default();
         for (slot, p) in ro.filters.iter_mut().zip(&opts.filters) {
             *slot = p.to_bpf();
