@@ -8,14 +8,11 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     // usdt.bpf.h reaches <asm/errno.h>, which clang -target bpf does not look for under the
     // multiarch directory where Debian keeps it.
-    let multiarch = format!(
-        "/usr/include/{}-linux-gnu",
-        env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into())
-    );
-    let arch_define = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
-        Ok("aarch64") => "-D__TARGET_ARCH_arm64",
-        _ => "-D__TARGET_ARCH_x86",
-    };
+    let multiarch = "/usr/include/x86_64-linux-gnu";
+    // The kernel side reads x86-64 registers by name (struct pt_regs, bpf/functions.bpf.h).
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
+        panic!("pyprobe's BPF programs are written for x86-64 only");
+    }
     println!("cargo:rerun-if-changed=bpf");
     let mut sources: Vec<PathBuf> = std::fs::read_dir("bpf")
         .expect("bpf/ holds the BPF sources")
@@ -33,9 +30,9 @@ fn main() {
                 "-Wall",
                 "-O2",
                 "-mcpu=v3",
-                arch_define,
+                "-D__TARGET_ARCH_x86",
                 "-idirafter",
-                &multiarch,
+                multiarch,
             ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));

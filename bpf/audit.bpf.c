@@ -34,18 +34,6 @@ struct {
 	__type(value, struct audit_scratch);
 } audit_scratch_space SEC(".maps");
 
-struct audit_losses audit_losses = {};
-/* Ring-buffer records have no map type: this names the record for the generated Rust types. */
-struct audit_event audit_event_type = {};
-
-static __always_inline __u64 read_u64(__u64 addr, bool *ok)
-{
-	__u64 v = 0;
-
-	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
-		*ok = false;
-	return v;
-}
 
 /* Copies the first bytes of a str or bytes payload, flagging what does not fit. */
 static __always_inline void copy_text(struct audit_value *v, __u64 data, __u64 len, bool *ok)
@@ -70,16 +58,16 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 	v->kind = ARG_UNREADABLE;
 	if (!obj)
 		return;
-	type = read_u64(obj + 8, &ok);
+	type = read_user_u64(obj + 8, &ok);
 	if (!ok || !type)
 		return;
-	bpf_probe_read_user_str(v->type_name, TYPE_NAME_LEN, (void *)read_u64(type + objects.type_name, &ok));
-	flags = read_u64(type + objects.type_flags, &ok);
+	bpf_probe_read_user_str(v->type_name, TYPE_NAME_LEN, (void *)read_user_u64(type + objects.type_name, &ok));
+	flags = read_user_u64(type + objects.type_flags, &ok);
 	if (!ok)
 		return;
 	if (flags & TPFLAGS_UNICODE) {
 		bpf_probe_read_user(&state, 1, (void *)(obj + objects.str_state));
-		len = read_u64(obj + 16, &ok);
+		len = read_user_u64(obj + 16, &ok);
 		if (!ok)
 			return;
 		v->num = len;
@@ -88,10 +76,10 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 			v->kind = ARG_STR;
 		} else {
 			/* Any other str is shown only if CPython already cached its UTF-8. */
-			__u64 utf8 = (state & STATE_COMPACT) ? read_u64(obj + objects.str_utf8, &ok) : 0;
+			__u64 utf8 = (state & STATE_COMPACT) ? read_user_u64(obj + objects.str_utf8, &ok) : 0;
 
 			if (ok && utf8) {
-				len = read_u64(obj + objects.str_utf8_len, &ok);
+				len = read_user_u64(obj + objects.str_utf8_len, &ok);
 				v->num = len; /* bytes of UTF-8, which is what is shown, not characters */
 				copy_text(v, utf8, len, &ok);
 				v->kind = ARG_STR;
@@ -100,7 +88,7 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 			}
 		}
 	} else if (flags & TPFLAGS_BYTES) {
-		len = read_u64(obj + 16, &ok);
+		len = read_user_u64(obj + 16, &ok);
 		v->num = len;
 		if (ok)
 			copy_text(v, obj + objects.bytes_data, len, &ok);
@@ -109,7 +97,7 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 		bool neg;
 		__u64 nd;
 
-		tag = read_u64(obj + 16, &ok);
+		tag = read_user_u64(obj + 16, &ok);
 		if (objects.long_tagged) {
 			nd = tag >> 3;
 			neg = (tag & 3) == 2;
@@ -130,7 +118,7 @@ static __noinline void decode_value(struct audit_value *v, __u64 obj)
 			v->num = -v->num;
 		v->kind = ARG_INT;
 	} else if (flags & (TPFLAGS_TUPLE | TPFLAGS_LIST)) {
-		v->num = read_u64(obj + 16, &ok);
+		v->num = read_user_u64(obj + 16, &ok);
 		v->kind = ARG_SEQ;
 	} else {
 		v->kind = ARG_OTHER;
@@ -164,12 +152,12 @@ static __always_inline int find_decoder(const char *name)
 /* The address of a tuple's or list's item array. */
 static __always_inline __u64 seq_items(__u64 obj, bool *ok)
 {
-	__u64 type = read_u64(obj + 8, ok);
-	__u64 flags = read_u64(type + objects.type_flags, ok);
+	__u64 type = read_user_u64(obj + 8, ok);
+	__u64 flags = read_user_u64(type + objects.type_flags, ok);
 
 	if (flags & TPFLAGS_TUPLE)
 		return obj + objects.tuple_items;
-	return read_u64(obj + objects.list_items, ok);
+	return read_user_u64(obj + objects.list_items, ok);
 }
 
 static __noinline void decode_args(struct audit_event *ev, __u64 args, int k)
@@ -182,7 +170,7 @@ static __noinline void decode_args(struct audit_event *ev, __u64 args, int k)
 	for (int i = 0; i < AUDIT_ARGS; i++) {
 		if (i >= nargs || i >= ev->nargs)
 			break;
-		obj = read_u64(args + objects.tuple_items + 8 * i, &ok);
+		obj = read_user_u64(args + objects.tuple_items + 8 * i, &ok);
 		decode_value(&ev->args[i], ok ? obj : 0);
 		if (i == seq)
 			seq_obj = obj;
@@ -197,7 +185,7 @@ static __noinline void decode_args(struct audit_event *ev, __u64 args, int k)
 	for (int j = 0; j < AUDIT_ITEMS; j++) {
 		if (j >= n)
 			break;
-		obj = read_u64(items + 8 * j, &ok);
+		obj = read_user_u64(items + 8 * j, &ok);
 		decode_value(&ev->items[j], ok ? obj : 0);
 		ev->nitems = j + 1;
 	}
@@ -213,33 +201,33 @@ int BPF_USDT(on_audit, const char *event, void *args)
 	long n;
 	int k;
 
-	if (!from_target())
+	if (!armed())
 		return 0;
 	s = bpf_map_lookup_elem(&audit_scratch_space, &zero);
 	if (!s)
 		return 0;
 	n = bpf_probe_read_user_str(s->name, PATH_SCRATCH, event);
 	if (n <= 0) {
-		__sync_fetch_and_add(&audit_losses.read_errors, 1);
+		__sync_fetch_and_add(&losses.read_errors, 1);
 		return 0;
 	}
 	if (!glob_any(s->name, n - 1))
 		return 0;
 	ev = bpf_ringbuf_reserve(&audit_events, sizeof(*ev), 0);
 	if (!ev) {
-		__sync_fetch_and_add(&audit_losses.events_lost, 1);
+		__sync_fetch_and_add(&losses.events_lost, 1);
 		return 0;
 	}
 	/* Only the header: decode_value clears each argument it fills, and userspace reads no more. */
 	__builtin_memset(ev, 0, __builtin_offsetof(struct audit_event, args));
 	ev->ts = bpf_ktime_get_ns();
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->pid = current_pid();
 	ev->tid = current_tid();
 	ev->seq_arg = -1;
 	ev->nitems = 0;
 	ev->name_truncated = n > EVENT_LEN;
 	bpf_probe_read_user_str(ev->name, EVENT_LEN, event);
-	ev->nargs = args ? read_u64((__u64)args + 16, &ok) : 0;
+	ev->nargs = args ? read_user_u64((__u64)args + 16, &ok) : 0;
 	k = objects.known && args && ok ? find_decoder(ev->name) : -1;
 	ev->decoded = k >= 0;
 	if (k >= 0)

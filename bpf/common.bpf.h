@@ -1,4 +1,5 @@
-/* Helpers shared by every pyprobe BPF program: includes, bucketing, and loss accounting. */
+/* What every pyprobe BPF program shares: includes, the arm switch, loss counters, bucketing,
+ * and the idioms of per-thread state, counter maps and user-memory reads. */
 #ifndef PYPROBE_COMMON_BPF_H
 #define PYPROBE_COMMON_BPF_H
 
@@ -12,24 +13,115 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * No program checks the process id: every probe is attached for one process, and the kernel
+ * runs a uprobe's programs only in the process it was attached for (a child forked from the
+ * target inherits the breakpoint, and the kernel filters the child's hits out and removes it).
+ */
+
 /* One access the compiler may neither split, merge nor move across another such access. */
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 
-/* Only the target's threads may count: a probe is per file, the pid filter is per attach. */
-const volatile __u32 target_tgid = 0;
-
-/* Every record that could not be kept is counted here and printed by userspace. */
+/* Every record that could not be kept is counted here and reported by userspace. */
 struct loss_counters losses = {};
 
-static __always_inline bool from_target(void)
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct control);
+} control SEC(".maps");
+
+/*
+ * Whether the session is recording. Probes go live one by one; a session records only between
+ * the one store that arms them all and the one that disarms them, so that the start and the end
+ * of a session cut every thread at one moment (an array lookup: the verifier inlines it).
+ */
+static __always_inline bool armed(void)
 {
-	return !target_tgid || (bpf_get_current_pid_tgid() >> 32) == target_tgid;
+	__u32 zero = 0;
+	struct control *c = bpf_map_lookup_elem(&control, &zero);
+
+	return c && READ_ONCE(c->armed);
 }
 
 static __always_inline __u32 current_tid(void)
 {
 	return (__u32)bpf_get_current_pid_tgid();
+}
+
+static __always_inline __u32 current_pid(void)
+{
+	return bpf_get_current_pid_tgid() >> 32;
+}
+
+/* A u64 of the target's memory; *ok turns false (and stays so) when a read fails. */
+static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		*ok = false;
+	return v;
+}
+
+/*
+ * A thread's entry in a per-thread map. With `create`, a zeroed one is added (copied from a
+ * per-CPU template: these entries are too big for the BPF stack); a full map is counted.
+ */
+static __always_inline void *thread_entry(void *map, void *zeroed, __u32 tid, bool create)
+{
+	__u32 zero = 0;
+	void *v = bpf_map_lookup_elem(map, &tid);
+	void *z;
+
+	if (v || !create)
+		return v;
+	z = bpf_map_lookup_elem(zeroed, &zero);
+	if (!z)
+		return NULL;
+	bpf_map_update_elem(map, &tid, z, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, &tid);
+	if (!v)
+		__sync_fetch_and_add(&losses.threads_full, 1);
+	return v;
+}
+
+/* Adds one to a counter map's value for `key`, inserting it first; a full map counts in *full. */
+static __always_inline void map_increment(void *map, const void *key, __u64 *full)
+{
+	__u64 one = 1, *c = bpf_map_lookup_elem(map, key);
+
+	if (c) {
+		__sync_fetch_and_add(c, 1);
+		return;
+	}
+	if (!bpf_map_update_elem(map, key, &one, BPF_NOEXIST))
+		return;
+	/* EEXIST: another CPU inserted it first. */
+	c = bpf_map_lookup_elem(map, key);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	else
+		__sync_fetch_and_add(full, 1);
+}
+
+/*
+ * Reads a NUL-terminated path into `scratch` (PATH_SCRATCH bytes) and keeps its last FILE_LEN-1
+ * bytes in `out`: the end of a path is what tells files apart. Returns the length kept in
+ * scratch (for matching), and sets *truncated when `out` lost the beginning.
+ */
+static __always_inline __u32 read_path_tail(char *scratch, char *out, const char *path, __u8 *truncated)
+{
+	long n = bpf_probe_read_user_str(scratch, PATH_SCRATCH, path);
+
+	*truncated = n > FILE_LEN;
+	if (n > FILE_LEN)
+		bpf_probe_read_user_str(out, FILE_LEN, path + (n - FILE_LEN));
+	else
+		bpf_probe_read_user_str(out, FILE_LEN, path);
+	return n > 0 ? n - 1 : 0;
 }
 
 /* floor(log2(v)) for v > 0, branch-light so the verifier sees a short straight path. */

@@ -11,18 +11,11 @@ const volatile __u32 max_depth = 0;
 /* --min-duration: calls are sent at their return, if at least this long. */
 const volatile bool calls_on_return = false;
 const volatile __u64 min_duration_ns = 0;
-/* Pair returns with entries by frame address (exact) rather than by name pointer. */
-const volatile bool pair_by_frame = false;
-/* Returns may be missing (3.15 exits by exception): look below the top for the returning frame. */
-const volatile bool unwind_search = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
-
-/* Never written: names the ring buffer's record type so that the skeleton generates it for Rust. */
-struct flow_event flow_event_type = {};
 
 /* A thread's stack is 24 KiB: allocate it when the thread first calls, not for 1024 up front. */
 struct {
@@ -42,19 +35,13 @@ struct {
 
 static __always_inline struct flow_stack *flow_stack(__u32 tid, bool create)
 {
-	struct flow_stack *st = bpf_map_lookup_elem(&flow_stacks, &tid);
-	__u32 zero = 0;
+	return thread_entry(&flow_stacks, &empty_flow_stack, tid, create);
+}
 
-	if (st || !create)
-		return st;
-	st = bpf_map_lookup_elem(&empty_flow_stack, &zero);
-	if (!st)
-		return NULL;
-	bpf_map_update_elem(&flow_stacks, &tid, st, BPF_NOEXIST);
-	st = bpf_map_lookup_elem(&flow_stacks, &tid);
-	if (!st)
-		__sync_fetch_and_add(&losses.threads_full, 1);
-	return st;
+/* The frame address pairs exactly where it can be read (3.11); elsewhere the name pointer does. */
+static __always_inline bool pair_by_frame(void)
+{
+	return source.layout.runtime_addr != 0;
 }
 
 /* Wake the reader only once this much is waiting: a wakeup per event would cost the traced
@@ -62,7 +49,7 @@ static __always_inline struct flow_stack *flow_stack(__u32 tid, bool create)
 const volatile __u64 wakeup_bytes = 0;
 
 /* Every event is delivered or counted in losses.events_lost, which pyflow reports. */
-static __always_inline void emit(__u32 kind, __u64 ts, __u64 duration, __u32 tid, __u32 fn_id, __u32 depth)
+static __always_inline void emit(enum flow_kind kind, __u64 ts, __u64 duration, __u32 tid, __u32 fn_id, __u32 depth)
 {
 	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -72,7 +59,7 @@ static __always_inline void emit(__u32 kind, __u64 ts, __u64 duration, __u32 tid
 	}
 	ev->ts = ts;
 	ev->duration_ns = duration;
-	ev->pid = bpf_get_current_pid_tgid() >> 32;
+	ev->pid = current_pid();
 	ev->tid = tid;
 	ev->fn_id = fn_id;
 	ev->depth = depth;
@@ -93,13 +80,13 @@ int flow_entry(struct pt_regs *ctx)
 	bool shown, matched;
 	__u64 frame;
 
-	if (!from_target() || (only_tid && tid != only_tid))
+	if (!armed() || (only_tid && tid != only_tid))
 		return 0;
 	st = flow_stack(tid, true);
 	if (!st)
 		return 0;
 	frame = current_frame(ctx);
-	e = lookup_key(ctx, &key, function_key_of(ctx, name_reg_entry, frame_code(frame), &key));
+	e = lookup_key(ctx, &key, function_key_of(ctx, source.name_reg_entry, frame_code(frame), &key));
 	d = st->depth;
 	st->depth = d + 1;
 	if (d >= FLOW_MAX_DEPTH) {
@@ -110,7 +97,7 @@ int flow_entry(struct pt_regs *ctx)
 	matched = e && e->matched;
 	shown = e && (matched || (subtree && st->matched > 0)) && (!max_depth || st->shown < max_depth);
 	f = &st->frames[d & (FLOW_MAX_DEPTH - 1)];
-	f->pair = pair_by_frame ? frame : key.name_ptr;
+	f->pair = pair_by_frame() ? frame : key.name_ptr;
 	f->fn_id = e ? e->id : 0;
 	f->flags = (shown ? FLOW_FRAME_SHOWN : 0) | (matched ? FLOW_FRAME_MATCHED : 0);
 	if (matched)
@@ -125,7 +112,7 @@ int flow_entry(struct pt_regs *ctx)
 }
 
 /* Pops the top frame; a shown one is sent as a return (or, with --min-duration, a call). */
-static __always_inline void pop_frame(struct flow_stack *st, __u32 top, __u32 tid, __u64 now, __u32 kind)
+static __always_inline void pop_frame(struct flow_stack *st, __u32 top, __u32 tid, __u64 now, enum flow_kind kind)
 {
 	struct flow_frame *f = &st->frames[top & (FLOW_MAX_DEPTH - 1)];
 	__u64 d;
@@ -158,7 +145,7 @@ int flow_return(struct pt_regs *ctx)
 	__u32 tid = current_tid(), top, k;
 	struct flow_stack *st;
 
-	if (!from_target() || (only_tid && tid != only_tid))
+	if (!armed() || (only_tid && tid != only_tid))
 		return 0;
 	st = flow_stack(tid, false);
 	if (!st || st->depth == 0) {
@@ -171,7 +158,7 @@ int flow_return(struct pt_regs *ctx)
 		st->depth = top;
 		return 0;
 	}
-	pair = pair_by_frame ? current_frame(ctx) : name_arg(ctx, name_reg_return);
+	pair = pair_by_frame() ? current_frame(ctx) : name_arg(ctx, source.name_reg_return);
 	if (st->frames[top & (FLOW_MAX_DEPTH - 1)].pair == pair) {
 		pop_frame(st, top, tid, now, FLOW_RETURN);
 		release_if_empty(st, tid);
@@ -182,13 +169,13 @@ int flow_return(struct pt_regs *ctx)
 	 * were live) leaves the stack alone. Where returns can be missing, the frames above the
 	 * returning one exited without one: unwind them.
 	 */
-	if (unwind_search) {
-		for (k = 1; k <= FLOW_UNWIND_SEARCH; k++) {
+	if (source.returns_may_miss) {
+		for (k = 1; k <= UNWIND_SEARCH; k++) {
 			if (k > top)
 				break;
 			if (st->frames[(top - k) & (FLOW_MAX_DEPTH - 1)].pair != pair)
 				continue;
-			for (__u32 j = 0; j < FLOW_UNWIND_SEARCH; j++) {
+			for (__u32 j = 0; j < UNWIND_SEARCH; j++) {
 				if (j >= k)
 					break;
 				pop_frame(st, top - j, tid, now, FLOW_UNWOUND);
@@ -202,7 +189,7 @@ int flow_return(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Attached where it never fires, only to hold the line probe's semaphore up (see src/versions.rs). */
+/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/probes.rs). */
 SEC("uprobe")
 int tracing_mode(void *ctx)
 {

@@ -4,12 +4,9 @@
 
 #include "common.bpf.h"
 
-const volatile struct frame_layout layout = {};
+const volatile struct function_source source = {};
 const volatile struct name_filter filters[MAX_FILTERS] = {};
 const volatile __u32 nr_filters = 0;
-/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
-const volatile __u32 name_reg_entry = ARG_REG_NONE;
-const volatile __u32 name_reg_return = ARG_REG_NONE;
 
 /* Ids number functions densely so that histograms and events carry 4 bytes, not a key. */
 __u32 next_fn_id = 0;
@@ -32,15 +29,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_space SEC(".maps");
-
-static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
-{
-	__u64 v = 0;
-
-	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
-		*ok = false;
-	return v;
-}
 
 /* Reads USDT argument i (libbpf resolves its location from the ELF note). */
 static __always_inline long usdt_arg(struct pt_regs *ctx, __u64 i)
@@ -87,11 +75,11 @@ static __always_inline __u64 frame_from_runtime(void)
 	bool ok = true;
 	__u64 p;
 
-	p = read_user_u64(layout.runtime_addr + layout.tstate_current, &ok);
+	p = read_user_u64(source.layout.runtime_addr + source.layout.tstate_current, &ok);
 	if (ok && p)
-		p = read_user_u64(p + layout.cframe, &ok);
+		p = read_user_u64(p + source.layout.cframe, &ok);
 	if (ok && p)
-		p = read_user_u64(p + layout.current_frame, &ok);
+		p = read_user_u64(p + source.layout.current_frame, &ok);
 	return ok ? p : 0;
 }
 
@@ -109,16 +97,16 @@ static __always_inline __u64 current_frame(struct pt_regs *ctx)
 {
 	__u64 frame;
 
-	if (!layout.runtime_addr)
+	if (!source.layout.runtime_addr)
 		return 0;
-	if (layout.frame_in_rbx && frame_reg_agreements >= FRAME_REG_TRUST && ctx->rbx)
+	if (source.layout.frame_in_rbx && frame_reg_agreements >= FRAME_REG_TRUST && ctx->rbx)
 		return ctx->rbx;
 	frame = frame_from_runtime();
 	if (!frame) {
 		__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return 0;
 	}
-	if (layout.frame_in_rbx && frame_reg_agreements >= 0) {
+	if (source.layout.frame_in_rbx && frame_reg_agreements >= 0) {
 		if (ctx->rbx == frame)
 			__sync_fetch_and_add(&frame_reg_agreements, 1);
 		else
@@ -135,7 +123,7 @@ static __always_inline __u64 frame_code(__u64 frame)
 
 	if (!frame)
 		return 0;
-	code = read_user_u64(frame + layout.f_code, &ok);
+	code = read_user_u64(frame + source.layout.f_code, &ok);
 	if (!ok || !code) {
 		__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return 0;
@@ -208,20 +196,13 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	e->name_truncated = n > NAME_LEN;
 	bpf_probe_read_user_str(e->name, NAME_LEN, name);
 
-	n = bpf_probe_read_user_str(s->path, PATH_SCRATCH, file);
-	if (n > FILE_LEN) {
-		/* Keep the tail; a path past the scratch size keeps the tail of its first part. */
-		e->file_truncated = 1;
-		bpf_probe_read_user_str(e->file, FILE_LEN, file + (n - FILE_LEN));
+	flen = read_path_tail(s->path, e->file, file, &e->file_truncated);
+	if (flen > FILE_LEN - 1)
 		flen = FILE_LEN - 1;
-	} else {
-		bpf_probe_read_user_str(e->file, FILE_LEN, file);
-		flen = n > 0 ? n - 1 : 0;
-	}
 
-	if (has_code && layout.co_firstlineno)
+	if (has_code && source.layout.co_firstlineno)
 		bpf_probe_read_user(&e->firstlineno, sizeof(e->firstlineno),
-				    (void *)(key->code + layout.co_firstlineno));
+				    (void *)(key->code + source.layout.co_firstlineno));
 	else
 		e->firstlineno = key->lineno;
 
@@ -265,12 +246,6 @@ static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct f
 	if (e)
 		return e;
 	return first_sight(key, has_code, (const char *)usdt_arg(ctx, 0), (const char *)key->name_ptr);
-}
-
-/* The function this probe hit is about (funcname argument in name_reg), named on first sight. */
-static __always_inline struct fn_entry *lookup_function(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key)
-{
-	return lookup_key(ctx, key, function_key(ctx, name_reg, key));
 }
 
 #endif

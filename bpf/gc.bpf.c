@@ -29,16 +29,13 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } pauses SEC(".maps");
 
-/* Never written: it puts struct gc_event in the BTF, so the skeleton generates its Rust type. */
-struct gc_event gc_event_type = {};
-
 SEC("usdt")
 int BPF_USDT(gc_start, int generation)
 {
 	struct gc_start s = { .generation = generation };
 	__u32 tid = current_tid();
 
-	if (!from_target())
+	if (!armed())
 		return 0;
 	s.ts = bpf_ktime_get_ns();
 	/* A full table leaves this pause unpaired: gc_done counts it as gc_unpaired. */
@@ -49,7 +46,6 @@ int BPF_USDT(gc_start, int generation)
 static __always_inline void stream_pause(__u64 now, __u64 d, long collected, __s32 generation)
 {
 	struct gc_event *e;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	e = bpf_ringbuf_reserve(&pauses, sizeof(*e), 0);
 	if (!e) {
@@ -59,8 +55,8 @@ static __always_inline void stream_pause(__u64 now, __u64 d, long collected, __s
 	e->ts = now;
 	e->duration_ns = d;
 	e->collected = collected;
-	e->pid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
+	e->pid = current_pid();
+	e->tid = current_tid();
 	e->generation = generation;
 	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
@@ -75,7 +71,7 @@ int BPF_USDT(gc_done, long collected)
 	__s32 generation;
 	__u64 now, d;
 
-	if (!from_target())
+	if (!armed())
 		return 0;
 	now = bpf_ktime_get_ns();
 	s = bpf_map_lookup_elem(&starts, &tid);

@@ -21,25 +21,9 @@ struct {
 	__type(value, struct import_stack);
 } empty_import_stack SEC(".maps");
 
-struct import_losses import_losses = {};
-/* Ring-buffer records have no map type: this names the record for the generated Rust types. */
-struct import_event import_event_type = {};
-
 static __always_inline struct import_stack *import_stack_of(__u32 tid, bool create)
 {
-	struct import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
-	__u32 zero = 0;
-
-	if (st || !create)
-		return st;
-	st = bpf_map_lookup_elem(&empty_import_stack, &zero);
-	if (!st)
-		return NULL;
-	bpf_map_update_elem(&import_stacks, &tid, st, BPF_NOEXIST);
-	st = bpf_map_lookup_elem(&import_stacks, &tid);
-	if (!st)
-		__sync_fetch_and_add(&import_losses.threads_full, 1);
-	return st;
+	return thread_entry(&import_stacks, &empty_import_stack, tid, create);
 }
 
 SEC("usdt")
@@ -48,7 +32,7 @@ int BPF_USDT(import_start, const char *module)
 	struct import_stack *st;
 	__u32 d;
 
-	if (!from_target())
+	if (!armed())
 		return 0;
 	st = import_stack_of(current_tid(), true);
 	if (!st)
@@ -59,7 +43,7 @@ int BPF_USDT(import_start, const char *module)
 		st->module_ptr[d] = (__u64)module;
 	} else {
 		/* Still counted in depth, so the dones above the limit pop nothing below it. */
-		__sync_fetch_and_add(&import_losses.too_deep, 1);
+		__sync_fetch_and_add(&losses.too_deep, 1);
 	}
 	st->depth = d + 1;
 	return 0;
@@ -75,12 +59,12 @@ int BPF_USDT(import_done, const char *module, int found)
 	long n;
 	char last = 0;
 
-	if (!from_target())
+	if (!armed())
 		return 0;
 	st = import_stack_of(current_tid(), false);
 	if (!st || st->depth == 0) {
 		/* Started before pyprobe attached. */
-		__sync_fetch_and_add(&import_losses.unpaired_dones, 1);
+		__sync_fetch_and_add(&losses.unpaired_dones, 1);
 		return 0;
 	}
 	top = st->depth - 1;
@@ -88,7 +72,7 @@ int BPF_USDT(import_done, const char *module, int found)
 	if (top >= MAX_IMPORT_DEPTH)
 		return 0;
 	if (st->module_ptr[top] != (__u64)module) {
-		__sync_fetch_and_add(&import_losses.unpaired_dones, 1);
+		__sync_fetch_and_add(&losses.unpaired_dones, 1);
 		return 0;
 	}
 	start = st->ts[top];
@@ -100,12 +84,12 @@ int BPF_USDT(import_done, const char *module, int found)
 	}
 	ev = bpf_ringbuf_reserve(&import_events, sizeof(*ev), 0);
 	if (!ev) {
-		__sync_fetch_and_add(&import_losses.events_lost, 1);
+		__sync_fetch_and_add(&losses.events_lost, 1);
 		return 0;
 	}
 	ev->start_ns = start;
 	ev->end_ns = bpf_ktime_get_ns();
-	ev->pid = target_tgid ? target_tgid : bpf_get_current_pid_tgid() >> 32;
+	ev->pid = current_pid();
 	ev->tid = current_tid();
 	ev->depth = top;
 	ev->found = found;

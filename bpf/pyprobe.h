@@ -1,19 +1,47 @@
-/* The one definition of every key, value, event and limit shared by the BPF programs and Rust. */
+/* The one definition of every key, value, record, enum and limit shared by the BPF programs and Rust. */
 #ifndef PYPROBE_H
 #define PYPROBE_H
 
-/* Function names are kept whole up to NAME_LEN-1 bytes; longer ones are flagged truncated. */
-#define NAME_LEN 64
-/* File paths keep their last FILE_LEN-1 bytes: the end of a path is what tells files apart. */
-#define FILE_LEN 128
-/* Scratch room for reading a whole path before keeping its tail. */
-#define PATH_SCRATCH 512
-#define MAX_FILTERS 8
-/* Calls nested deeper than this in one thread are counted but not timed. */
-#define MAX_DEPTH 256
-/* Log-linear latency buckets: 16 per power of two, so a bucket is at most 1/16 wide. */
-#define HIST_SUB_BITS 4
-#define HIST_BUCKETS (64 << HIST_SUB_BITS)
+/*
+ * Every size and limit shared with Rust, declared once: libbpf-cargo generates this enum into
+ * each skeleton's types, and src/kernel reads the values from there.
+ */
+enum pyprobe_limit {
+	/* Function names are kept whole up to NAME_LEN-1 bytes; longer ones are flagged truncated. */
+	NAME_LEN = 64,
+	/* File paths keep their last FILE_LEN-1 bytes: the end of a path is what tells files apart. */
+	FILE_LEN = 128,
+	/* Scratch room for reading a whole path before keeping its tail. */
+	PATH_SCRATCH = 512,
+	MAX_FILTERS = 8,
+	/* Calls nested deeper than this in one thread are counted but not timed. */
+	MAX_DEPTH = 256,
+	/* Log-linear latency buckets: 16 per power of two, so a bucket is at most 1/16 wide. */
+	HIST_SUB_BITS = 4,
+	HIST_BUCKETS = 64 << 4,
+	/* pycount's direct-mapped cache of functions, and of threads' stacks. */
+	FN_SLOTS = 4096,
+	STACK_SLOTS = 256,
+	GC_GENERATIONS = 3,
+	/* Globs (--file, --event): '*' any run of bytes, '?' one byte; a few per filter. */
+	GLOB_LEN = 64,
+	MAX_GLOBS = 4,
+	/* imports: module names are kept up to MODULE_LEN-1 bytes. */
+	MODULE_LEN = 128,
+	MAX_IMPORT_DEPTH = 32,
+	/* audit: an event name and the leading arguments of the events pyprobe decodes. */
+	EVENT_LEN = 64,
+	AUDIT_ARGS = 4,
+	/* Items of a list or tuple argument (a command line, an address) decoded after it. */
+	AUDIT_ITEMS = 6,
+	ARG_LEN = 128,
+	TYPE_NAME_LEN = 24,
+	MAX_DECODED_EVENTS = 16,
+	/* pyflow's per-thread stack is deeper than pycount's: Python's default recursion limit is 1000. */
+	FLOW_MAX_DEPTH = 1024,
+	/* How far below the top a return looks for its frame when returns can go missing (3.15). */
+	UNWIND_SEARCH = 8,
+};
 
 /*
  * A function is its code object; the name pointer guards against a freed code object's reuse.
@@ -39,7 +67,6 @@ struct fn_stats {
  * code object, so the common call costs an inlined array access instead of a hash lookup.
  * A function's statistics are the sum of its slot's and its table entry's.
  */
-#define FN_SLOTS 4096
 
 struct fn_slot {
 	__u64 code;
@@ -85,7 +112,6 @@ struct name_filter {
 };
 
 /* Per-thread stack of entries (time and function key), to pair them with returns. */
-#define STACK_SLOTS 256
 
 struct call_stack {
 	__u32 depth;
@@ -96,18 +122,34 @@ struct call_stack {
 	__u32 lineno[MAX_DEPTH];
 };
 
-/* Everything that was not recorded, so that nothing is lost silently. */
+/*
+ * Everything any program could not record, so that nothing is lost silently: one struct for
+ * all of them (each uses its own fields), named and worded once in src/losses.rs.
+ */
 struct loss_counters {
 	__u64 functions_full;
 	__u64 hist_full;
 	__u64 threads_full;
 	__u64 too_deep;
+	/* Ends whose start was not seen (running at attach): returns, GC pauses, imports. */
 	__u64 unpaired_returns;
+	__u64 gc_unpaired;
+	__u64 unpaired_dones;
 	__u64 code_read_errors;
 	__u64 events_lost;
-	__u64 gc_unpaired;
 	/* Entries whose return never fired (3.15 exits by exception): counted, not timed. */
 	__u64 exits_unseen;
+	__u64 lines_full;
+	__u64 files_full;
+	/* Audit events whose name could not be read. */
+	__u64 read_errors;
+};
+
+/* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until
+ * userspace arms them all in one store, and stop in one store before they are detached. */
+struct control {
+	__u32 armed;
+	__u32 pad;
 };
 
 /* Where the current code object lives, per CPython version; all zero when unknown. */
@@ -122,7 +164,19 @@ struct frame_layout {
 	__u32 frame_in_rbx;
 };
 
-#define GC_GENERATIONS 3
+/* Where function calls and returns come from on this target: chosen once (src/source.rs). */
+struct function_source {
+	struct frame_layout layout;
+	/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
+	__u32 name_reg_entry;
+	__u32 name_reg_return;
+	/* Count on entries, where returns are not exact; else on returns (3.11, where entries are
+	 * the costly side). */
+	__u8 count_on_entry;
+	/* Returns can go missing (3.15 exits by exception): a return may pop frames above its own. */
+	__u8 returns_may_miss;
+	__u8 pad[6];
+};
 
 struct gc_gen_stats {
 	__u64 count;
@@ -151,10 +205,6 @@ struct gc_event {
 
 /* ---- pyprobe lines, imports, audit ---- */
 
-/* Globs (--file, --event): '*' any run of bytes, '?' one byte; a few per filter. */
-#define GLOB_LEN 64
-#define MAX_GLOBS 4
-
 struct glob_pattern {
 	char text[GLOB_LEN];
 	__u32 len;
@@ -176,14 +226,6 @@ struct line_file {
 	char file[FILE_LEN];
 };
 
-struct line_losses {
-	__u64 lines_full;
-	__u64 files_full;
-};
-
-/* imports: module names are kept up to MODULE_LEN-1 bytes. */
-#define MODULE_LEN 128
-#define MAX_IMPORT_DEPTH 32
 
 /* Per-thread stack of imports in progress, to pair starts with dones. */
 struct import_stack {
@@ -206,21 +248,6 @@ struct import_event {
 	char module[MODULE_LEN];
 };
 
-struct import_losses {
-	__u64 events_lost;
-	__u64 unpaired_dones;
-	__u64 too_deep;
-	__u64 threads_full;
-};
-
-/* audit: an event name and the leading arguments of the events pyprobe decodes. */
-#define EVENT_LEN 64
-#define AUDIT_ARGS 4
-/* Items of a list or tuple argument (a command line, an address) decoded after it. */
-#define AUDIT_ITEMS 6
-#define ARG_LEN 128
-#define TYPE_NAME_LEN 24
-#define MAX_DECODED_EVENTS 16
 
 /* What an argument turned out to be; the text says more for strings and bytes. */
 enum arg_kind {
@@ -289,25 +316,18 @@ struct object_layout {
 	__u32 long_tagged;
 };
 
-struct audit_losses {
-	__u64 events_lost;
-	__u64 read_errors;
-};
-
 /* ---- pyflow ---- */
 
-/* pyflow's per-thread stack is deeper than pycount's: Python's default recursion limit is 1000. */
-#define FLOW_MAX_DEPTH 1024
-/* How far below the top a return looks for its frame when returns can go missing (3.15). */
-#define FLOW_UNWIND_SEARCH 8
-
-/* FLOW_ENTRY and FLOW_RETURN stream as they happen; FLOW_CALL (--min-duration) is sent at the
- * return, with the entry's time, once the duration is known. */
-#define FLOW_ENTRY 1
-#define FLOW_RETURN 2
-#define FLOW_CALL 3
-/* A return inferred for a frame that exited without firing its probe (3.15 exceptions). */
-#define FLOW_UNWOUND 4
+/* What a flow record says. */
+enum flow_kind {
+	/* FLOW_ENTRY and FLOW_RETURN stream as they happen. */
+	FLOW_ENTRY = 1,
+	FLOW_RETURN = 2,
+	/* --min-duration: a whole call, sent at its return with the entry's time. */
+	FLOW_CALL = 3,
+	/* A return inferred for a frame that exited without firing its probe (3.15 exceptions). */
+	FLOW_UNWOUND = 4,
+};
 
 struct flow_event {
 	__u64 ts;
@@ -317,12 +337,14 @@ struct flow_event {
 	__u32 fn_id;
 	/* Shown calls around this one in its thread: the indentation. */
 	__u32 depth;
-	__u32 kind;
+	enum flow_kind kind;
 	__u32 pad;
 };
 
-#define FLOW_FRAME_SHOWN 1
-#define FLOW_FRAME_MATCHED 2
+enum flow_frame_flag {
+	FLOW_FRAME_SHOWN = 1,
+	FLOW_FRAME_MATCHED = 2,
+};
 
 struct flow_frame {
 	__u64 ts;

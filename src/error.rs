@@ -34,6 +34,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the results: {0}")]
+    Output(#[source] std::io::Error),
     #[error("{path}: not a readable ELF file: {why}")]
     BadElf { path: PathBuf, why: String },
     #[error("cannot start {command:?}: {why}")]

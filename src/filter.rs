@@ -1,11 +1,8 @@
 //! `--filter` patterns: parsed and validated here, matched in the kernel (bpf/functions.bpf.h).
-use crate::bpf::types::NameFilter;
 use crate::error::{Error, Result};
-
-/// Limits shared with bpf/pyprobe.h.
-pub const NAME_LEN: usize = 64;
-pub const FILE_LEN: usize = 128;
-pub const MAX_FILTERS: usize = 8;
+use crate::kernel::limits::{FILE_LEN, MAX_FILTERS, NAME_LEN};
+use crate::kernel::to_c_chars;
+use crate::kernel::types::NameFilter;
 
 /// One pattern: `NAME`, `PREFIX*`, or `FILE:NAME` where FILE matches the end of the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,16 +80,25 @@ impl Pattern {
 
     /// The kernel's copy of this pattern.
     pub fn to_bpf(&self) -> NameFilter {
-        let mut out = NameFilter::default();
-        copy_c_string(&mut out.name, &self.name);
-        out.name_len = self.name.len() as u32;
-        out.name_prefix = self.prefix as u8;
-        if let Some(f) = &self.file {
-            copy_c_string(&mut out.file, f);
-            out.file_len = f.len() as u32;
+        let file = self.file.as_deref().unwrap_or("");
+        NameFilter {
+            name: to_c_chars(&self.name),
+            file: to_c_chars(file),
+            name_len: self.name.len() as u32,
+            file_len: file.len() as u32,
+            name_prefix: self.prefix.into(),
+            ..Default::default()
         }
-        out
     }
+}
+
+/// The kernel's table of patterns (`filters` and `nr_filters` in bpf/functions.bpf.h).
+pub fn table(patterns: &[Pattern]) -> ([NameFilter; MAX_FILTERS], u32) {
+    let mut t = [NameFilter::default(); MAX_FILTERS];
+    for (slot, p) in t.iter_mut().zip(patterns) {
+        *slot = p.to_bpf();
+    }
+    (t, patterns.len().min(MAX_FILTERS) as u32)
 }
 
 /// Parses every `--filter`, refusing more than the kernel side holds.
@@ -104,12 +110,6 @@ pub fn parse_all(patterns: &[String]) -> Result<Vec<Pattern>> {
         });
     }
     patterns.iter().map(|p| Pattern::parse(p)).collect()
-}
-
-fn copy_c_string(dst: &mut [i8], s: &str) {
-    for (d, b) in dst.iter_mut().zip(s.bytes()) {
-        *d = b as i8;
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! Glob patterns for `--file` and `--event`: validated here, matched in the kernel
 //! (bpf/glob.bpf.h) once per file name or event name.
 use crate::error::{Error, Result};
-
-/// Limits shared with bpf/pyprobe.h.
-pub const GLOB_LEN: usize = 64;
-pub const MAX_GLOBS: usize = 4;
+use crate::kernel::limits::{GLOB_LEN, MAX_GLOBS};
+use crate::kernel::to_c_chars;
+use crate::kernel::types::GlobPattern;
 
 /// A validated glob: `*` matches any run of bytes (including `/`), `?` any one byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +38,13 @@ impl Glob {
         wildcard(self.0.as_bytes(), subject.as_bytes())
     }
 
-    /// The kernel's copy of this pattern (`struct glob_pattern`'s text and len); every
-    /// skeleton generates its own Rust type for that struct, so engines fill in these two.
-    pub fn to_bpf(&self) -> ([i8; GLOB_LEN], u32) {
-        let mut text = [0i8; GLOB_LEN];
-        for (d, b) in text.iter_mut().zip(self.0.bytes()) {
-            *d = b as i8;
+    /// The kernel's copy of this pattern.
+    pub fn to_bpf(&self) -> GlobPattern {
+        GlobPattern {
+            text: to_c_chars(&self.0),
+            len: self.0.len() as u32,
+            ..Default::default()
         }
-        (text, self.0.len() as u32)
     }
 }
 
@@ -70,6 +68,15 @@ pub fn event_globs(texts: &[String]) -> Result<Vec<Glob>> {
         )));
     }
     texts.iter().map(|t| Glob::parse("--event", t)).collect()
+}
+
+/// The kernel's table of globs (`globs` and `nr_globs` in bpf/glob.bpf.h).
+pub fn table(globs: &[Glob]) -> ([GlobPattern; MAX_GLOBS], u32) {
+    let mut t = [GlobPattern::default(); MAX_GLOBS];
+    for (slot, g) in t.iter_mut().zip(globs) {
+        *slot = g.to_bpf();
+    }
+    (t, globs.len().min(MAX_GLOBS) as u32)
 }
 
 /// Whether any glob matches (no globs: everything matches), as the kernel decides it.
@@ -150,9 +157,9 @@ mod tests {
 
     #[test]
     fn encodes_for_the_kernel() {
-        let (text, len) = Glob::parse("--event", "open*").unwrap().to_bpf();
-        assert_eq!(len, 5);
-        assert_eq!(text[4] as u8, b'*');
-        assert_eq!(text[5], 0);
+        let g = Glob::parse("--event", "open*").unwrap().to_bpf();
+        assert_eq!(g.len, 5);
+        assert_eq!(g.text[4] as u8, b'*');
+        assert_eq!(g.text[5], 0);
     }
 }

@@ -2,8 +2,8 @@
 //! the power-of-two summary users know from libbpf-tools (`low -> high : count |****|`).
 use std::collections::BTreeMap;
 
-/// Sub-buckets per power of two (bpf/pyprobe.h HIST_SUB_BITS).
-pub const SUB_BITS: u32 = 4;
+/// Sub-buckets per power of two, as the kernel buckets.
+pub const SUB_BITS: u32 = crate::kernel::limits::HIST_SUB_BITS;
 const SUB: u64 = 1 << SUB_BITS;
 
 /// The bucket the kernel puts a value in (mirror of `hist_bucket` in bpf/common.bpf.h).

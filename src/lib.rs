@@ -1,25 +1,27 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
-pub mod attach;
+//! ARCHITECTURE.md maps the modules and the one-way flow between them.
 pub mod audit;
-pub mod bpf;
 pub mod cli;
-pub mod commands;
 pub mod count;
-pub mod elf;
 pub mod error;
 pub mod filter;
 pub mod floor;
 pub mod flow;
+pub mod function;
 pub mod gc;
 pub mod glob;
 pub mod histogram;
 pub mod imports;
-pub mod layouts;
+pub mod kernel;
 pub mod lines;
 pub mod losses;
 pub mod output;
-pub mod process;
-pub mod requirements;
-pub mod ring;
+pub mod privileges;
+pub mod probes;
+pub mod session;
+pub mod signals;
+pub mod source;
 pub mod target;
+pub mod tools;
+pub mod tracee;
 pub mod versions;

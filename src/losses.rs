@@ -1,123 +1,159 @@
-//! What the kernel side could not record, read from its counters and reported with every output.
-use crate::bpf::types::LossCounters;
+//! What the kernel side could not record: one set of named losses for every tool, read from
+//! the one `struct loss_counters` (bpf/pyprobe.h) and worded in output/.
+use crate::kernel::types::LossCounters;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Losses {
-    /// Calls not counted because the function table was full (its size is `table_size`).
-    pub functions_full: u64,
-    pub table_size: u32,
-    /// Latency samples dropped because the histogram table was full.
-    pub hist_full: u64,
-    /// Entries not timed because the per-thread stack table was full.
-    pub threads_full: u64,
-    /// Entries deeper than the per-thread stack, counted but not timed.
-    pub too_deep: u64,
-    /// Returns whose entry was not seen (calls already running at attach time).
-    pub unpaired_returns: u64,
-    /// Probe hits whose code object could not be read (counted under file and name instead).
-    pub code_read_errors: u64,
-    /// Events the ring buffer had no room for.
-    pub events_lost: u64,
-    /// GC pauses whose start was not seen (a collection running at attach).
-    pub gc_unpaired: u64,
+/// One kind of loss; its name is the counter's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Calls not counted or shown: the function table was full (limit: its size).
+    FunctionsFull,
+    /// Latency samples dropped: the histogram table was full.
+    HistFull,
+    /// Calls not timed or shown: the per-thread table was full.
+    ThreadsFull,
+    /// Calls nested deeper than the per-thread stack (limit: its depth).
+    TooDeep,
+    /// Imports not shown: the per-thread table was full.
+    ImportThreadsFull,
+    /// Imports nested deeper than the per-thread stack (limit: its depth).
+    ImportsTooDeep,
+    /// Returns whose entry was not seen: calls already running at attach.
+    UnpairedReturns,
+    /// GC pauses whose start was not seen: a collection under way at attach.
+    GcUnpaired,
+    /// Imports whose start was not seen: loads under way at attach.
+    UnpairedDones,
+    /// Imports started but not finished when tracing ended.
+    InProgress,
+    /// Probe hits whose code object could not be read.
+    CodeReadErrors,
+    /// Records the ring buffer had no room for.
+    EventsLost,
+    /// The same counter when each record is a whole call (pyflow --min-duration).
+    CallsLost,
     /// Calls whose return never fired (3.15 exits by exception): counted, not timed.
-    pub exits_unseen: u64,
+    ExitsUnseen,
+    /// Line executions not counted: the line table was full (limit: its size).
+    LinesFull,
+    /// Line executions not counted: the file-name table was full.
+    FilesFull,
+    /// Audit events whose name could not be read.
+    ReadErrors,
 }
 
-impl Losses {
-    pub fn from_bpf(c: &LossCounters, table_size: u32) -> Losses {
-        Losses {
-            functions_full: c.functions_full,
-            table_size,
-            hist_full: c.hist_full,
-            threads_full: c.threads_full,
-            too_deep: c.too_deep,
-            unpaired_returns: c.unpaired_returns,
-            code_read_errors: c.code_read_errors,
-            events_lost: c.events_lost,
-            gc_unpaired: c.gc_unpaired,
-            exits_unseen: c.exits_unseen,
+impl Loss {
+    /// The counter's name, which is also its key in JSON output.
+    pub fn key(self) -> &'static str {
+        match self {
+            Loss::FunctionsFull => "functions_full",
+            Loss::HistFull => "hist_full",
+            Loss::ThreadsFull | Loss::ImportThreadsFull => "threads_full",
+            Loss::TooDeep | Loss::ImportsTooDeep => "too_deep",
+            Loss::UnpairedReturns => "unpaired_returns",
+            Loss::GcUnpaired => "gc_unpaired",
+            Loss::UnpairedDones => "unpaired_dones",
+            Loss::InProgress => "in_progress",
+            Loss::CodeReadErrors => "code_read_errors",
+            Loss::EventsLost | Loss::CallsLost => "events_lost",
+            Loss::ExitsUnseen => "exits_unseen",
+            Loss::LinesFull => "lines_full",
+            Loss::FilesFull => "files_full",
+            Loss::ReadErrors => "read_errors",
         }
     }
 
-    pub fn since(&self, e: &Losses) -> Losses {
-        Losses {
-            functions_full: self.functions_full.saturating_sub(e.functions_full),
-            table_size: self.table_size,
-            hist_full: self.hist_full.saturating_sub(e.hist_full),
-            threads_full: self.threads_full.saturating_sub(e.threads_full),
-            too_deep: self.too_deep.saturating_sub(e.too_deep),
-            unpaired_returns: self.unpaired_returns.saturating_sub(e.unpaired_returns),
-            code_read_errors: self.code_read_errors.saturating_sub(e.code_read_errors),
-            events_lost: self.events_lost.saturating_sub(e.events_lost),
-            gc_unpaired: self.gc_unpaired.saturating_sub(e.gc_unpaired),
-            exits_unseen: self.exits_unseen.saturating_sub(e.exits_unseen),
+    /// The key of the limit it ran into, where JSON output names it.
+    pub fn limit_key(self) -> Option<&'static str> {
+        match self {
+            Loss::FunctionsFull => Some("function_table_size"),
+            Loss::LinesFull => Some("line_table_size"),
+            _ => None,
         }
     }
 
-    /// Human lines for every non-zero counter; empty when nothing was lost.
-    pub fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut say = |n: u64, what: String| {
-            if n > 0 {
-                out.push(format!("{n} {what}"));
-            }
-        };
-        say(
-            self.functions_full,
-            format!(
-                "calls not counted: function table full ({} functions; raise --max-functions)",
-                self.table_size
-            ),
-        );
-        say(
-            self.hist_full,
-            "latency samples dropped: histogram table full".into(),
-        );
-        say(
-            self.threads_full,
-            "calls not timed: too many threads".into(),
-        );
-        say(
-            self.too_deep,
-            "calls not timed: nested deeper than 256 frames".into(),
-        );
-        say(
-            self.unpaired_returns,
-            "returns not timed: their entry was not seen (running at attach)".into(),
-        );
-        say(
-            self.code_read_errors,
-            "probe hits whose code object could not be read".into(),
-        );
-        say(
-            self.events_lost,
-            "events lost: ring buffer full (raise --buffer-size)".into(),
-        );
-        say(
-            self.gc_unpaired,
-            "GC pauses not timed: their start was not seen (collecting at attach)".into(),
-        );
-        say(
-            self.exits_unseen,
-            "calls not timed: they ended without a return probe (exception exits on 3.15+)".into(),
-        );
-        out
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "functions_full": self.functions_full,
-            "function_table_size": self.table_size,
-            "hist_full": self.hist_full,
-            "threads_full": self.threads_full,
-            "too_deep": self.too_deep,
-            "unpaired_returns": self.unpaired_returns,
-            "code_read_errors": self.code_read_errors,
-            "events_lost": self.events_lost,
-            "gc_unpaired": self.gc_unpaired,
-            "exits_unseen": self.exits_unseen,
+    /// The kernel's count of this loss; None for losses userspace counts itself.
+    fn counted_in(self, c: &LossCounters) -> Option<u64> {
+        Some(match self {
+            Loss::FunctionsFull => c.functions_full,
+            Loss::HistFull => c.hist_full,
+            Loss::ThreadsFull | Loss::ImportThreadsFull => c.threads_full,
+            Loss::TooDeep | Loss::ImportsTooDeep => c.too_deep,
+            Loss::UnpairedReturns => c.unpaired_returns,
+            Loss::GcUnpaired => c.gc_unpaired,
+            Loss::UnpairedDones => c.unpaired_dones,
+            Loss::CodeReadErrors => c.code_read_errors,
+            Loss::EventsLost | Loss::CallsLost => c.events_lost,
+            Loss::ExitsUnseen => c.exits_unseen,
+            Loss::LinesFull => c.lines_full,
+            Loss::FilesFull => c.files_full,
+            Loss::ReadErrors => c.read_errors,
+            Loss::InProgress => return None,
         })
+    }
+}
+
+/// One loss a tool can have: how many so far, and the limit it ran into where there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    pub loss: Loss,
+    pub count: u64,
+    pub limit: Option<u64>,
+}
+
+/// Every loss a tool can have, zero or not, in the tool's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Losses(pub Vec<Lost>);
+
+impl Losses {
+    /// The losses a tool declares (with their limits), counted from the kernel's counters.
+    pub fn read(counters: &LossCounters, kinds: &[(Loss, Option<u64>)]) -> Losses {
+        Losses(
+            kinds
+                .iter()
+                .map(|&(loss, limit)| Lost {
+                    loss,
+                    count: loss.counted_in(counters).unwrap_or(0),
+                    limit,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, loss: Loss) -> u64 {
+        self.0
+            .iter()
+            .find(|l| l.loss == loss)
+            .map_or(0, |l| l.count)
+    }
+
+    /// Sets a loss userspace counts itself.
+    pub fn set(&mut self, loss: Loss, count: u64) {
+        match self.0.iter_mut().find(|l| l.loss == loss) {
+            Some(l) => l.count = count,
+            None => self.0.push(Lost {
+                loss,
+                count,
+                limit: None,
+            }),
+        }
+    }
+
+    /// The losses since an earlier reading (for --interval windows).
+    pub fn since(&self, earlier: &Losses) -> Losses {
+        Losses(
+            self.0
+                .iter()
+                .map(|l| Lost {
+                    count: l.count.saturating_sub(earlier.get(l.loss)),
+                    ..*l
+                })
+                .collect(),
+        )
+    }
+
+    /// The losses that happened.
+    pub fn nonzero(&self) -> impl Iterator<Item = &Lost> {
+        self.0.iter().filter(|l| l.count > 0)
     }
 }
 
@@ -126,21 +162,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_lost_says_nothing() {
-        assert!(Losses::default().lines().is_empty());
-    }
-
-    #[test]
-    fn every_loss_is_named() {
-        let l = Losses {
+    fn a_tool_reads_the_losses_it_declares() {
+        let c = LossCounters {
             functions_full: 3,
-            table_size: 10,
             events_lost: 7,
+            gc_unpaired: 9,
             ..Default::default()
         };
-        let lines = l.lines();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("3 calls not counted"), "{lines:?}");
-        assert!(lines[1].starts_with("7 events lost"), "{lines:?}");
+        let l = Losses::read(
+            &c,
+            &[(Loss::FunctionsFull, Some(10)), (Loss::EventsLost, None)],
+        );
+        assert_eq!(l.get(Loss::FunctionsFull), 3);
+        assert_eq!(l.get(Loss::EventsLost), 7);
+        assert_eq!(l.get(Loss::GcUnpaired), 0, "not declared: not read");
+        assert_eq!(l.nonzero().count(), 2);
+        let later = Losses::read(
+            &LossCounters {
+                functions_full: 5,
+                events_lost: 7,
+                ..Default::default()
+            },
+            &[(Loss::FunctionsFull, Some(10)), (Loss::EventsLost, None)],
+        );
+        let d = later.since(&l);
+        assert_eq!(
+            (d.get(Loss::FunctionsFull), d.get(Loss::EventsLost)),
+            (2, 0)
+        );
     }
 }

@@ -2,16 +2,26 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pyprobe::cli::{Cli, Command, args_for_invocation};
-use pyprobe::commands;
-use pyprobe::process::install_stop_handler;
+use clap::error::ErrorKind;
+use pyprobe::cli::{Cli, args_for_invocation};
+use pyprobe::signals::install_stop_handler;
 
 fn main() -> ExitCode {
     // Output piped into `head` should end pyprobe quietly, as it ends other Unix tools; the
     // kernel detaches every probe when the process goes, however it goes.
     // SAFETY: restoring the default disposition of one signal before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse_from(args_for_invocation(std::env::args().collect()));
+    let cli = match Cli::try_parse_from(args_for_invocation(std::env::args().collect())) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
     if cli.verbose {
         libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, |_, msg| {
             eprint!("{msg}")
@@ -31,21 +41,24 @@ fn main() -> ExitCode {
         eprintln!("pyprobe: error: {}", msg.replace('\n', " "));
     }));
     install_stop_handler();
-    let result = match &cli.command {
-        Command::Probes(a) => commands::probes::run(a),
-        Command::Count(a) => commands::count::run(a),
-        Command::Floor(a) => commands::floor::run(a),
-        Command::Gc(a) => commands::gc::run(a),
-        Command::Lines(a) => commands::lines::run(a),
-        Command::Imports(a) => commands::imports::run(a),
-        Command::Audit(a) => commands::audit::run(a),
-        Command::Flow(a) => commands::flow::run(a),
-    };
-    match result {
+    match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pyprobe: error: {}", e.one_line());
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message on one line: its `error:` line with any tip, without the usage and the
+/// pointer to --help.
+fn one_line_usage_error(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

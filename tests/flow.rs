@@ -313,7 +313,9 @@ fn subtree_shows_everything_below_a_match_as_text() {
     // main() and <module> were running at attach; nothing was lost.
     assert_eq!(
         warnings,
-        ["WARNING: 2 returns not shown: their call was already running when tracing began"]
+        [
+            "WARNING: 2 returns not timed or shown: their call was already running when tracing began"
+        ]
     );
     let mut per_thread: Vec<(String, Vec<String>)> = Vec::new();
     for l in lines {

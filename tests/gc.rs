@@ -330,7 +330,7 @@ fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
     let (out, own) = trace_window(
         &[PYTHON],
         "gc_burst.py",
-        &["--min-pause", "0", "--buffer-size", "4"],
+        &["--min-pause", "0", "--buffer-size", "4K"],
     );
     let (pauses, report) = pauses_and_report(&out);
     let made = own["collections"].as_u64().unwrap();

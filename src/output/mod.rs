@@ -1,11 +1,101 @@
-//! Output formats: human tables and JSON, one module per kind of report.
-pub mod audit;
-pub mod calls;
-pub mod flow;
-pub mod gc;
-pub mod imports;
-pub mod lines;
-pub mod probes;
+//! Output formats behind one trait: every command's results (what it streams as it happens,
+//! and its reports) go to an `Output`, one implementation per format: text/ and json/ (one file
+//! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs).
+pub mod chrome;
+pub mod folded;
+pub mod json;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod text;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// One output format for one command's results: `E` streamed as it happens, `R` reported per
+/// interval and at the end.
+pub trait Output<E, R> {
+    /// Before the first event (a streamed table's header).
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn event(&mut self, _event: &E) -> io::Result<()> {
+        Ok(())
+    }
+    fn report(&mut self, report: &R, window: &Window) -> io::Result<()>;
+    /// Makes what was written visible (streaming formats write through; a picture at the end).
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Which stretch of the session a report covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// With --interval: the time of day (UTC) at its end; each report covers its own window.
+    pub clock: Option<String>,
+    /// The session's last report.
+    pub last: bool,
+}
+
+/// A command's results have no streamed part.
+pub enum Never {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Human tables and lines
+    #[default]
+    Text,
+    /// JSON: a document per report, an object per streamed event
+    Json,
+    /// Chrome trace-event JSON for Perfetto UI or chrome://tracing
+    Chrome,
+    /// Folded stacks (flamegraph.pl / inferno input)
+    Folded,
+    /// A flame graph picture
+    Svg,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Chrome => "chrome",
+            Format::Folded => "folded",
+            Format::Svg => "svg",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Where results go and in which format, as the command line chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub format: Format,
+    /// None: standard output.
+    pub path: Option<PathBuf>,
+}
+
+impl Destination {
+    /// The writer, opened before anything is traced so that a bad path fails first.
+    pub fn open(&self) -> Result<Box<dyn Write>> {
+        Ok(match &self.path {
+            Some(p) => Box::new(BufWriter::new(
+                File::create(p).map_err(|e| Error::io(p, e))?,
+            )),
+            None => Box::new(BufWriter::new(io::stdout())),
+        })
+    }
+
+    /// The name that errors use for it.
+    pub fn name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "<stdout>".into(), |p| p.display().to_string())
+    }
+}
 
 /// A duration in the unit that keeps it readable: `850ns`, `12.3us`, `4.56ms`, `1.20s`.
 pub fn duration(ns: u64) -> String {
@@ -21,6 +111,32 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
+/// `HH:MM:SS.mmmmmm` (UTC), precise enough to line events up with a service's own logs.
+pub fn time_of_day(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+        unix_ns % 1_000_000_000 / 1_000
+    )
+}
+
+/// The wall-clock time of day (UTC) to the second, for interval headers.
+pub fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +147,13 @@ mod tests {
         assert_eq!(duration(12_345), "12.3us");
         assert_eq!(duration(4_561_000), "4.56ms");
         assert_eq!(duration(1_200_000_000), "1.20s");
+    }
+
+    #[test]
+    fn times_of_day_keep_microseconds() {
+        assert_eq!(
+            time_of_day(3_600_000_000_000 + 61_250_000_000),
+            "01:01:01.250000"
+        );
     }
 }

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Never loaded: its skeleton's generated types are the one Rust view of bpf/pyprobe.h (src/kernel). */
+#include "common.bpf.h"
+
+/*
+ * Enums and ring-buffer records appear in no map's type, so nothing would put them in the BTF
+ * that libbpf-cargo generates Rust from: this variable names each of them once.
+ */
+struct type_anchors {
+	enum pyprobe_limit limit;
+	enum flow_kind flow_kind;
+	enum flow_frame_flag flow_frame_flag;
+	enum arg_kind arg_kind;
+	enum arg_reg arg_reg;
+	struct fn_key fn_key;
+	struct fn_entry fn_entry;
+	struct fn_slot fn_slot;
+	struct hist_key hist_key;
+	struct name_filter name_filter;
+	struct function_source function_source;
+	struct gc_gen_stats gc_gen_stats;
+	struct gc_event gc_event;
+	struct glob_pattern glob_pattern;
+	struct line_key line_key;
+	struct line_file line_file;
+	struct import_stack import_stack;
+	struct import_event import_event;
+	struct audit_event audit_event;
+	struct audit_decoder audit_decoder;
+	struct object_layout object_layout;
+	struct flow_event flow_event;
+} type_anchors = {};

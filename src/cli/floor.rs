@@ -1,0 +1,31 @@
+//! `pyprobe floor` (hidden, for scripts/bench): its arguments.
+use clap::Args;
+
+use super::{DurationArgs, TargetArgs};
+use crate::error::Result;
+use crate::floor;
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A probe to attach an empty program to (repeatable)
+    #[arg(long, required = true)]
+    pub probe: Vec<String>,
+    /// Also raise the line probe's semaphore with a never-firing uprobe (3.11 tracing mode)
+    #[arg(long)]
+    pub tracing_mode: bool,
+    #[command(flatten)]
+    pub schedule: DurationArgs,
+}
+
+impl FloorArgs {
+    pub fn run(&self) -> Result<()> {
+        floor::run(
+            &self.target.spec()?,
+            &self.probe,
+            self.tracing_mode,
+            self.schedule.schedule(),
+        )
+    }
+}

@@ -1,0 +1,38 @@
+//! `pyprobe imports`: its arguments.
+use clap::Args;
+
+use super::{DurationArgs, OutputArgs, TargetArgs};
+use crate::error::Result;
+use crate::imports;
+
+pub const EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe imports -- python3 app.py           # why does my program start slowly?
+    pyprobe imports --pid 1234 -d 30            # imports a running process makes in 30 s
+    pyprobe imports --json -- python3 -c 'import pandas'
+
+Each import is shown with its cumulative time (start to done, the imports it triggered
+included) and its self time (cumulative minus its children's), indented under the import
+that triggered it, slowest first at every level. Only loads are shown: an import of a module
+already in sys.modules fires no probe. `from pkg import sub` loads sub inside importlib, which
+fires no probe either: its time counts as pkg's self time. Formats: text, json.
+";
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub schedule: DurationArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ImportsArgs {
+    pub fn run(&self) -> Result<()> {
+        let dest = self
+            .output
+            .destination("pyprobe imports", imports::FORMATS)?;
+        imports::run(&self.target.spec()?, self.schedule.schedule(), dest)
+    }
+}

@@ -1,0 +1,395 @@
+//! The command line: clap's definitions and the argument groups every command shares (target,
+//! schedule, output). Parsing has no side effects; each command's file turns its arguments into
+//! the validated options of its tool.
+mod audit;
+mod count;
+mod floor;
+mod flow;
+mod gc;
+mod imports;
+mod lines;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use audit::AuditArgs;
+pub use count::CountArgs;
+pub use floor::FloorArgs;
+pub use flow::FlowArgs;
+pub use gc::GcArgs;
+pub use imports::ImportsArgs;
+pub use lines::LinesArgs;
+
+use crate::error::{Error, Result};
+use crate::output::{Destination, Format};
+use crate::session::{Schedule, TargetSpec};
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe probes --pid 1234             # which probes this interpreter has and which work
+    pycount --pid 1234                    # count calls per function until Ctrl-C
+    pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
+    pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
+    pygc --pid 1234                       # GC pause histograms per generation until Ctrl-C
+    pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
+    pyprobe imports -- python3 app.py     # why does my program start slowly?
+    pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
+    pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyprobe",
+    version,
+    about = "Trace a live CPython process with eBPF, through CPython's own USDT probes",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Print libbpf's debug output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the interpreter's USDT probes, their semaphores, and what works on its version
+    Probes(ProbesArgs),
+    /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
+    #[command(after_help = count::EXAMPLES)]
+    Count(CountArgs),
+    /// Every call and return as it happens, indented per thread, or as a trace or flame graph [pyflow]
+    #[command(after_help = flow::EXAMPLES)]
+    Flow(FlowArgs),
+    /// Count executions per source line (file:line), hottest first; CPython up to 3.11
+    #[command(after_help = lines::EXAMPLES)]
+    Lines(LinesArgs),
+    /// Show every module load as a tree (which import triggered which), slowest first
+    #[command(after_help = imports::EXAMPLES)]
+    Imports(ImportsArgs),
+    /// Stream sys.audit events (files opened, subprocesses, sockets, imports...) as they happen
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(AuditArgs),
+    /// GC pause histograms per generation, percentiles, objects collected, share of wall time [pygc]
+    #[command(after_help = gc::EXAMPLES)]
+    Gc(GcArgs),
+    /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
+    #[command(hide = true)]
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbesArgs {
+    /// Process to inspect
+    #[arg(short, long)]
+    pub pid: i32,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ProbesArgs {
+    pub fn run(&self) -> Result<()> {
+        let dest = self
+            .output
+            .destination("pyprobe probes", crate::probes::FORMATS)?;
+        crate::probes::run(self.pid, dest)
+    }
+}
+
+impl Command {
+    pub fn run(&self) -> Result<()> {
+        match self {
+            Command::Probes(a) => a.run(),
+            Command::Count(a) => a.run(),
+            Command::Flow(a) => a.run(),
+            Command::Lines(a) => a.run(),
+            Command::Imports(a) => a.run(),
+            Command::Audit(a) => a.run(),
+            Command::Gc(a) => a.run(),
+            Command::Floor(a) => a.run(),
+        }
+    }
+}
+
+/// The process to trace: an existing PID, or a command to start and trace from its first call.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Trace this running process
+    #[arg(short, long, conflicts_with = "command")]
+    pub pid: Option<i32>,
+    /// Start this command and trace it from its first Python call
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl TargetArgs {
+    pub fn spec(&self) -> Result<TargetSpec> {
+        match (self.pid, self.command.is_empty()) {
+            (Some(p), true) => Ok(TargetSpec::Pid(p)),
+            (None, false) => Ok(TargetSpec::Command(self.command.clone())),
+            (None, true) => Err(Error::Usage(
+                "no target: give --pid PID or -- COMMAND ARGS...".into(),
+            )),
+            (Some(_), false) => Err(Error::Usage(
+                "give either --pid or -- COMMAND, not both".into(),
+            )),
+        }
+    }
+}
+
+/// When to stop (streaming tools).
+#[derive(Debug, Args, Clone)]
+pub struct DurationArgs {
+    /// Stop after this many seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+}
+
+impl DurationArgs {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            duration: self.duration,
+            interval: None,
+        }
+    }
+}
+
+/// When to stop and when to print (aggregating tools).
+#[derive(Debug, Args, Clone)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub stop: DurationArgs,
+    /// Print (and start afresh) every SECS seconds
+    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    pub interval: Option<Duration>,
+}
+
+impl ScheduleArgs {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            duration: self.stop.duration,
+            interval: self.interval,
+        }
+    }
+}
+
+/// Where the results go and in which format.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output format; each command lists the ones it has in its help
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The format, if the command has it (`formats`), and where it goes.
+    pub fn destination(&self, command: &str, formats: &[Format]) -> Result<Destination> {
+        if self.json && self.format != Format::Text {
+            return Err(Error::Usage(
+                "--json is --format json: give one of them".into(),
+            ));
+        }
+        let format = if self.json { Format::Json } else { self.format };
+        if !formats.contains(&format) {
+            let names: Vec<String> = formats.iter().map(|f| f.to_string()).collect();
+            return Err(Error::Usage(format!(
+                "{command} has no --format {format}; it has {}",
+                names.join(", ")
+            )));
+        }
+        Ok(Destination {
+            format,
+            path: self.output.clone(),
+        })
+    }
+}
+
+pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    // A year is longer than anyone traces; the bound keeps Instant arithmetic in range.
+    if !(v > 0.0 && v <= 365.0 * 86400.0) {
+        return Err(format!(
+            "{s:?} must be a positive number of seconds, at most a year"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub fn parse_usecs(s: &str) -> std::result::Result<u64, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a whole, non-negative number of microseconds"))
+}
+
+/// A ring buffer size: bytes, or with a K or M suffix; the kernel wants a power of two of at
+/// least a page.
+pub fn parse_buffer_size(text: &str) -> std::result::Result<u32, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        _ => return Err(format!("{text:?}: use bytes, or a K or M suffix")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size"))?;
+    let bytes = n.saturating_mul(mult);
+    let page = page_size();
+    if bytes < page || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(format!(
+            "{text:?} must be a power of two from {}K to 1024M (the kernel's ring buffer rule)",
+            page >> 10
+        ));
+    }
+    Ok(bytes as u32)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
+}
+
+/// pycount, pyflow and pygc are pyprobe under another name: map the name to the subcommand.
+pub fn args_for_invocation(args: Vec<String>) -> Vec<String> {
+    let Some(argv0) = args.first() else {
+        return args;
+    };
+    let name = argv0.rsplit('/').next().unwrap_or(argv0);
+    let sub = match name {
+        "pycount" => "count",
+        "pyflow" => "flow",
+        "pygc" => "gc",
+        _ => return args,
+    };
+    let mut out = vec!["pyprobe".to_string(), sub.to_string()];
+    out.extend(args.into_iter().skip(1));
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+    Cli::try_parse_from(args_for_invocation(
+        args.iter().map(|s| s.to_string()).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pycount_is_pyprobe_count() {
+        let cli = parse(&[
+            "/usr/local/bin/pycount",
+            "--pid",
+            "123",
+            "--filter",
+            "func1",
+        ])
+        .unwrap();
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
+        assert_eq!(c.target.spec().unwrap(), TargetSpec::Pid(123));
+        assert_eq!(c.filter, ["func1"]);
+    }
+
+    #[test]
+    fn a_command_target_follows_the_double_dash() {
+        let cli = parse(&[
+            "pyprobe",
+            "count",
+            "--latency",
+            "--",
+            "python3",
+            "-c",
+            "pass",
+        ])
+        .unwrap();
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
+        assert!(c.latency);
+        assert_eq!(
+            c.target.spec().unwrap(),
+            TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()])
+        );
+    }
+
+    #[test]
+    fn a_target_is_required_once() {
+        let cli = parse(&["pycount"]).unwrap();
+        let Command::Count(c) = cli.command else {
+            panic!("not count")
+        };
+        assert!(
+            c.target
+                .spec()
+                .unwrap_err()
+                .to_string()
+                .contains("no target")
+        );
+        assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
+    }
+
+    #[test]
+    fn every_command_takes_a_format_it_has() {
+        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--json"]).unwrap().command else {
+            panic!("not gc")
+        };
+        let d = g.output.destination("pygc", &[Format::Text, Format::Json]);
+        assert_eq!(d.unwrap().format, Format::Json);
+        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--format", "svg"])
+            .unwrap()
+            .command
+        else {
+            panic!("not gc")
+        };
+        let e = g
+            .output
+            .destination("pygc", &[Format::Text, Format::Json])
+            .unwrap_err();
+        assert_eq!(e.to_string(), "pygc has no --format svg; it has text, json");
+    }
+
+    #[test]
+    fn buffer_sizes_follow_the_kernel_rules() {
+        assert_eq!(parse_buffer_size("4096"), Ok(4096));
+        assert_eq!(parse_buffer_size("64K"), Ok(65536));
+        assert_eq!(parse_buffer_size("4M"), Ok(4 << 20));
+        assert!(
+            parse_buffer_size("3000")
+                .unwrap_err()
+                .contains("power of two")
+        );
+        assert!(parse_buffer_size("1024").is_err());
+        assert!(parse_buffer_size("12G").is_err());
+        assert!(parse_buffer_size("x").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["pycount", "--pid", "x"]).is_err());
+        assert!(parse(&["pycount", "--pid", "1", "--duration", "-1"]).is_err());
+        assert!(parse(&["pycount", "--pid", "1", "--sort", "bogus"]).is_err());
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("1e30").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+}

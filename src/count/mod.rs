@@ -1,0 +1,232 @@
+//! pycount: calls per function, exact, counted in the kernel (bpf/count.bpf.c); with
+//! --latency, each call timed from entry to return and bucketed there.
+mod tracer;
+
+use std::collections::HashMap;
+
+pub use tracer::CountTracer;
+
+use crate::error::Result;
+use crate::filter::Pattern;
+use crate::function::Function;
+use crate::histogram::{Histogram, window_max};
+use crate::losses::Losses;
+use crate::output::{Destination, Format, Never, Output, json, text};
+use crate::session::{Report, Schedule, Session, TargetSpec};
+
+pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+
+#[derive(Debug, Clone, Default)]
+pub struct CountOptions {
+    pub filters: Vec<Pattern>,
+    pub latency: bool,
+    pub max_functions: u32,
+}
+
+/// How the table is ordered and cut.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountView {
+    pub sort: SortKey,
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SortKey {
+    #[default]
+    Count,
+    Total,
+    Avg,
+}
+
+/// One function's calls, and with --latency their durations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunctionStats {
+    pub function: Function,
+    pub count: u64,
+    /// Calls whose duration was measured (entry and return both seen).
+    pub timed: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub histogram: Histogram,
+}
+
+impl FunctionStats {
+    /// Latency percentiles; a bucket midpoint never reports more than the exact maximum.
+    pub fn percentiles(&self, qs: &[f64]) -> Vec<u64> {
+        let cap = if self.max_ns > 0 {
+            self.max_ns
+        } else {
+            u64::MAX
+        };
+        self.histogram
+            .percentiles(qs)
+            .into_iter()
+            .map(|p| p.min(cap))
+            .collect()
+    }
+
+    pub fn avg_ns(&self) -> u64 {
+        self.total_ns.checked_div(self.timed).unwrap_or(0)
+    }
+
+    /// The statistics gained since an earlier reading of the same function.
+    pub fn since(&self, earlier: &FunctionStats) -> FunctionStats {
+        let histogram = self.histogram.since(&earlier.histogram);
+        FunctionStats {
+            count: self.count - earlier.count.min(self.count),
+            timed: self.timed - earlier.timed.min(self.timed),
+            total_ns: self.total_ns - earlier.total_ns.min(self.total_ns),
+            max_ns: window_max(&histogram, self.max_ns, earlier.max_ns),
+            histogram,
+            ..self.clone()
+        }
+    }
+}
+
+/// A reading of every matched function, plus what was lost.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    pub functions: Vec<FunctionStats>,
+    pub losses: Losses,
+    pub latency: bool,
+}
+
+impl Report for CallReport {
+    fn since(&self, earlier: &CallReport) -> CallReport {
+        let before: HashMap<u32, &FunctionStats> = earlier
+            .functions
+            .iter()
+            .map(|f| (f.function.id, f))
+            .collect();
+        let functions = self
+            .functions
+            .iter()
+            .map(|f| match before.get(&f.function.id) {
+                Some(e) => f.since(e),
+                None => f.clone(),
+            })
+            .filter(|f| f.count > 0)
+            .collect();
+        CallReport {
+            functions,
+            losses: self.losses.since(&earlier.losses),
+            latency: self.latency,
+        }
+    }
+}
+
+impl CallReport {
+    pub fn total_calls(&self) -> u64 {
+        self.functions.iter().map(|f| f.count).sum()
+    }
+
+    /// The functions in report order: by the sort key, biggest first, then by file, line and
+    /// name for stability; the first `top`.
+    pub fn ordered(&self, view: CountView) -> Vec<&FunctionStats> {
+        let mut fs: Vec<&FunctionStats> = self.functions.iter().collect();
+        let key = |f: &FunctionStats| match view.sort {
+            SortKey::Count => f.count,
+            SortKey::Total => f.total_ns,
+            SortKey::Avg => f.avg_ns(),
+        };
+        fs.sort_by(|a, b| {
+            key(b)
+                .cmp(&key(a))
+                .then_with(|| a.function.file.cmp(&b.function.file))
+                .then_with(|| a.function.line.cmp(&b.function.line))
+                .then_with(|| a.function.name.cmp(&b.function.name))
+        });
+        if let Some(n) = view.top {
+            fs.truncate(n);
+        }
+        fs
+    }
+}
+
+pub fn run(
+    spec: &TargetSpec,
+    opts: &CountOptions,
+    view: CountView,
+    schedule: Schedule,
+    dest: Destination,
+) -> Result<()> {
+    let w = dest.open()?;
+    let mut out: Box<dyn Output<Never, CallReport>> = match dest.format {
+        Format::Json => Box::new(json::count::Json::new(w, view)),
+        _ => Box::new(text::count::Table::new(w, view)),
+    };
+    let mut session = Session::open(spec)?;
+    let mut tracer = CountTracer::attach(&session.target, opts)?;
+    let what = if opts.latency {
+        "calls and latencies"
+    } else {
+        "calls"
+    };
+    session.run(&mut tracer, out.as_mut(), what, schedule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn stats(name: &str, line: i32, count: u64, total: u64) -> FunctionStats {
+        FunctionStats {
+            function: Function {
+                id: line as u32,
+                file: "/w/app.py".into(),
+                line,
+                name: name.into(),
+                ..Default::default()
+            },
+            count,
+            timed: count,
+            total_ns: total,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sorts_and_cuts() {
+        let r = CallReport {
+            functions: vec![
+                stats("a", 1, 5, 100),
+                stats("b", 2, 50, 10),
+                stats("c", 3, 5, 1000),
+            ],
+            ..Default::default()
+        };
+        let names = |sort, top| -> Vec<String> {
+            r.ordered(CountView { sort, top })
+                .iter()
+                .map(|f| f.function.name.clone())
+                .collect()
+        };
+        assert_eq!(names(SortKey::Count, None), ["b", "a", "c"]);
+        assert_eq!(names(SortKey::Total, Some(2)), ["c", "a"]);
+        assert_eq!(names(SortKey::Avg, None), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn an_interval_counts_only_its_own_calls() {
+        let before = CallReport {
+            functions: vec![stats("a", 1, 5, 100), stats("b", 2, 7, 10)],
+            ..Default::default()
+        };
+        let now = CallReport {
+            functions: vec![
+                stats("a", 1, 9, 180),
+                stats("b", 2, 7, 10),
+                stats("c", 3, 1, 1),
+            ],
+            ..Default::default()
+        };
+        let d = now.since(&before);
+        let got: Vec<(String, u64, u64)> = d
+            .functions
+            .iter()
+            .map(|f| (f.function.name.clone(), f.count, f.total_ns))
+            .collect();
+        assert_eq!(got, [("a".into(), 4, 80), ("c".into(), 1, 1)]);
+        assert_eq!(d.total_calls(), 5);
+    }
+}

@@ -1,0 +1,184 @@
+//! pycount's kernel side from userspace: loads bpf/count.bpf.c for one target, attaches it
+//! through the target's function source, and reads per-function statistics out of its maps.
+use std::collections::HashMap;
+
+use libbpf_rs::{MapCore, MapFlags};
+
+use super::{CallReport, CountOptions, FunctionStats};
+use crate::error::{Error, Result};
+use crate::filter;
+use crate::function::Function;
+use crate::histogram::Histogram;
+use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH};
+use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
+use crate::kernel::types::{FnEntry, FnSlot, HistKey};
+use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
+use crate::losses::{Loss, Losses};
+use crate::output::Never;
+use crate::session::Tracer;
+use crate::source::FunctionPrograms;
+use crate::target::Target;
+use crate::tools;
+
+/// Loaded and attached call counting for one target.
+pub struct CountTracer {
+    skel: Loaded<CountSkel<'static>>,
+    probes: Probes,
+    latency: bool,
+}
+
+impl CountTracer {
+    pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
+        let (source, plan) = tools::require_functions(target, opts.latency)?;
+        let skel = load(CountSkelBuilder::default(), |open| {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .expect("count.bpf.c has rodata");
+            ro.source = same_struct(&source.to_bpf());
+            let (filters, nr_filters) = filter::table(&opts.filters);
+            ro.filters = same_struct(&filters);
+            ro.nr_filters = nr_filters;
+            ro.timed = opts.latency;
+            open.maps
+                .functions
+                .set_max_entries(opts.max_functions)
+                .map_err(|e| Error::bpf("sizing the function table", e))?;
+            open.progs.call_entry.set_autoload(plan.entries);
+            open.progs.call_return.set_autoload(plan.returns);
+            open.progs.tracing_mode.set_autoload(plan.tracing_mode);
+            Ok(())
+        })?;
+        let mut probes = skel.probes()?;
+        source.attach(
+            plan,
+            &mut probes,
+            target,
+            FunctionPrograms {
+                entry: &skel.progs.call_entry,
+                ret: &skel.progs.call_return,
+                tracing_mode: &skel.progs.tracing_mode,
+            },
+        )?;
+        Ok(CountTracer {
+            skel,
+            probes,
+            latency: opts.latency,
+        })
+    }
+
+    /// Every matched function's statistics: its table entry's plus its direct-mapped slot's.
+    fn functions(&self) -> Result<Vec<FunctionStats>> {
+        let mut functions = Vec::new();
+        let map = &self.skel.maps.functions;
+        for key in map.keys() {
+            let Some(value) = map
+                .lookup(&key, MapFlags::ANY)
+                .map_err(|e| Error::bpf("reading the function table", e))?
+            else {
+                continue;
+            };
+            let e: FnEntry = record(&value);
+            if e.matched == 0 {
+                continue;
+            }
+            functions.push(FunctionStats {
+                function: Function::from_entry(&e),
+                count: e.stats.count,
+                timed: e.stats.timed,
+                total_ns: e.stats.total_ns,
+                max_ns: e.stats.max_ns,
+                histogram: Histogram::default(),
+            });
+        }
+        let by_id: HashMap<u32, usize> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.function.id, i))
+            .collect();
+        let slots = &self.skel.maps.fn_slots;
+        for idx in 0..FN_SLOTS as u32 {
+            let Some(value) = slots
+                .lookup(&idx.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| Error::bpf("reading the function slots", e))?
+            else {
+                continue;
+            };
+            let slot: FnSlot = record(&value);
+            if slot.name_ptr == 0 || slot.matched == 0 {
+                continue;
+            }
+            if let Some(&i) = by_id.get(&slot.id) {
+                let f = &mut functions[i];
+                f.count += slot.stats.count;
+                f.timed += slot.stats.timed;
+                f.total_ns += slot.stats.total_ns;
+                f.max_ns = f.max_ns.max(slot.stats.max_ns);
+            }
+        }
+        functions.retain(|f| f.count > 0);
+        if self.latency {
+            self.add_histograms(&mut functions);
+        }
+        Ok(functions)
+    }
+
+    fn add_histograms(&self, functions: &mut [FunctionStats]) {
+        let by_id: HashMap<u32, usize> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.function.id, i))
+            .collect();
+        let hist = &self.skel.maps.latency_hist;
+        for key in hist.keys() {
+            let k: HistKey = record(&key);
+            let Some(&i) = by_id.get(&k.fn_id) else {
+                continue;
+            };
+            if let Ok(Some(v)) = hist.lookup(&key, MapFlags::ANY) {
+                functions[i]
+                    .histogram
+                    .add(k.bucket, u64::from_ne_bytes(v[..8].try_into().unwrap()));
+            }
+        }
+    }
+}
+
+impl Tracer for CountTracer {
+    type Event = Never;
+    type Report = CallReport;
+
+    fn probes(&mut self) -> &mut Probes {
+        &mut self.probes
+    }
+
+    fn read(&mut self) -> Result<CallReport> {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("count.bpf.c has bss");
+        let losses = Losses::read(
+            &loss_counters(&bss.losses),
+            &[
+                (
+                    Loss::FunctionsFull,
+                    Some(self.skel.maps.functions.max_entries().into()),
+                ),
+                (Loss::HistFull, None),
+                (Loss::ThreadsFull, None),
+                (Loss::TooDeep, Some(MAX_DEPTH as u64)),
+                (Loss::UnpairedReturns, None),
+                (Loss::CodeReadErrors, None),
+                (Loss::ExitsUnseen, None),
+            ],
+        );
+        Ok(CallReport {
+            functions: self.functions()?,
+            losses,
+            latency: self.latency,
+        })
+    }
+}

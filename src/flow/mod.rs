@@ -1,0 +1,124 @@
+//! pyflow: every call and return of the target as it happens, paired and filtered per thread in
+//! the kernel (bpf/flow.bpf.c) and streamed through a ring buffer.
+mod tracer;
+mod trees;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use crate::output::folded::Weight;
+pub use tracer::FlowTracer;
+
+use crate::error::Result;
+use crate::filter::Pattern;
+use crate::function::Function;
+use crate::losses::{Loss, Losses};
+use crate::output::{Destination, Format, Output, chrome, folded, json, text};
+use crate::session::{Report, Schedule, Session, TargetSpec};
+
+pub const FORMATS: &[Format] = &[
+    Format::Text,
+    Format::Json,
+    Format::Chrome,
+    Format::Folded,
+    Format::Svg,
+];
+
+/// What pyflow shows, validated; every choice is made in the kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowOptions {
+    pub filters: Vec<Pattern>,
+    pub subtree: bool,
+    /// Shown calls nest at most this deep (1: only the outermost).
+    pub max_depth: Option<u32>,
+    pub tid: Option<u32>,
+    pub min_duration: Option<Duration>,
+    /// Ring buffer size in bytes: a power of two, a multiple of the page size.
+    pub buffer_size: u32,
+    pub max_functions: u32,
+    /// What flame graphs' widths measure.
+    pub weight: Weight,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Call,
+    Return,
+}
+
+/// One line of the flow: a call or a return, in its thread's program order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowEvent {
+    pub kind: EventKind,
+    /// Since tracing began.
+    pub time_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    /// Shown calls around this one in its thread (0: outermost).
+    pub depth: u32,
+    pub function: Rc<Function>,
+    /// On returns: how long the call took.
+    pub duration_ns: Option<u64>,
+    /// A return inferred for a frame that exited by exception without firing its probe (3.15).
+    pub unwound: bool,
+}
+
+/// What a session showed and what it could not.
+#[derive(Debug, Clone, Default)]
+pub struct FlowSummary {
+    /// Records delivered by the kernel: events, or with --min-duration, calls.
+    pub delivered: u64,
+    /// Lines of flow written (a call and its return are two).
+    pub events: u64,
+    pub losses: Losses,
+    /// Records are whole calls (--min-duration), so a lost one is a call, not an event.
+    pub calls_mode: bool,
+}
+
+impl Report for FlowSummary {
+    /// A summary is reported once, at the end: there are no windows.
+    fn since(&self, _: &FlowSummary) -> FlowSummary {
+        self.clone()
+    }
+}
+
+pub fn run(
+    spec: &TargetSpec,
+    opts: &FlowOptions,
+    schedule: Schedule,
+    dest: Destination,
+) -> Result<()> {
+    let w = dest.open()?;
+    let mut session = Session::open(spec)?;
+    let title = format!(
+        "pyflow: PID {} ({})",
+        session.target.pid, session.target.exe
+    );
+    let mut out: Box<dyn Output<FlowEvent, FlowSummary>> = match dest.format {
+        Format::Json => Box::new(json::flow::JsonLines::new(w)),
+        Format::Chrome => Box::new(chrome::ChromeTrace::new(w)),
+        Format::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
+        Format::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
+        Format::Text => Box::new(text::flow::Text::new(w)),
+    };
+    let mut tracer = FlowTracer::attach(&session.target, opts)?;
+    session.run(&mut tracer, out.as_mut(), "calls and returns", schedule)?;
+    let s = tracer.read_summary();
+    let (lost, records) = if s.calls_mode {
+        (Loss::CallsLost, "calls")
+    } else {
+        (Loss::EventsLost, "events")
+    };
+    eprintln!(
+        "pyflow: {} events shown; {} {records} lost",
+        s.events,
+        s.losses.get(lost)
+    );
+    // The text output carries its own WARNING lines; the other formats hold them as data.
+    if dest.format != Format::Text {
+        for l in text::loss_lines(&s.losses) {
+            eprintln!("pyflow: WARNING: {l}");
+        }
+    }
+    Ok(())
+}

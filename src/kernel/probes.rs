@@ -1,0 +1,93 @@
+//! The probes of one session: attached disarmed, armed and disarmed by one store each into the
+//! `control` map every program reads (bpf/common.bpf.h), and detached together.
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
+
+use crate::error::{Error, Result};
+use crate::target::Target;
+
+pub struct Probes {
+    links: Vec<Link>,
+    control: MapHandle,
+}
+
+impl Probes {
+    /// The probes of a loaded object: none attached yet, and disarmed.
+    pub fn of(object: &Object) -> Result<Probes> {
+        let map = object
+            .maps()
+            .find(|m| m.name() == "control")
+            .expect("every program includes bpf/common.bpf.h, which defines the control map");
+        let control =
+            MapHandle::try_from(&map).map_err(|e| Error::bpf("opening the control map", e))?;
+        Ok(Probes {
+            links: Vec::new(),
+            control,
+        })
+    }
+
+    /// Attaches `prog` to `python:<probe>` in the target (libbpf reads argument locations from
+    /// the ELF notes and raises the probe's semaphore through the kernel).
+    pub fn usdt(&mut self, prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<()> {
+        let link = prog
+            .attach_usdt(target.pid, &target.host_path, "python", probe)
+            .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?;
+        self.links.push(link);
+        Ok(())
+    }
+
+    /// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
+    /// probe's semaphore is raised. A uprobe placed where execution never comes again (the ELF
+    /// entry point, or a library's `.init`, long passed) that names that semaphore makes the
+    /// kernel raise it for us, and lower it when the link goes, whatever way pyprobe exits,
+    /// without a trap on every line.
+    pub fn hold_line_semaphore(&mut self, prog: &ProgramMut<'_>, target: &Target) -> Result<()> {
+        let line = target.elf.probe("line").ok_or_else(|| {
+            Error::ProbeUnavailable(format!(
+                "{} has no line probe, whose semaphore switches on tracing mode",
+                target.interpreter
+            ))
+        })?;
+        let entry = target.elf.run_once_offset().ok_or_else(|| {
+            Error::ProbeUnavailable(format!(
+                "{}: no entry point or .init to hold the line semaphore from",
+                target.interpreter
+            ))
+        })?;
+        let link = prog
+            .attach_uprobe_with_opts(
+                target.pid,
+                &target.host_path,
+                entry as usize,
+                UprobeOpts {
+                    ref_ctr_offset: line.semaphore_offset as usize,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))?;
+        self.links.push(link);
+        Ok(())
+    }
+
+    /// Every program starts recording, at once.
+    pub fn arm(&self) -> Result<()> {
+        self.set_armed(true)
+    }
+
+    /// Every program stops recording, at once; what they recorded stays readable.
+    pub fn disarm(&self) -> Result<()> {
+        self.set_armed(false)
+    }
+
+    fn set_armed(&self, on: bool) -> Result<()> {
+        let value = [u32::from(on), 0];
+        let bytes: Vec<u8> = value.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        self.control
+            .update(&0u32.to_ne_bytes(), &bytes, MapFlags::ANY)
+            .map_err(|e| Error::bpf("switching the probes on or off", e))
+    }
+
+    /// Removes every probe (the kernel lowers their semaphores); the maps stay readable.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+}

@@ -1,0 +1,95 @@
+//! pyflow as text: one line per call (`->`) and return (`<-`), indented by depth per thread.
+use std::io::{self, Write};
+
+use crate::flow::{EventKind, FlowEvent, FlowSummary};
+use crate::output::{Output, Window, duration};
+
+pub struct Text {
+    w: Box<dyn Write>,
+    header: bool,
+}
+
+impl Text {
+    pub fn new(w: Box<dyn Write>) -> Text {
+        Text { w, header: false }
+    }
+}
+
+/// One event as a line (without the newline).
+pub fn line(ev: &FlowEvent) -> String {
+    let indent = "  ".repeat(ev.depth as usize);
+    let (arrow, tail) = match ev.kind {
+        EventKind::Call => ("->", String::new()),
+        EventKind::Return => (
+            "<-",
+            format!(
+                " ({}{})",
+                duration(ev.duration_ns.unwrap_or(0)),
+                if ev.unwound {
+                    ", exited by exception"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    };
+    format!(
+        "{:>12.3} {:>7} {:>7}  {indent}{arrow} {}{tail}",
+        ev.time_ns as f64 / 1e3,
+        ev.pid,
+        ev.tid,
+        ev.function.label()
+    )
+}
+
+impl Output<FlowEvent, FlowSummary> for Text {
+    fn event(&mut self, ev: &FlowEvent) -> io::Result<()> {
+        if !self.header {
+            writeln!(
+                self.w,
+                "{:>12} {:>7} {:>7}  CALLS",
+                "TIME(us)", "PID", "TID"
+            )?;
+            self.header = true;
+        }
+        writeln!(self.w, "{}", line(ev))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+
+    fn report(&mut self, summary: &FlowSummary, _: &Window) -> io::Result<()> {
+        self.w
+            .write_all(super::warnings(&summary.losses).as_bytes())?;
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::testing::{Shared, flow_sample as sample};
+
+    #[test]
+    fn indents_by_depth_and_times_returns() {
+        let buf = Shared::default();
+        let mut t = Text::new(Box::new(buf.clone()));
+        for e in sample() {
+            t.event(&e).unwrap();
+        }
+        t.report(&FlowSummary::default(), &Window::default())
+            .unwrap();
+        assert_eq!(
+            buf.text(),
+            "    TIME(us)     PID     TID  CALLS
+       0.000       7       7  -> /w/app.py:1 main
+      10.000       7       7    -> /w/app.py:5 fib
+      15.000       7       7      -> /w/app.py:5 fib
+      20.000       7       7      <- /w/app.py:5 fib (5.0us)
+      30.000       7       7    <- /w/app.py:5 fib (20.0us)
+     100.000       7       7  <- /w/app.py:1 main (100.0us)
+"
+        );
+    }
+}

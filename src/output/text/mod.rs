@@ -1,0 +1,89 @@
+//! The text format: human tables and lines, one file per command; losses are worded here.
+pub mod audit;
+pub mod count;
+pub mod flow;
+pub mod gc;
+pub mod imports;
+pub mod lines;
+pub mod probes;
+
+use crate::losses::{Loss, Losses, Lost};
+
+/// What a loss means, in words.
+fn what(l: &Lost) -> String {
+    let limit = l.limit.unwrap_or(0);
+    match l.loss {
+        Loss::FunctionsFull => format!(
+            "calls not counted: function table full ({limit} functions; raise --max-functions)"
+        ),
+        Loss::HistFull => "latency samples dropped: histogram table full".into(),
+        Loss::ThreadsFull => "calls not timed or shown: too many threads at once".into(),
+        Loss::TooDeep => format!("calls nested deeper than {limit} frames: not timed or shown"),
+        Loss::ImportThreadsFull => "imports not shown: too many threads at once".into(),
+        Loss::ImportsTooDeep => format!("imports not shown: nested deeper than {limit}"),
+        Loss::UnpairedReturns => {
+            "returns not timed or shown: their call was already running when tracing began".into()
+        }
+        Loss::GcUnpaired => {
+            "GC pauses not timed: their start was not seen (collecting at attach)".into()
+        }
+        Loss::UnpairedDones => "imports not shown: already running when tracing started".into(),
+        Loss::InProgress => "imports not shown: still running when tracing ended".into(),
+        Loss::CodeReadErrors => "probe hits whose code object could not be read".into(),
+        Loss::EventsLost => "events lost: ring buffer full (raise --buffer-size)".into(),
+        Loss::CallsLost => "calls lost: ring buffer full (raise --buffer-size)".into(),
+        Loss::ExitsUnseen => {
+            "calls not timed: they ended without a return probe (exception exits on 3.15+)".into()
+        }
+        Loss::LinesFull => format!(
+            "line executions not counted: line table full ({limit} lines; raise --max-lines)"
+        ),
+        Loss::FilesFull => "line executions not counted: file-name table full".into(),
+        Loss::ReadErrors => "events lost: their name could not be read".into(),
+    }
+}
+
+/// A line for every loss that happened; none when nothing was lost.
+pub fn loss_lines(losses: &Losses) -> Vec<String> {
+    losses
+        .nonzero()
+        .map(|l| format!("{} {}", l.count, what(l)))
+        .collect()
+}
+
+/// The `WARNING:` lines that end a report.
+pub fn warnings(losses: &Losses) -> String {
+    loss_lines(losses)
+        .into_iter()
+        .map(|l| format!("WARNING: {l}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_lost_says_nothing() {
+        assert!(loss_lines(&Losses::default()).is_empty());
+    }
+
+    #[test]
+    fn every_loss_is_named_with_its_limit() {
+        let mut l = Losses::default();
+        l.0.push(Lost {
+            loss: Loss::FunctionsFull,
+            count: 3,
+            limit: Some(10),
+        });
+        l.set(Loss::EventsLost, 7);
+        l.set(Loss::HistFull, 0);
+        let lines = loss_lines(&l);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            "3 calls not counted: function table full (10 functions; raise --max-functions)"
+        );
+        assert!(lines[1].starts_with("7 events lost"), "{lines:?}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `pyprobe probes`: what an interpreter offers, read from its file and its memory: every USDT
+//! probe with its semaphore and whether it fires on the version, and which tools work there.
+use crate::error::Result;
+use crate::output::{Destination, Format, json, text};
+use crate::target::Target;
+use crate::tools::{TOOLS, means};
+use crate::versions::{Support, probe_support};
+
+pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+
+/// One probe of the interpreter, all its sites taken together.
+#[derive(Debug, Clone)]
+pub struct ProbeRow {
+    pub name: String,
+    pub sites: usize,
+    pub semaphore: u64,
+    /// How many tracers enable it now (read from the target's memory).
+    pub semaphore_value: Option<u16>,
+    pub args: String,
+    pub support: Option<Support>,
+}
+
+/// Whether a tool works on the target: how (Ok), or why not (Err).
+#[derive(Debug, Clone)]
+pub struct ToolRow {
+    pub name: &'static str,
+    pub means: std::result::Result<String, String>,
+}
+
+pub struct ProbesReport {
+    pub target: Target,
+    pub probes: Vec<ProbeRow>,
+    pub tools: Vec<ToolRow>,
+}
+
+impl ProbesReport {
+    pub fn of(target: Target) -> ProbesReport {
+        let mut probes: Vec<ProbeRow> = Vec::new();
+        for site in target.elf.python_probes() {
+            if let Some(r) = probes.iter_mut().find(|r| r.name == site.name) {
+                r.sites += 1;
+                continue;
+            }
+            probes.push(ProbeRow {
+                name: site.name.clone(),
+                sites: 1,
+                semaphore: site.semaphore,
+                semaphore_value: target.semaphore_value(&site.name),
+                args: site.args.clone(),
+                support: target.version.map(|v| probe_support(v, &site.name)),
+            });
+        }
+        let tools = TOOLS
+            .iter()
+            .map(|t| ToolRow {
+                name: t.name,
+                means: means(&target, t.needs)
+                    .map(|m| m.describe())
+                    .map_err(|e| e.one_line()),
+            })
+            .collect();
+        ProbesReport {
+            target,
+            probes,
+            tools,
+        }
+    }
+}
+
+/// Whether a probe works, in a word, and the reason when that needs one.
+pub fn verdict(s: &Option<Support>) -> (&'static str, &'static str) {
+    match s {
+        None => ("unknown", "the CPython version could not be determined"),
+        Some(Support::Fires) => ("yes", ""),
+        Some(Support::Caveat(why)) => ("yes*", why),
+        Some(Support::Broken(why)) | Some(Support::NotInVersion(why)) => ("no", why),
+    }
+}
+
+pub fn run(pid: i32, dest: Destination) -> Result<()> {
+    let report = ProbesReport::of(Target::from_pid(pid)?);
+    let mut w = dest.open()?;
+    let out = match dest.format {
+        Format::Json => format!("{}\n", json::probes::report(&report)),
+        _ => text::probes::table(&report),
+    };
+    w.write_all(out.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(crate::error::Error::Output)
+}

@@ -1,0 +1,165 @@
+//! The one lifecycle of every tracing command, written once because its order is a matter of
+//! correctness: the target found (or started, held at exec) → the tracer attached, disarmed →
+//! armed in one step → the target released → streamed events and interval reports until a stop
+//! condition → disarmed in one step → detached → drained → the last report.
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::kernel::Probes;
+use crate::output::{Output, Window, clock};
+use crate::privileges::check_privileges;
+use crate::signals::stop_requested;
+use crate::target::Target;
+use crate::tracee::Tracee;
+
+/// What every tracer gives the session: its probes, what it streams, and what it recorded.
+pub trait Tracer {
+    /// What it streams as it happens (`output::Never` when it only aggregates).
+    type Event;
+    type Report: Report;
+
+    fn probes(&mut self) -> &mut Probes;
+
+    /// Takes what the kernel streamed into `events`, waiting for it up to `timeout`; a tracer
+    /// that only aggregates in maps just waits.
+    fn poll(&mut self, timeout: Duration, _events: &mut Vec<Self::Event>) -> Result<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    /// Takes everything still buffered once the probes are gone.
+    fn drain(&mut self, events: &mut Vec<Self::Event>) -> Result<()> {
+        self.poll(Duration::ZERO, events)
+    }
+
+    /// What the kernel recorded since the session began.
+    fn read(&mut self) -> Result<Self::Report>;
+}
+
+/// A reading of what a tracer recorded.
+pub trait Report {
+    /// What was recorded after an earlier reading (an --interval window).
+    fn since(&self, earlier: &Self) -> Self;
+}
+
+/// The process to trace: an existing PID, or a command to start and trace from its first call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Pid(i32),
+    Command(Vec<String>),
+}
+
+/// When to stop, and when to report a window of what was recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Schedule {
+    pub duration: Option<Duration>,
+    pub interval: Option<Duration>,
+}
+
+/// A traced process, from the moment it is found until the session ends with it.
+pub struct Session {
+    tracee: Tracee,
+    pub target: Target,
+}
+
+/// How often a session checks its stop conditions while it waits.
+const STEP: Duration = Duration::from_millis(50);
+
+impl Session {
+    /// Finds (or starts, held at exec) the process to trace, after checking that tracing is
+    /// allowed. Nothing runs in a started command until the session is armed.
+    pub fn open(spec: &TargetSpec) -> Result<Session> {
+        check_privileges()?;
+        let (tracee, target) = match spec {
+            TargetSpec::Pid(pid) => (Tracee::attach(*pid), Target::from_pid(*pid)?),
+            TargetSpec::Command(argv) => Tracee::spawn(argv)?,
+        };
+        Ok(Session { tracee, target })
+    }
+
+    /// Runs the session for a tracer whose probes are attached and disarmed: arms them, lets
+    /// the target go, and until Ctrl-C, the duration or the target's exit writes what the
+    /// tracer streams and a report every interval. Then, however the run ended, disarms every
+    /// probe at once, detaches them, stops a command pyprobe started, and writes what was
+    /// still buffered and the last report.
+    pub fn run<T: Tracer>(
+        &mut self,
+        tracer: &mut T,
+        out: &mut dyn Output<T::Event, T::Report>,
+        what: &str,
+        schedule: Schedule,
+    ) -> Result<()>
+    where
+        T::Report: Default,
+    {
+        let io = Error::Output;
+        out.start().map_err(io)?;
+        let mut last = T::Report::default();
+        let ran = tracer.probes().arm().and_then(|()| {
+            // The banner promises that everything from here on is recorded.
+            eprintln!(
+                "Tracing {what} in PID {} (CPython {}, {})... Hit Ctrl-C to end.",
+                self.target.pid,
+                self.target.version_text(),
+                self.target.interpreter
+            );
+            self.until_stopped(tracer, out, schedule, &mut last)
+        });
+        let disarmed = tracer.probes().disarm();
+        tracer.probes().detach();
+        self.tracee.finish();
+        ran?;
+        disarmed?;
+        let mut events = Vec::new();
+        tracer.drain(&mut events)?;
+        for e in &events {
+            out.event(e).map_err(io)?;
+        }
+        let window = Window {
+            clock: schedule.interval.map(|_| clock()),
+            last: true,
+        };
+        out.report(&tracer.read()?.since(&last), &window)
+            .and_then(|()| out.flush())
+            .map_err(io)
+    }
+
+    fn until_stopped<T: Tracer>(
+        &mut self,
+        tracer: &mut T,
+        out: &mut dyn Output<T::Event, T::Report>,
+        schedule: Schedule,
+        last: &mut T::Report,
+    ) -> Result<()> {
+        let io = Error::Output;
+        self.tracee.release();
+        let start = Instant::now();
+        let mut next_tick = schedule.interval.map(|i| start + i);
+        let mut events = Vec::new();
+        loop {
+            if stop_requested()
+                || schedule.duration.is_some_and(|d| start.elapsed() >= d)
+                || self.tracee.has_exited()
+            {
+                return Ok(());
+            }
+            if let Some(t) = next_tick
+                && Instant::now() >= t
+            {
+                let now = tracer.read()?;
+                let window = Window {
+                    clock: Some(clock()),
+                    last: false,
+                };
+                out.report(&now.since(last), &window).map_err(io)?;
+                *last = now;
+                next_tick = schedule.interval.and_then(|i| t.checked_add(i));
+            }
+            tracer.poll(STEP, &mut events)?;
+            for e in events.drain(..) {
+                out.event(&e).map_err(io)?;
+            }
+            out.flush().map_err(io)?;
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The traced process's lifetime: attaching by PID, or spawning a command held at its exec until
+//! the probes are live; watching for its exit; stopping a command pyprobe started.
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::signals;
+use crate::target::Target;
+
+/// What is traced: a process found by PID, or a command pyprobe started.
+pub enum Tracee {
+    Attached {
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+    },
+    Spawned {
+        child: Child,
+        held: bool,
+        exited: bool,
+    },
+}
+
+impl Tracee {
+    pub fn attach(pid: i32) -> Tracee {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        Tracee::Attached { pid, pidfd }
+    }
+
+    /// Starts `argv` under ptrace and returns once it has exec'd a Python interpreter, still
+    /// stopped, so that probes can be attached before its first bytecode. Execs of other
+    /// programs on the way (`env python3`, a shell's `exec`) are followed.
+    pub fn spawn(argv: &[String]) -> Result<(Tracee, Target)> {
+        let command = argv.join(" ");
+        let spawn_err = |why: String| Error::Spawn {
+            command: command.clone(),
+            why,
+        };
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        // SAFETY: ptrace(TRACEME) is async-signal-safe and touches no Rust state.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
+        let pid = child.id() as i32;
+        let mut tracee = Tracee::Spawned {
+            child,
+            held: true,
+            exited: false,
+        };
+        let mut first = true;
+        // A libpython the loader has not mapped yet: step through syscalls until it is, so
+        // that its load address (and with it _PyRuntime's) is known before attaching.
+        let mut awaiting_library: Option<String> = None;
+        loop {
+            let status = match wait_for_stop(pid) {
+                Ok(s) => s,
+                Err(why) => return Err(spawn_err(why)),
+            };
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                if let Tracee::Spawned { exited, held, .. } = &mut tracee {
+                    *exited = true;
+                    *held = false;
+                }
+                return Err(spawn_err(
+                    "it exited before running a Python interpreter".into(),
+                ));
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            let exec_stop =
+                sig == libc::SIGTRAP && (first || (status >> 16) == libc::PTRACE_EVENT_EXEC);
+            let syscall_stop = sig == libc::SIGTRAP | 0x80;
+            if first {
+                first = false;
+                // SAFETY: options on our stopped tracee.
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_SETOPTIONS,
+                        pid,
+                        0,
+                        (libc::PTRACE_O_TRACEEXEC
+                            | libc::PTRACE_O_EXITKILL
+                            | libc::PTRACE_O_TRACESYSGOOD) as libc::c_long,
+                    );
+                }
+            }
+            if exec_stop {
+                awaiting_library = None;
+            }
+            let library_mapped = awaiting_library.as_ref().is_some_and(|lib| {
+                std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                    .is_ok_and(|m| m.contains(lib.as_str()))
+            });
+            if exec_stop || library_mapped {
+                match Target::from_pid(pid) {
+                    Ok(target) if target.bias == 0 && target.interpreter != target.exe => {
+                        // By file name: the loader may reach it by another path than ours.
+                        let name = target.interpreter.rsplit('/').next().unwrap_or_default();
+                        awaiting_library = Some(format!("/{name}\n"));
+                    }
+                    Ok(target) => return Ok((tracee, target)),
+                    Err(Error::NotPython { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let deliver = if exec_stop || syscall_stop { 0 } else { sig };
+            let how = if awaiting_library.is_some() {
+                libc::PTRACE_SYSCALL
+            } else {
+                libc::PTRACE_CONT
+            };
+            // SAFETY: resume our stopped tracee, passing on any signal that was not ours.
+            unsafe { libc::ptrace(how, pid, 0, deliver as libc::c_long) };
+        }
+    }
+
+    /// Lets a spawned command run (the probes are live by now).
+    pub fn release(&mut self) {
+        if let Tracee::Spawned { child, held, .. } = self
+            && *held
+        {
+            // SAFETY: detaching our stopped tracee lets it continue.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, child.id() as i32, 0, 0) };
+            *held = false;
+        }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        match self {
+            Tracee::Attached { pid, pidfd } => match pidfd {
+                Some(fd) => {
+                    let mut p = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: polling one valid fd without blocking.
+                    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+                }
+                None => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            },
+            Tracee::Spawned { child, exited, .. } => {
+                if !*exited {
+                    *exited = matches!(child.try_wait(), Ok(Some(_)));
+                }
+                *exited
+            }
+        }
+    }
+
+    /// Ends the session: a command pyprobe started is stopped with it, a PID is left alone.
+    pub fn finish(&mut self) {
+        let Tracee::Spawned { child, exited, .. } = self else {
+            return;
+        };
+        if *exited {
+            return;
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                *exited = true;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        *exited = true;
+    }
+}
+
+impl Drop for Tracee {
+    fn drop(&mut self) {
+        self.release();
+        self.finish();
+    }
+}
+
+/// Waits for the held child to stop or exit, giving up (with the reason) on Ctrl-C or SIGTERM:
+/// a command that never runs Python must not hold pyprobe.
+fn wait_for_stop(pid: i32) -> std::result::Result<i32, String> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting on our own child, without blocking.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            -1 => return Err(std::io::Error::last_os_error().to_string()),
+            0 => {}
+            _ => return Ok(status),
+        }
+        if signals::stop_requested() {
+            return Err("interrupted before it ran a Python interpreter".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

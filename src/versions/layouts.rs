@@ -1,0 +1,92 @@
+//! Where CPython keeps things in memory, per version: the running frame's code object (for
+//! function identity) and the objects audit decoding reads. Object layouts were checked by
+//! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
+//! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
+use super::PyVersion;
+use crate::kernel::types::{FrameLayout, ObjectLayout};
+
+/// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
+/// `tstate->cframe`, `cframe->current_frame`, `frame->f_code`, `code->co_firstlineno`.
+const FRAME_3_11: FrameLayout = FrameLayout {
+    runtime_addr: 0,
+    tstate_current: 576,
+    cframe: 56,
+    current_frame: 8,
+    f_code: 32,
+    co_firstlineno: 72,
+    frame_in_rbx: 0,
+};
+
+/// How to reach the code object of the frame a function probe fires for, where pyprobe knows
+/// it (the caller fills in `runtime_addr`); elsewhere a function is (file, name, entry line).
+pub fn frame_layout(v: PyVersion) -> Option<FrameLayout> {
+    (v.major == 3 && v.minor == 11).then_some(FRAME_3_11)
+}
+
+/// 3.8-3.11: PyASCIIObject is 48 bytes (it still has `wstr`); ints keep sign and digit count
+/// in `ob_size`.
+const LAYOUT_3_8: ObjectLayout = ObjectLayout {
+    known: 1,
+    type_name: 24,   // PyTypeObject.tp_name
+    type_flags: 168, // PyTypeObject.tp_flags
+    tuple_items: 24, // PyTupleObject.ob_item
+    list_items: 24,  // PyListObject.ob_item (a pointer to the items)
+    str_state: 32,   // PyASCIIObject.state
+    str_ascii_data: 48,
+    str_utf8_len: 48, // PyCompactUnicodeObject.utf8_length
+    str_utf8: 56,     // PyCompactUnicodeObject.utf8 (NULL until someone asked for it)
+    bytes_data: 32,   // PyBytesObject.ob_sval
+    long_digits: 24,
+    long_tagged: 0,
+};
+
+/// 3.12-3.13: `wstr` is gone (PyASCIIObject is 40 bytes); ints carry `lv_tag`
+/// (digit count << 3 | sign).
+const LAYOUT_3_12: ObjectLayout = ObjectLayout {
+    str_ascii_data: 40,
+    str_utf8_len: 40,
+    str_utf8: 48,
+    long_tagged: 1,
+    ..LAYOUT_3_8
+};
+
+/// 3.14+: tuples cache their hash before the items.
+const LAYOUT_3_14: ObjectLayout = ObjectLayout {
+    tuple_items: 32,
+    ..LAYOUT_3_12
+};
+
+/// The layout for a version, or None where pyprobe has not checked one (event names only).
+pub fn object_layout(v: PyVersion) -> Option<ObjectLayout> {
+    if v.major != 3 || v.minor < 8 || v.minor > 15 {
+        return None;
+    }
+    Some(match v.minor {
+        8..=11 => LAYOUT_3_8,
+        12 | 13 => LAYOUT_3_12,
+        _ => LAYOUT_3_14,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_checked_version_has_its_layout() {
+        let l = object_layout(PyVersion::new(3, 11)).unwrap();
+        assert_eq!(
+            (l.str_ascii_data, l.tuple_items, l.long_tagged),
+            (48, 24, 0)
+        );
+        let l = object_layout(PyVersion::new(3, 13)).unwrap();
+        assert_eq!(
+            (l.str_ascii_data, l.tuple_items, l.long_tagged),
+            (40, 24, 1)
+        );
+        let l = object_layout(PyVersion::new(3, 14)).unwrap();
+        assert_eq!(l.tuple_items, 32);
+        assert!(object_layout(PyVersion::new(3, 7)).is_none());
+        assert!(object_layout(PyVersion::new(3, 16)).is_none());
+    }
+}

@@ -1,0 +1,151 @@
+//! Everything that differs between CPython versions, in one place: which probes fire
+//! (here), and where things live in memory (layouts.rs).
+mod layouts;
+
+use std::fmt;
+
+pub use layouts::{frame_layout, object_layout};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PyVersion {
+    pub major: u8,
+    pub minor: u8,
+    pub micro: Option<u8>,
+}
+
+impl PyVersion {
+    pub const fn new(major: u8, minor: u8) -> PyVersion {
+        PyVersion {
+            major,
+            minor,
+            micro: None,
+        }
+    }
+
+    /// From PY_VERSION_HEX (the exported `Py_Version` of 3.11+).
+    pub fn from_hex(hex: u32) -> PyVersion {
+        PyVersion {
+            major: (hex >> 24) as u8,
+            minor: (hex >> 16) as u8,
+            micro: Some((hex >> 8) as u8),
+        }
+    }
+
+    /// From a file name such as `python3.11`, `libpython3.9.so.1.0` or `python3.15d`.
+    pub fn from_file_name(name: &str) -> Option<PyVersion> {
+        let at = name.find("python")? + "python".len();
+        let rest = &name[at..];
+        let mut parts = rest.splitn(2, '.');
+        let major: u8 = parts.next()?.parse().ok()?;
+        let minor_digits: String = parts
+            .next()?
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        Some(PyVersion::new(major, minor_digits.parse().ok()?))
+    }
+
+    fn minor_is(&self, lo: u8, hi: u8) -> bool {
+        self.major == 3 && self.minor >= lo && self.minor <= hi
+    }
+}
+
+impl fmt::Display for PyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.micro {
+            Some(m) => write!(f, "{}.{}.{}", self.major, self.minor, m),
+            None => write!(f, "{}.{}", self.major, self.minor),
+        }
+    }
+}
+
+/// Whether a probe is usable on a version, and why not when it is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    Fires,
+    /// Fires, with a caveat the user should know.
+    Caveat(&'static str),
+    /// Present but does not fire (or not reliably) on this version.
+    Broken(&'static str),
+    /// The probe is not compiled into this version at all.
+    NotInVersion(&'static str),
+}
+
+impl Support {
+    pub fn works(&self) -> bool {
+        matches!(self, Support::Fires | Support::Caveat(_))
+    }
+}
+
+/// The facts of DESIGN.md's table, per probe and version.
+pub fn probe_support(v: PyVersion, probe: &str) -> Support {
+    match probe {
+        "function__entry" if v.minor_is(11, 11) => Support::Caveat(
+            "fires only while the interpreter is in tracing mode; pyprobe switches it on with the line probe's semaphore when it needs entries",
+        ),
+        "function__entry" | "function__return" if v.minor_is(12, 14) => {
+            Support::NotInVersion("CPython 3.12-3.14 have no function probes")
+        }
+        "function__return" if v >= PyVersion::new(3, 15) => Support::Caveat(
+            "does not fire when a frame exits by an exception; pyprobe counts entries",
+        ),
+        "line" if v >= PyVersion::new(3, 12) => {
+            Support::NotInVersion("the line probe exists only up to CPython 3.11")
+        }
+        "line" if v.minor_is(11, 11) => Support::Caveat(
+            "switches the interpreter into tracing mode (slower) while attached; upstream reported crashes with it (python/cpython#98894)",
+        ),
+        "import__find__load__start" | "import__find__load__done" if v < PyVersion::new(3, 7) => {
+            Support::NotInVersion("import probes arrived in CPython 3.7")
+        }
+        "audit" if v < PyVersion::new(3, 8) => {
+            Support::NotInVersion("audit hooks arrived in CPython 3.8")
+        }
+        _ => Support::Fires,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions_from_file_names() {
+        assert_eq!(
+            PyVersion::from_file_name("python3.11"),
+            Some(PyVersion::new(3, 11))
+        );
+        assert_eq!(
+            PyVersion::from_file_name("libpython3.9.so.1.0"),
+            Some(PyVersion::new(3, 9))
+        );
+        assert_eq!(
+            PyVersion::from_file_name("python3.15d"),
+            Some(PyVersion::new(3, 15))
+        );
+        assert_eq!(PyVersion::from_file_name("python3"), None);
+        assert_eq!(PyVersion::from_file_name("bash"), None);
+    }
+
+    #[test]
+    fn parses_py_version_hex() {
+        let v = PyVersion::from_hex(0x030b02f0);
+        assert_eq!((v.major, v.minor, v.micro), (3, 11, Some(2)));
+        assert_eq!(v.to_string(), "3.11.2");
+    }
+
+    #[test]
+    fn knows_which_probes_fire() {
+        let v311 = PyVersion::new(3, 11);
+        assert!(probe_support(v311, "function__return").works());
+        assert!(matches!(
+            probe_support(v311, "function__entry"),
+            Support::Caveat(_)
+        ));
+        assert!(!probe_support(PyVersion::new(3, 13), "function__entry").works());
+        assert!(!probe_support(PyVersion::new(3, 12), "line").works());
+        assert!(probe_support(PyVersion::new(3, 13), "gc__start").works());
+        assert!(!probe_support(PyVersion::new(3, 7), "audit").works());
+        assert!(probe_support(PyVersion::new(3, 15), "function__entry").works());
+    }
+}

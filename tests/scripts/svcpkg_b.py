@@ -1,0 +1,2 @@
+"""Second of the chain."""
+import svcpkg_c  # noqa: F401

@@ -1,0 +1,2 @@
+"""Last of the chain."""
+VALUE = 3

@@ -1,0 +1,145 @@
+//! The session lifecycle on a process that keeps running after pyprobe ends: whatever is in
+//! flight when probes go live or go away shows as in flight, never as corrupt nesting.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const SERVICE: &str = "steady_service.py";
+/// Two threads, each with at most five calls open below a loop entered before attach.
+const THREADS: usize = 2;
+const DEPTH: usize = 5;
+/// Calls open at one moment: in flight at attach, or at detach.
+const IN_FLIGHT: usize = THREADS * DEPTH;
+
+fn service(imports: bool) -> Guard {
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg(script(SERVICE));
+    if imports {
+        cmd.env("STEADY_IMPORTS", "1");
+    }
+    spawn_ready(&mut cmd)
+}
+
+/// Runs pyprobe for one second against a service that outlives it; the service must still run.
+fn one_second(args: &[&str], imports: bool) -> (String, String) {
+    let mut svc = service(imports);
+    let pid = svc.pid().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--pid", &pid, "--duration", "1"]);
+    let (p, rx) = start_pyprobe(&all);
+    let (out, err) = finish_pyprobe(p, rx);
+    assert!(svc.alive(), "the service died: {err}");
+    (out, err)
+}
+
+#[test]
+fn pyflow_on_a_running_service_nests_no_deeper_than_the_program() {
+    let (out, err) = one_second(&["flow", "--filter", "steady_service.py:level*"], false);
+    assert!(!err.contains("nested deeper"), "{err}");
+    let (mut calls, mut returns) = (0usize, 0usize);
+    for line in out.lines().filter(|l| l.contains("level")) {
+        let arrow = line.find("->").or_else(|| line.find("<-")).unwrap();
+        // The rows are `TIME PID TID  ` then two spaces per level of nesting.
+        let indent = line[..arrow].len() - line[..arrow].trim_end().len() - 2;
+        assert!(indent / 2 < DEPTH, "nested {} deep: {line}", indent / 2 + 1);
+        if line[arrow..].starts_with("->") {
+            calls += 1;
+        } else {
+            returns += 1;
+        }
+    }
+    assert!(calls > 1000, "too few calls to judge: {calls}\n{err}");
+    assert!(
+        calls.abs_diff(returns) <= 2 * IN_FLIGHT,
+        "{calls} calls, {returns} returns\n{err}"
+    );
+}
+
+#[test]
+fn pyflow_folded_stacks_on_a_running_service_are_no_deeper_than_the_program() {
+    let (out, err) = one_second(
+        &[
+            "flow",
+            "--filter",
+            "steady_service.py:level*",
+            "--format",
+            "folded",
+            "--weight",
+            "calls",
+        ],
+        false,
+    );
+    assert!(!out.is_empty(), "{err}");
+    for line in out.lines() {
+        let stack = line.rsplit_once(' ').unwrap().0;
+        let frames = stack.split(';').count();
+        assert!(frames <= DEPTH, "{frames} frames: {line}");
+    }
+}
+
+#[test]
+fn pycount_latency_on_a_running_service_pairs_all_but_the_calls_in_flight() {
+    let (out, err) = one_second(
+        &["count", "--latency", "--json", "--filter", "level*"],
+        false,
+    );
+    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let lost = &report["lost"];
+    let unpaired = lost["unpaired_returns"].as_u64().unwrap() as usize;
+    assert!(unpaired <= IN_FLIGHT, "{unpaired} unpaired returns: {lost}");
+    assert_eq!(lost["too_deep"], 0, "{lost}");
+    let functions = report["functions"].as_array().unwrap();
+    assert_eq!(functions.len(), DEPTH, "{report}");
+    for f in functions {
+        // Each call is timed unless it was in flight at attach.
+        let (count, timed) = (f["count"].as_u64().unwrap(), f["timed"].as_u64().unwrap());
+        assert!(count - timed <= THREADS as u64, "{f}");
+    }
+}
+
+#[test]
+fn imports_on_a_running_service_pair_all_but_the_loads_in_flight() {
+    let (out, err) = one_second(&["imports", "--json"], true);
+    let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let lost = &report["lost"];
+    // Three nested loads per round, in two threads.
+    let in_flight = (THREADS * 3) as u64;
+    assert!(
+        lost["unpaired_dones"].as_u64().unwrap() <= in_flight,
+        "{lost}"
+    );
+    assert!(lost["in_progress"].as_u64().unwrap() <= in_flight, "{lost}");
+    assert_eq!(lost["too_deep"], 0, "{lost}");
+    assert!(report["count"].as_u64().unwrap() > 30, "{report}");
+    for root in report["imports"].as_array().unwrap() {
+        assert!(depth(root) <= 3, "{root}");
+    }
+}
+
+fn depth(node: &Value) -> usize {
+    1 + node["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(depth)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_service_runs_on_unharmed_after_every_tool() {
+    let mut svc = service(false);
+    let pid = svc.pid().to_string();
+    for tool in [&["flow"][..], &["count", "--latency"], &["gc"], &["lines"]] {
+        let mut args = tool.to_vec();
+        args.extend(["--pid", &pid, "--duration", "0.3"]);
+        let out = run_pyprobe(&args);
+        assert!(out.status.success(), "{tool:?}: {out:?}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(svc.alive());
+}
