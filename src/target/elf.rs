@@ -31,13 +31,28 @@ pub struct Segment {
     pub filesz: u64,
 }
 
+/// A symbol pyprobe looks up, with the first bytes of what it names in the file: a function's
+/// first instructions (where a uprobe may go, what an accessor reads) or a variable's initial
+/// value (`_PyRuntime` begins with the build's `_Py_DebugOffsets` from 3.13 on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    /// Up to `HEAD_LEN` bytes from its start, when they are in the file (not .bss).
+    pub head: Vec<u8>,
+}
+
+/// How much of each wanted symbol's content is kept.
+pub const HEAD_LEN: usize = 8192;
+
 /// The parts of an ELF file pyprobe uses.
 #[derive(Debug, Clone, Default)]
 pub struct ElfInfo {
     pub probes: Vec<ProbeSite>,
     pub segments: Vec<Segment>,
-    /// Dynamic and static symbols pyprobe looks up (name, value).
-    pub symbols: Vec<(String, u64)>,
+    /// Dynamic and static symbols pyprobe looks up.
+    pub symbols: Vec<Symbol>,
     /// DT_NEEDED entries, to find a libpython that is not mapped yet.
     pub needed: Vec<String>,
     /// Value of the exported `Py_Version` (3.11+): PY_VERSION_HEX.
@@ -48,7 +63,19 @@ pub struct ElfInfo {
     pub init: u64,
 }
 
-const WANTED_SYMBOLS: &[&str] = &["_PyRuntime", "Py_Version"];
+/// The symbols pyprobe reads (`.dynsym` in every build; `.symtab` where the build kept it).
+const WANTED_SYMBOLS: &[&str] = &[
+    "_PyRuntime",
+    "Py_Version",
+    // The C function that evaluates each Python frame: the eval-frame event source.
+    "_PyEval_EvalFrameDefault",
+    // Reads `interp->eval_frame`: its first instruction gives the field's offset.
+    "_PyInterpreterState_GetEvalFrameFunc",
+    // The allocation of 3.13's CALL_ALLOC_AND_ENTER_INIT (a local symbol, in .symtab only).
+    "_PyType_NewManagedObject",
+    // Reads the thread-local current thread state (3.12+): its code gives the TLS offset.
+    "_PyThreadState_GetCurrent",
+];
 
 impl ElfInfo {
     pub fn read(path: &Path) -> Result<ElfInfo, Error> {
@@ -114,11 +141,24 @@ impl ElfInfo {
         let file =
             object::read::elf::ElfFile64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
         for sym in file.dynamic_symbols().chain(file.symbols()) {
-            if let Ok(name) = sym.name()
-                && WANTED_SYMBOLS.contains(&name)
-                && !info.symbols.iter().any(|(n, _)| n == name)
-            {
-                info.symbols.push((name.to_string(), sym.address()));
+            // Debian versions dynamic symbols (`name@@Base`).
+            let Ok(name) = sym.name().map(|n| n.split('@').next().unwrap_or(n)) else {
+                continue;
+            };
+            if WANTED_SYMBOLS.contains(&name) && info.symbol(name).is_none() {
+                let head = vaddr_to_offset(&info.segments, sym.address())
+                    .and_then(|off| {
+                        let end = (off as usize).saturating_add(HEAD_LEN).min(data.len());
+                        data.get(off as usize..end)
+                    })
+                    .unwrap_or_default()
+                    .to_vec();
+                info.symbols.push(Symbol {
+                    name: name.to_string(),
+                    addr: sym.address(),
+                    size: sym.size(),
+                    head,
+                });
             }
         }
         if let Some(addr) = info.symbol("Py_Version")
@@ -131,11 +171,18 @@ impl ElfInfo {
         Ok(info)
     }
 
+    /// The link-time address of a wanted symbol.
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        self.symbols
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|&(_, v)| v)
+        self.symbol_info(name).map(|s| s.addr)
+    }
+
+    pub fn symbol_info(&self, name: &str) -> Option<&Symbol> {
+        self.symbols.iter().find(|s| s.name == name)
+    }
+
+    /// The file offset of a link-time address (what a uprobe at that address is attached by).
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        vaddr_to_offset(&self.segments, vaddr)
     }
 
     pub fn python_probes(&self) -> impl Iterator<Item = &ProbeSite> {
