@@ -1,9 +1,15 @@
 //! Everything that differs between CPython versions, in one place: which probes fire
-//! (here), and where things live in memory (layouts.rs).
+//! (here), where things live in memory (layouts.rs), and the build's own map of its structs
+//! on 3.13+ (debug_offsets.rs).
+mod debug_offsets;
 mod layouts;
 
 use std::fmt;
 
+pub use debug_offsets::{
+    CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,
+    ThreadOffsets, UnicodeOffsets,
+};
 pub use layouts::{frame_layout, object_layout};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
