@@ -1,5 +1,6 @@
 //! Typed errors of the library; `main` turns each into a one-line message the user can act on.
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -40,6 +41,40 @@ pub enum Error {
     BadElf { path: PathBuf, why: String },
     #[error("cannot start {command:?}: {why}")]
     Spawn { command: String, why: String },
+    #[error(
+        "cannot {action} {what} at {addr:#x} in PID {pid} (not the layout pyprobe expects; \
+         please report it with the Python version): {source}"
+    )]
+    TargetMemory {
+        pid: i32,
+        action: &'static str,
+        what: &'static str,
+        addr: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot switch on the perf trampoline in PID {pid}: {why}")]
+    TrampolineUnavailable { pid: i32, why: String },
+    #[error(
+        "PID {pid} runs CPython {version}, which cannot run code sent from outside (PEP 768 \
+         remote execution came in 3.14): restart it with PYTHONPERFSUPPORT=1 (or python -X perf) \
+         to have the perf trampoline"
+    )]
+    RemoteExecUnsupported { pid: i32, version: String },
+    #[error(
+        "PID {pid} disabled remote debugging (-X disable-remote-debug or \
+         PYTHON_DISABLE_REMOTE_DEBUG), so its perf trampoline cannot be switched on from outside: \
+         restart it with PYTHONPERFSUPPORT=1 (or python -X perf)"
+    )]
+    RemoteDebugDisabled { pid: i32 },
+    #[error(
+        "the main thread of PID {pid} ran no Python code for {waited:?} (blocked in C, sleeping \
+         or waiting), so the request to switch on the perf trampoline was withdrawn: retry while \
+         it is busy, or restart it with PYTHONPERFSUPPORT=1"
+    )]
+    MainThreadBlocked { pid: i32, waited: Duration },
+    #[error("PID {pid} could not switch on its perf trampoline: {why}")]
+    TrampolineFailed { pid: i32, why: String },
     #[error("{what}: {source}")]
     Bpf {
         what: String,

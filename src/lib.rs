@@ -24,4 +24,5 @@ pub mod source;
 pub mod target;
 pub mod tools;
 pub mod tracee;
+pub mod trampoline;
 pub mod versions;

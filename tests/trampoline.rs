@@ -1,0 +1,375 @@
+//! The perf trampoline of real CPython processes, seen and switched on through the library
+//! (not the binary): each target also says for itself whether it sees the trampoline on.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::Guard;
+use pyprobe::error::Error;
+use pyprobe::target::Target;
+use pyprobe::trampoline::{self, TrampolineState};
+
+/// Calls a function in a loop on its main thread; a line on stdin makes another thread print
+/// whether the process sees the trampoline on, and exit.
+const BUSY: &str = r#"
+import os, sys, threading
+def answer():
+    sys.stdin.readline()
+    print(sys.is_stack_trampoline_active(), flush=True)
+    os._exit(0)
+threading.Thread(target=answer, daemon=True).start()
+def work(n):
+    return sum(range(n))
+print("ready", flush=True)
+while True:
+    work(100)
+"#;
+
+/// BUSY after two seconds in `time.sleep`, where no request can be taken.
+fn sleepy() -> String {
+    BUSY.replace(
+        "print(\"ready\", flush=True)\n",
+        "print(\"ready\", flush=True)\nimport time; time.sleep(2)\n",
+    )
+}
+
+/// BUSY in a process that had the trampoline on and switched it off before it got ready.
+fn toggled() -> String {
+    format!(
+        "import sys\nsys.activate_stack_trampoline('perf')\nsys.deactivate_stack_trampoline()\n{BUSY}"
+    )
+}
+
+/// A Python of the sid chroot (3.13-3.15, built by scripts/test), with its flags and code.
+fn sid(version: &str, flags: &[&str], code: &str) -> Command {
+    let python = format!("/opt/sidroot/usr/bin/python{version}");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} missing: run scripts/test"
+    );
+    let mut cmd = Command::new("chroot");
+    cmd.args(["/opt/sidroot", &format!("/usr/bin/python{version}")])
+        .args(flags)
+        .args(["-c", code]);
+    cmd
+}
+
+/// A pyenv build of this machine image (shared libpython, no probes).
+fn pyenv(version: &str, code: &str) -> Command {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let python = PathBuf::from(format!("{home}/.pyenv/versions/{version}/bin/python3"));
+    assert!(python.exists(), "{} missing", python.display());
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", code]);
+    cmd
+}
+
+/// A running target, killed on drop, its perf map (which CPython never removes) removed.
+struct Python {
+    /// Taken when the target is asked its view, after which it exits.
+    guard: Option<Guard>,
+    lines: mpsc::Receiver<String>,
+    /// Where its perf map would be, from here.
+    perf_map: PathBuf,
+}
+
+impl Python {
+    /// Starts `cmd` and returns once it printed "ready".
+    fn start(cmd: &mut Command) -> Python {
+        for var in [
+            "PYTHONPERFSUPPORT",
+            "PYTHON_JIT",
+            "PYTHON_DISABLE_REMOTE_DEBUG",
+        ] {
+            if !cmd.get_envs().any(|(k, _)| k == var) {
+                cmd.env_remove(var);
+            }
+        }
+        let mut guard = Guard::spawn(
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let stdout = guard.child().stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(first.as_deref(), Ok("ready"), "{cmd:?} did not get ready");
+        let pid = guard.pid();
+        let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("its root");
+        Python {
+            perf_map: root.join(format!("tmp/perf-{pid}.map")),
+            guard: Some(guard),
+            lines,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.guard.as_ref().expect("running").pid()
+    }
+
+    fn target(&self) -> Target {
+        Target::from_pid(self.pid()).expect("a Python target")
+    }
+
+    fn state(&self) -> TrampolineState {
+        trampoline::state(&self.target()).expect("a state")
+    }
+
+    /// Files of pyprobe's left in the target's /tmp.
+    fn leftovers(&self) -> Vec<String> {
+        let prefix = format!(".pyprobe-trampoline-{}-", self.pid());
+        let tmp = format!("/proc/{}/root/tmp", self.pid());
+        std::fs::read_dir(tmp)
+            .expect("its /tmp")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Asks the target whether it sees the trampoline on; it exits after answering, and must
+    /// have printed nothing on stderr.
+    fn sees_trampoline(mut self) -> bool {
+        let mut guard = self.guard.take().expect("running");
+        assert!(guard.alive(), "PID {} died", guard.pid());
+        guard.send_line("?");
+        let answer = self
+            .lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("an answer");
+        let out = guard.wait_output(Duration::from_secs(5));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.is_empty(), "the target complained: {stderr}");
+        match answer.as_str() {
+            "True" => true,
+            "False" => false,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.perf_map);
+    }
+}
+
+/// A refusal is a one-line message with no trace of a panic.
+fn assert_one_line(e: &Error) {
+    let text = e.one_line();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn state_follows_x_perf_and_pythonperfsupport() {
+    let mut on = vec![
+        Python::start(&mut sid("3.13", &["-X", "perf"], BUSY)),
+        Python::start(&mut sid("3.14", &["-X", "perf"], BUSY)),
+        Python::start(&mut sid("3.15", &["-X", "perf"], BUSY)),
+    ];
+    for version in ["3.12.1", "3.13.0"] {
+        let mut cmd = pyenv(version, BUSY);
+        on.push(Python::start(cmd.env("PYTHONPERFSUPPORT", "1")));
+    }
+    let off = [
+        Python::start(&mut sid("3.13", &[], BUSY)),
+        Python::start(&mut sid("3.14", &[], BUSY)),
+        Python::start(&mut sid("3.15", &[], BUSY)),
+        Python::start(&mut pyenv("3.12.1", BUSY)),
+        Python::start(&mut pyenv("3.13.0", BUSY)),
+    ];
+    for p in on {
+        let version = p.target().version_text();
+        assert_eq!(p.state(), TrampolineState::Active, "{version}");
+        assert!(p.sees_trampoline(), "{version}");
+    }
+    for p in off {
+        let version = p.target().version_text();
+        assert_eq!(p.state(), TrampolineState::Inactive, "{version}");
+        assert!(!p.sees_trampoline(), "{version}");
+    }
+}
+
+#[test]
+fn before_3_12_there_is_no_trampoline() {
+    let p = Python::start(&mut pyenv(
+        "3.11.7",
+        "import time; print('ready', flush=True); time.sleep(30)",
+    ));
+    let target = p.target();
+    assert_eq!(
+        trampoline::state(&target).unwrap(),
+        TrampolineState::Unknown("CPython 3.11.7 has no perf trampoline (it came in 3.12)".into())
+    );
+    let e = trampoline::activate(&target).unwrap_err();
+    assert!(matches!(e, Error::TrampolineUnavailable { .. }), "{e:?}");
+    assert_one_line(&e);
+}
+
+/// Switches the trampoline on in a busy process of the sid chroot and checks it from both sides.
+fn activates_in_a_busy(version: &str) {
+    let p = Python::start(&mut sid(version, &[], BUSY));
+    assert_eq!(p.state(), TrampolineState::Inactive);
+    let before = SystemTime::now();
+    let started = Instant::now();
+    trampoline::activate(&p.target()).expect("activation");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.state(), TrampolineState::Active);
+    // Created by the activation (file times come from a coarse clock, hence the slack).
+    let written = std::fs::metadata(&p.perf_map)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("no perf map {}: {e}", p.perf_map.display()));
+    assert!(written + Duration::from_millis(50) >= before);
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    // Already on: nothing to do.
+    trampoline::activate(&p.target()).expect("a second call");
+    assert!(p.sees_trampoline());
+}
+
+#[test]
+fn activate_switches_it_on_in_a_busy_3_14() {
+    activates_in_a_busy("3.14");
+}
+
+#[test]
+fn activate_switches_it_on_in_a_busy_3_15() {
+    activates_in_a_busy("3.15");
+}
+
+#[test]
+fn activate_leaves_an_active_trampoline_alone() {
+    let p = Python::start(&mut sid("3.14", &["-X", "perf"], BUSY));
+    trampoline::activate(&p.target()).expect("nothing to do");
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    assert!(p.sees_trampoline());
+}
+
+#[test]
+fn activate_respects_a_process_that_disabled_remote_debugging() {
+    let by_flag = Python::start(&mut sid("3.14", &["-X", "disable-remote-debug"], BUSY));
+    let mut cmd = sid("3.15", &[], BUSY);
+    let by_env = Python::start(cmd.env("PYTHON_DISABLE_REMOTE_DEBUG", "1"));
+    for p in [by_flag, by_env] {
+        let e = trampoline::activate(&p.target()).unwrap_err();
+        assert!(
+            matches!(e, Error::RemoteDebugDisabled { pid } if pid == p.pid()),
+            "{e:?}"
+        );
+        assert_one_line(&e);
+        assert!(e.to_string().contains("PYTHONPERFSUPPORT=1"), "{e}");
+        assert_eq!(p.state(), TrampolineState::Inactive);
+        assert_eq!(p.leftovers(), Vec::<String>::new());
+        assert!(!p.perf_map.exists());
+        assert!(!p.sees_trampoline());
+    }
+}
+
+#[test]
+fn activate_needs_3_14() {
+    for p in [
+        Python::start(&mut sid("3.13", &[], BUSY)),
+        Python::start(&mut pyenv("3.12.1", BUSY)),
+    ] {
+        let e = trampoline::activate(&p.target()).unwrap_err();
+        assert!(matches!(e, Error::RemoteExecUnsupported { .. }), "{e:?}");
+        assert_one_line(&e);
+        assert_eq!(p.leftovers(), Vec::<String>::new());
+        assert!(!p.sees_trampoline());
+    }
+}
+
+#[test]
+fn a_sleeping_main_thread_gets_its_request_withdrawn() {
+    let p = Python::start(&mut sid("3.14", &[], &sleepy()));
+    let started = Instant::now();
+    let e = trampoline::activate_within(&p.target(), Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(e, Error::MainThreadBlocked { pid, .. } if pid == p.pid()),
+        "{e:?}"
+    );
+    assert_one_line(&e);
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    // Once awake and busy, it finds no request: a pending one would now fail to open the
+    // removed script, on its stderr, which `sees_trampoline` requires empty.
+    thread::sleep(Duration::from_millis(2600).saturating_sub(started.elapsed()));
+    assert_eq!(p.state(), TrampolineState::Inactive);
+    assert!(!p.sees_trampoline());
+}
+
+#[test]
+fn activate_refuses_a_process_that_switched_it_off_before() {
+    let p = Python::start(&mut sid("3.14", &[], &toggled()));
+    assert_eq!(p.state(), TrampolineState::Inactive);
+    let e = trampoline::activate(&p.target()).unwrap_err();
+    assert!(
+        matches!(&e, Error::TrampolineUnavailable { why, .. } if why.contains("switched it off")),
+        "{e:?}"
+    );
+    assert_one_line(&e);
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    assert!(!p.sees_trampoline());
+}
+
+#[test]
+fn activate_reports_what_the_target_refused() {
+    let mut cmd = sid("3.14", &[], BUSY);
+    let p = Python::start(cmd.env("PYTHON_JIT", "1"));
+    let e = trampoline::activate(&p.target()).unwrap_err();
+    assert!(
+        matches!(&e, Error::TrampolineFailed { why, .. } if why.contains("JIT")),
+        "{e:?}"
+    );
+    assert_one_line(&e);
+    assert_eq!(p.state(), TrampolineState::Inactive);
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    assert!(!p.sees_trampoline());
+}
+
+#[test]
+fn activate_reaches_the_main_interpreter_behind_a_subinterpreter() {
+    // The newest interpreter heads the list; the main one (id 0) is behind it.
+    let code =
+        format!("import concurrent.interpreters\nsub = concurrent.interpreters.create()\n{BUSY}");
+    let p = Python::start(&mut sid("3.14", &[], &code));
+    assert_eq!(p.state(), TrampolineState::Inactive);
+    trampoline::activate(&p.target()).expect("activation");
+    assert_eq!(p.state(), TrampolineState::Active);
+    assert!(p.sees_trampoline());
+}
+
+#[test]
+fn activate_works_for_a_target_of_another_user() {
+    // The script must be readable by the target whatever our umask; its status file is the
+    // target's, in a sticky /tmp.
+    let mut cmd = Command::new("chroot");
+    cmd.args([
+        "--userspec=65534:65534",
+        "/opt/sidroot",
+        "/usr/bin/python3.15",
+        "-c",
+        BUSY,
+    ]);
+    let p = Python::start(&mut cmd);
+    trampoline::activate(&p.target()).expect("activation");
+    assert_eq!(p.state(), TrampolineState::Active);
+    assert_eq!(p.leftovers(), Vec::<String>::new());
+    assert!(p.sees_trampoline());
+}
