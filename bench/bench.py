@@ -18,6 +18,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3.11"
+# A build without probes, traced through _PyEval_EvalFrameDefault with CPython's perf trampoline.
+PYENV_312 = sorted(
+    os.path.join(d.path, "bin", "python3")
+    for d in os.scandir(os.path.expanduser("~/.pyenv/versions")) if d.name.startswith("3.12.")
+)[-1:] if os.path.isdir(os.path.expanduser("~/.pyenv/versions")) else []
+TRAMPOLINE = {"PYTHONPERFSUPPORT": "1"}
 PYPROBE = os.path.join(ROOT, "target", "release", "pyprobe")
 BPFTRACE = shutil.which("bpftrace")
 
@@ -43,28 +49,44 @@ def has_subcommand(name):
 
 
 class Mode:
-    """One way of running a workload: untraced, or under a tracer command line."""
+    """One way of running a workload: untraced, or under a tracer command line; on Debian's
+    3.11 unless `python` (and `env`) say otherwise, compared with the untraced mode `base`."""
 
-    def __init__(self, name, work, tracer=None, watch="function__return", kind="pyprobe", floor=None):
+    def __init__(self, name, work, tracer=None, watch="function__return", kind="pyprobe", floor=None,
+                 python=None, env=None, base=None):
         self.name, self.work, self.tracer, self.watch, self.kind, self.floor = name, work, tracer, watch, kind, floor
+        self.python, self.env, self.base = python or PYTHON, env or {}, base
+
+
+def attached(mode, w, tracer, out_path):
+    """Waits until the tracer's probes are live: pyprobe says so in its banner (printed once
+    every probe is armed); bpftrace is watched through the probe's semaphore."""
+    if mode.kind == "pyprobe":
+        while "Tracing" not in open(out_path).read():
+            if tracer.poll() is not None:
+                raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
+            time.sleep(0.001)
+        return
+    addr = semaphore_addrs(w.pid)[mode.watch]
+    while semaphore(w.pid, addr) == 0:
+        if tracer.poll() is not None:
+            raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
+        time.sleep(0.001)
 
 
 def run_once(mode, size, tmp):
-    w = subprocess.Popen([PYTHON, workload(mode.work), str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    w = subprocess.Popen([mode.python, workload(mode.work), str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, env={**os.environ, **mode.env})
     assert w.stdout.readline().strip() == "ready"
     result = {}
     tracer = None
     out_path = os.path.join(tmp, "tracer.out")
     if mode.tracer:
-        addr = semaphore_addrs(w.pid)[mode.watch]
         cmd = [a.replace("{pid}", str(w.pid)).replace("{out}", os.path.join(tmp, "flow.out")) for a in mode.tracer]
         t0 = time.monotonic()
         out_f = open(out_path, "w")
         tracer = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT)
-        while semaphore(w.pid, addr) == 0:
-            if tracer.poll() is not None:
-                raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
-            time.sleep(0.001)
+        attached(mode, w, tracer, out_path)
         result["attach_ms"] = (time.monotonic() - t0) * 1e3
         # bpftrace raises the semaphore as it attaches its first probe; give it all of them.
         time.sleep(0.3 if mode.kind == "bpftrace" else 0.05)
@@ -79,6 +101,12 @@ def run_once(mode, size, tmp):
     w.stdin.write("done\n")
     w.stdin.flush()
     w.wait(timeout=30)
+    if mode.env is TRAMPOLINE:
+        # The trampoline's perf map, which a run leaves in /tmp.
+        try:
+            os.remove(f"/tmp/perf-{w.pid}.map")
+        except FileNotFoundError:
+            pass
     return result
 
 
@@ -132,6 +160,24 @@ def main():
         # Its floor is shown beside it; a ratio to the floor's added cost means nothing when
         # that cost is within noise of zero, so pygc is judged by its slowdown alone.
         modes.append(Mode("pygc (gc)", "gc_heavy.py", [P, "gc", "--pid", "{pid}"], watch="gc__start"))
+    if PYENV_312:
+        # A build without probes: the eval-frame uprobe, every call routed past it by CPython's
+        # perf trampoline; untraced with and without the trampoline, to show its own cost.
+        py, base = PYENV_312[0], "untraced (3.12, trampoline)"
+        on = dict(python=py, env=TRAMPOLINE, base=base)
+        modes += [
+            Mode("untraced (3.12, no trampoline)", "calls.py", python=py, base=base),
+            Mode(base, "calls.py", **on),
+            Mode("floor: empty eval-frame uprobe (3.12)", "calls.py", [P, "floor", "--pid", "{pid}", "--calls", "count"], **on),
+            Mode("pycount (3.12)", "calls.py", [P, "count", "--pid", "{pid}"], floor="floor: empty eval-frame uprobe (3.12)", **on),
+            Mode("pycount --filter func1 (3.12)", "calls.py", [P, "count", "--pid", "{pid}", "--filter", "func1"],
+                 floor="floor: empty eval-frame uprobe (3.12)", **on),
+            Mode("floor: empty eval-frame uprobe + uretprobe (3.12)", "calls.py", [P, "floor", "--pid", "{pid}", "--calls", "pairs"], **on),
+            Mode("pycount --latency (3.12)", "calls.py", [P, "count", "--pid", "{pid}", "--latency"],
+                 floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
+            Mode("pyflow --output FILE (3.12)", "calls.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"],
+                 floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
+        ]
     if BPFTRACE:
         u = f"usdt:{PYTHON}:python"
         modes += [
@@ -161,9 +207,12 @@ def main():
     # the thread that hits it, and CPU time is far less disturbed by other load than wall time.
     med = {n: median_range([x["cpu_seconds"] for x in rs]) for n, rs in results.items()}
     table = []
+    def base_name(m):
+        return m.base or base_of[m.work]
+
     for m in modes:
         rs = results[m.name]
-        base = med[base_of[m.work]][0]
+        base = med[base_name(m)][0]
         secs, lo, hi = med[m.name]
         row = {"mode": m.name, "workload": m.work, "median_s": secs, "min_s": lo, "max_s": hi, "ratio": secs / base}
         calls = rs[0].get("calls")
@@ -183,7 +232,7 @@ def main():
         if m.floor:
             f = by_name[m.floor]
             fsecs = med[m.floor][0]
-            fbase = med[base_of[f.work]][0]
+            fbase = med[base_name(f)][0]
             row["vs_floor"] = (secs - base) / max(fsecs - fbase, 1e-9)
         table.append(row)
 
@@ -195,7 +244,8 @@ def main():
     pc = added("pycount")
     if bt and pc:
         checks.append(("pycount added cost <= 0.6x bpftrace's correct one-liner", pc / bt, 0.6))
-    for name, limit in [("pycount", 1.15), ("pycount --latency", 1.15), ("pyflow --output FILE", 1.5)]:
+    for name, limit in [("pycount", 1.15), ("pycount --latency", 1.15), ("pyflow --output FILE", 1.5),
+                        ("pycount (3.12)", 1.15), ("pycount --latency (3.12)", 1.15), ("pyflow --output FILE (3.12)", 1.5)]:
         r = next((r for r in table if r["mode"] == name), None)
         if r and "vs_floor" in r:
             checks.append((f"{name} added cost <= {limit}x its empty-program floor", r["vs_floor"], limit))
@@ -210,7 +260,8 @@ def main():
             checks.append((f"{r['mode']}: attach <= 100 ms", r["attach_ms"], 100))
             checks.append((f"{r['mode']}: peak RSS <= 20 MB", r["peak_rss_mb"], 20))
 
-    print(f"\n## pyprobe bench ({rounds} rounds, Debian {PYTHON}; workload thread CPU time, medians [min..max])\n")
+    print(f"\n## pyprobe bench ({rounds} rounds, Debian {PYTHON} unless marked 3.12 ({' '.join(PYENV_312)}); "
+          "workload thread CPU time, medians [min..max])\n")
     print("| mode | workload | CPU s | ratio | added ns/call [range] | vs floor | attach ms | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in table:

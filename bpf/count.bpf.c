@@ -5,12 +5,6 @@
 /* With --latency the entry probe runs too, and returns are paired with entries per thread. */
 const volatile bool timed = false;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FN_SLOTS);
-	__type(key, __u32);
-	__type(value, struct fn_slot);
-} fn_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -63,7 +57,8 @@ static __always_inline void hist_add(__u32 id, __u64 d)
 	map_increment(&latency_hist, &hk, &losses.hist_full);
 }
 
-static __always_inline void push_entry(__u64 name_ptr, __u64 code, __u32 lineno)
+/* Pushes an entry on the thread's stack; `pair` is what its return will be matched by. */
+static __always_inline void push_entry(__u64 pair, __u64 name_ptr, __u64 code, __u32 lineno)
 {
 	struct call_stack *st = thread_stack(current_tid(), true);
 	__u32 d;
@@ -73,6 +68,7 @@ static __always_inline void push_entry(__u64 name_ptr, __u64 code, __u32 lineno)
 	d = st->depth;
 	if (d < MAX_DEPTH) {
 		st->ts[d] = bpf_ktime_get_ns();
+		st->pair[d] = pair;
 		st->name_ptr[d] = name_ptr;
 		st->code[d] = code;
 		st->lineno[d] = lineno;
@@ -87,15 +83,39 @@ static __always_inline void push_entry(__u64 name_ptr, __u64 code, __u32 lineno)
 #define POP_UNPAIRED 0 /* the entry was never seen: the call was running at attach */
 #define POP_TOO_DEEP 1 /* nested beyond MAX_DEPTH: already counted as too_deep at its entry */
 
+/* A thread's outermost frame returns when the thread ends: free its stack for new threads. */
+static __always_inline void release_if_empty(struct call_stack *st)
+{
+	__u32 tid = current_tid();
+
+	if (st->depth)
+		return;
+	if (st->tid == tid)
+		st->tid = 0;
+	else
+		bpf_map_delete_elem(&stacks, &tid);
+}
+
+/* Takes the entry at `top` off the stack: its time, and its function's key. */
+static __always_inline __u64 take_entry(struct call_stack *st, __u32 top, struct fn_key *key)
+{
+	top &= MAX_DEPTH - 1;
+	key->code = st->code[top];
+	key->name_ptr = st->name_ptr[top];
+	key->lineno = st->lineno[top];
+	st->depth = top;
+	release_if_empty(st);
+	return st->ts[top];
+}
+
 /*
- * Pops the thread's entry for this function: the top one, or where returns can go missing, one
- * a few frames down (the frames above it ended unseen, counted in exits_unseen).
+ * Pops the thread's entry for a return paired by `pair`: the top one, or where returns can go
+ * missing, one a few frames down (the frames above it ended unseen, counted in exits_unseen).
  */
-static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
+static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key)
 {
 	struct call_stack *st = thread_stack(current_tid(), false);
 	__u32 top, k;
-	__u64 ts;
 
 	if (!st || st->depth == 0)
 		return POP_UNPAIRED;
@@ -104,13 +124,13 @@ static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
 		st->depth = top;
 		return POP_TOO_DEEP;
 	}
-	if (st->name_ptr[top] != name_ptr) {
+	if (st->pair[top] != pair) {
 		if (!source.returns_may_miss)
 			return POP_UNPAIRED;
 		for (k = 1; k <= UNWIND_SEARCH; k++) {
 			if (k > top)
 				return POP_UNPAIRED;
-			if (st->name_ptr[(top - k) & (MAX_DEPTH - 1)] == name_ptr)
+			if (st->pair[(top - k) & (MAX_DEPTH - 1)] == pair)
 				break;
 		}
 		if (k > UNWIND_SEARCH)
@@ -118,22 +138,46 @@ static __always_inline __u64 pop_entry(__u64 name_ptr, struct fn_key *key)
 		__sync_fetch_and_add(&losses.exits_unseen, k);
 		top -= k;
 	}
-	top &= MAX_DEPTH - 1;
-	ts = st->ts[top];
-	key->code = st->code[top];
-	key->name_ptr = st->name_ptr[top];
-	key->lineno = st->lineno[top];
-	st->depth = top;
-	/* A thread's outermost frame returns when the thread ends: free its slot for new threads. */
-	if (top == 0) {
-		__u32 tid = current_tid();
+	return take_entry(st, top, key);
+}
 
-		if (st->tid == tid)
-			st->tid = 0;
-		else
-			bpf_map_delete_elem(&stacks, &tid);
+/*
+ * Pops the entry of the eval-frame call that returns with the stack pointer `sp`. The stack
+ * grows down, so entries pushed with a lower stack pointer belong to frames that ended without
+ * their return being seen: the kernel keeps at most 64 returns pending per thread.
+ */
+static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key)
+{
+	struct call_stack *st = thread_stack(current_tid(), false);
+	__u32 top, unseen = 0;
+
+	if (!st || st->depth == 0)
+		return POP_UNPAIRED;
+	top = st->depth - 1;
+	if (top >= MAX_DEPTH) {
+		st->depth = top;
+		return POP_TOO_DEEP;
 	}
-	return ts;
+	for (int k = 0; k < MAX_DEPTH; k++) {
+		if (st->pair[top & (MAX_DEPTH - 1)] >= sp)
+			break;
+		unseen++;
+		if (top == 0) {
+			/* Every entry was deeper: this call was running at attach. */
+			st->depth = 0;
+			release_if_empty(st);
+			__sync_fetch_and_add(&losses.exits_unseen, unseen);
+			return POP_UNPAIRED;
+		}
+		top--;
+	}
+	if (unseen)
+		__sync_fetch_and_add(&losses.exits_unseen, unseen);
+	if (st->pair[top & (MAX_DEPTH - 1)] != sp) {
+		st->depth = top + 1;
+		return POP_UNPAIRED;
+	}
+	return take_entry(st, top, key);
 }
 
 static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 start)
@@ -154,43 +198,24 @@ static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 
 	hist_add(id, d);
 }
 
-static __always_inline struct fn_slot *slot_of(__u64 code)
-{
-	/* Fibonacci hashing of the code object's address (16-byte aligned). */
-	__u32 idx = ((code >> 4) * 0x9E3779B97F4A7C15ULL) >> 52;
-
-	return bpf_map_lookup_elem(&fn_slots, &idx);
-}
-
-/* Hands an empty slot to a function just looked up in the table, so later calls take the fast way. */
-static __always_inline void claim_slot(struct fn_slot *slot, const struct fn_key *key, const struct fn_entry *e)
-{
-	if (!slot || slot->code || !key->code)
-		return;
-	if (__sync_val_compare_and_swap(&slot->code, 0, key->code) != 0)
-		return;
-	slot->id = e->id;
-	slot->matched = e->matched;
-	/* Last: a reader trusts the slot only once name_ptr matches. The barrier keeps the compiler
-	 * from reordering the stores; x86 keeps them in order for other CPUs. */
-	barrier();
-	WRITE_ONCE(slot->name_ptr, key->name_ptr);
-}
-
-/* Counts one call of the function with this key and returns its statistics block. */
-static __always_inline struct fn_stats *count_call(struct pt_regs *ctx, __u32 name_reg, struct fn_key *key,
-						    __u32 *id)
+/*
+ * Counts one call of the function with this key and returns its statistics block; NULL when
+ * it does not match --filter, or (`frame`: the eval-frame source) for a generator's creation,
+ * which cProfile does not count either: its resumes are the calls. `*creation` tells which.
+ */
+static __always_inline struct fn_stats *count_key(struct pt_regs *ctx, struct fn_key *key, bool has_code,
+						   __u64 frame, bool *creation, __u32 *id)
 {
 	struct fn_slot *slot = NULL;
 	struct fn_entry *e;
-	bool has_code;
 
-	has_code = function_key(ctx, name_reg, key);
 	if (has_code) {
 		slot = slot_of(key->code);
-		if (slot && slot->code == key->code && READ_ONCE(slot->name_ptr) == key->name_ptr) {
+		if (slot && slot->code == key->code && READ_ONCE(slot->name_ptr) == key->name_ptr &&
+		    slot->lineno == key->lineno) {
 			barrier();
-			if (!slot->matched)
+			*creation = slot->generator && creates_generator(frame);
+			if (!slot->matched || *creation)
 				return NULL;
 			__sync_fetch_and_add(&slot->stats.count, 1);
 			*id = slot->id;
@@ -201,28 +226,54 @@ static __always_inline struct fn_stats *count_call(struct pt_regs *ctx, __u32 na
 	if (!e)
 		return NULL;
 	claim_slot(slot, key, e);
-	if (!e->matched)
+	*creation = e->generator && creates_generator(frame);
+	if (!e->matched || *creation)
 		return NULL;
 	__sync_fetch_and_add(&e->stats.count, 1);
 	*id = e->id;
 	return &e->stats;
 }
 
+/* Records the duration of the call a return paired with (the entry's key names it, or for a
+ * call seen through its trampoline stub, the stub's slot). */
+static __always_inline void record_return(__u64 start, struct fn_key *key)
+{
+	struct fn_slot *slot;
+	struct fn_entry *e;
+
+	if (start == POP_UNPAIRED || start == POP_TOO_DEEP) {
+		record_duration(NULL, 0, start);
+		return;
+	}
+	if (!key->code)
+		return;
+	if (key->name_ptr == STUB_SLOT) {
+		slot = slot_of(key->code);
+		if (slot && slot->code == key->code && slot->matched)
+			record_duration(&slot->stats, slot->id, start);
+		return;
+	}
+	e = bpf_map_lookup_elem(&functions, key);
+	if (e && e->matched)
+		record_duration(&e->stats, e->id, start);
+}
+
 SEC("usdt")
 int call_entry(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
+	bool creation;
 	__u32 id;
 
 	if (!armed())
 		return 0;
 	if (!source.count_on_entry) {
-		push_entry(name_arg(ctx, source.name_reg_entry), 0, 0);
+		push_entry(name_arg(ctx, source.name_reg_entry), 0, 0, 0);
 		return 0;
 	}
-	count_call(ctx, source.name_reg_entry, &key, &id);
+	count_key(ctx, &key, function_key(ctx, source.name_reg_entry, &key), 0, &creation, &id);
 	if (timed)
-		push_entry(key.name_ptr, key.code, key.lineno);
+		push_entry(key.name_ptr, key.name_ptr, key.code, key.lineno);
 	return 0;
 }
 
@@ -231,32 +282,106 @@ int call_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
 	struct fn_stats *s;
-	struct fn_entry *e;
-	__u64 start = 0;
+	bool creation;
+	__u64 start;
 	__u32 id = 0;
 
 	if (!armed())
 		return 0;
 	if (source.count_on_entry) {
 		/* The entry's key is the function's identity; the return's line is not. */
-		if (!timed)
-			return 0;
-		start = pop_entry(name_arg(ctx, source.name_reg_return), &key);
-		if (start == POP_UNPAIRED || start == POP_TOO_DEEP) {
-			record_duration(NULL, 0, start);
-			return 0;
-		}
-		e = bpf_map_lookup_elem(&functions, &key);
-		if (e && e->matched)
-			record_duration(&e->stats, e->id, start);
+		if (timed)
+			record_return(pop_entry(name_arg(ctx, source.name_reg_return), &key), &key);
 		return 0;
 	}
-	s = count_call(ctx, source.name_reg_return, &key, &id);
+	s = count_key(ctx, &key, function_key(ctx, source.name_reg_return, &key), 0, &creation, &id);
 	if (!timed)
 		return 0;
 	start = pop_entry(key.name_ptr, &key);
 	if (s)
 		record_duration(s, id, start);
+	return 0;
+}
+
+/* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating. With the perf
+ * trampoline, a function's stub (one read of the stack) finds its slot without reading its
+ * code object; the code object is read the first time, and where there is no stub. */
+SEC("uprobe")
+int eval_entry(struct pt_regs *ctx)
+{
+	__u64 frame = eval_frame_arg(ctx), sp = eval_call_sp(ctx), stub;
+	struct fn_slot *slot = NULL;
+	struct fn_key key = {};
+	struct fn_entry *e;
+	bool creation = false;
+	__u32 id;
+
+	if (!armed())
+		return 0;
+	stub = trampoline_stub(ctx, sp);
+	if (stub) {
+		slot = slot_of(stub);
+		if (slot && slot->code == stub && READ_ONCE(slot->name_ptr) == STUB_SLOT) {
+			barrier();
+			creation = slot->generator && creates_generator(frame);
+			if (slot->matched && !creation)
+				__sync_fetch_and_add(&slot->stats.count, 1);
+			if (timed)
+				push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+			return 0;
+		}
+	}
+	if (!eval_frame_key(frame, &key))
+		return 0;
+	count_key(ctx, &key, true, frame, &creation, &id);
+	if (stub && (e = bpf_map_lookup_elem(&functions, &key))) {
+		struct fn_key stub_key = { .code = stub, .name_ptr = STUB_SLOT };
+
+		claim_slot(slot, &stub_key, e);
+	}
+	if (creation)
+		key.code = 0; /* a generator's creation: its return pairs, and records nothing */
+	if (timed)
+		push_entry(sp, key.name_ptr, key.code, key.lineno);
+	return 0;
+}
+
+SEC("uretprobe")
+int eval_return(struct pt_regs *ctx)
+{
+	struct fn_key key = {};
+
+	if (armed() && timed)
+		record_return(pop_entry_at(eval_return_sp(ctx), &key), &key);
+	return 0;
+}
+
+/*
+ * 3.13 pushes the __init__ frame of a plain class's instantiation itself, without calling
+ * _PyEval_EvalFrameDefault (CALL_ALLOC_AND_ENTER_INIT): a uprobe on its allocation call sees
+ * each, with the class in rdi. Counted, not timed: the frame has no return of its own.
+ */
+SEC("uprobe")
+int init_entry(struct pt_regs *ctx)
+{
+	struct fn_key key = {};
+	bool ok = true, creation;
+	__u64 init;
+	__u32 id;
+
+	if (!armed())
+		return 0;
+	init = read_user_u64(ctx->rdi + source.eval.type_init, &ok);
+	key.code = ok && init ? read_user_u64(init + source.eval.func_code, &ok) : 0;
+	key.name_ptr = ok && key.code ? read_user_u64(key.code + source.eval.co_name, &ok) : 0;
+	if (ok && key.code &&
+	    bpf_probe_read_user(&key.lineno, sizeof(key.lineno), (void *)(key.code + source.eval.co_firstlineno)))
+		ok = false;
+	if (!ok || !key.name_ptr) {
+		__sync_fetch_and_add(&losses.code_read_errors, 1);
+		return 0;
+	}
+	count_key(ctx, &key, true, 0, &creation, &id);
 	return 0;
 }
 

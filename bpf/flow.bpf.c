@@ -69,36 +69,30 @@ static __always_inline void emit(enum flow_kind kind, __u64 ts, __u64 duration, 
 				   BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-SEC("usdt")
-int flow_entry(struct pt_regs *ctx)
+/*
+ * Pushes a call on the thread's stack (of the function numbered `id`, when `known`), paired
+ * with its return by `pair`, and streams it if shown. A `hidden` call (a generator's creation)
+ * still pairs its return.
+ */
+static __always_inline void enter(struct flow_stack *st, __u32 tid, bool known, __u32 id, bool matched,
+				  __u64 pair, bool hidden)
 {
-	__u32 tid = current_tid(), d;
 	struct flow_frame *f;
-	struct flow_stack *st;
-	struct fn_key key = {};
-	struct fn_entry *e;
-	bool shown, matched;
-	__u64 frame;
+	bool shown;
+	__u32 d = st->depth;
 
-	if (!armed() || (only_tid && tid != only_tid))
-		return 0;
-	st = flow_stack(tid, true);
-	if (!st)
-		return 0;
-	frame = current_frame(ctx);
-	e = lookup_key(ctx, &key, function_key_of(ctx, source.name_reg_entry, frame_code(frame), &key));
-	d = st->depth;
 	st->depth = d + 1;
 	if (d >= FLOW_MAX_DEPTH) {
 		/* Kept in the depth so that the returns above the limit pop nothing below it. */
 		__sync_fetch_and_add(&losses.too_deep, 1);
-		return 0;
+		return;
 	}
-	matched = e && e->matched;
-	shown = e && (matched || (subtree && st->matched > 0)) && (!max_depth || st->shown < max_depth);
+	matched = known && matched && !hidden;
+	shown = known && !hidden && (matched || (subtree && st->matched > 0)) &&
+		(!max_depth || st->shown < max_depth);
 	f = &st->frames[d & (FLOW_MAX_DEPTH - 1)];
-	f->pair = pair_by_frame() ? frame : key.name_ptr;
-	f->fn_id = e ? e->id : 0;
+	f->pair = pair;
+	f->fn_id = id;
 	f->flags = (shown ? FLOW_FRAME_SHOWN : 0) | (matched ? FLOW_FRAME_MATCHED : 0);
 	if (matched)
 		st->matched++;
@@ -108,6 +102,64 @@ int flow_entry(struct pt_regs *ctx)
 	f->ts = bpf_ktime_get_ns();
 	if (shown && !calls_on_return)
 		emit(FLOW_ENTRY, f->ts, 0, tid, f->fn_id, st->shown - 1);
+}
+
+SEC("usdt")
+int flow_entry(struct pt_regs *ctx)
+{
+	__u32 tid = current_tid();
+	struct flow_stack *st;
+	struct fn_key key = {};
+	struct fn_entry *e;
+	__u64 frame;
+
+	if (!armed() || (only_tid && tid != only_tid))
+		return 0;
+	st = flow_stack(tid, true);
+	if (!st)
+		return 0;
+	frame = current_frame(ctx);
+	e = lookup_key(ctx, &key, function_key_of(ctx, source.name_reg_entry, frame_code(frame), &key));
+	enter(st, tid, e != NULL, e ? e->id : 0, e && e->matched, pair_by_frame() ? frame : key.name_ptr, false);
+	return 0;
+}
+
+/* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating; with the perf
+ * trampoline, known functions are found by their stub, without reading their code object. */
+SEC("uprobe")
+int flow_eval_entry(struct pt_regs *ctx)
+{
+	__u64 frame = eval_frame_arg(ctx), sp = eval_call_sp(ctx), stub;
+	__u32 tid = current_tid();
+	struct fn_slot *slot = NULL;
+	struct flow_stack *st;
+	struct fn_key key = {};
+	struct fn_entry *e;
+
+	if (!armed() || (only_tid && tid != only_tid))
+		return 0;
+	st = flow_stack(tid, true);
+	if (!st)
+		return 0;
+	stub = trampoline_stub(ctx, sp);
+	if (stub) {
+		slot = slot_of(stub);
+		if (slot && slot->code == stub && READ_ONCE(slot->name_ptr) == STUB_SLOT) {
+			barrier();
+			enter(st, tid, true, slot->id, slot->matched, sp, slot->generator && creates_generator(frame));
+			return 0;
+		}
+	}
+	if (!eval_frame_key(frame, &key))
+		return 0;
+	e = lookup_key(ctx, &key, true);
+	if (stub && e) {
+		struct fn_key stub_key = { .code = stub, .name_ptr = STUB_SLOT };
+
+		claim_slot(slot, &stub_key, e);
+	}
+	/* A generator's creation is not a call of it (cProfile agrees): its resumes are. */
+	enter(st, tid, e != NULL, e ? e->id : 0, e && e->matched, sp, e && e->generator && creates_generator(frame));
 	return 0;
 }
 
@@ -118,6 +170,8 @@ static __always_inline void pop_frame(struct flow_stack *st, __u32 top, __u32 ti
 	__u64 d;
 
 	st->depth = top;
+	if (kind == FLOW_UNWOUND)
+		__sync_fetch_and_add(&losses.exits_unseen, 1);
 	if ((f->flags & FLOW_FRAME_MATCHED) && st->matched > 0)
 		st->matched--;
 	if (!(f->flags & FLOW_FRAME_SHOWN) || st->shown == 0)
@@ -186,6 +240,65 @@ int flow_return(struct pt_regs *ctx)
 		}
 	}
 	__sync_fetch_and_add(&losses.unpaired_returns, 1);
+	return 0;
+}
+
+struct unwind {
+	struct flow_stack *st;
+	__u64 sp;
+	__u64 now;
+	__u32 tid;
+};
+
+/* One frame deeper than the returning one (pushed at a lower stack address): it ended unseen. */
+static long unwind_deeper(__u64 i, void *ctx)
+{
+	struct unwind *u = ctx;
+	struct flow_stack *st = u->st;
+	__u32 top;
+
+	if (!st || st->depth == 0 || st->depth > FLOW_MAX_DEPTH)
+		return 1;
+	top = st->depth - 1;
+	if (st->frames[top & (FLOW_MAX_DEPTH - 1)].pair >= u->sp)
+		return 1;
+	pop_frame(st, top, u->tid, u->now, FLOW_UNWOUND);
+	return 0;
+}
+
+/*
+ * The eval-frame source's returns (a uretprobe). The kernel keeps at most 64 returns pending
+ * per thread: the frames deeper than the returning one ended without theirs, and are unwound.
+ */
+SEC("uretprobe")
+int flow_eval_return(struct pt_regs *ctx)
+{
+	struct unwind u = { .now = bpf_ktime_get_ns(), .sp = eval_return_sp(ctx), .tid = current_tid() };
+	struct flow_stack *st;
+	__u32 top;
+
+	if (!armed() || (only_tid && u.tid != only_tid))
+		return 0;
+	st = flow_stack(u.tid, false);
+	if (!st || st->depth == 0) {
+		__sync_fetch_and_add(&losses.unpaired_returns, 1);
+		return 0;
+	}
+	if (st->depth > FLOW_MAX_DEPTH) {
+		st->depth--;
+		return 0;
+	}
+	u.st = st;
+	bpf_loop(FLOW_MAX_DEPTH, unwind_deeper, &u, 0);
+	top = st->depth - 1;
+	if (st->depth == 0 || st->frames[top & (FLOW_MAX_DEPTH - 1)].pair != u.sp) {
+		/* Its call began before the probes were live. */
+		__sync_fetch_and_add(&losses.unpaired_returns, 1);
+		release_if_empty(st, u.tid);
+		return 0;
+	}
+	pop_frame(st, top, u.tid, u.now, FLOW_RETURN);
+	release_if_empty(st, u.tid);
 	return 0;
 }
 

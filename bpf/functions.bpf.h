@@ -18,6 +18,18 @@ struct {
 	__type(value, struct fn_entry);
 } functions SEC(".maps");
 
+/*
+ * The direct-mapped cache in front of the function table: an array slot per hash of a
+ * function's key (its code object, or its trampoline stub), so the common call costs an
+ * inlined array access instead of a hash lookup. Slots are claimed once and never given up.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fn_slot);
+} fn_slots SEC(".maps");
+
 struct scratch {
 	struct fn_entry entry;
 	char path[PATH_SCRATCH];
@@ -200,11 +212,7 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	if (flen > FILE_LEN - 1)
 		flen = FILE_LEN - 1;
 
-	if (has_code && source.layout.co_firstlineno)
-		bpf_probe_read_user(&e->firstlineno, sizeof(e->firstlineno),
-				    (void *)(key->code + source.layout.co_firstlineno));
-	else
-		e->firstlineno = key->lineno;
+	e->firstlineno = key->lineno;
 
 	e->matched = passes_filters(e, flen);
 	e->id = __sync_fetch_and_add(&next_fn_id, 1);
@@ -225,8 +233,12 @@ static __always_inline bool function_key_of(struct pt_regs *ctx, __u32 name_reg,
 {
 	key->code = code;
 	key->name_ptr = name_arg(ctx, name_reg);
-	if (code)
+	if (code) {
+		if (bpf_probe_read_user(&key->lineno, sizeof(key->lineno),
+					(void *)(code + source.layout.co_firstlineno)))
+			__sync_fetch_and_add(&losses.code_read_errors, 1);
 		return true;
+	}
 	key->code = usdt_arg(ctx, 0);
 	key->lineno = usdt_arg(ctx, 2);
 	return false;
@@ -238,6 +250,267 @@ static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, st
 	return function_key_of(ctx, name_reg, frame_code(current_frame(ctx)), key);
 }
 
+static __always_inline struct fn_slot *slot_of(__u64 code)
+{
+	/* Fibonacci hashing of the code object's address (16-byte aligned). */
+	__u32 idx = ((code >> 4) * 0x9E3779B97F4A7C15ULL) >> 52;
+
+	return bpf_map_lookup_elem(&fn_slots, &idx);
+}
+
+/* Hands an empty slot to a function just looked up in the table, so later calls take the fast way. */
+static __always_inline void claim_slot(struct fn_slot *slot, const struct fn_key *key, const struct fn_entry *e)
+{
+	if (!slot || slot->code || !key->code)
+		return;
+	if (__sync_val_compare_and_swap(&slot->code, 0, key->code) != 0)
+		return;
+	slot->lineno = key->lineno;
+	slot->id = e->id;
+	slot->matched = e->matched;
+	slot->generator = e->generator;
+	/* Last: a reader trusts the slot only once name_ptr matches. The barrier keeps the compiler
+	 * from reordering the stores; x86 keeps them in order for other CPUs. */
+	barrier();
+	WRITE_ONCE(slot->name_ptr, key->name_ptr);
+}
+
+/* A slot keyed by a trampoline stub has this for a name (a stub has none of its own). */
+#define STUB_SLOT 1
+
+/* ---- the eval-frame source (struct eval_layout in pyprobe.h) ---- */
+
+/* CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR: a call of such code makes an object. */
+#define CO_MAKES_GENERATOR (0x20 | 0x80 | 0x200)
+/* PyASCIIObject.state: compact and ascii bits, and the kind (bytes per code unit). */
+#define STR_COMPACT 0x20
+#define STR_ASCII 0x40
+#define STR_KIND(state) (((state) >> 2) & 7)
+
+/* The frame _PyEval_EvalFrameDefault was given. */
+static __always_inline __u64 eval_frame_arg(struct pt_regs *ctx)
+{
+	/* Both loads are made (the verifier refuses a context offset chosen at run time). */
+	__u64 rdi = READ_ONCE(ctx->rdi), rsi = READ_ONCE(ctx->rsi);
+
+	return source.eval.frame_in_rdi ? rdi : rsi;
+}
+
+/*
+ * The key of a frame _PyEval_EvalFrameDefault was given: its code object, def line and name.
+ * False when the frame could not be read (counted).
+ */
+static __always_inline bool eval_frame_key(__u64 frame, struct fn_key *key)
+{
+	/* Read as whole words, picked by index: the verifier tracks those exactly. */
+	__u64 w[16] = {};
+	__u32 span, base, at;
+	bool ok = true;
+
+	key->code = read_user_u64(frame + source.eval.f_code, &ok) & ~source.eval.code_tag_mask;
+	/* One read for the def line and the name, which follows it in the code object (from an
+	 * 8-byte boundary). */
+	base = source.eval.co_firstlineno & ~7;
+	span = source.eval.co_name + 8 - base;
+	if (span > sizeof(w))
+		span = sizeof(w);
+	if (ok && key->code && bpf_probe_read_user(w, span, (void *)(key->code + base)))
+		ok = false;
+	at = source.eval.co_firstlineno - base;
+	key->lineno = w[0] >> ((at & 4) * 8);
+	key->name_ptr = w[((source.eval.co_name - base) >> 3) & 15];
+	if (!ok || !key->code || !key->name_ptr) {
+		__sync_fetch_and_add(&losses.code_read_errors, 1);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Whether an eval-frame entry of generator code only creates the generator (3.11+): its frame
+ * is then still the thread's (owner 0), where a resume's belongs to the generator. Read only
+ * for code that makes generators; <= 3.10 never evaluates a frame to create one.
+ */
+static __always_inline bool creates_generator(__u64 frame)
+{
+	__u8 owner = 1;
+
+	if (!frame || !source.eval.owner)
+		return false;
+	bpf_probe_read_user(&owner, sizeof(owner), (void *)(frame + source.eval.owner));
+	return owner == 0;
+}
+
+/*
+ * Copies the text of a Python str into out (`size` bytes, a power of two): its first bytes,
+ * or with `tail` its last (the end of a path is what tells files apart). ASCII is kept as
+ * UTF-8; any other compact str as its code units, which userspace decodes. Returns the bytes
+ * copied.
+ */
+static __always_inline __u32 read_py_str(__u64 obj, char *out, __u32 size, bool tail, __u8 *encoding,
+					 __u8 *truncated)
+{
+	__u32 state = 0, unit, copy;
+	__u64 len, data, nbytes, from;
+	bool ok = true;
+
+	len = read_user_u64(obj + 16, &ok);
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(obj + 32)) || !ok || !(state & STR_COMPACT))
+		return 0;
+	unit = state & STR_ASCII ? 1 : STR_KIND(state);
+	if (unit != 1 && unit != 2 && unit != 4)
+		return 0;
+	data = obj + (state & STR_ASCII ? source.eval.str_ascii_data : source.eval.str_compact_data);
+	nbytes = len * unit;
+	copy = nbytes < size - 1 ? nbytes : (size - 1) / unit * unit;
+	from = tail ? nbytes - copy : 0;
+	*truncated = nbytes > copy;
+	*encoding = state & STR_ASCII ? TEXT_UTF8 : unit;
+	if (copy && bpf_probe_read_user(out, copy & (size - 1), (void *)(data + from)))
+		return 0;
+	return copy;
+}
+
+/* Name a code object seen by the eval-frame source for the first time, from its own fields,
+ * decide the filter once, and remember both. */
+static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
+{
+	__u32 zero = 0, flags = 0, flen;
+	struct scratch *s;
+	struct fn_entry *e;
+	bool ok = true;
+	__u64 file;
+	int err;
+
+	s = bpf_map_lookup_elem(&scratch_space, &zero);
+	if (!s)
+		return NULL;
+	e = &s->entry;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->name_bytes = read_py_str(key->name_ptr, e->name, NAME_LEN, false, &e->name_encoding,
+				    &e->name_truncated);
+	file = read_user_u64(key->code + source.eval.co_filename, &ok);
+	flen = ok ? read_py_str(file, e->file, FILE_LEN, true, &e->file_encoding, &e->file_truncated) : 0;
+	e->file_bytes = flen;
+	e->firstlineno = key->lineno;
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)(key->code + source.eval.co_flags));
+	e->generator = (flags & CO_MAKES_GENERATOR) != 0;
+	e->matched = passes_filters(e, flen);
+	e->id = __sync_fetch_and_add(&next_fn_id, 1);
+
+	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU named it first */) {
+		__sync_fetch_and_add(&losses.functions_full, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&functions, key);
+}
+
+/*
+ * The perf trampoline's stub that called this _PyEval_EvalFrameDefault (see struct
+ * eval_layout), or 0 when the call did not come through one. Reading the return address costs
+ * a user-memory read, about half the program's time; but the interpreter calls the stub
+ * through a register (r14 in pyenv's 3.12.1, r8 in Debian's 3.14), which the stub leaves alone.
+ * Which one is a fact of the build, so it is learnt: each call checks every candidate register
+ * against the return address read from the stack, and after STUB_TRUST calls where one always
+ * pointed just before it, and no other did, that register is trusted and the read skipped. A
+ * build whose registers never agree keeps reading.
+ */
+#define STUB_CANDIDATES 10
+#define STUB_TRUST 64
+/* The stub's call returns within this many bytes of its start. */
+#define STUB_SPAN 64
+__u32 stub_candidates = (1 << STUB_CANDIDATES) - 1;
+__u32 stub_checks = 0;
+/* Index of the trusted candidate; -1 while learning, -2 when none agreed. */
+__s32 stub_reg = -1;
+
+/* The candidate registers, loaded one by one: the verifier refuses a context offset chosen at
+ * run time, so an index picks from this copy instead. */
+struct stub_regs {
+	__u64 r[16]; /* a power of two, so that a masked index is in bounds */
+};
+
+static __always_inline void load_stub_regs(struct pt_regs *ctx, struct stub_regs *c)
+{
+	c->r[0] = READ_ONCE(ctx->rax);
+	c->r[1] = READ_ONCE(ctx->rbx);
+	c->r[2] = READ_ONCE(ctx->r8);
+	c->r[3] = READ_ONCE(ctx->r9);
+	c->r[4] = READ_ONCE(ctx->r10);
+	c->r[5] = READ_ONCE(ctx->r11);
+	c->r[6] = READ_ONCE(ctx->r12);
+	c->r[7] = READ_ONCE(ctx->r13);
+	c->r[8] = READ_ONCE(ctx->r14);
+	c->r[9] = READ_ONCE(ctx->r15);
+}
+
+static __always_inline bool in_interpreter(__u64 addr)
+{
+	return addr >= source.eval.interp_lo && addr < source.eval.interp_hi;
+}
+
+/* Narrows the candidates with one call's return address, and trusts one after enough calls.
+ * Branch-free, so that the verifier walks one path, not one per combination of candidates. */
+static __noinline void learn_stub_register(struct stub_regs *c, __u64 ret)
+{
+	__u32 wrong = 0, left;
+
+	for (int i = 0; i < STUB_CANDIDATES; i++) {
+		__u64 d = ret - c->r[i];
+
+		/* Wrong unless 0 <= d < STUB_SPAN: d, or STUB_SPAN - 1 - d, has its top bit set. */
+		wrong |= (__u32)(((d | (STUB_SPAN - 1 - d)) >> 63) & 1) << i;
+	}
+	left = __sync_fetch_and_and(&stub_candidates, ~wrong) & ~wrong;
+	if (!left) {
+		stub_reg = -2;
+		return;
+	}
+	/* Trusted once a single register has agreed with every call checked, STUB_TRUST of them. */
+	if (__sync_fetch_and_add(&stub_checks, 1) + 1 < STUB_TRUST || (left & (left - 1)))
+		return;
+	stub_reg = !!(left & 0xaaaa) | !!(left & 0xcccc) << 1 | !!(left & 0xf0f0) << 2 | !!(left & 0xff00) << 3;
+}
+
+/* The stub's address: its start (from the trusted register) or, where no register agreed, the
+ * return address into it; 0 while the register is being learnt. */
+static __always_inline __u64 trampoline_stub(struct pt_regs *ctx, __u64 call_sp)
+{
+	__s32 reg = READ_ONCE(stub_reg);
+	struct stub_regs c = {};
+	bool ok = true;
+	__u64 ret;
+
+	if (!source.eval.trampoline)
+		return 0;
+	load_stub_regs(ctx, &c);
+	if (reg >= 0) {
+		ret = c.r[(__u32)reg & 15];
+		return ret && !in_interpreter(ret) ? ret : 0;
+	}
+	ret = read_user_u64(call_sp, &ok);
+	if (!ok || in_interpreter(ret))
+		return 0;
+	if (reg == -2)
+		return ret;
+	/* While learning, no stub keys a slot: once trusted, the register's value will. */
+	learn_stub_register(&c, ret);
+	return 0;
+}
+
+/* The stack pointer at the call of the probed _PyEval_EvalFrameDefault, at its entry probe. */
+static __always_inline __u64 eval_call_sp(struct pt_regs *ctx)
+{
+	return ctx->rsp + source.eval.sp_adjust;
+}
+
+/* The same stack pointer at its return (the uretprobe runs after `ret` popped the address). */
+static __always_inline __u64 eval_return_sp(struct pt_regs *ctx)
+{
+	return ctx->rsp - 8;
+}
+
 /* The function of a key from function_key(), named on first sight. */
 static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct fn_key *key, bool has_code)
 {
@@ -245,6 +518,8 @@ static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct f
 
 	if (e)
 		return e;
+	if (source.eval_frame)
+		return first_sight_code(key);
 	return first_sight(key, has_code, (const char *)usdt_arg(ctx, 0), (const char *)key->name_ptr);
 }
 

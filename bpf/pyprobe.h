@@ -44,9 +44,11 @@ enum pyprobe_limit {
 };
 
 /*
- * A function is its code object; the name pointer guards against a freed code object's reuse.
- * Where the code object cannot be reached, code holds the file pointer and lineno the line seen
- * at entry (the def line of a fresh call).
+ * A function is its code object, with its name pointer and def line (co_firstlineno): a code
+ * object freed and its address reused by another keeps neither, mostly (its name string may be
+ * freed and reused too, which the def line still tells apart). Where the code object cannot be
+ * reached, code holds the file pointer and lineno the line seen at entry (the def line of a
+ * fresh call).
  */
 struct fn_key {
 	__u64 code;
@@ -71,9 +73,11 @@ struct fn_stats {
 struct fn_slot {
 	__u64 code;
 	__u64 name_ptr; /* written last: a slot is live once this matches */
+	__u32 lineno;
 	__u32 id;
 	__u8 matched;
-	__u8 pad[3];
+	__u8 generator;
+	__u8 pad[6];
 	struct fn_stats stats;
 };
 
@@ -84,13 +88,29 @@ enum arg_reg {
 	ARG_REG_R8, ARG_REG_R9, ARG_REG_R10, ARG_REG_R11, ARG_REG_R12, ARG_REG_R13, ARG_REG_R14, ARG_REG_R15,
 };
 
+/* How a name or path is stored: as UTF-8 (ASCII, or what the USDT probes pass), or as a
+ * non-ASCII str's code units of this many bytes, which userspace decodes. */
+enum text_encoding {
+	TEXT_UTF8 = 0,
+	TEXT_LATIN1 = 1,
+	TEXT_UCS2 = 2,
+	TEXT_UCS4 = 4,
+};
+
 struct fn_entry {
 	__u32 id;
 	__u32 firstlineno;
 	__u8 matched;
 	__u8 name_truncated;
 	__u8 file_truncated;
-	__u8 pad[5];
+	/* A generator, coroutine or async generator: its eval-frame entry owned by the thread is
+	 * the call that creates it, which cProfile does not count (3.11+). */
+	__u8 generator;
+	__u8 name_encoding;
+	__u8 file_encoding;
+	/* Bytes of name and file that hold text (code units may contain NUL bytes). */
+	__u8 name_bytes;
+	__u8 file_bytes;
 	char name[NAME_LEN];
 	char file[FILE_LEN];
 	struct fn_stats stats;
@@ -117,6 +137,10 @@ struct call_stack {
 	__u32 depth;
 	__u32 tid; /* owner, in the direct-mapped array of stacks; 0 when free */
 	__u64 ts[MAX_DEPTH];
+	/* What pairs a return with its entry: the name pointer (USDT), or the stack pointer at
+	 * the call (eval-frame: a return whose entry is deeper in the stack than the top's must
+	 * belong to a frame below, and the ones above exited unseen). */
+	__u64 pair[MAX_DEPTH];
 	__u64 name_ptr[MAX_DEPTH];
 	__u64 code[MAX_DEPTH];
 	__u32 lineno[MAX_DEPTH];
@@ -164,8 +188,51 @@ struct frame_layout {
 	__u32 frame_in_rbx;
 };
 
+/*
+ * The eval-frame source: a uprobe on _PyEval_EvalFrameDefault(tstate, frame, throwflag) sees
+ * each frame the interpreter starts evaluating (every call on <= 3.10; with the perf trampoline
+ * on 3.12+). Offsets per version from src/versions/layouts.rs.
+ */
+struct eval_layout {
+	/* 3.6-3.8: (frame, throwflag), the frame in rdi; later (tstate, frame, throwflag): rsi. */
+	__u32 frame_in_rdi;
+	/* frame -> code object; 3.14+ tags it (a _PyStackRef): clear the bits of code_tag_mask. */
+	__u32 f_code;
+	__u64 code_tag_mask;
+	/* 3.11+: the frame's owner byte (0: the thread's, 1: a generator's); 0 where there is
+	 * none (<= 3.10, where a generator's creation never enters the function). */
+	__u32 owner;
+	__u32 co_flags;
+	__u32 co_firstlineno;
+	__u32 co_filename;
+	__u32 co_name;
+	/* PyASCIIObject: length at +16, state at +32; the characters of a compact ASCII str, and
+	 * of any other compact str. */
+	__u32 str_ascii_data;
+	__u32 str_compact_data;
+	/* The stack pointer at the call: rsp at the probe plus this (what the prologue pushed). */
+	__u32 sp_adjust;
+	/* 3.13's CALL_ALLOC_AND_ENTER_INIT: type -> _spec_cache.init (a function) -> func_code. */
+	__u32 type_init;
+	__u32 func_code;
+	/*
+	 * With CPython's perf trampoline, each code object is called through a stub of its own,
+	 * made once and never freed or reused: the return address of the call identifies the
+	 * function in one read of the stack. An address inside the interpreter file's code
+	 * [interp_lo, interp_hi) is not a stub (a call made without the trampoline).
+	 */
+	__u32 trampoline;
+	__u32 pad;
+	__u64 interp_lo;
+	__u64 interp_hi;
+};
+
 /* Where function calls and returns come from on this target: chosen once (src/source.rs). */
 struct function_source {
+	struct eval_layout eval;
+	/* The eval-frame source (the USDT probes otherwise). */
+	__u8 eval_frame;
+	__u8 pad0[7];
 	struct frame_layout layout;
 	/* Registers holding funcname at each probe, when userspace could tell (else ARG_REG_NONE). */
 	__u32 name_reg_entry;
@@ -348,7 +415,8 @@ enum flow_frame_flag {
 
 struct flow_frame {
 	__u64 ts;
-	/* What pairs a return with this entry: the frame address where known, else the name pointer. */
+	/* What pairs a return with this entry: the stack pointer at the call (eval-frame), the
+	 * frame address (3.11 USDT), else the name pointer. */
 	__u64 pair;
 	__u32 fn_id;
 	__u32 flags;

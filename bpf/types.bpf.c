@@ -12,6 +12,7 @@ struct type_anchors {
 	enum flow_frame_flag flow_frame_flag;
 	enum arg_kind arg_kind;
 	enum arg_reg arg_reg;
+	enum text_encoding text_encoding;
 	struct fn_key fn_key;
 	struct fn_entry fn_entry;
 	struct fn_slot fn_slot;

@@ -67,12 +67,14 @@ const STEP: Duration = Duration::from_millis(50);
 
 impl Session {
     /// Finds (or starts, held at exec) the process to trace, after checking that tracing is
-    /// allowed. Nothing runs in a started command until the session is armed.
-    pub fn open(spec: &TargetSpec) -> Result<Session> {
+    /// allowed. Nothing runs in a started command until the session is armed. Tools that
+    /// trace calls start a command with CPython's perf trampoline on (`calls`): on 3.12+ it
+    /// is what routes every call past the eval-frame source.
+    pub fn open(spec: &TargetSpec, calls: bool) -> Result<Session> {
         check_privileges()?;
         let (tracee, target) = match spec {
             TargetSpec::Pid(pid) => (Tracee::attach(*pid), Target::from_pid(*pid)?),
-            TargetSpec::Command(argv) => Tracee::spawn(argv)?,
+            TargetSpec::Command(argv) => Tracee::spawn(argv, calls)?,
         };
         Ok(Session { tracee, target })
     }

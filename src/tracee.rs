@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::signals;
+use crate::source::TRAMPOLINE_ENV;
 use crate::target::Target;
 
 /// What is traced: a process found by PID, or a command pyprobe started.
@@ -19,6 +20,9 @@ pub enum Tracee {
         child: Child,
         held: bool,
         exited: bool,
+        /// The perf map the trampoline pyprobe switched on writes (`/tmp/perf-PID.map` in the
+        /// command's root, as reached from here), removed once the command is gone.
+        perf_map: Option<std::path::PathBuf>,
     },
 }
 
@@ -33,7 +37,9 @@ impl Tracee {
     /// Starts `argv` under ptrace and returns once it has exec'd a Python interpreter, still
     /// stopped, so that probes can be attached before its first bytecode. Execs of other
     /// programs on the way (`env python3`, a shell's `exec`) are followed.
-    pub fn spawn(argv: &[String]) -> Result<(Tracee, Target)> {
+    /// With `trampoline`, the command runs with CPython's perf trampoline on
+    /// (`source::TRAMPOLINE_ENV`).
+    pub fn spawn(argv: &[String], trampoline: bool) -> Result<(Tracee, Target)> {
         let command = argv.join(" ");
         let spawn_err = |why: String| Error::Spawn {
             command: command.clone(),
@@ -41,6 +47,9 @@ impl Tracee {
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        if trampoline {
+            cmd.env(TRAMPOLINE_ENV.0, TRAMPOLINE_ENV.1);
+        }
         // SAFETY: ptrace(TRACEME) is async-signal-safe and touches no Rust state.
         unsafe {
             cmd.pre_exec(|| {
@@ -56,6 +65,7 @@ impl Tracee {
             child,
             held: true,
             exited: false,
+            perf_map: None,
         };
         let mut first = true;
         // A libpython the loader has not mapped yet: step through syscalls until it is, so
@@ -110,7 +120,17 @@ impl Tracee {
                         let name = target.interpreter.rsplit('/').next().unwrap_or_default();
                         awaiting_library = Some(format!("/{name}\n"));
                     }
-                    Ok(target) => return Ok((tracee, target)),
+                    Ok(mut target) => {
+                        target.trampoline_requested = trampoline;
+                        if let Tracee::Spawned { perf_map, .. } = &mut tracee
+                            && trampoline
+                        {
+                            *perf_map = std::fs::read_link(format!("/proc/{pid}/root"))
+                                .ok()
+                                .map(|root| root.join(format!("tmp/perf-{pid}.map")));
+                        }
+                        return Ok((tracee, target));
+                    }
                     Err(Error::NotPython { .. }) => {}
                     Err(e) => return Err(e),
                 }
@@ -162,26 +182,40 @@ impl Tracee {
 
     /// Ends the session: a command pyprobe started is stopped with it, a PID is left alone.
     pub fn finish(&mut self) {
-        let Tracee::Spawned { child, exited, .. } = self else {
+        let Tracee::Spawned {
+            child,
+            exited,
+            perf_map,
+            ..
+        } = self
+        else {
             return;
         };
-        if *exited {
+        if !*exited {
+            stop(child);
+            *exited = true;
+        }
+        if let Some(map) = perf_map.take()
+            && std::fs::symlink_metadata(&map).is_ok_and(|m| m.is_file())
+        {
+            let _ = std::fs::remove_file(map);
+        }
+    }
+}
+
+/// Stops a command pyprobe started: SIGTERM, then SIGKILL if it lingers.
+fn stop(child: &mut Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                *exited = true;
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        *exited = true;
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Tracee {

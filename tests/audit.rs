@@ -190,12 +190,12 @@ fn decodes_on_cpython_3_13_to_3_15() {
     for v in ["3.13", "3.14", "3.15"] {
         let python = format!("/usr/bin/python{v}");
         assert!(
-            std::path::Path::new(&format!("/opt/sidroot{python}")).exists(),
-            "{python} missing in /opt/sidroot: run scripts/test"
+            std::path::Path::new(&format!("{SID}{python}")).exists(),
+            "{python} missing in {SID}: run scripts/test"
         );
         let mut cmd = Command::new("chroot");
         cmd.args([
-            "/opt/sidroot",
+            SID,
             &python,
             "-c",
             "import os, socket, sys\n\

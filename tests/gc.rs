@@ -184,16 +184,16 @@ fn counts_each_collection_exactly_per_generation_and_thread() {
     assert_known_window(&[PYTHON]);
 }
 
-/// Debian sid's interpreters, built by ../shared/tools/mk-sidroot.sh (run by scripts/test).
+/// Debian sid's interpreters, in the chroot scripts/testbeds builds (run by scripts/test).
 fn sid_python(version: &str) -> Vec<String> {
-    let host = format!("/opt/sidroot/usr/bin/python{version}");
+    let host = format!("{SID}/usr/bin/python{version}");
     assert!(
         std::path::Path::new(&host).exists(),
         "{host} missing: run scripts/test"
     );
     vec![
         "chroot".into(),
-        "/opt/sidroot".into(),
+        SID.into(),
         format!("/usr/bin/python{version}"),
     ]
 }

@@ -151,14 +151,14 @@ fn the_table_indents_children_under_their_parent() {
 
 #[test]
 fn imports_on_cpython_3_13_are_traced_too() {
-    let python = "/opt/sidroot/usr/bin/python3.13";
+    let python = &format!("{SID}/usr/bin/python3.13");
     assert!(
         std::path::Path::new(python).exists(),
         "{python} missing: run scripts/test"
     );
     // The chroot's python waits for a line, then imports a module it has not loaded yet.
     let mut w = spawn_ready(Command::new("chroot").args([
-        "/opt/sidroot",
+        SID,
         "/usr/bin/python3.13",
         "-c",
         "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",

@@ -85,12 +85,15 @@ fn pyperformance_benchmark(name: &str) -> String {
 /// Calls per function of one file, keyed by (def line, name).
 type CountsByDef = BTreeMap<(u64, String), u64>;
 
-/// cProfile's and pycount's per-function counts for one benchmark's work.
-fn both_counts(bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
-    let file = pyperformance_benchmark(bench);
-    let driver = script("pyperformance_driver.py");
-    let out = Command::new(PYTHON)
-        .args([&driver, &file, expr, "--profile"])
+/// cProfile's and pycount's per-function counts for one benchmark's work on one interpreter.
+fn both_counts(py: &Python, bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
+    let file = py.file(
+        &pyperformance_benchmark(bench),
+        &format!("bm_{bench}/run_benchmark.py"),
+    );
+    let driver = py.script("pyperformance_driver.py");
+    let out = py
+        .command_with(&driver, &[&file, expr, "--profile"])
         .output()
         .unwrap();
     assert!(
@@ -110,7 +113,7 @@ fn both_counts(bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
         .map(|f| (key(f), f["count"].as_u64().unwrap()))
         .collect();
 
-    let mut w = spawn_ready(Command::new(PYTHON).args([&driver, &file, expr]));
+    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
     let pid = w.pid().to_string();
     let filter = format!("bm_{bench}/run_benchmark.py:*");
     let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", &filter]);
@@ -135,6 +138,21 @@ fn both_counts(bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
 
 #[test]
 fn pycount_matches_cprofile_on_pyperformance_programs() {
+    matches_cprofile_on_pyperformance_programs(&Python::debian());
+}
+
+#[test]
+fn pycount_matches_cprofile_on_pyperformance_programs_on_3_12() {
+    matches_cprofile_on_pyperformance_programs(&Python::pyenv("3.12").with_trampoline());
+}
+
+#[test]
+fn pycount_matches_cprofile_on_pyperformance_programs_on_3_14() {
+    matches_cprofile_on_pyperformance_programs(&Python::sid("3.14").with_trampoline());
+}
+
+/// Six programs with dozens of functions sharing a name in one file (`__init__`, `execute`).
+fn matches_cprofile_on_pyperformance_programs(py: &Python) {
     let mut shared_names = 0;
     for (bench, expr) in [
         ("richards", "Richards().run(1)"),
@@ -144,7 +162,7 @@ fn pycount_matches_cprofile_on_pyperformance_programs() {
         ("float", "benchmark(2000)"),
         ("raytrace", "bench_raytrace(1, 20, 20, None)"),
     ] {
-        let (want, got) = both_counts(bench, expr);
+        let (want, got) = both_counts(py, bench, expr);
         assert!(
             want.len() >= 5,
             "{bench}: the oracle saw {} functions",

@@ -215,7 +215,7 @@ fn before_3_12_there_is_no_trampoline() {
         trampoline::state(&target).unwrap(),
         TrampolineState::Unknown("CPython 3.11.7 has no perf trampoline (it came in 3.12)".into())
     );
-    let e = trampoline::activate(&target).unwrap_err();
+    let e = trampoline::activate(&target, || {}).unwrap_err();
     assert!(matches!(e, Error::TrampolineUnavailable { .. }), "{e:?}");
     assert_one_line(&e);
 }
@@ -226,7 +226,7 @@ fn activates_in_a_busy(version: &str) {
     assert_eq!(p.state(), TrampolineState::Inactive);
     let before = SystemTime::now();
     let started = Instant::now();
-    trampoline::activate(&p.target()).expect("activation");
+    trampoline::activate(&p.target(), || {}).expect("activation");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -240,7 +240,7 @@ fn activates_in_a_busy(version: &str) {
     assert!(written + Duration::from_millis(50) >= before);
     assert_eq!(p.leftovers(), Vec::<String>::new());
     // Already on: nothing to do.
-    trampoline::activate(&p.target()).expect("a second call");
+    trampoline::activate(&p.target(), || {}).expect("a second call");
     assert!(p.sees_trampoline());
 }
 
@@ -257,7 +257,7 @@ fn activate_switches_it_on_in_a_busy_3_15() {
 #[test]
 fn activate_leaves_an_active_trampoline_alone() {
     let p = Python::start(&mut sid("3.14", &["-X", "perf"], BUSY));
-    trampoline::activate(&p.target()).expect("nothing to do");
+    trampoline::activate(&p.target(), || {}).expect("nothing to do");
     assert_eq!(p.leftovers(), Vec::<String>::new());
     assert!(p.sees_trampoline());
 }
@@ -268,7 +268,7 @@ fn activate_respects_a_process_that_disabled_remote_debugging() {
     let mut cmd = sid("3.15", &[], BUSY);
     let by_env = Python::start(cmd.env("PYTHON_DISABLE_REMOTE_DEBUG", "1"));
     for p in [by_flag, by_env] {
-        let e = trampoline::activate(&p.target()).unwrap_err();
+        let e = trampoline::activate(&p.target(), || {}).unwrap_err();
         assert!(
             matches!(e, Error::RemoteDebugDisabled { pid } if pid == p.pid()),
             "{e:?}"
@@ -288,7 +288,7 @@ fn activate_needs_3_14() {
         Python::start(&mut sid("3.13", &[], BUSY)),
         Python::start(&mut pyenv("3.12.1", BUSY)),
     ] {
-        let e = trampoline::activate(&p.target()).unwrap_err();
+        let e = trampoline::activate(&p.target(), || {}).unwrap_err();
         assert!(matches!(e, Error::RemoteExecUnsupported { .. }), "{e:?}");
         assert_one_line(&e);
         assert_eq!(p.leftovers(), Vec::<String>::new());
@@ -300,7 +300,7 @@ fn activate_needs_3_14() {
 fn a_sleeping_main_thread_gets_its_request_withdrawn() {
     let p = Python::start(&mut sid("3.14", &[], &sleepy()));
     let started = Instant::now();
-    let e = trampoline::activate_within(&p.target(), Duration::from_secs(1)).unwrap_err();
+    let e = trampoline::activate_within(&p.target(), Duration::from_secs(1), || {}).unwrap_err();
     assert!(
         matches!(e, Error::MainThreadBlocked { pid, .. } if pid == p.pid()),
         "{e:?}"
@@ -318,7 +318,7 @@ fn a_sleeping_main_thread_gets_its_request_withdrawn() {
 fn activate_refuses_a_process_that_switched_it_off_before() {
     let p = Python::start(&mut sid("3.14", &[], &toggled()));
     assert_eq!(p.state(), TrampolineState::Inactive);
-    let e = trampoline::activate(&p.target()).unwrap_err();
+    let e = trampoline::activate(&p.target(), || {}).unwrap_err();
     assert!(
         matches!(&e, Error::TrampolineUnavailable { why, .. } if why.contains("switched it off")),
         "{e:?}"
@@ -332,7 +332,7 @@ fn activate_refuses_a_process_that_switched_it_off_before() {
 fn activate_reports_what_the_target_refused() {
     let mut cmd = sid("3.14", &[], BUSY);
     let p = Python::start(cmd.env("PYTHON_JIT", "1"));
-    let e = trampoline::activate(&p.target()).unwrap_err();
+    let e = trampoline::activate(&p.target(), || {}).unwrap_err();
     assert!(
         matches!(&e, Error::TrampolineFailed { why, .. } if why.contains("JIT")),
         "{e:?}"
@@ -350,7 +350,7 @@ fn activate_reaches_the_main_interpreter_behind_a_subinterpreter() {
         format!("import concurrent.interpreters\nsub = concurrent.interpreters.create()\n{BUSY}");
     let p = Python::start(&mut sid("3.14", &[], &code));
     assert_eq!(p.state(), TrampolineState::Inactive);
-    trampoline::activate(&p.target()).expect("activation");
+    trampoline::activate(&p.target(), || {}).expect("activation");
     assert_eq!(p.state(), TrampolineState::Active);
     assert!(p.sees_trampoline());
 }
@@ -368,7 +368,7 @@ fn activate_works_for_a_target_of_another_user() {
         BUSY,
     ]);
     let p = Python::start(&mut cmd);
-    trampoline::activate(&p.target()).expect("activation");
+    trampoline::activate(&p.target(), || {}).expect("activation");
     assert_eq!(p.state(), TrampolineState::Active);
     assert_eq!(p.leftovers(), Vec::<String>::new());
     assert!(p.sees_trampoline());

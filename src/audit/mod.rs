@@ -319,7 +319,7 @@ pub fn run(
         Format::Json => Box::new(json::audit::Json::new(w)),
         _ => Box::new(text::audit::Table::new(w)),
     };
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, false)?;
     let mut tracer = AuditTracer::attach(&session.target, events)?;
     session.run(&mut tracer, out.as_mut(), "sys.audit events", schedule)
 }

@@ -9,12 +9,16 @@ use crate::floor;
 pub struct FloorArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// A probe to attach an empty program to (repeatable)
-    #[arg(long, required = true)]
+    /// A USDT probe to attach an empty program to (repeatable)
+    #[arg(long, required_unless_present = "calls")]
     pub probe: Vec<String>,
     /// Also raise the line probe's semaphore with a never-firing uprobe (3.11 tracing mode)
     #[arg(long)]
     pub tracing_mode: bool,
+    /// Empty programs where pycount (`count`) or pycount --latency and pyflow (`pairs`) attach
+    /// on this target, through its function source
+    #[arg(long, value_enum)]
+    pub calls: Option<floor::Calls>,
     #[command(flatten)]
     pub schedule: DurationArgs,
 }
@@ -25,6 +29,7 @@ impl FloorArgs {
             &self.target.spec()?,
             &self.probe,
             self.tracing_mode,
+            self.calls,
             self.schedule.schedule(),
         )
     }

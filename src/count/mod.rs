@@ -13,6 +13,7 @@ use crate::histogram::{Histogram, window_max};
 use crate::losses::Losses;
 use crate::output::{Destination, Format, Never, Output, json, text};
 use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::source;
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 
@@ -21,6 +22,8 @@ pub struct CountOptions {
     pub filters: Vec<Pattern>,
     pub latency: bool,
     pub max_functions: u32,
+    /// Switch on a running 3.14+ process's perf trampoline if it is off.
+    pub activate_trampoline: bool,
 }
 
 /// How the table is ordered and cut.
@@ -89,6 +92,8 @@ pub struct CallReport {
     pub functions: Vec<FunctionStats>,
     pub losses: Losses,
     pub latency: bool,
+    /// What the report cannot show on this target (calls its source does not see).
+    pub notes: Vec<String>,
 }
 
 impl Report for CallReport {
@@ -111,6 +116,7 @@ impl Report for CallReport {
             functions,
             losses: self.losses.since(&earlier.losses),
             latency: self.latency,
+            notes: self.notes.clone(),
         }
     }
 }
@@ -155,14 +161,20 @@ pub fn run(
         Format::Json => Box::new(json::count::Json::new(w, view)),
         _ => Box::new(text::count::Table::new(w, view)),
     };
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, true)?;
+    if opts.activate_trampoline {
+        source::activate_trampoline(&session.target)?;
+    }
     let mut tracer = CountTracer::attach(&session.target, opts)?;
-    let what = if opts.latency {
+    let mut what = String::from(if opts.latency {
         "calls and latencies"
     } else {
         "calls"
-    };
-    session.run(&mut tracer, out.as_mut(), what, schedule)
+    });
+    if let Some(note) = tracer.source.banner_note() {
+        what.push_str(&format!(" ({note})"));
+    }
+    session.run(&mut tracer, out.as_mut(), &what, schedule)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
 use crate::output::Never;
 use crate::session::Tracer;
-use crate::source::FunctionPrograms;
+use crate::source::{FunctionPrograms, FunctionSource};
 use crate::target::Target;
 use crate::tools;
 
@@ -25,6 +25,9 @@ pub struct CountTracer {
     skel: Loaded<CountSkel<'static>>,
     probes: Probes,
     latency: bool,
+    pub source: FunctionSource,
+    /// Calls the source cannot see on this target, said in every report.
+    hidden: Option<&'static str>,
 }
 
 impl CountTracer {
@@ -45,9 +48,15 @@ impl CountTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
-            open.progs.call_entry.set_autoload(plan.entries);
-            open.progs.call_return.set_autoload(plan.returns);
+            let usdt = !plan.eval_frame;
+            open.progs.call_entry.set_autoload(usdt && plan.entries);
+            open.progs.call_return.set_autoload(usdt && plan.returns);
             open.progs.tracing_mode.set_autoload(plan.tracing_mode);
+            open.progs.eval_entry.set_autoload(plan.eval_frame);
+            open.progs
+                .eval_return
+                .set_autoload(plan.eval_frame && plan.returns);
+            open.progs.init_entry.set_autoload(plan.init);
             Ok(())
         })?;
         let mut probes = skel.probes()?;
@@ -59,12 +68,17 @@ impl CountTracer {
                 entry: &skel.progs.call_entry,
                 ret: &skel.progs.call_return,
                 tracing_mode: &skel.progs.tracing_mode,
+                eval_entry: &skel.progs.eval_entry,
+                eval_return: &skel.progs.eval_return,
+                init: Some(&skel.progs.init_entry),
             },
         )?;
         Ok(CountTracer {
             skel,
             probes,
             latency: opts.latency,
+            source,
+            hidden: source.hidden(plan),
         })
     }
 
@@ -179,6 +193,7 @@ impl Tracer for CountTracer {
             functions: self.functions()?,
             losses,
             latency: self.latency,
+            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::function::Function;
 use crate::losses::{Loss, Losses};
 use crate::output::{Destination, Format, Output, chrome, folded, json, text};
 use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::source;
 
 pub const FORMATS: &[Format] = &[
     Format::Text,
@@ -38,6 +39,8 @@ pub struct FlowOptions {
     pub max_functions: u32,
     /// What flame graphs' widths measure.
     pub weight: Weight,
+    /// Switch on a running 3.14+ process's perf trampoline if it is off.
+    pub activate_trampoline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,8 @@ pub struct FlowSummary {
     pub losses: Losses,
     /// Records are whole calls (--min-duration), so a lost one is a call, not an event.
     pub calls_mode: bool,
+    /// What the flow cannot show on this target (calls its source does not see).
+    pub notes: Vec<String>,
 }
 
 impl Report for FlowSummary {
@@ -89,7 +94,7 @@ pub fn run(
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, true)?;
     let title = format!(
         "pyflow: PID {} ({})",
         session.target.pid, session.target.exe
@@ -101,8 +106,15 @@ pub fn run(
         Format::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
         Format::Text => Box::new(text::flow::Text::new(w)),
     };
+    if opts.activate_trampoline {
+        source::activate_trampoline(&session.target)?;
+    }
     let mut tracer = FlowTracer::attach(&session.target, opts)?;
-    session.run(&mut tracer, out.as_mut(), "calls and returns", schedule)?;
+    let mut what = String::from("calls and returns");
+    if let Some(note) = tracer.source.banner_note() {
+        what.push_str(&format!(" ({note})"));
+    }
+    session.run(&mut tracer, out.as_mut(), &what, schedule)?;
     let s = tracer.read_summary();
     let (lost, records) = if s.calls_mode {
         (Loss::CallsLost, "calls")
@@ -116,7 +128,7 @@ pub fn run(
     );
     // The text output carries its own WARNING lines; the other formats hold them as data.
     if dest.format != Format::Text {
-        for l in text::loss_lines(&s.losses) {
+        for l in s.notes.iter().cloned().chain(text::loss_lines(&s.losses)) {
             eprintln!("pyflow: WARNING: {l}");
         }
     }

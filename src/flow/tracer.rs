@@ -19,12 +19,14 @@ use crate::kernel::{Loaded, Probes, Ring, load, loss_counters, monotonic_ns, rec
 use crate::losses::{Loss, Losses};
 use crate::session::Tracer;
 use crate::signals::stop_requested;
-use crate::source::FunctionPrograms;
+use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
 use crate::tools;
 
 /// Loaded and attached flow tracing for one target.
 pub struct FlowTracer {
+    pub source: FunctionSource,
+    hidden: Option<&'static str>,
     skel: Loaded<FlowSkel<'static>>,
     probes: Probes,
     ring: Ring<FlowRecord>,
@@ -42,6 +44,12 @@ pub struct FlowTracer {
 impl FlowTracer {
     pub fn attach(target: &Target, opts: &FlowOptions) -> Result<FlowTracer> {
         let (source, plan) = tools::require_functions(target, true)?;
+        // 3.13's __init__ frames entered without the function have no return to pair: pyflow
+        // does not show them (and says so).
+        let plan = Plan {
+            init: false,
+            ..plan
+        };
         let skel = load(FlowSkelBuilder::default(), |open| {
             let ro = open
                 .maps
@@ -66,7 +74,12 @@ impl FlowTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
+            let usdt = !plan.eval_frame;
+            open.progs.flow_entry.set_autoload(usdt);
+            open.progs.flow_return.set_autoload(usdt);
             open.progs.tracing_mode.set_autoload(plan.tracing_mode);
+            open.progs.flow_eval_entry.set_autoload(plan.eval_frame);
+            open.progs.flow_eval_return.set_autoload(plan.eval_frame);
             Ok(())
         })?;
         let mut probes = skel.probes()?;
@@ -78,10 +91,16 @@ impl FlowTracer {
                 entry: &skel.progs.flow_entry,
                 ret: &skel.progs.flow_return,
                 tracing_mode: &skel.progs.tracing_mode,
+                eval_entry: &skel.progs.flow_eval_entry,
+                eval_return: &skel.progs.flow_eval_return,
+                // __init__ frames entered without the function have no return to pair.
+                init: None,
             },
         )?;
         let ring = Ring::open(&skel.maps.events)?;
         Ok(FlowTracer {
+            source,
+            hidden: source.hidden(plan),
             skel,
             probes,
             ring,
@@ -224,6 +243,7 @@ impl FlowTracer {
     pub fn read_summary(&self) -> FlowSummary {
         FlowSummary {
             losses: self.losses(),
+            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
             ..self.summary.clone()
         }
     }

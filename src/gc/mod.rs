@@ -140,7 +140,7 @@ pub fn run(
         Format::Json => Box::new(json::gc::Json::new(w)),
         _ => Box::new(text::gc::Table::new(w, streams)),
     };
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, false)?;
     let mut tracer = GcTracer::attach(&session.target, opts)?;
     session.run(&mut tracer, out.as_mut(), "GC pauses", schedule)
 }

@@ -147,7 +147,7 @@ pub fn run(spec: &TargetSpec, schedule: Schedule, dest: Destination) -> Result<(
         Format::Json => Box::new(json::imports::Json::new(w)),
         _ => Box::new(text::imports::Tree::new(w)),
     };
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, false)?;
     let mut tracer = ImportTracer::attach(&session.target)?;
     session.run(&mut tracer, out.as_mut(), "imports", schedule)
 }

@@ -33,13 +33,14 @@ pub mod skel {
 pub mod types {
     pub use super::skel::types::types::{
         arg_kind as ArgKind, arg_reg as ArgReg, audit_decoder as AuditDecoder,
-        audit_event as AuditEvent, audit_value as AuditValue, flow_event as FlowRecord,
-        flow_kind as FlowKind, fn_entry as FnEntry, fn_key as FnKey, fn_slot as FnSlot,
-        frame_layout as FrameLayout, function_source as FunctionSource, gc_event as GcEvent,
-        gc_gen_stats as GcGenStats, glob_pattern as GlobPattern, hist_key as HistKey,
-        import_event as ImportEvent, import_stack as ImportStack, line_file as LineFile,
-        line_key as LineKey, loss_counters as LossCounters, name_filter as NameFilter,
-        object_layout as ObjectLayout, pyprobe_limit as Limit,
+        audit_event as AuditEvent, audit_value as AuditValue, eval_layout as EvalLayout,
+        flow_event as FlowRecord, flow_kind as FlowKind, fn_entry as FnEntry, fn_key as FnKey,
+        fn_slot as FnSlot, frame_layout as FrameLayout, function_source as FunctionSource,
+        gc_event as GcEvent, gc_gen_stats as GcGenStats, glob_pattern as GlobPattern,
+        hist_key as HistKey, import_event as ImportEvent, import_stack as ImportStack,
+        line_file as LineFile, line_key as LineKey, loss_counters as LossCounters,
+        name_filter as NameFilter, object_layout as ObjectLayout, pyprobe_limit as Limit,
+        text_encoding as TextEncoding,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.

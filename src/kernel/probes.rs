@@ -35,6 +35,34 @@ impl Probes {
         Ok(())
     }
 
+    /// Attaches `prog` at a file offset of the target's interpreter (a uretprobe with
+    /// `ret`); `what` names the place in errors.
+    pub fn uprobe(
+        &mut self,
+        prog: &ProgramMut<'_>,
+        target: &Target,
+        offset: u64,
+        ret: bool,
+        what: &str,
+    ) -> Result<()> {
+        let link = prog
+            .attach_uprobe_with_opts(
+                target.pid,
+                &target.host_path,
+                offset as usize,
+                UprobeOpts {
+                    retprobe: ret,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| {
+                let kind = if ret { "uretprobe" } else { "uprobe" };
+                Error::bpf(format!("attaching a {kind} to {what}"), e)
+            })?;
+        self.links.push(link);
+        Ok(())
+    }
+
     /// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
     /// probe's semaphore is raised. A uprobe placed where execution never comes again (the ELF
     /// entry point, or a library's `.init`, long passed) that names that semaphore makes the

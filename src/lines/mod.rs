@@ -110,7 +110,7 @@ pub fn run(
         Format::Json => Box::new(json::lines::Json::new(w, top)),
         _ => Box::new(text::lines::Table::new(w, top)),
     };
-    let mut session = Session::open(spec)?;
+    let mut session = Session::open(spec, false)?;
     let mut counter = LineCounter::attach(&session.target, opts)?;
     session.run(&mut counter, out.as_mut(), "line executions", schedule)
 }

@@ -43,6 +43,17 @@ pub struct Symbol {
     pub head: Vec<u8>,
 }
 
+/// A section pyprobe may scan (code and read-only data), where it is in memory and in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub addr: u64,
+    pub offset: u64,
+    pub size: u64,
+}
+
+const WANTED_SECTIONS: &[&str] = &[".text", ".rodata", ".data.rel.ro"];
+
 /// How much of each wanted symbol's content is kept.
 pub const HEAD_LEN: usize = 8192;
 
@@ -53,6 +64,7 @@ pub struct ElfInfo {
     pub segments: Vec<Segment>,
     /// Dynamic and static symbols pyprobe looks up.
     pub symbols: Vec<Symbol>,
+    pub sections: Vec<Section>,
     /// DT_NEEDED entries, to find a libpython that is not mapped yet.
     pub needed: Vec<String>,
     /// Value of the exported `Py_Version` (3.11+): PY_VERSION_HEX.
@@ -114,6 +126,14 @@ impl ElfInfo {
             match sections.section_name(endian, s).ok() {
                 Some(b".stapsdt.base") => stapsdt_base = Some(s.sh_addr(endian)),
                 Some(b".init") => info.init = s.sh_addr(endian),
+                Some(name) if WANTED_SECTIONS.contains(&&*String::from_utf8_lossy(name)) => {
+                    info.sections.push(Section {
+                        name: String::from_utf8_lossy(name).into_owned(),
+                        addr: s.sh_addr(endian),
+                        offset: s.sh_offset(endian),
+                        size: s.sh_size(endian),
+                    })
+                }
                 _ => {}
             }
         }
@@ -174,6 +194,10 @@ impl ElfInfo {
     /// The link-time address of a wanted symbol.
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbol_info(name).map(|s| s.addr)
+    }
+
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
     }
 
     pub fn symbol_info(&self, name: &str) -> Option<&Symbol> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 mod elf;
 mod maps;
 
-pub use elf::{ElfInfo, ProbeSite};
+pub use elf::{ElfInfo, ProbeSite, Section, Symbol};
 pub use maps::{Mapping, is_libpython, parse_maps};
 
 use crate::error::{Error, Result};
@@ -29,6 +29,8 @@ pub struct Target {
     pub elf: ElfInfo,
     /// Run-time minus link-time address of the interpreter file (0 until it is mapped).
     pub bias: u64,
+    /// pyprobe started it with CPython's perf trampoline switched on (PYTHONPERFSUPPORT=1).
+    pub trampoline_requested: bool,
 }
 
 impl Target {
@@ -147,6 +149,7 @@ impl Target {
             version,
             elf,
             bias,
+            trampoline_requested: false,
         })
     }
 
@@ -170,6 +173,19 @@ impl Target {
     /// Run-time address of a link-time address in the interpreter file.
     pub fn runtime_addr(&self, vaddr: u64) -> u64 {
         vaddr.wrapping_add(self.bias)
+    }
+
+    /// Bytes of the interpreter file at a link-time address (code and data that are not in
+    /// `elf`'s symbol heads), bounded by `len`.
+    pub fn file_bytes(&self, vaddr: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let offset = self.elf.file_offset(vaddr).ok_or_else(|| {
+            std::io::Error::new(ErrorKind::InvalidInput, "address outside the file")
+        })?;
+        let mut f = fs::File::open(&self.host_path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(len);
+        f.take(len as u64).read_to_end(&mut buf)?;
+        Ok(buf)
     }
 
     /// Reads the target's memory (needs ptrace access: root).

@@ -56,8 +56,9 @@ pub fn state(target: &Target) -> Result<TrampolineState> {
 
 /// Switches the perf trampoline on in a running CPython 3.14+ by having its main thread run a
 /// script (PEP 768), waiting up to `WAIT` for it; does nothing when the trampoline is on.
-pub fn activate(target: &Target) -> Result<()> {
-    activate_within(target, WAIT)
+/// `announce` runs once every check has passed, just before the process is written to.
+pub fn activate(target: &Target, announce: impl FnOnce()) -> Result<()> {
+    activate_within(target, WAIT, announce)
 }
 
 /// `activate`, with the time the main thread has to take the request.
@@ -66,12 +67,13 @@ pub fn activate(target: &Target) -> Result<()> {
 /// it is switched on a second time, or off and on again (python/cpython#146522), so pyprobe
 /// never switches it off, and refuses a process that had it on before. An application that
 /// later calls `sys.activate_stack_trampoline` itself makes that second switch.
-pub fn activate_within(target: &Target, wait: Duration) -> Result<()> {
+pub fn activate_within(target: &Target, wait: Duration, announce: impl FnOnce()) -> Result<()> {
     let main = MainInterpreter::find(target)?;
     if main.trampoline_on()? {
         return Ok(());
     }
     let (d, tstate) = main.request_thread()?;
+    announce();
     // Dropped in reverse order: the request is withdrawn before the files go.
     let files = ScriptFiles::create(target)?;
     let request = Request::send(target, &d, tstate, &files.script)?;

@@ -3,7 +3,7 @@
 //! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
 //! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
 use super::PyVersion;
-use crate::kernel::types::{FrameLayout, ObjectLayout};
+use crate::kernel::types::{EvalLayout, FrameLayout, ObjectLayout};
 
 /// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
 /// `tstate->cframe`, `cframe->current_frame`, `frame->f_code`, `code->co_firstlineno`.
@@ -21,6 +21,46 @@ const FRAME_3_11: FrameLayout = FrameLayout {
 /// it (the caller fills in `runtime_addr`); elsewhere a function is (file, name, entry line).
 pub fn frame_layout(v: PyVersion) -> Option<FrameLayout> {
     (v.major == 3 && v.minor == 11).then_some(FRAME_3_11)
+}
+
+/// Where `_PyEval_EvalFrameDefault`'s frame argument keeps its code object, per version, and
+/// the code and str fields that name it. Checked with gdb on the pyenv builds (DWARF) and by
+/// reading live processes of every build here, 3.6 to 3.15 (x86-64, default builds).
+pub fn eval_layout(v: PyVersion) -> Option<EvalLayout> {
+    if v.major != 3 || !(6..=15).contains(&v.minor) {
+        return None;
+    }
+    let (co_flags, co_firstlineno, co_filename, co_name) = match v.minor {
+        6 | 7 => (32, 36, 96, 104),
+        8..=10 => (36, 40, 104, 112),
+        11 => (48, 72, 112, 120),
+        _ => (48, 68, 112, 120),
+    };
+    Some(EvalLayout {
+        // 3.6-3.8: _PyEval_EvalFrameDefault(frame, throwflag); later (tstate, frame, throwflag).
+        frame_in_rdi: (v.minor <= 8).into(),
+        f_code: if v.minor <= 11 { 32 } else { 0 },
+        // 3.14 made the frame's code a _PyStackRef, tagged in its low bits.
+        code_tag_mask: if v.minor >= 14 { 3 } else { 0 },
+        owner: match v.minor {
+            11 => 69,
+            12 | 13 => 70,
+            14 | 15 => 74,
+            _ => 0,
+        },
+        co_flags,
+        co_firstlineno,
+        co_filename,
+        co_name,
+        // 3.12 dropped PyASCIIObject's wstr.
+        str_ascii_data: if v.minor <= 11 { 48 } else { 40 },
+        str_compact_data: if v.minor <= 11 { 72 } else { 56 },
+        sp_adjust: 0,
+        // 3.13: PyHeapTypeObject._spec_cache.init, PyFunctionObject.func_code.
+        type_init: if v.minor == 13 { 920 } else { 0 },
+        func_code: if v.minor == 13 { 48 } else { 0 },
+        ..Default::default()
+    })
 }
 
 /// 3.8-3.11: PyASCIIObject is 48 bytes (it still has `wstr`); ints keep sign and digit count

@@ -1,6 +1,12 @@
 //! Shared test harness: real CPython workloads and the real pyprobe binary, cleaned up on drop.
 #![allow(dead_code)]
 
+pub mod flow_calls;
+pub mod known_calls;
+pub mod python;
+
+pub use python::Python;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
@@ -10,6 +16,12 @@ use std::time::{Duration, Instant};
 
 /// Debian's interpreter, which has the USDT probes (the CI target).
 pub const PYTHON: &str = "/usr/bin/python3.11";
+
+/// The Debian chroots of scripts/testbeds (its default place): sid (3.13-3.15), bullseye (3.9),
+/// trixie (3.13), each with USDT probes.
+pub const SID: &str = "/var/lib/pyprobe/testbeds/sid";
+pub const BULLSEYE: &str = "/var/lib/pyprobe/testbeds/bullseye";
+pub const TRIXIE: &str = "/var/lib/pyprobe/testbeds/trixie";
 
 pub fn pyprobe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pyprobe")
@@ -172,7 +184,13 @@ fn wait_for_banner(stderr: ChildStderr, g: &mut Guard) -> mpsc::Receiver<String>
                 let done = line.starts_with("Tracing");
                 seen.push(line);
                 if done {
-                    return rx;
+                    // What came before the banner stays part of what pyprobe said.
+                    let (tx2, rx2) = mpsc::channel();
+                    for l in seen {
+                        let _ = tx2.send(l);
+                    }
+                    thread::spawn(move || rx.iter().try_for_each(|l| tx2.send(l)));
+                    return rx2;
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -202,12 +220,16 @@ pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) 
 
 /// Runs `pyprobe ARGS -- python3.11 SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
 pub fn run_spawned(args: &[&str], script_name: &str) -> (String, String, bool) {
+    run_spawned_on(&Python::debian(), args, script_name)
+}
+
+/// Runs `pyprobe ARGS -- <python> SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
+pub fn run_spawned_on(py: &Python, args: &[&str], script_name: &str) -> (String, String, bool) {
     let out = run_with_go(
         Command::new(pyprobe_bin())
             .args(args)
             .arg("--")
-            .arg(PYTHON)
-            .arg(script(script_name)),
+            .args(py.argv(&py.script(script_name))),
     );
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -252,13 +274,23 @@ pub fn run_pyprobe(args: &[&str]) -> Output {
 /// Traces a stdin-gated workload by PID: attach, release the workload, and collect the report
 /// pyprobe prints when the workload exits.
 pub fn trace_pid(pyprobe_args: &[&str], script_name: &str) -> (serde_json::Value, String) {
-    let mut w = start_workload(script_name);
+    trace_pid_on(&Python::debian(), pyprobe_args, script_name)
+}
+
+/// The same on another interpreter.
+pub fn trace_pid_on(
+    py: &Python,
+    pyprobe_args: &[&str],
+    script_name: &str,
+) -> (serde_json::Value, String) {
+    let mut w = spawn_ready(&mut py.command(&py.script(script_name)));
     let pid = w.pid().to_string();
     let mut args = pyprobe_args.to_vec();
     args.extend(["--pid", &pid, "--json"]);
     let (p, rx) = start_pyprobe(&args);
     w.send_line("go");
     let wout = w.wait_output(Duration::from_secs(60));
+    py.remove_perf_map(w_pid(&pid));
     assert!(
         wout.status.success(),
         "workload failed: {}",
@@ -268,6 +300,24 @@ pub fn trace_pid(pyprobe_args: &[&str], script_name: &str) -> (serde_json::Value
     let v = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
     (v, String::from_utf8_lossy(&wout.stderr).into_owned())
+}
+
+fn w_pid(pid: &str) -> i32 {
+    pid.parse().unwrap()
+}
+
+/// The PID pyprobe's banner names.
+pub fn banner_pid(stderr: &str) -> i32 {
+    let at = stderr
+        .find(" in PID ")
+        .unwrap_or_else(|| panic!("no banner: {stderr}"))
+        + 8;
+    stderr[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// `count` per function name from pycount's JSON, for functions in files ending with `file`.
@@ -326,19 +376,66 @@ pub fn python_without_probes() -> Guard {
 }
 
 /// An idle CPython of Debian sid (3.13, 3.14 or 3.15, with probes) in the chroot that
-/// ../shared/tools/mk-sidroot.sh builds and scripts/test runs; reached through /proc/PID/root.
+/// scripts/testbeds builds (scripts/test runs it); reached through /proc/PID/root.
 pub fn sid_python_idle(version: &str) -> Guard {
-    let python = format!("/opt/sidroot/usr/bin/python{version}");
+    let python = format!("{SID}/usr/bin/python{version}");
     assert!(
         std::path::Path::new(&python).exists(),
         "{python} missing: run scripts/test"
     );
     let g = Guard::spawn(Command::new("chroot").args([
-        "/opt/sidroot",
+        SID,
         &format!("/usr/bin/python{version}"),
         "-c",
         "import time; time.sleep(30)",
     ]));
     thread::sleep(Duration::from_millis(500));
     g
+}
+
+/// sleepers.py's calls timed by pyprobe between the workload's own timings of each call: from
+/// inside the function (a lower bound) and around the call (an upper bound), whatever else the
+/// machine is doing. `own` holds the workload's JSON line.
+pub fn assert_sleepers_latency(report: &serde_json::Value, own: &str) {
+    let own: serde_json::Value = serde_json::from_str(
+        own.lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no workload timings in {own}")),
+    )
+    .expect("workload timings");
+    // Percentiles are reported at their bucket's midpoint: within 1/32 of the value, and the
+    // bucket itself is up to 1/16 wide.
+    const SLACK: f64 = 0.0625;
+    for (name, calls) in [("sleep_10ms", 40u64), ("sleep_30ms", 20)] {
+        let f = report["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"));
+        assert_eq!(f["count"], calls, "{f}");
+        assert_eq!(f["timed"], calls, "{f}");
+        let sorted = |which: &str| {
+            let mut v: Vec<u64> = own[which][name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let (lo, hi) = (sorted("inside"), sorted("around"));
+        let pick =
+            |v: &[u64], q: f64| v[((q / 100.0) * (v.len() - 1) as f64).round() as usize] as f64;
+        for (field, q) in [("p50_ns", 50.0), ("p90_ns", 90.0), ("max_ns", 100.0)] {
+            let got = f[field].as_u64().unwrap() as f64;
+            let (low, high) = (pick(&lo, q), pick(&hi, q));
+            assert!(
+                got >= low * (1.0 - SLACK) && got <= high * (1.0 + SLACK),
+                "{name} {field}: {got} not within the workload's own {low}..{high}"
+            );
+        }
+    }
 }

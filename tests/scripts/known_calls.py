@@ -1,5 +1,6 @@
 """A workload with known call counts (see tests/count.rs); waits for a line on stdin first."""
 import asyncio
+import select
 import sys
 import threading
 
@@ -24,6 +25,25 @@ def catcher():
 def gen(n):
     for i in range(n):
         yield i
+
+
+def echo():
+    received = 0
+    while True:
+        try:
+            received = yield received
+        except KeyError:
+            received = -1
+
+
+def drive_echo():
+    # Entries of echo(): the first next(), 5 sends, a throw() it catches, and close().
+    g = echo()
+    next(g)
+    for i in range(5):
+        g.send(i)
+    g.throw(KeyError)
+    g.close()
 
 
 class Shape:
@@ -87,14 +107,24 @@ def func3():
     pass
 
 
+def wait_for_go():
+    # Wakes every 10 ms rather than blocking in read(): the main thread then takes remote-exec
+    # requests (CPython 3.14's PEP 768, pyprobe --activate-trampoline) while it waits.
+    while not select.select([sys.stdin], [], [], 0.01)[0]:
+        pass
+    sys.stdin.readline()
+
+
 def main():
     print("ready", flush=True)
-    sys.stdin.readline()
+    wait_for_go()
     fib(20)                                  # 21891 calls
     for _ in range(100):                     # catcher 100, raiser 400
         catcher()
     for _ in range(50):                      # gen: 50 x (10 yields + 1 return) = 550
         list(gen(10))
+    for _ in range(10):                      # drive_echo 10, echo 10 x 8 = 80
+        drive_echo()
     s = Shape()                              # Shape.__init__ 1 (+ 20 below)
     for _ in range(300):                     # method 300
         s.method()
@@ -115,7 +145,9 @@ def main():
         a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_one()
     for _ in range(4):
         a_function_name_that_is_much_longer_than_the_kernel_keeps_for_a_name_two()
-    asyncio.run(runner())                    # leaf 50, runner 11 (one per resume)
+    loop = asyncio.new_event_loop()          # asyncio.run() arrived in 3.7
+    loop.run_until_complete(runner())        # leaf 50, runner 11 (one per resume)
+    loop.close()
     for _ in range(1000):
         func1()
     for _ in range(200):

@@ -48,6 +48,7 @@ pub fn report(report: &CallReport, view: CountView) -> Value {
         "functions": functions,
         "total_calls": report.total_calls(),
         "lost": super::losses(&report.losses),
+        "notes": report.notes,
     })
 }
 

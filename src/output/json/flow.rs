@@ -59,6 +59,7 @@ impl Output<FlowEvent, FlowSummary> for JsonLines {
             "delivered": s.delivered,
             "records": if s.calls_mode { "calls" } else { "events" },
             "lost": super::losses(&s.losses),
+            "notes": s.notes,
         });
         writeln!(self.w, "{v}")?;
         self.w.flush()

@@ -43,6 +43,9 @@ pub fn table(report: &CallReport, view: CountView) -> String {
             out.push_str(&format!("{:>10}  {}\n", f.count, f.function.label()));
         }
     }
+    for n in &report.notes {
+        out.push_str(&format!("WARNING: {n}\n"));
+    }
     out.push_str(&super::warnings(&report.losses));
     out
 }

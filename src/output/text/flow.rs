@@ -26,7 +26,7 @@ pub fn line(ev: &FlowEvent) -> String {
                 " ({}{})",
                 duration(ev.duration_ns.unwrap_or(0)),
                 if ev.unwound {
-                    ", exited by exception"
+                    ", its return unseen"
                 } else {
                     ""
                 }

@@ -32,9 +32,9 @@ fn what(l: &Lost) -> String {
         Loss::CodeReadErrors => "probe hits whose code object could not be read".into(),
         Loss::EventsLost => "events lost: ring buffer full (raise --buffer-size)".into(),
         Loss::CallsLost => "calls lost: ring buffer full (raise --buffer-size)".into(),
-        Loss::ExitsUnseen => {
-            "calls not timed: they ended without a return probe (exception exits on 3.15+)".into()
-        }
+        Loss::ExitsUnseen => "calls whose return was not seen (exits by exception on 3.15; \
+             nested past the kernel's 64 pending returns): counted, not timed"
+            .into(),
         Loss::LinesFull => format!(
             "line executions not counted: line table full ({limit} lines; raise --max-lines)"
         ),
