@@ -257,3 +257,35 @@ fn nothing_before_3_13() {
     assert!(!runtime.head.is_empty());
     assert_eq!(DebugOffsets::parse(&runtime.head), None);
 }
+
+/// pyprobe's own table of frame and code offsets (used before 3.13) agrees with what each
+/// build publishes about itself.
+#[test]
+fn the_eval_frame_table_agrees_with_every_build_that_describes_itself() {
+    use pyprobe::versions::{eval_layout, eval_layout_of_build};
+    for version in ["3.13", "3.14", "3.15"] {
+        let d = sid(version);
+        let table = eval_layout(d.version).unwrap();
+        let build = eval_layout_of_build(table, &d);
+        assert_eq!(
+            (
+                table.f_code,
+                table.owner,
+                table.co_firstlineno,
+                table.co_filename
+            ),
+            (
+                build.f_code,
+                build.owner,
+                build.co_firstlineno,
+                build.co_filename
+            ),
+            "{version}"
+        );
+        assert_eq!(
+            (table.co_name, table.str_ascii_data),
+            (build.co_name, build.str_ascii_data),
+            "{version}"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use crate::kernel::Probes;
 use crate::kernel::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource};
 use crate::target::Target;
 use crate::trampoline::{self, TrampolineState};
-use crate::versions::{PyVersion, eval_layout, frame_layout};
+use crate::versions::{DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionSource {
@@ -339,6 +339,14 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
             "pyprobe knows no frame layout for CPython {version}"
         ))
     })?;
+    // 3.13+ publish their own layout; where the build does, it wins over the table.
+    if let Some(d) = target
+        .elf
+        .symbol_info("_PyRuntime")
+        .and_then(|r| DebugOffsets::parse(&r.head))
+    {
+        layout = eval_layout_of_build(layout, &d);
+    }
     let function = target
         .elf
         .symbol_info("_PyEval_EvalFrameDefault")

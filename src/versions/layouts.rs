@@ -2,7 +2,7 @@
 //! function identity) and the objects audit decoding reads. Object layouts were checked by
 //! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
 //! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
-use super::PyVersion;
+use super::{DebugOffsets, PyVersion};
 use crate::kernel::types::{EvalLayout, FrameLayout, ObjectLayout};
 
 /// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
@@ -61,6 +61,21 @@ pub fn eval_layout(v: PyVersion) -> Option<EvalLayout> {
         func_code: if v.minor == 13 { 48 } else { 0 },
         ..Default::default()
     })
+}
+
+/// The eval-frame layout as the build itself describes it (3.13+: its `_Py_DebugOffsets`),
+/// which wins over pyprobe's table for every offset it gives.
+pub fn eval_layout_of_build(layout: EvalLayout, d: &DebugOffsets) -> EvalLayout {
+    let o = |v: u64| v as u32;
+    EvalLayout {
+        f_code: o(d.interpreter_frame.executable),
+        owner: o(d.interpreter_frame.owner),
+        co_firstlineno: o(d.code_object.firstlineno),
+        co_filename: o(d.code_object.filename),
+        co_name: o(d.code_object.name),
+        str_ascii_data: o(d.unicode_object.asciiobject_size),
+        ..layout
+    }
 }
 
 /// 3.8-3.11: PyASCIIObject is 48 bytes (it still has `wstr`); ints keep sign and digit count
