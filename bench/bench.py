@@ -7,6 +7,7 @@ Never a pass/fail test: these machines are noisy. Targets are compared and marke
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -124,6 +125,12 @@ def stop(tracer):
     raise RuntimeError(f"tracer {tracer.args[0]} did not stop")
 
 
+def estimated_share(output):
+    """The share of the target's CPU time pyprobe says its probes took over the whole session."""
+    m = re.search(r"over [0-9.]+ s, PID \d+ spent (\d+)% of its CPU time", output)
+    return int(m.group(1)) / 100 if m else None
+
+
 def median_range(xs):
     return statistics.median(xs), min(xs), max(xs)
 
@@ -135,7 +142,8 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
-    sizes = {"calls.py": 100_000 if args.quick else 300_000, "mixed.py": 60 if args.quick else 200, "gc_heavy.py": 50 if args.quick else 150}
+    sizes = {"calls.py": 100_000 if args.quick else 300_000, "mixed.py": 60 if args.quick else 200, "gc_heavy.py": 50 if args.quick else 150,
+             "requests.py": 5_000 if args.quick else 20_000}
 
     P = PYPROBE
     modes = [
@@ -160,6 +168,13 @@ def main():
         # Its floor is shown beside it; a ratio to the floor's added cost means nothing when
         # that cost is within noise of zero, so pygc is judged by its slowdown alone.
         modes.append(Mode("pygc (gc)", "gc_heavy.py", [P, "gc", "--pid", "{pid}"], watch="gc__start"))
+    # pyprobe's own estimate of what it costs (the share of the target's CPU time under its
+    # probes), against the slowdown measured here, on a workload that runs long enough for it.
+    modes += [
+        Mode("untraced (requests)", "requests.py"),
+        Mode("pycount (requests)", "requests.py", [P, "count", "--pid", "{pid}"]),
+        Mode("pyflow --output FILE (requests)", "requests.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"]),
+    ]
     if PYENV_312:
         # A build without probes: the eval-frame uprobe, every call routed past it by CPython's
         # perf trampoline; untraced with and without the trampoline, to show its own cost.
@@ -177,6 +192,9 @@ def main():
                  floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
             Mode("pyflow --output FILE (3.12)", "calls.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"],
                  floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
+            Mode("untraced (requests, 3.12)", "requests.py", python=py, env=TRAMPOLINE, base="untraced (requests, 3.12)"),
+            Mode("pycount (requests, 3.12)", "requests.py", [P, "count", "--pid", "{pid}"], python=py, env=TRAMPOLINE,
+                 base="untraced (requests, 3.12)"),
         ]
     if BPFTRACE:
         u = f"usdt:{PYTHON}:python"
@@ -201,7 +219,8 @@ def main():
                 results[m.name].append(run_once(m, sizes[m.work], tmp))
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
 
-    base_of = {"calls.py": "untraced", "mixed.py": "untraced (mixed)", "gc_heavy.py": "untraced (gc)"}
+    base_of = {"calls.py": "untraced", "mixed.py": "untraced (mixed)", "gc_heavy.py": "untraced (gc)",
+               "requests.py": "untraced (requests)"}
     by_name = {m.name: m for m in modes}
     # CPU time of the workload's own thread over its hot region: a uprobe's trap is charged to
     # the thread that hits it, and CPU time is far less disturbed by other load than wall time.
@@ -219,13 +238,17 @@ def main():
         if m.work == "mixed.py" and m.name.startswith("pycount"):
             calls = sum(int(line.split()[0]) for line in rs[0]["tracer_output"].splitlines() if line.strip()[:1].isdigit())
             row["calls_counted"] = calls
-        if calls and m.tracer:
+        if calls and m.tracer and m.work != "requests.py":
             row["added_ns_per_call"] = (secs - base) / calls * 1e9
             row["added_ns_range"] = [(lo - base) / calls * 1e9, (hi - base) / calls * 1e9]
         if m.tracer:
             row["attach_ms"] = statistics.median(x["attach_ms"] for x in rs)
             row["peak_rss_mb"] = max(x["rss_kb"] for x in rs) / 1024
-        if m.name.startswith("pyflow"):
+        estimates = [estimated_share(x.get("tracer_output", "")) for x in rs]
+        if m.tracer and m.kind == "pyprobe" and all(e is not None for e in estimates):
+            row["estimated_share"] = statistics.median(estimates)
+            row["measured_share"] = 1 - base / secs
+        if m.name.startswith("pyflow") and calls:
             out = rs[-1]["tracer_output"]
             row["events_per_s"] = 2 * calls / secs
             row["lost_events"] = [line for line in out.splitlines() if "lost" in line.lower()][-1:] or ["none reported"]
@@ -272,6 +295,14 @@ def main():
     for r in table:
         if "events_per_s" in r:
             print(f"\n{r['mode']}: {r['events_per_s']:.0f} events/s sustained; lost: {r['lost_events'][0]}")
+    est = [r for r in table if "estimated_share" in r]
+    if est:
+        print("\n| mode | pyprobe's estimate: share of CPU time under probes | measured: 1 - untraced/traced |")
+        print("|---|---|---|")
+        for r in est:
+            print(f"| {r['mode']} | {r['estimated_share']:.0%} | {r['measured_share']:.0%} |")
+            checks.append((f"{r['mode']}: estimated share of CPU time within 0.10 of measured",
+                           abs(r["estimated_share"] - r["measured_share"]), 0.10))
     print("\n| target | measured | limit | met |\n|---|---|---|---|")
     for what, value, limit in checks:
         print(f"| {what} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |")

@@ -88,6 +88,19 @@ impl Tracer for Floor {
     }
 }
 
+/// Runs `f` with an empty uprobe at `offset` of this executable (calibrating a trap's cost).
+pub fn with_empty_uprobe<T>(offset: u64, f: impl FnOnce() -> T) -> Result<T> {
+    let skel = load(FloorSkelBuilder::default(), |_| Ok(()))?;
+    let link = skel
+        .progs
+        .empty_uprobe
+        .attach_uprobe(false, 0, "/proc/self/exe", offset as usize)
+        .map_err(|e| crate::error::Error::bpf("calibrating a uprobe's cost", e))?;
+    let out = f();
+    drop(link);
+    Ok(out)
+}
+
 /// The floor reports nothing.
 struct Silent;
 

@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod lines;
 pub mod losses;
 pub mod output;
+pub mod overhead;
 pub mod privileges;
 pub mod probes;
 pub mod session;

@@ -54,7 +54,14 @@ pub enum TargetSpec {
 pub struct Schedule {
     pub duration: Option<Duration>,
     pub interval: Option<Duration>,
+    /// Stop when tracing would slow the target by more than this many percent.
+    pub max_overhead: Option<f64>,
 }
+
+/// How often the cost of tracing is estimated (and the budget checked).
+const COST_PERIOD: Duration = Duration::from_secs(1);
+/// A new estimate is told when it differs from the last told by this factor.
+const COST_CHANGE: f64 = 1.5;
 
 /// A traced process, from the moment it is found until the session ends with it.
 pub struct Session {
@@ -134,16 +141,43 @@ impl Session {
         last: &mut T::Report,
     ) -> Result<()> {
         let io = Error::Output;
+        let mut meter = tracer.probes().meter(self.target.pid)?;
         self.tracee.release();
         let start = Instant::now();
         let mut next_tick = schedule.interval.map(|i| start + i);
+        let mut next_cost = start + COST_PERIOD;
+        let mut told: Option<f64> = None;
         let mut events = Vec::new();
-        loop {
+        let pid = self.target.pid;
+        let ended = loop {
             if stop_requested()
                 || schedule.duration.is_some_and(|d| start.elapsed() >= d)
                 || self.tracee.has_exited()
             {
-                return Ok(());
+                break Ok(());
+            }
+            if Instant::now() >= next_cost {
+                next_cost += COST_PERIOD;
+                let cost = meter.estimate();
+                // Nothing to tell until the probes have fired.
+                let news = match told {
+                    None => cost.hits_per_sec > 0.0,
+                    Some(t) => cost.slowdown / t >= COST_CHANGE || t / cost.slowdown >= COST_CHANGE,
+                };
+                if news {
+                    eprintln!("pyprobe: PID {pid} spends {}", cost.describe("probe hits"));
+                    told = Some(cost.slowdown);
+                }
+                if let Some(max) = schedule.max_overhead
+                    && cost.overhead_percent() > max
+                {
+                    eprintln!(
+                        "pyprobe: stopping: tracing costs PID {pid} more than --max-overhead \
+                         {max}%: {}; what was recorded until now follows",
+                        cost.summary()
+                    );
+                    break Ok(());
+                }
             }
             if let Some(t) = next_tick
                 && Instant::now() >= t
@@ -162,6 +196,17 @@ impl Session {
                 out.event(&e).map_err(io)?;
             }
             out.flush().map_err(io)?;
+        };
+        // The whole session's cost, once the probes fired.
+        if let Some(cost) = meter.overall()
+            && cost.hits_per_sec > 0.0
+        {
+            eprintln!(
+                "pyprobe: over {:.1} s, PID {pid} spent {}",
+                start.elapsed().as_secs_f64(),
+                cost.describe("probe hits")
+            );
         }
+        ended
     }
 }

@@ -157,20 +157,6 @@ fn latency_percentiles_match_the_workloads_own_timing() {
     assert_sleepers_latency(&report, &own);
 }
 
-/// Semaphores of every function-related probe, read from the target's memory.
-fn semaphores(pid: i32) -> Vec<(String, u16)> {
-    let t = pyprobe::target::Target::from_pid(pid).expect("target");
-    ["function__entry", "function__return", "line"]
-        .iter()
-        .map(|p| {
-            (
-                p.to_string(),
-                t.semaphore_value(p).expect("semaphore readable"),
-            )
-        })
-        .collect()
-}
-
 /// Reads the progress counter the forever.py workload prints.
 fn progress(w: &mut Guard, lines: &mut impl Iterator<Item = String>) -> u64 {
     let _ = w;

@@ -3,7 +3,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -142,4 +142,56 @@ fn the_service_runs_on_unharmed_after_every_tool() {
     }
     std::thread::sleep(Duration::from_millis(100));
     assert!(svc.alive());
+}
+
+#[test]
+fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
+    // forever.py does nothing but call: pyflow slows it far past 20%.
+    let mut busy = start_workload("forever.py");
+    let pid = busy.pid().to_string();
+    let started = Instant::now();
+    let (p, rx) = start_pyprobe(&[
+        "flow",
+        "--pid",
+        &pid,
+        "--duration",
+        "60",
+        "--max-overhead",
+        "20",
+        "--output",
+        "/dev/null",
+    ]);
+    let (_, err) = finish_pyprobe(p, rx);
+    // The budget is checked each second: well before the 60 s asked for.
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert!(err.contains("more than --max-overhead 20%"), "{err}");
+    assert!(err.contains("slower"), "no cost estimate told: {err}");
+    assert!(busy.alive(), "{err}");
+    assert!(
+        semaphores(busy.pid()).iter().all(|(_, v)| *v == 0),
+        "{:?}",
+        semaphores(busy.pid())
+    );
+}
+
+#[test]
+fn max_overhead_lets_a_cheap_session_run_its_course() {
+    // The same busy target under pygc: its probes fire only on collections, which forever.py
+    // never triggers; a 1% budget holds for the whole 2 s.
+    let mut busy = start_workload("forever.py");
+    let pid = busy.pid().to_string();
+    let started = Instant::now();
+    let (p, rx) = start_pyprobe(&[
+        "gc",
+        "--pid",
+        &pid,
+        "--duration",
+        "2",
+        "--max-overhead",
+        "1",
+    ]);
+    let (_, err) = finish_pyprobe(p, rx);
+    assert!(started.elapsed() >= Duration::from_secs(2), "{err}");
+    assert!(!err.contains("--max-overhead"), "{err}");
+    assert!(busy.alive());
 }

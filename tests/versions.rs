@@ -19,6 +19,8 @@ fn counts_exactly(py: Python, trampoline_for_pid: bool) {
         "known_calls.py",
     );
     assert!(ok, "{err}");
+    // Shown only if an assertion below fails.
+    eprintln!("pyprobe's stderr:\n{err}\npyprobe's report:\n{out}");
     assert_known_counts(&last_json(&out));
     // The perf map of the trampoline pyprobe switched on goes with the command.
     let map = py.perf_map(banner_pid(&err));

@@ -13,6 +13,7 @@ EXAMPLES:
     pycount --pid 1234 --filter app.py:process  # process() in files ending in /app.py
     pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles for 10 seconds
     pycount --json -- python3 script.py         # from the first call of a new process
+    pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
 stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which

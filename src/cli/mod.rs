@@ -146,6 +146,11 @@ pub struct DurationArgs {
     /// Stop after this many seconds
     #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
+    /// Stop (and report what was recorded) once tracing slows the target by more than PCT
+    /// percent, as estimated every second (the kernel's run counts and run times of pyprobe's
+    /// programs, and the cost of a uprobe trap measured on this machine)
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub max_overhead: Option<f64>,
 }
 
 impl DurationArgs {
@@ -153,6 +158,7 @@ impl DurationArgs {
         Schedule {
             duration: self.duration,
             interval: None,
+            max_overhead: self.max_overhead,
         }
     }
 }
@@ -170,8 +176,8 @@ pub struct ScheduleArgs {
 impl ScheduleArgs {
     pub fn schedule(&self) -> Schedule {
         Schedule {
-            duration: self.stop.duration,
             interval: self.interval,
+            ..self.stop.schedule()
         }
     }
 }
@@ -224,6 +230,17 @@ pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("{s:?} must be a positive percentage"));
+    }
+    Ok(v)
 }
 
 pub fn parse_usecs(s: &str) -> std::result::Result<u64, String> {

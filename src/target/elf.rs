@@ -3,7 +3,7 @@ use std::path::Path;
 
 use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
-use object::{Endianness, Object, ObjectSymbol};
+use object::{Endianness, Object, ObjectSymbol, ReadRef};
 
 use crate::error::Error;
 use crate::kernel::types::ArgReg;
@@ -91,14 +91,17 @@ const WANTED_SYMBOLS: &[&str] = &[
 
 impl ElfInfo {
     pub fn read(path: &Path) -> Result<ElfInfo, Error> {
-        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&data).map_err(|why| Error::BadElf {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // Only the parts parsed are read (headers, notes, symbol tables, a few symbols' heads):
+        // an interpreter with debug symbols is 30 MB, of which pyprobe needs a few hundred KiB.
+        let cache = object::ReadCache::new(file);
+        Self::parse(&cache).map_err(|why| Error::BadElf {
             path: path.to_owned(),
             why,
         })
     }
 
-    pub fn parse(data: &[u8]) -> Result<ElfInfo, String> {
+    pub fn parse<'d, R: ReadRef<'d>>(data: R) -> Result<ElfInfo, String> {
         let header = elf::FileHeader64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
         let endian = header.endian().map_err(|e| e.to_string())?;
         let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
@@ -158,8 +161,8 @@ impl ElfInfo {
             }
         }
 
-        let file =
-            object::read::elf::ElfFile64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
+        let file = object::read::elf::ElfFile64::<Endianness, R>::parse(data)
+            .map_err(|e| e.to_string())?;
         for sym in file.dynamic_symbols().chain(file.symbols()) {
             // Debian versions dynamic symbols (`name@@Base`).
             let Ok(name) = sym.name().map(|n| n.split('@').next().unwrap_or(n)) else {
@@ -168,8 +171,8 @@ impl ElfInfo {
             if WANTED_SYMBOLS.contains(&name) && info.symbol(name).is_none() {
                 let head = vaddr_to_offset(&info.segments, sym.address())
                     .and_then(|off| {
-                        let end = (off as usize).saturating_add(HEAD_LEN).min(data.len());
-                        data.get(off as usize..end)
+                        let len = data.len().ok()?.saturating_sub(off).min(HEAD_LEN as u64);
+                        data.read_bytes_at(off, len).ok()
                     })
                     .unwrap_or_default()
                     .to_vec();
@@ -183,7 +186,7 @@ impl ElfInfo {
         }
         if let Some(addr) = info.symbol("Py_Version")
             && let Some(off) = vaddr_to_offset(&info.segments, addr)
-            && let Some(b) = data.get(off as usize..off as usize + 4)
+            && let Ok(b) = data.read_bytes_at(off, 4)
         {
             info.py_version_hex = Some(u32::from_le_bytes(b.try_into().unwrap()));
         }
@@ -250,10 +253,10 @@ impl ElfInfo {
 }
 
 /// DT_NEEDED entries of the dynamic section (the libraries the loader will map).
-fn needed_libs(
-    sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
+fn needed_libs<'d, R: ReadRef<'d>>(
+    sections: &object::read::elf::SectionTable<'d, elf::FileHeader64<Endianness>, R>,
     endian: Endianness,
-    data: &[u8],
+    data: R,
 ) -> Vec<String> {
     let Ok(Some((dynamic, strtab))) = sections.dynamic(endian, data) else {
         return Vec::new();

@@ -439,3 +439,17 @@ pub fn assert_sleepers_latency(report: &serde_json::Value, own: &str) {
         }
     }
 }
+
+/// Semaphores of every function-related probe, read from the target's memory.
+pub fn semaphores(pid: i32) -> Vec<(String, u16)> {
+    let t = pyprobe::target::Target::from_pid(pid).expect("target");
+    ["function__entry", "function__return", "line"]
+        .iter()
+        .map(|p| {
+            (
+                p.to_string(),
+                t.semaphore_value(p).expect("semaphore readable"),
+            )
+        })
+        .collect()
+}
