@@ -19,6 +19,7 @@ pub mod output;
 pub mod overhead;
 pub mod privileges;
 pub mod probes;
+pub mod run_as;
 pub mod session;
 pub mod signals;
 pub mod source;

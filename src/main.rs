@@ -7,10 +7,9 @@ use pyprobe::cli::{Cli, args_for_invocation};
 use pyprobe::signals::install_stop_handler;
 
 fn main() -> ExitCode {
-    // Output piped into `head` should end pyprobe quietly, as it ends other Unix tools; the
-    // kernel detaches every probe when the process goes, however it goes.
-    // SAFETY: restoring the default disposition of one signal before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SIGPIPE stays ignored (Rust's default): output piped into `head` ends the session in
+    // order (src/output/pipe.rs), with the accounting on stderr, rather than killing pyprobe
+    // mid-report.
     let cli = match Cli::try_parse_from(args_for_invocation(std::env::args().collect())) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -42,7 +41,8 @@ fn main() -> ExitCode {
     }));
     install_stop_handler();
     match cli.command.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        // A command pyprobe started and that ended by itself gives its status, as with `time`.
+        Ok(()) => pyprobe::tracee::command_status().map_or(ExitCode::SUCCESS, ExitCode::from),
         Err(e) => {
             eprintln!("pyprobe: error: {}", e.one_line());
             ExitCode::FAILURE

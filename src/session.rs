@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Probes;
 use crate::output::{Output, Window, clock};
 use crate::privileges::check_privileges;
+use crate::run_as::RunAs;
 use crate::signals::stop_requested;
 use crate::target::Target;
 use crate::tracee::Tracee;
@@ -46,7 +47,8 @@ pub trait Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
     Pid(i32),
-    Command(Vec<String>),
+    /// The command line, and the user it runs as (`--user`; pyprobe's own otherwise).
+    Command(Vec<String>, Option<RunAs>),
 }
 
 /// When to stop, and when to report a window of what was recorded.
@@ -81,7 +83,7 @@ impl Session {
         check_privileges()?;
         let (tracee, target) = match spec {
             TargetSpec::Pid(pid) => (Tracee::attach(*pid), Target::from_pid(*pid)?),
-            TargetSpec::Command(argv) => Tracee::spawn(argv, calls)?,
+            TargetSpec::Command(argv, user) => Tracee::spawn(argv, user.as_ref(), calls)?,
         };
         Ok(Session { tracee, target })
     }

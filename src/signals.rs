@@ -13,3 +13,8 @@ pub fn install_stop_handler() {
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
+
+/// Asks for the same orderly stop from inside pyprobe (standard output's reader went away).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}

@@ -6,6 +6,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::run_as::RunAs;
 use crate::signals;
 use crate::source::TRAMPOLINE_ENV;
 use crate::target::Target;
@@ -20,6 +21,8 @@ pub enum Tracee {
         child: Child,
         held: bool,
         exited: bool,
+        /// Whether the command ended by itself (not stopped by pyprobe at the session's end).
+        ended_itself: bool,
         /// The perf map the trampoline pyprobe switched on writes (`/tmp/perf-PID.map` in the
         /// command's root, as reached from here), removed once the command is gone.
         perf_map: Option<std::path::PathBuf>,
@@ -39,7 +42,12 @@ impl Tracee {
     /// programs on the way (`env python3`, a shell's `exec`) are followed.
     /// With `trampoline`, the command runs with CPython's perf trampoline on
     /// (`source::TRAMPOLINE_ENV`).
-    pub fn spawn(argv: &[String], trampoline: bool) -> Result<(Tracee, Target)> {
+    /// With `user`, the command runs as that user (its groups, uid, HOME, USER, LOGNAME).
+    pub fn spawn(
+        argv: &[String],
+        user: Option<&RunAs>,
+        trampoline: bool,
+    ) -> Result<(Tracee, Target)> {
         let command = argv.join(" ");
         let spawn_err = |why: String| Error::Spawn {
             command: command.clone(),
@@ -50,9 +58,19 @@ impl Tracee {
         if trampoline {
             cmd.env(TRAMPOLINE_ENV.0, TRAMPOLINE_ENV.1);
         }
-        // SAFETY: ptrace(TRACEME) is async-signal-safe and touches no Rust state.
+        let user = user.cloned();
+        if let Some(u) = &user {
+            cmd.env("HOME", &u.home)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name);
+        }
+        // SAFETY: the closure makes only async-signal-safe calls (setgroups, setgid, setuid,
+        // ptrace) on memory allocated before the fork, and touches no other Rust state.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(u) = &user {
+                    u.become_user()?;
+                }
                 if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -65,6 +83,7 @@ impl Tracee {
             child,
             held: true,
             exited: false,
+            ended_itself: false,
             perf_map: None,
         };
         let mut first = true;
@@ -171,9 +190,16 @@ impl Tracee {
                 }
                 None => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
             },
-            Tracee::Spawned { child, exited, .. } => {
-                if !*exited {
-                    *exited = matches!(child.try_wait(), Ok(Some(_)));
+            Tracee::Spawned {
+                child,
+                exited,
+                ended_itself,
+                ..
+            } => {
+                if !*exited && let Ok(Some(status)) = child.try_wait() {
+                    *exited = true;
+                    *ended_itself = true;
+                    record_command_status(status);
                 }
                 *exited
             }
@@ -201,6 +227,24 @@ impl Tracee {
             let _ = std::fs::remove_file(map);
         }
     }
+}
+
+/// How the command pyprobe started ended by itself, as an exit code for pyprobe (128 + N for
+/// signal N, as shells report it); none when pyprobe stopped it or traced a PID.
+static COMMAND_STATUS: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+
+fn record_command_status(status: std::process::ExitStatus) {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    let _ = COMMAND_STATUS.set(code.clamp(0, 255) as u8);
+}
+
+/// The exit code pyprobe should end with for a command that ended by itself.
+pub fn command_status() -> Option<u8> {
+    COMMAND_STATUS.get().copied()
 }
 
 /// Stops a command pyprobe started: SIGTERM, then SIGKILL if it lingers.

@@ -195,3 +195,60 @@ fn max_overhead_lets_a_cheap_session_run_its_course() {
     assert!(!err.contains("--max-overhead"), "{err}");
     assert!(busy.alive());
 }
+
+#[test]
+fn a_reader_that_never_reads_does_not_hold_the_session_past_its_duration() {
+    // pyflow on a busy target writes far more than a pipe holds; nobody reads it.
+    let mut busy = start_workload("forever.py");
+    let pid = busy.pid().to_string();
+    let mut p = Guard::spawn(
+        Command::new(pyprobe_bin())
+            .args(["flow", "--pid", &pid, "--duration", "2"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    // Hold the pipe, unread, until pyprobe has ended (generous: its duration plus the
+    // grace it gives a slow reader, on a loaded machine).
+    let _unread = p.child().stdout.take();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!p.alive(), "pyprobe still blocked on its output");
+    let out = p.wait_output(Duration::from_secs(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The accounting still reaches stderr: events and the output that could not be written.
+    assert!(err.contains("events shown;"), "{err}");
+    assert!(err.contains("not written to standard output"), "{err}");
+    assert!(busy.alive());
+    assert!(semaphores(busy.pid()).iter().all(|(_, v)| *v == 0));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_session_in_order() {
+    // `pyflow --pid P | head -3`: no --duration; the reader's exit ends it.
+    let mut busy = start_workload("forever.py");
+    let pid = busy.pid().to_string();
+    let mut p = Guard::spawn(
+        Command::new(pyprobe_bin())
+            .args(["flow", "--pid", &pid])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let stdout = p.child().stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    for _ in 0..3 {
+        lines.next().expect("a line").unwrap();
+    }
+    drop(lines);
+    let out = p.wait_output(Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("its reader closed it"), "{err}");
+    assert!(err.contains("events shown;"), "{err}");
+    assert!(busy.alive());
+    assert!(semaphores(busy.pid()).iter().all(|(_, v)| *v == 0));
+}

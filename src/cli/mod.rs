@@ -24,6 +24,7 @@ pub use lines::LinesArgs;
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
+use crate::run_as::RunAs;
 use crate::session::{Schedule, TargetSpec};
 
 const EXAMPLES: &str = "\
@@ -123,13 +124,27 @@ pub struct TargetArgs {
     /// Start this command and trace it from its first Python call
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    /// Run COMMAND as this user (name or uid), with its groups and home; pyprobe itself stays
+    /// privileged to trace. Without it the command runs as root, with every capability
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 impl TargetArgs {
     pub fn spec(&self) -> Result<TargetSpec> {
+        if self.user.is_some() && self.command.is_empty() {
+            return Err(Error::Usage(
+                "--user is for a command pyprobe starts (-- COMMAND): a running process keeps \
+                 its own user"
+                    .into(),
+            ));
+        }
         match (self.pid, self.command.is_empty()) {
             (Some(p), true) => Ok(TargetSpec::Pid(p)),
-            (None, false) => Ok(TargetSpec::Command(self.command.clone())),
+            (None, false) => Ok(TargetSpec::Command(
+                self.command.clone(),
+                self.user.as_deref().map(RunAs::lookup).transpose()?,
+            )),
             (None, true) => Err(Error::Usage(
                 "no target: give --pid PID or -- COMMAND ARGS...".into(),
             )),
@@ -345,7 +360,7 @@ mod tests {
         assert!(c.latency);
         assert_eq!(
             c.target.spec().unwrap(),
-            TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()])
+            TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()], None)
         );
     }
 
@@ -363,6 +378,24 @@ mod tests {
                 .contains("no target")
         );
         assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
+    }
+
+    #[test]
+    fn a_command_may_run_as_another_user_a_pid_may_not() {
+        let target = |args: &[&str]| {
+            let Command::Count(c) = parse(args).unwrap().command else {
+                panic!("not count")
+            };
+            c.target.spec()
+        };
+        let Ok(TargetSpec::Command(_, Some(user))) =
+            target(&["pycount", "--user", "nobody", "--", "python3"])
+        else {
+            panic!("no user")
+        };
+        assert_eq!(user.name, "nobody");
+        let err = target(&["pycount", "--user", "nobody", "--pid", "1"]).unwrap_err();
+        assert!(err.to_string().contains("--user is for a command"), "{err}");
     }
 
     #[test]

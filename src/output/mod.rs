@@ -4,6 +4,7 @@
 pub mod chrome;
 pub mod folded;
 pub mod json;
+pub mod pipe;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;
@@ -85,7 +86,7 @@ impl Destination {
             Some(p) => Box::new(BufWriter::new(
                 File::create(p).map_err(|e| Error::io(p, e))?,
             )),
-            None => Box::new(BufWriter::new(io::stdout())),
+            None => Box::new(pipe::DetachedStdout::new()),
         })
     }
 
