@@ -18,9 +18,9 @@ pub struct Meter {
     _stats: Option<OwnedFd>,
     last: Reading,
     first: Reading,
-    /// Extra cost per entry hit that no program run shows: CPython 3.11's tracing mode, which
-    /// slows the interpreter itself (measured here: about 400 ns per call).
-    per_entry_extra_ns: f64,
+    /// CPython 3.11's tracing mode is on: it slows the interpreter itself, a cost no program
+    /// run shows.
+    tracing_mode: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,9 +99,8 @@ pub fn slowdown(probe_share: f64) -> f64 {
 }
 
 impl Meter {
-    /// Starts measuring `programs` (the session's attached programs). `entry_extra_ns` is what
-    /// each hit of the first program costs beyond its trap and run (3.11's tracing mode).
-    pub fn start(pid: i32, programs: Vec<OwnedFd>, entry_extra_ns: f64) -> Meter {
+    /// Starts measuring `programs` (the session's attached programs) of the target `pid`.
+    pub fn start(pid: i32, programs: Vec<OwnedFd>, tracing_mode: bool) -> Meter {
         // SAFETY: an FFI call with a plain enum value; it returns a new descriptor or < 0.
         let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
         // SAFETY: a descriptor the kernel just gave us, owned from here.
@@ -112,7 +111,7 @@ impl Meter {
             _stats: stats,
             last: Reading::default(),
             first: Reading::default(),
-            per_entry_extra_ns: entry_extra_ns,
+            tracing_mode,
         };
         meter.last = meter.read();
         meter.first = meter.last;
@@ -157,8 +156,15 @@ impl Meter {
         let runs = now.runs.saturating_sub(before.runs) as f64;
         let run_ns = now.run_ns.saturating_sub(before.run_ns) as f64;
         let trap = trap_ns();
+        // Tracing mode slows every call, about 400 ns per call measured beside a 700 ns trap:
+        // half of it per run (an entry or a return), scaled by this machine's trap.
+        let tracing_mode = if self.tracing_mode {
+            200.0 * trap / FALLBACK_TRAP_NS
+        } else {
+            0.0
+        };
         let ns_per_hit = if runs > 0.0 {
-            trap + run_ns / runs + self.per_entry_extra_ns
+            trap + run_ns / runs + tracing_mode
         } else {
             trap
         };
@@ -209,11 +215,27 @@ fn run_stats(prog: BorrowedFd<'_>) -> Option<(u64, u64)> {
 }
 
 /// What one uprobe hit costs on this machine: a trap into the kernel and back, whatever the
-/// program does. Measured once, in this process: calls of a function of ours with an empty
-/// uprobe on it, against the same calls without.
+/// program does. Measured once, in this process, by `calibrate_in_background`; the bench's
+/// floor until that is done.
 pub fn trap_ns() -> f64 {
-    static TRAP: OnceLock<f64> = OnceLock::new();
-    *TRAP.get_or_init(|| calibrate().unwrap_or(FALLBACK_TRAP_NS))
+    TRAP.get().copied().unwrap_or(FALLBACK_TRAP_NS)
+}
+
+static TRAP: OnceLock<f64> = OnceLock::new();
+
+/// Starts measuring a trap's cost (calls of a function of ours with an empty uprobe on it,
+/// against the same calls without) on a thread of its own. Started as a session opens: a
+/// uprobe's detach waits for a kernel grace period that a traced interpreter's pending
+/// uretprobes can stretch to seconds, which no session loop may wait for.
+pub fn calibrate_in_background() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    if STARTED.set(()).is_ok() {
+        std::thread::spawn(|| {
+            if calibrate().is_err() {
+                let _ = TRAP.set(FALLBACK_TRAP_NS);
+            }
+        });
+    }
 }
 
 /// Measured here on a VM with the kernel's uprobe emulation (a push): the floor of the bench.
@@ -228,7 +250,8 @@ extern "C" fn pyprobe_trap_calibration() {
     core::arch::naked_asm!("push rbp", "pop rbp", "ret")
 }
 
-fn calibrate() -> Result<f64> {
+/// Measures and records (in `TRAP`) a trap's cost, before the calibration probe is detached.
+fn calibrate() -> Result<()> {
     let addr = pyprobe_trap_calibration as *const () as u64;
     let offset = self_file_offset(addr)
         .ok_or_else(|| Error::Usage("cannot find pyprobe's own code to calibrate with".into()))?;
@@ -243,15 +266,15 @@ fn calibrate() -> Result<f64> {
     // The least of a few rounds: a round can only be slowed by the machine, never sped up.
     let least = |f: &dyn Fn() -> std::time::Duration| (0..ROUNDS).map(|_| f()).min();
     let bare = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
-    let probed = crate::floor::with_empty_uprobe(offset, || {
-        least(&|| time(CALIBRATION_CALLS)).unwrap_or_default()
-    })?;
-    let per_call = probed.saturating_sub(bare).as_nanos() as f64 / f64::from(CALIBRATION_CALLS);
-    // A measurement disturbed into nonsense falls back to the known floor.
-    Ok(if (100.0..50_000.0).contains(&per_call) {
-        per_call
-    } else {
-        FALLBACK_TRAP_NS
+    crate::floor::with_empty_uprobe(offset, || {
+        let probed = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
+        let per_call = probed.saturating_sub(bare).as_nanos() as f64 / f64::from(CALIBRATION_CALLS);
+        // A measurement disturbed into nonsense falls back to the known floor.
+        let _ = TRAP.set(if (100.0..50_000.0).contains(&per_call) {
+            per_call
+        } else {
+            FALLBACK_TRAP_NS
+        });
     })
 }
 

@@ -81,6 +81,7 @@ impl Session {
     /// is what routes every call past the eval-frame source.
     pub fn open(spec: &TargetSpec, calls: bool) -> Result<Session> {
         check_privileges()?;
+        crate::overhead::calibrate_in_background();
         let (tracee, target) = match spec {
             TargetSpec::Pid(pid) => (Tracee::attach(*pid), Target::from_pid(*pid)?),
             TargetSpec::Command(argv, user) => Tracee::spawn(argv, user.as_ref(), calls)?,

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
 
 use crate::error::{Error, Result};
-use crate::overhead::{Meter, trap_ns};
+use crate::overhead::Meter;
 use crate::target::Target;
 
 pub struct Probes {
@@ -129,15 +129,7 @@ impl Probes {
             .map(|p| p.try_clone())
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| Error::bpf("metering the programs", libbpf_rs::Error::from(e)))?;
-        // Tracing mode slows every call the interpreter makes, not only the probes' runs: per
-        // run (an entry or a return) about half of the ~400 ns per call measured here, scaled
-        // by how this machine's trap compares with the one it was measured beside (700 ns).
-        let extra = if self.tracing_mode {
-            200.0 * trap_ns() / 700.0
-        } else {
-            0.0
-        };
-        Ok(Meter::start(pid, programs, extra))
+        Ok(Meter::start(pid, programs, self.tracing_mode))
     }
 
     /// Every program starts recording, at once.
