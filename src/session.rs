@@ -4,6 +4,7 @@
 //! condition → disarmed in one step → detached → drained → the last report.
 use std::time::{Duration, Instant};
 
+use crate::children::Children;
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
 use crate::output::{Output, Window, clock};
@@ -107,6 +108,20 @@ impl Session {
         let io = Error::Output;
         out.start().map_err(io)?;
         let mut last = T::Report::default();
+        let pid = self.target.pid;
+        // Children forked meanwhile are not traced, but told of; a kernel that cannot watch
+        // for them (no BTF tracepoints) says so once.
+        let mut children = Children::watch(pid)
+            .inspect_err(|e| {
+                eprintln!(
+                    "pyprobe: processes forked from PID {pid} will go unnoticed: {}",
+                    e.one_line()
+                )
+            })
+            .ok();
+        if let Some(c) = &mut children {
+            c.probes().arm()?;
+        }
         let ran = tracer.probes().arm().and_then(|()| {
             // The banner promises that everything from here on is recorded.
             eprintln!(
@@ -119,7 +134,14 @@ impl Session {
         });
         let disarmed = tracer.probes().disarm();
         tracer.probes().detach();
+        if let Some(c) = &mut children {
+            let _ = c.probes().disarm();
+            c.probes().detach();
+        }
         self.tracee.finish();
+        if let Some(line) = children.as_ref().and_then(|c| c.told(pid)) {
+            eprintln!("{line}");
+        }
         ran?;
         disarmed?;
         let mut events = Vec::new();

@@ -173,3 +173,46 @@ fn user_is_refused_for_a_pid_and_for_an_unknown_name() {
         "--user no-such-user-here: no such user",
     );
 }
+
+/// Forks two children, one of which forks a grandchild, and starts a thread (not a process).
+const FORKER: &str = r#"
+import os, threading
+def f():
+    return 1
+threading.Thread(target=f).start()
+for i in range(2):
+    pid = os.fork()
+    if pid == 0:
+        if i == 1:
+            g = os.fork()
+            if g == 0:
+                os._exit(0)
+            os.waitpid(g, 0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+"#;
+
+#[test]
+fn processes_forked_from_the_traced_one_are_told_not_silently_missing() {
+    let dir = ScratchDir::new("fork");
+    let script = dir.file("forker.py", FORKER);
+    let out = run(&["count", "--", PYTHON, &script]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let pid = banner_pid(&stderr);
+    assert!(
+        stderr.contains(&format!(
+            "pyprobe: 3 processes forked from PID {pid} during the session, not traced"
+        )),
+        "{stderr}"
+    );
+    // A process that forks nothing gets no such line.
+    let out = run(&[
+        "count",
+        "--",
+        PYTHON,
+        "-c",
+        "import threading; threading.Thread(target=print).start()",
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("forked"));
+}

@@ -24,7 +24,9 @@ pub mod skel {
             }
         )*};
     }
-    skeleton!(audit, count, floor, flow, gc, imports, lines, types);
+    skeleton!(
+        audit, children, count, floor, flow, gc, imports, lines, types
+    );
 }
 
 /// The one Rust view of `bpf/pyprobe.h`: bpf/types.bpf.c names every shared type, and its

@@ -105,6 +105,16 @@ impl Probes {
         Ok(())
     }
 
+    /// Attaches a BTF tracepoint program (`tp_btf/NAME` in its section). Not metered: it runs
+    /// on the kernel's events, not the target's calls.
+    pub fn trace(&mut self, prog: &ProgramMut<'_>, name: &str) -> Result<()> {
+        let link = prog
+            .attach()
+            .map_err(|e| Error::bpf(format!("attaching to the {name} tracepoint"), e))?;
+        self.links.push(link);
+        Ok(())
+    }
+
     fn keep(&mut self, link: Link, prog: &ProgramMut<'_>) -> Result<()> {
         self.links.push(link);
         let fd = prog.as_fd();
