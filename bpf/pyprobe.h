@@ -272,10 +272,19 @@ struct gc_event {
 
 /* ---- pyprobe lines, imports, audit ---- */
 
+/*
+ * One glob compiled by src/glob.rs into a bit-parallel automaton over its positions (at most
+ * GLOB_LEN - 1, one bit each; runs of '*' are one position): bit j of byte[c] is set where
+ * position j is the literal byte c, of any where it is '?', of star where it is '*'. A subject
+ * is matched by one pass over its bytes whose work does not depend on the pattern, so that the
+ * verifier walks the same short loop whatever the pattern (bpf/glob.bpf.h).
+ */
 struct glob_pattern {
-	char text[GLOB_LEN];
-	__u32 len;
-	__u32 pad;
+	__u64 byte[256];
+	__u64 any;
+	__u64 star;
+	/* The bit of the position after the last: set once the whole pattern matched. 0: unused. */
+	__u64 accept;
 };
 
 /* lines: a source line is its file name pointer (co_filename's UTF-8) and line number. */
