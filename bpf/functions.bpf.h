@@ -345,15 +345,16 @@ static __always_inline bool creates_generator(__u64 frame)
  * Copies the text of a Python str into out (`size` bytes, a power of two): its first bytes,
  * or with `tail` its last (the end of a path is what tells files apart). ASCII is kept as
  * UTF-8; any other compact str as its code units, which userspace decodes. Returns the bytes
- * copied.
+ * copied, and the str's own length in bytes in *nbytes_out.
  */
 static __always_inline __u32 read_py_str(__u64 obj, char *out, __u32 size, bool tail, __u8 *encoding,
-					 __u8 *truncated)
+					 __u8 *truncated, __u64 *nbytes_out)
 {
 	__u32 state = 0, unit, copy;
 	__u64 len, data, nbytes, from;
 	bool ok = true;
 
+	*nbytes_out = 0;
 	len = read_user_u64(obj + 16, &ok);
 	if (bpf_probe_read_user(&state, sizeof(state), (void *)(obj + 32)) || !ok || !(state & STR_COMPACT))
 		return 0;
@@ -362,6 +363,7 @@ static __always_inline __u32 read_py_str(__u64 obj, char *out, __u32 size, bool 
 		return 0;
 	data = obj + (state & STR_ASCII ? source.eval.str_ascii_data : source.eval.str_compact_data);
 	nbytes = len * unit;
+	*nbytes_out = nbytes;
 	copy = nbytes < size - 1 ? nbytes : (size - 1) / unit * unit;
 	from = tail ? nbytes - copy : 0;
 	*truncated = nbytes > copy;
@@ -379,7 +381,7 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	struct scratch *s;
 	struct fn_entry *e;
 	bool ok = true;
-	__u64 file;
+	__u64 file, nbytes = 0;
 	int err;
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
@@ -388,9 +390,14 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	e = &s->entry;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->name_bytes = read_py_str(key->name_ptr, e->name, NAME_LEN, false, &e->name_encoding,
-				    &e->name_truncated);
+				    &e->name_truncated, &nbytes);
 	file = read_user_u64(key->code + source.eval.co_filename, &ok);
-	flen = ok ? read_py_str(file, e->file, FILE_LEN, true, &e->file_encoding, &e->file_truncated) : 0;
+	nbytes = 0;
+	flen = ok ? read_py_str(file, e->file, FILE_LEN, true, &e->file_encoding, &e->file_truncated,
+				&nbytes) : 0;
+	/* Counted as read_path_tail counts what the USDT sources read. */
+	if (nbytes > PATH_SCRATCH - 1)
+		__sync_fetch_and_add(&losses.paths_truncated, 1);
 	e->file_bytes = flen;
 	e->firstlineno = key->lineno;
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(key->code + source.eval.co_flags));

@@ -11,8 +11,10 @@ enum pyprobe_limit {
 	NAME_LEN = 64,
 	/* File paths keep their last FILE_LEN-1 bytes: the end of a path is what tells files apart. */
 	FILE_LEN = 128,
-	/* Scratch room for reading a whole path before keeping its tail. */
+	/* Scratch room for a path's last PATH_SCRATCH-1 bytes, against which globs are matched. */
 	PATH_SCRATCH = 512,
+	/* A path's end is looked for this many times PATH_SCRATCH-1 bytes far (4 KiB: PATH_MAX). */
+	PATH_CHUNKS = 8,
 	MAX_FILTERS = 8,
 	/* Calls nested deeper than this in one thread are counted but not timed. */
 	MAX_DEPTH = 256,
@@ -167,6 +169,9 @@ struct loss_counters {
 	__u64 files_full;
 	/* Audit events whose name could not be read. */
 	__u64 read_errors;
+	/* Names (files, functions) taken from a file path longer than PATH_SCRATCH-1 bytes: kept,
+	 * and matched, by its end. */
+	__u64 paths_truncated;
 };
 
 /* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until

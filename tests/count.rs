@@ -593,3 +593,44 @@ fn a_spawned_command_that_never_runs_python_can_be_interrupted() {
         "{err}"
     );
 }
+
+/// A function in a file whose path is longer than the kernel reads whole keeps its file name,
+/// which `FILE:NAME` matches, and the cut is reported: on 3.11's USDT probes, on 3.12's
+/// eval-frame source and on 3.15's entry probes.
+#[test]
+fn a_function_in_a_file_with_a_very_long_path_is_named_by_its_end() {
+    let dir = TempDir::new("long-count");
+    let rel = long_path(&dir, 600, "deep_target.py");
+    let host = dir.write(
+        &rel,
+        "def target():\n    pass\n\n\ndef other():\n    pass\n\n\n\
+         for _ in range(5):\n    target()\nother()\n",
+    );
+    for py in [Python::debian(), Python::pyenv("3.12"), Python::sid("3.15")] {
+        let script = py.file(&host, &rel);
+        assert!(script.len() > 600, "{script}");
+        let out = run_with_go(
+            Command::new(pyprobe_bin())
+                .args(["count", "--json", "--filter", "deep_target.py:target", "--"])
+                .args(py.argv(&script)),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", py.exe);
+        let report = last_json(&String::from_utf8_lossy(&out.stdout));
+        let fs = report["functions"].as_array().unwrap();
+        assert_eq!(fs.len(), 1, "{}: {report}", py.exe);
+        assert_eq!(
+            (&fs[0]["name"], &fs[0]["count"]),
+            (&"target".into(), &5.into())
+        );
+        let file = fs[0]["file"].as_str().unwrap();
+        assert!(
+            file.ends_with("/deep_target.py") && script.ends_with(file),
+            "{}: {file:?} is the end of {script:?}",
+            py.exe
+        );
+        assert_eq!(fs[0]["file_truncated"], true);
+        // <module>, target and other were named from that path.
+        assert_eq!(report["lost"]["paths_truncated"], 3, "{}: {report}", py.exe);
+    }
+}

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::filter;
 use crate::function::Function;
 use crate::histogram::Histogram;
-use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH};
+use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
@@ -187,6 +187,7 @@ impl Tracer for CountTracer {
                 (Loss::UnpairedReturns, None),
                 (Loss::CodeReadErrors, None),
                 (Loss::ExitsUnseen, None),
+                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
             ],
         );
         Ok(CallReport {

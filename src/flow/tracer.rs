@@ -12,7 +12,7 @@ use super::{EventKind, FlowEvent, FlowOptions, FlowSummary};
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::function::Function;
-use crate::kernel::limits::FLOW_MAX_DEPTH;
+use crate::kernel::limits::{FLOW_MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::flow::{FlowSkel, FlowSkelBuilder};
 use crate::kernel::types::{FlowKind, FlowRecord, FnEntry};
 use crate::kernel::{Loaded, Probes, Ring, load, loss_counters, monotonic_ns, record, same_struct};
@@ -142,6 +142,7 @@ impl FlowTracer {
                 (Loss::UnpairedReturns, None),
                 (Loss::CodeReadErrors, None),
                 (Loss::ExitsUnseen, None),
+                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
             ],
         )
     }

@@ -67,6 +67,7 @@ pub mod limits {
     }
     pub const NAME_LEN: usize = of(Limit::NAME_LEN);
     pub const FILE_LEN: usize = of(Limit::FILE_LEN);
+    pub const PATH_SCRATCH: usize = of(Limit::PATH_SCRATCH);
     pub const MAX_FILTERS: usize = of(Limit::MAX_FILTERS);
     pub const MAX_DEPTH: usize = of(Limit::MAX_DEPTH);
     pub const HIST_SUB_BITS: u32 = Limit::HIST_SUB_BITS.0;

@@ -479,3 +479,15 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A path of more than `bytes` bytes under `dir` that ends in `/name`: directories of 50 bytes
+/// each, so that only a path's end can tell where it is.
+pub fn long_path(dir: &TempDir, bytes: usize, name: &str) -> String {
+    let mut rel = String::new();
+    let mut i = 0;
+    while dir.0.to_string_lossy().len() + rel.len() + name.len() < bytes {
+        rel.push_str(&format!("{i:0>49}/"));
+        i += 1;
+    }
+    rel + name
+}
