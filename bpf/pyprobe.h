@@ -123,14 +123,18 @@ struct hist_key {
 	__u32 bucket;
 };
 
-/* One --filter pattern: NAME or NAME* optionally restricted to paths ending in /FILE. */
+/*
+ * One --filter pattern: NAME or NAME* optionally restricted to paths ending in /FILE. A
+ * qualified NAME (dotted: Class.method) is matched against the code object's co_qualname.
+ */
 struct name_filter {
 	char name[NAME_LEN];
 	char file[FILE_LEN];
 	__u32 name_len;
 	__u32 file_len;
 	__u8 name_prefix;
-	__u8 pad[7];
+	__u8 qualified;
+	__u8 pad[6];
 };
 
 /* Per-thread stack of entries (time and function key), to pair them with returns. */
@@ -232,6 +236,18 @@ struct eval_layout {
 	__u64 interp_hi;
 };
 
+/*
+ * Where a code object keeps its qualified name (co_qualname, 3.11+) and a str its characters,
+ * read on first sight for a qualified --filter. All zero where the source has no code object
+ * to read it from, or the version has no qualified names.
+ */
+struct qualname_layout {
+	__u32 co_qualname;
+	__u32 str_ascii_data;
+	__u32 str_compact_data;
+	__u32 pad;
+};
+
 /* Where function calls and returns come from on this target: chosen once (src/source.rs). */
 struct function_source {
 	struct eval_layout eval;
@@ -248,6 +264,7 @@ struct function_source {
 	/* Returns can go missing (3.15 exits by exception): a return may pop frames above its own. */
 	__u8 returns_may_miss;
 	__u8 pad[6];
+	struct qualname_layout qualname;
 };
 
 struct gc_gen_stats {

@@ -6,7 +6,7 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{CallReport, CountOptions, FunctionStats};
 use crate::error::{Error, Result};
-use crate::filter;
+use crate::filter::{self, Pattern};
 use crate::function::Function;
 use crate::histogram::Histogram;
 use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH, PATH_SCRATCH};
@@ -28,11 +28,13 @@ pub struct CountTracer {
     pub source: FunctionSource,
     /// Calls the source cannot see on this target, said in every report.
     hidden: Option<&'static str>,
+    filters: Vec<Pattern>,
 }
 
 impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
+        filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         let skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps
@@ -79,6 +81,7 @@ impl CountTracer {
             latency: opts.latency,
             source,
             hidden: source.hidden(plan),
+            filters: opts.filters.clone(),
         })
     }
 
@@ -194,7 +197,12 @@ impl Tracer for CountTracer {
             functions: self.functions()?,
             losses,
             latency: self.latency,
-            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
+            notes: self
+                .hidden
+                .iter()
+                .map(|h| h.to_string())
+                .chain(filter::unmatched_notes(&self.filters, bss.filter_hits))
+                .collect(),
         })
     }
 }

@@ -40,7 +40,7 @@ pub mod types {
         hist_key as HistKey, import_event as ImportEvent, import_stack as ImportStack,
         line_file as LineFile, line_key as LineKey, loss_counters as LossCounters,
         name_filter as NameFilter, object_layout as ObjectLayout, pyprobe_limit as Limit,
-        text_encoding as TextEncoding,
+        qualname_layout as QualnameLayout, text_encoding as TextEncoding,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
