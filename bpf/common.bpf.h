@@ -108,20 +108,36 @@ static __always_inline void map_increment(void *map, const void *key, __u64 *ful
 }
 
 /*
- * Reads a NUL-terminated path into `scratch` (PATH_SCRATCH bytes) and keeps its last FILE_LEN-1
- * bytes in `out`: the end of a path is what tells files apart. Returns the length kept in
- * scratch (for matching), and sets *truncated when `out` lost the beginning.
+ * Reads a NUL-terminated path and keeps its end, the part that tells files apart (the file
+ * name is what users filter on): its last PATH_SCRATCH-1 bytes in `scratch`, against which
+ * globs are matched, and its last FILE_LEN-1 bytes in `out`, which is shown and which FILE:
+ * patterns match. Sets *truncated when `out` lost the beginning, and counts a path longer than
+ * `scratch` holds (paths_truncated): a glob saw only its end. Returns the length kept in scratch.
  */
 static __always_inline __u32 read_path_tail(char *scratch, char *out, const char *path, __u8 *truncated)
 {
-	long n = bpf_probe_read_user_str(scratch, PATH_SCRATCH, path);
+	__u64 len = 0;
+	long n;
 
-	*truncated = n > FILE_LEN;
-	if (n > FILE_LEN)
-		bpf_probe_read_user_str(out, FILE_LEN, path + (n - FILE_LEN));
-	else
-		bpf_probe_read_user_str(out, FILE_LEN, path);
-	return n > 0 ? n - 1 : 0;
+	/* Its length first: the first read holds every path of PATH_SCRATCH-1 bytes or fewer. A
+	 * path whose end is not found within PATH_CHUNKS reads keeps the last bytes read. */
+	for (int i = 0; i < PATH_CHUNKS; i++) {
+		n = bpf_probe_read_user_str(scratch, PATH_SCRATCH, path + len);
+		if (n <= 0)
+			break;
+		if (n < PATH_SCRATCH) {
+			len += n - 1;
+			break;
+		}
+		len += PATH_SCRATCH - 1;
+	}
+	*truncated = len > FILE_LEN - 1;
+	bpf_probe_read_user_str(out, FILE_LEN, path + (*truncated ? len - (FILE_LEN - 1) : 0));
+	if (len <= PATH_SCRATCH - 1)
+		return len;
+	__sync_fetch_and_add(&losses.paths_truncated, 1);
+	bpf_probe_read_user_str(scratch, PATH_SCRATCH, path + len - (PATH_SCRATCH - 1));
+	return PATH_SCRATCH - 1;
 }
 
 /* floor(log2(v)) for v > 0, branch-light so the verifier sees a short straight path. */

@@ -11,6 +11,10 @@ const volatile __u32 nr_filters = 0;
 /* Ids number functions densely so that histograms and events carry 4 bytes, not a key. */
 __u32 next_fn_id = 0;
 
+/* Which --filter patterns matched a function (bit i: pattern i), so that userspace can say
+ * which matched none. */
+__u32 filter_hits = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
@@ -30,8 +34,17 @@ struct {
 	__type(value, struct fn_slot);
 } fn_slots SEC(".maps");
 
+/* A code object's qualified name, read on first sight only for a qualified --filter. */
+struct qualname {
+	char text[NAME_LEN];
+	__u8 truncated;
+	/* Not ASCII (kept as code units): no qualified pattern, ASCII by parsing, matches it. */
+	__u8 other;
+};
+
 struct scratch {
 	struct fn_entry entry;
+	struct qualname qualname;
 	char path[PATH_SCRATCH];
 };
 
@@ -143,12 +156,13 @@ static __always_inline __u64 frame_code(__u64 frame)
 	return code;
 }
 
-static __always_inline bool name_matches(const struct fn_entry *e, const volatile struct name_filter *f)
+/* A name (NAME_LEN bytes, NUL-terminated) against a filter's NAME or PREFIX*. */
+static __always_inline bool name_matches(const char *name, bool truncated, const volatile struct name_filter *f)
 {
 	for (int j = 0; j < NAME_LEN; j++) {
 		if (j >= f->name_len)
-			return f->name_prefix || (e->name[j] == 0 && !e->name_truncated);
-		if (e->name[j] != f->name[j])
+			return f->name_prefix || (name[j] == 0 && !truncated);
+		if (name[j] != f->name[j])
 			return false;
 	}
 	return false;
@@ -175,17 +189,97 @@ static __always_inline bool file_matches(const struct fn_entry *e, __u32 flen, c
 	return e->file[(start - 1) & (FILE_LEN - 1)] == '/';
 }
 
-static __always_inline bool passes_filters(const struct fn_entry *e, __u32 flen)
+/* Whether a function matches any --filter (each pattern that does is remembered). */
+static __always_inline bool passes_filters(const struct fn_entry *e, __u32 flen, const struct qualname *q)
 {
+	__u32 hits = 0;
+	bool named;
+
 	if (!nr_filters)
 		return true;
 	for (int i = 0; i < MAX_FILTERS; i++) {
+		const volatile struct name_filter *f = &filters[i];
+
 		if (i >= nr_filters)
 			break;
-		if (name_matches(e, &filters[i]) && file_matches(e, flen, &filters[i]))
-			return true;
+		if (f->qualified)
+			named = !q->other && name_matches(q->text, q->truncated, f);
+		else
+			named = name_matches(e->name, e->name_truncated, f);
+		if (named && file_matches(e, flen, f))
+			hits |= 1U << i;
 	}
+	if (hits & ~READ_ONCE(filter_hits))
+		__sync_fetch_and_or(&filter_hits, hits);
+	return hits != 0;
+}
+
+/* Whether any --filter is qualified (the loop folds away: the filters are read-only data). */
+static __always_inline bool wants_qualname(void)
+{
+	for (int i = 0; i < MAX_FILTERS; i++)
+		if (i < nr_filters && filters[i].qualified)
+			return true;
 	return false;
+}
+
+/* PyASCIIObject.state: compact and ascii bits, and the kind (bytes per code unit). */
+#define STR_COMPACT 0x20
+#define STR_ASCII 0x40
+#define STR_KIND(state) (((state) >> 2) & 7)
+
+/*
+ * Copies the text of a Python str into out (`size` bytes, a power of two): its first bytes,
+ * or with `tail` its last (the end of a path is what tells files apart). ASCII is kept as
+ * UTF-8; any other compact str as its code units, which userspace decodes. Returns the bytes
+ * copied, and the str's own length in bytes in *nbytes_out.
+ */
+static __always_inline __u32 read_py_str(__u64 obj, char *out, __u32 size, bool tail, __u8 *encoding,
+					 __u8 *truncated, __u64 *nbytes_out, __u32 ascii_data, __u32 compact_data)
+{
+	__u32 state = 0, unit, copy;
+	__u64 len, data, nbytes, from;
+	bool ok = true;
+
+	*nbytes_out = 0;
+	len = read_user_u64(obj + 16, &ok);
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(obj + 32)) || !ok || !(state & STR_COMPACT))
+		return 0;
+	unit = state & STR_ASCII ? 1 : STR_KIND(state);
+	if (unit != 1 && unit != 2 && unit != 4)
+		return 0;
+	data = obj + (state & STR_ASCII ? ascii_data : compact_data);
+	nbytes = len * unit;
+	*nbytes_out = nbytes;
+	copy = nbytes < size - 1 ? nbytes : (size - 1) / unit * unit;
+	from = tail ? nbytes - copy : 0;
+	*truncated = nbytes > copy;
+	*encoding = state & STR_ASCII ? TEXT_UTF8 : unit;
+	if (copy && bpf_probe_read_user(out, copy & (size - 1), (void *)(data + from)))
+		return 0;
+	return copy;
+}
+
+/*
+ * A code object's qualified name into q, when a qualified --filter needs it and the source can
+ * read it (code: the code object, 0 where the source has none; userspace refuses qualified
+ * patterns there).
+ */
+static __always_inline void read_qualname(__u64 code, struct qualname *q)
+{
+	__u8 encoding = TEXT_UTF8;
+	bool ok = true;
+	__u64 obj, nbytes;
+
+	/* At most NAME_LEN - 1 bytes are copied: the text stays NUL-terminated. */
+	__builtin_memset(q, 0, sizeof(*q));
+	if (wants_qualname() && code && source.qualname.co_qualname) {
+		obj = read_user_u64(code + source.qualname.co_qualname, &ok);
+		if (ok && obj)
+			read_py_str(obj, q->text, NAME_LEN, false, &encoding, &q->truncated, &nbytes,
+				    source.qualname.str_ascii_data, source.qualname.str_compact_data);
+	}
+	q->other = encoding != TEXT_UTF8;
 }
 
 /* Name a code object seen for the first time, decide the filter once, and remember both. */
@@ -214,7 +308,8 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 
 	e->firstlineno = key->lineno;
 
-	e->matched = passes_filters(e, flen);
+	read_qualname(has_code ? key->code : 0, &s->qualname);
+	e->matched = passes_filters(e, flen, &s->qualname);
 	e->id = __sync_fetch_and_add(&next_fn_id, 1);
 
 	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);
@@ -282,10 +377,6 @@ static __always_inline void claim_slot(struct fn_slot *slot, const struct fn_key
 
 /* CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR: a call of such code makes an object. */
 #define CO_MAKES_GENERATOR (0x20 | 0x80 | 0x200)
-/* PyASCIIObject.state: compact and ascii bits, and the kind (bytes per code unit). */
-#define STR_COMPACT 0x20
-#define STR_ASCII 0x40
-#define STR_KIND(state) (((state) >> 2) & 7)
 
 /* The frame _PyEval_EvalFrameDefault was given. */
 static __always_inline __u64 eval_frame_arg(struct pt_regs *ctx)
@@ -341,36 +432,6 @@ static __always_inline bool creates_generator(__u64 frame)
 	return owner == 0;
 }
 
-/*
- * Copies the text of a Python str into out (`size` bytes, a power of two): its first bytes,
- * or with `tail` its last (the end of a path is what tells files apart). ASCII is kept as
- * UTF-8; any other compact str as its code units, which userspace decodes. Returns the bytes
- * copied.
- */
-static __always_inline __u32 read_py_str(__u64 obj, char *out, __u32 size, bool tail, __u8 *encoding,
-					 __u8 *truncated)
-{
-	__u32 state = 0, unit, copy;
-	__u64 len, data, nbytes, from;
-	bool ok = true;
-
-	len = read_user_u64(obj + 16, &ok);
-	if (bpf_probe_read_user(&state, sizeof(state), (void *)(obj + 32)) || !ok || !(state & STR_COMPACT))
-		return 0;
-	unit = state & STR_ASCII ? 1 : STR_KIND(state);
-	if (unit != 1 && unit != 2 && unit != 4)
-		return 0;
-	data = obj + (state & STR_ASCII ? source.eval.str_ascii_data : source.eval.str_compact_data);
-	nbytes = len * unit;
-	copy = nbytes < size - 1 ? nbytes : (size - 1) / unit * unit;
-	from = tail ? nbytes - copy : 0;
-	*truncated = nbytes > copy;
-	*encoding = state & STR_ASCII ? TEXT_UTF8 : unit;
-	if (copy && bpf_probe_read_user(out, copy & (size - 1), (void *)(data + from)))
-		return 0;
-	return copy;
-}
-
 /* Name a code object seen by the eval-frame source for the first time, from its own fields,
  * decide the filter once, and remember both. */
 static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
@@ -379,7 +440,7 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	struct scratch *s;
 	struct fn_entry *e;
 	bool ok = true;
-	__u64 file;
+	__u64 file, nbytes = 0;
 	int err;
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
@@ -388,14 +449,21 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	e = &s->entry;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->name_bytes = read_py_str(key->name_ptr, e->name, NAME_LEN, false, &e->name_encoding,
-				    &e->name_truncated);
+				    &e->name_truncated, &nbytes, source.eval.str_ascii_data,
+				    source.eval.str_compact_data);
 	file = read_user_u64(key->code + source.eval.co_filename, &ok);
-	flen = ok ? read_py_str(file, e->file, FILE_LEN, true, &e->file_encoding, &e->file_truncated) : 0;
+	nbytes = 0;
+	flen = ok ? read_py_str(file, e->file, FILE_LEN, true, &e->file_encoding, &e->file_truncated,
+				&nbytes, source.eval.str_ascii_data, source.eval.str_compact_data) : 0;
+	/* Counted as read_path_tail counts what the USDT sources read. */
+	if (nbytes > PATH_SCRATCH - 1)
+		__sync_fetch_and_add(&losses.paths_truncated, 1);
 	e->file_bytes = flen;
 	e->firstlineno = key->lineno;
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(key->code + source.eval.co_flags));
 	e->generator = (flags & CO_MAKES_GENERATOR) != 0;
-	e->matched = passes_filters(e, flen);
+	read_qualname(key->code, &s->qualname);
+	e->matched = passes_filters(e, flen, &s->qualname);
 	e->id = __sync_fetch_and_add(&next_fn_id, 1);
 
 	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);

@@ -11,8 +11,10 @@ enum pyprobe_limit {
 	NAME_LEN = 64,
 	/* File paths keep their last FILE_LEN-1 bytes: the end of a path is what tells files apart. */
 	FILE_LEN = 128,
-	/* Scratch room for reading a whole path before keeping its tail. */
+	/* Scratch room for a path's last PATH_SCRATCH-1 bytes, against which globs are matched. */
 	PATH_SCRATCH = 512,
+	/* A path's end is looked for this many times PATH_SCRATCH-1 bytes far (4 KiB: PATH_MAX). */
+	PATH_CHUNKS = 8,
 	MAX_FILTERS = 8,
 	/* Calls nested deeper than this in one thread are counted but not timed. */
 	MAX_DEPTH = 256,
@@ -121,14 +123,18 @@ struct hist_key {
 	__u32 bucket;
 };
 
-/* One --filter pattern: NAME or NAME* optionally restricted to paths ending in /FILE. */
+/*
+ * One --filter pattern: NAME or NAME* optionally restricted to paths ending in /FILE. A
+ * qualified NAME (dotted: Class.method) is matched against the code object's co_qualname.
+ */
 struct name_filter {
 	char name[NAME_LEN];
 	char file[FILE_LEN];
 	__u32 name_len;
 	__u32 file_len;
 	__u8 name_prefix;
-	__u8 pad[7];
+	__u8 qualified;
+	__u8 pad[6];
 };
 
 /* Per-thread stack of entries (time and function key), to pair them with returns. */
@@ -167,6 +173,9 @@ struct loss_counters {
 	__u64 files_full;
 	/* Audit events whose name could not be read. */
 	__u64 read_errors;
+	/* Names (files, functions) taken from a file path longer than PATH_SCRATCH-1 bytes: kept,
+	 * and matched, by its end. */
+	__u64 paths_truncated;
 };
 
 /* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until
@@ -227,6 +236,18 @@ struct eval_layout {
 	__u64 interp_hi;
 };
 
+/*
+ * Where a code object keeps its qualified name (co_qualname, 3.11+) and a str its characters,
+ * read on first sight for a qualified --filter. All zero where the source has no code object
+ * to read it from, or the version has no qualified names.
+ */
+struct qualname_layout {
+	__u32 co_qualname;
+	__u32 str_ascii_data;
+	__u32 str_compact_data;
+	__u32 pad;
+};
+
 /* Where function calls and returns come from on this target: chosen once (src/source.rs). */
 struct function_source {
 	struct eval_layout eval;
@@ -243,6 +264,7 @@ struct function_source {
 	/* Returns can go missing (3.15 exits by exception): a return may pop frames above its own. */
 	__u8 returns_may_miss;
 	__u8 pad[6];
+	struct qualname_layout qualname;
 };
 
 struct gc_gen_stats {
@@ -272,10 +294,19 @@ struct gc_event {
 
 /* ---- pyprobe lines, imports, audit ---- */
 
+/*
+ * One glob compiled by src/glob.rs into a bit-parallel automaton over its positions (at most
+ * GLOB_LEN - 1, one bit each; runs of '*' are one position): bit j of byte[c] is set where
+ * position j is the literal byte c, of any where it is '?', of star where it is '*'. A subject
+ * is matched by one pass over its bytes whose work does not depend on the pattern, so that the
+ * verifier walks the same short loop whatever the pattern (bpf/glob.bpf.h).
+ */
 struct glob_pattern {
-	char text[GLOB_LEN];
-	__u32 len;
-	__u32 pad;
+	__u64 byte[256];
+	__u64 any;
+	__u64 star;
+	/* The bit of the position after the last: set once the whole pattern matched. 0: unused. */
+	__u64 accept;
 };
 
 /* lines: a source line is its file name pointer (co_filename's UTF-8) and line number. */

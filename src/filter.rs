@@ -1,16 +1,24 @@
 //! `--filter` patterns: parsed and validated here, matched in the kernel (bpf/functions.bpf.h).
+use std::fmt;
+
 use crate::error::{Error, Result};
 use crate::kernel::limits::{FILE_LEN, MAX_FILTERS, NAME_LEN};
 use crate::kernel::to_c_chars;
 use crate::kernel::types::NameFilter;
 
-/// One pattern: `NAME`, `PREFIX*`, or `FILE:NAME` where FILE matches the end of the path.
+/// One pattern: `NAME`, `PREFIX*`, or `FILE:NAME` where FILE matches the end of the path. A
+/// dotted NAME (`Class.method`, `outer.<locals>.inner`) is a qualified name, matched against
+/// the code object's `co_qualname` (3.11+).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     pub file: Option<String>,
     pub name: String,
     pub prefix: bool,
+    pub qualified: bool,
 }
+
+/// What a module's function is selected by, said wherever a dotted NAME cannot select it.
+const USE_FILE: &str = "a module's function is selected by FILE:NAME (mod.py:func)";
 
 impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern> {
@@ -51,6 +59,17 @@ impl Pattern {
                 "only one '*', at the end of NAME, is supported (a prefix match)",
             ));
         }
+        let qualified = stem.contains('.');
+        if qualified && stem.ends_with(".py") {
+            return Err(bad(&format!(
+                "NAME {stem} looks like a file: use FILE:NAME ({stem}:func) or FILE:* ({stem}:*)"
+            )));
+        }
+        if qualified && !stem.is_ascii() {
+            return Err(bad(
+                "a dotted NAME is matched against qualified names as ASCII only; use FILE:NAME",
+            ));
+        }
         if stem.len() >= NAME_LEN {
             return Err(bad(&format!(
                 "NAME is longer than {} bytes, the longest name pyprobe keeps; use a prefix (NAME*)",
@@ -61,11 +80,13 @@ impl Pattern {
             file: file.map(str::to_string),
             name: stem.to_string(),
             prefix,
+            qualified,
         })
     }
 
     /// The same test the kernel makes, for userspace consumers and tests.
-    pub fn matches(&self, file: &str, name: &str) -> bool {
+    pub fn matches(&self, file: &str, name: &str, qualname: &str) -> bool {
+        let name = if self.qualified { qualname } else { name };
         let name_ok = if self.prefix {
             name.starts_with(&self.name)
         } else {
@@ -87,9 +108,51 @@ impl Pattern {
             name_len: self.name.len() as u32,
             file_len: file.len() as u32,
             name_prefix: self.prefix.into(),
+            qualified: self.qualified.into(),
             ..Default::default()
         }
     }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:")?;
+        }
+        write!(f, "{}{}", self.name, if self.prefix { "*" } else { "" })
+    }
+}
+
+/// Refuses a qualified pattern where the function source cannot read qualified names
+/// (`why_not`), rather than let it match nothing.
+pub fn require_qualnames(patterns: &[Pattern], why_not: Option<String>) -> Result<()> {
+    match (patterns.iter().find(|p| p.qualified), why_not) {
+        (Some(p), Some(why)) => Err(Error::InvalidFilter {
+            pattern: p.to_string(),
+            why: format!(
+                "a dotted NAME is matched against qualified names (Class.method), and {why}; \
+                 use FILE:NAME (app.py:method)"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What to say of the qualified patterns that matched no function (`hits`: bit i set where
+/// pattern i matched one): the likeliest reason is a module-qualified name, which no code
+/// object carries.
+pub fn unmatched_notes(patterns: &[Pattern], hits: u32) -> Vec<String> {
+    patterns
+        .iter()
+        .enumerate()
+        .filter(|&(i, p)| p.qualified && hits & (1 << i) == 0)
+        .map(|(_, p)| {
+            format!(
+                "--filter {p} matched no function: a dotted NAME is a qualified name \
+                 (Class.method, outer.<locals>.inner), which names no module; {USE_FILE}"
+            )
+        })
+        .collect()
 }
 
 /// The kernel's table of patterns (`filters` and `nr_filters` in bpf/functions.bpf.h).
@@ -123,7 +186,8 @@ mod tests {
             Pattern {
                 file: None,
                 name: "func1".into(),
-                prefix: false
+                prefix: false,
+                qualified: false,
             }
         );
         assert_eq!(
@@ -131,7 +195,8 @@ mod tests {
             Pattern {
                 file: None,
                 name: "handle_".into(),
-                prefix: true
+                prefix: true,
+                qualified: false,
             }
         );
         assert_eq!(
@@ -139,10 +204,18 @@ mod tests {
             Pattern {
                 file: Some("app.py".into()),
                 name: "handle_".into(),
-                prefix: true
+                prefix: true,
+                qualified: false,
             }
         );
         assert_eq!(Pattern::parse("pkg/app.py:*").unwrap().name, "");
+        let q = Pattern::parse("app.py:Handler.get*").unwrap();
+        assert_eq!(
+            (q.name.as_str(), q.prefix, q.qualified),
+            ("Handler.get", true, true)
+        );
+        assert_eq!(q.to_string(), "app.py:Handler.get*");
+        assert_eq!(q.to_bpf().qualified, 1);
     }
 
     #[test]
@@ -155,6 +228,8 @@ mod tests {
             ("app.py:", "NAME is empty"),
             ("*.py:f", "no wildcards"),
             ("a b", "no spaces"),
+            ("app.py", "looks like a file: use FILE:NAME (app.py:func)"),
+            ("Größe.run", "ASCII only"),
         ] {
             let e = Pattern::parse(p).unwrap_err().to_string();
             assert!(e.contains(why), "{p:?}: {e}");
@@ -172,13 +247,38 @@ mod tests {
     #[test]
     fn matches_like_the_kernel() {
         let p = Pattern::parse("app.py:handle_*").unwrap();
-        assert!(p.matches("/srv/app.py", "handle_get"));
-        assert!(p.matches("app.py", "handle_"));
-        assert!(!p.matches("/srv/myapp.py", "handle_get"));
-        assert!(!p.matches("/srv/app.py", "handler"));
+        assert!(p.matches("/srv/app.py", "handle_get", "C.handle_get"));
+        assert!(p.matches("app.py", "handle_", "handle_"));
+        assert!(!p.matches("/srv/myapp.py", "handle_get", "handle_get"));
+        assert!(!p.matches("/srv/app.py", "handler", "handler"));
         let exact = Pattern::parse("func1").unwrap();
-        assert!(exact.matches("/x.py", "func1"));
-        assert!(!exact.matches("/x.py", "func10"));
+        assert!(exact.matches("/x.py", "func1", "A.func1"));
+        assert!(!exact.matches("/x.py", "func10", "func10"));
+        let method = Pattern::parse("A.run").unwrap();
+        assert!(method.matches("/x.py", "run", "A.run"));
+        assert!(!method.matches("/x.py", "run", "B.run"));
+        assert!(
+            !method.matches("/x.py", "A.run", "run"),
+            "a name has no dots"
+        );
+    }
+
+    #[test]
+    fn qualified_patterns_are_refused_or_explained() {
+        let ps = parse_all(&["run".into(), "A.run".into(), "mod.func".into()]).unwrap();
+        let e = require_qualnames(&ps, Some("CPython 3.10 has none".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid filter \"A.run\": a dotted NAME is matched against qualified names \
+             (Class.method), and CPython 3.10 has none; use FILE:NAME (app.py:method)"
+        );
+        assert!(require_qualnames(&ps, None).is_ok());
+        assert!(require_qualnames(&ps[..1], Some("none".into())).is_ok());
+        let notes = unmatched_notes(&ps, 0b011);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("--filter mod.func matched no function: "));
+        assert!(notes[0].ends_with("selected by FILE:NAME (mod.py:func)"));
+        assert!(unmatched_notes(&ps, 0b111).is_empty());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! (bpf/glob.bpf.h) once per file name or event name.
 use crate::error::{Error, Result};
 use crate::kernel::limits::{GLOB_LEN, MAX_GLOBS};
-use crate::kernel::to_c_chars;
 use crate::kernel::types::GlobPattern;
+
+/// The longest glob accepted, in bytes: `--file` adds two (`*/`) to a glob it also matches
+/// after any `/`, and the kernel's automaton has GLOB_LEN - 1 positions.
+pub const LONGEST: usize = GLOB_LEN - 3;
 
 /// A validated glob: `*` matches any run of bytes (including `/`), `?` any one byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +26,8 @@ impl Glob {
         if text.contains('\0') {
             return Err(bad("patterns contain no NUL".into()));
         }
-        if text.len() >= GLOB_LEN - 2 {
-            return Err(bad(format!("longer than {} bytes", GLOB_LEN - 3)));
+        if text.len() > LONGEST {
+            return Err(bad(format!("longer than {LONGEST} bytes")));
         }
         Ok(Glob(text.to_string()))
     }
@@ -33,18 +36,44 @@ impl Glob {
         &self.0
     }
 
-    /// The same test the kernel makes (bpf/glob.bpf.h), for tests and userspace consumers.
+    /// The same test the kernel makes (bpf/glob.bpf.h), on the same automaton.
     pub fn matches(&self, subject: &str) -> bool {
-        wildcard(self.0.as_bytes(), subject.as_bytes())
+        let g = self.to_bpf();
+        let close = |reached: u64| reached | ((reached & g.star) << 1);
+        let mut reached = close(1);
+        for &c in subject.as_bytes() {
+            reached = close(((reached & (g.byte[c as usize] | g.any)) << 1) | (reached & g.star));
+        }
+        reached & g.accept != 0
     }
 
-    /// The kernel's copy of this pattern.
+    /// The kernel's automaton for this pattern (struct glob_pattern): one bit per position, a
+    /// run of `*` being one position.
     pub fn to_bpf(&self) -> GlobPattern {
-        GlobPattern {
-            text: to_c_chars(&self.0),
-            len: self.0.len() as u32,
-            ..Default::default()
+        let mut g = GlobPattern::default();
+        let mut at = 0;
+        let mut after_star = false;
+        for &c in self.0.as_bytes() {
+            if c == b'*' && after_star {
+                continue;
+            }
+            after_star = c == b'*';
+            let bit = 1u64 << at;
+            match c {
+                b'*' => g.star |= bit,
+                b'?' => g.any |= bit,
+                _ => g.byte[c as usize] |= bit,
+            }
+            at += 1;
         }
+        // Parsing bounds the text to LONGEST bytes, and `--file`'s `*/` adds two.
+        assert!(
+            at < GLOB_LEN,
+            "glob {:?} has more positions than the kernel's",
+            self.0
+        );
+        g.accept = 1 << at;
+        g
     }
 }
 
@@ -56,7 +85,7 @@ pub fn file_globs(text: &str) -> Result<Vec<Glob>> {
     if text.starts_with('/') || text.starts_with('*') {
         return Ok(vec![g]);
     }
-    let anywhere = Glob::parse("--file", &format!("*/{text}"))?;
+    let anywhere = Glob(format!("*/{text}"));
     Ok(vec![g, anywhere])
 }
 
@@ -82,28 +111,6 @@ pub fn table(globs: &[Glob]) -> ([GlobPattern; MAX_GLOBS], u32) {
 /// Whether any glob matches (no globs: everything matches), as the kernel decides it.
 pub fn any_matches(globs: &[Glob], subject: &str) -> bool {
     globs.is_empty() || globs.iter().any(|g| g.matches(subject))
-}
-
-/// Linear backtracking wildcard match with one remembered star, step for step the kernel's.
-fn wildcard(pat: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pat.len() && pat[p] == b'*' {
-            star = Some((p, i));
-            p += 1;
-        } else if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
-            p += 1;
-            i += 1;
-        } else if let Some((sp, mark)) = star {
-            p = sp + 1;
-            i = mark + 1;
-            star = Some((sp, mark + 1));
-        } else {
-            return false;
-        }
-    }
-    pat[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -140,12 +147,76 @@ mod tests {
         assert_eq!(file_globs("/abs/*.py").unwrap().len(), 1);
     }
 
+    /// What a glob means, written the plain recursive way: the automaton must agree.
+    fn reference(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| reference(rest, &s[i..])),
+            Some((&c, rest)) => {
+                !s.is_empty() && (c == b'?' || c == s[0]) && reference(rest, &s[1..])
+            }
+        }
+    }
+
+    /// Every string of up to `n` bytes over `alphabet`.
+    fn strings(alphabet: &[u8], n: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..n {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |&c| format!("{s}{}", c as char)))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn the_automaton_agrees_with_the_definition() {
+        let subjects = strings(b"ab/", 5);
+        for p in strings(b"a/*?", 4).into_iter().filter(|p| !p.is_empty()) {
+            let g = Glob::parse("--file", &p).unwrap();
+            for s in &subjects {
+                assert_eq!(
+                    g.matches(s),
+                    reference(p.as_bytes(), s.as_bytes()),
+                    "{p:?} on {s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_longest_globs_fit_the_kernels_positions() {
+        let long = "x".repeat(LONGEST);
+        for g in file_globs(&long).unwrap() {
+            assert_eq!(g.to_bpf().accept, 1 << g.as_str().len());
+        }
+        assert_eq!(file_globs(&long).unwrap()[1].to_bpf().accept, 1 << 63);
+        assert!(
+            Glob::parse("--file", &"?".repeat(LONGEST))
+                .unwrap()
+                .matches(&long)
+        );
+        assert!(
+            !Glob::parse("--file", &"?".repeat(LONGEST))
+                .unwrap()
+                .matches(&long[1..])
+        );
+        let stars = Glob::parse("--file", &"*".repeat(LONGEST)).unwrap();
+        assert_eq!(stars.to_bpf().accept, 2, "a run of stars is one position");
+        assert!(stars.matches("") && stars.matches(&"y".repeat(600)));
+    }
+
     #[test]
     fn bad_globs_are_refused_with_the_flag() {
         let e = Glob::parse("--file", "[ab].py").unwrap_err().to_string();
         assert!(e.contains("--file") && e.contains("[...]"), "{e}");
         assert!(Glob::parse("--event", "").is_err());
-        assert!(Glob::parse("--event", &"x".repeat(62)).is_err());
+        assert!(Glob::parse("--event", &"x".repeat(LONGEST)).is_ok());
+        let e = Glob::parse("--event", &"x".repeat(LONGEST + 1)).unwrap_err();
+        assert!(e.to_string().contains("longer than 61 bytes"), "{e}");
         let many: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
         assert!(
             event_globs(&many)
@@ -157,9 +228,9 @@ mod tests {
 
     #[test]
     fn encodes_for_the_kernel() {
-        let g = Glob::parse("--event", "open*").unwrap().to_bpf();
-        assert_eq!(g.len, 5);
-        assert_eq!(g.text[4] as u8, b'*');
-        assert_eq!(g.text[5], 0);
+        let g = Glob::parse("--event", "o?*n**").unwrap().to_bpf();
+        assert_eq!((g.byte[b'o' as usize], g.any, g.star), (0b1, 0b10, 0b10100));
+        assert_eq!(g.byte[b'n' as usize], 0b1000);
+        assert_eq!(g.accept, 1 << 5);
     }
 }

@@ -39,6 +39,11 @@ pub enum Loss {
     FilesFull,
     /// Audit events whose name could not be read.
     ReadErrors,
+    /// File names read from a path longer than the kernel reads whole: kept, and matched, by
+    /// its end (limit: the bytes kept).
+    PathsTruncated,
+    /// The same counter where each is a function named from such a path.
+    FunctionPathsTruncated,
 }
 
 impl Loss {
@@ -59,6 +64,7 @@ impl Loss {
             Loss::LinesFull => "lines_full",
             Loss::FilesFull => "files_full",
             Loss::ReadErrors => "read_errors",
+            Loss::PathsTruncated | Loss::FunctionPathsTruncated => "paths_truncated",
         }
     }
 
@@ -87,6 +93,7 @@ impl Loss {
             Loss::LinesFull => c.lines_full,
             Loss::FilesFull => c.files_full,
             Loss::ReadErrors => c.read_errors,
+            Loss::PathsTruncated | Loss::FunctionPathsTruncated => c.paths_truncated,
             Loss::InProgress => return None,
         })
     }

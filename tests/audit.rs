@@ -245,3 +245,61 @@ fn bad_arguments_are_refused() {
         "at most 4 --event patterns",
     );
 }
+
+/// The extremes of what `--event` accepts each load at once and select exactly: the shortest
+/// glob, the longest, all `*` and all `?`, and four of the longest together (the verifier once
+/// gave up on one-byte globs).
+#[test]
+fn every_extreme_glob_loads_and_selects_exactly() {
+    let longest = pyprobe::glob::LONGEST;
+    let long = "e".repeat(longest);
+    // Events of the workload's own, each a known number of times.
+    let fired = [("a", 3), ("b", 5), ("ab", 2), (long.as_str(), 4)];
+    let program = format!(
+        "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n\
+         for name, n in {fired:?}:\n    for _ in range(n):\n        sys.audit(name)\n\
+         print('known {{}}', flush=True)\n"
+    );
+    let stars = "*".repeat(longest);
+    let questions = "?".repeat(longest);
+    let every: Vec<(&str, usize)> = fired.to_vec();
+    for (globs, want, only_these) in [
+        (vec!["a"], vec![("a", 3)], true),
+        (vec!["?"], vec![("a", 3), ("b", 5)], true),
+        (vec!["*"], every.clone(), false),
+        (vec![long.as_str()], vec![(long.as_str(), 4)], true),
+        (vec![questions.as_str()], vec![(long.as_str(), 4)], true),
+        (vec![stars.as_str()], every.clone(), false),
+        (
+            vec![questions.as_str(), stars.as_str(), long.as_str(), "?b"],
+            every.clone(),
+            false,
+        ),
+    ] {
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", &program]);
+        let mut extra = Vec::new();
+        for g in &globs {
+            extra.extend(["--event", g]);
+        }
+        let (events, summary, _, _) = trace_workload(&mut cmd, &extra);
+        assert_eq!(summary["lost"]["events_lost"], 0);
+        for &(name, n) in &want {
+            assert_eq!(named(&events, name).len(), n, "{globs:?}: {name}");
+        }
+        let ours = |e: &&Value| fired.iter().any(|(n, _)| e["event"] == *n);
+        let unwanted: Vec<&Value> = events
+            .iter()
+            .filter(|e| !want.iter().any(|(n, _)| e["event"] == *n))
+            .collect();
+        if only_these {
+            assert!(unwanted.is_empty(), "{globs:?}: {unwanted:?}");
+        } else {
+            assert!(!unwanted.iter().any(ours), "{globs:?}: {unwanted:?}");
+        }
+    }
+    assert_clean_failure(
+        &["audit", "--pid", "1", "--event", &"?".repeat(longest + 1)],
+        &format!("longer than {longest} bytes"),
+    );
+}

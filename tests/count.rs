@@ -593,3 +593,148 @@ fn a_spawned_command_that_never_runs_python_can_be_interrupted() {
         "{err}"
     );
 }
+
+/// A function in a file whose path is longer than the kernel reads whole keeps its file name,
+/// which `FILE:NAME` matches, and the cut is reported: on 3.11's USDT probes, on 3.12's
+/// eval-frame source and on 3.15's entry probes.
+#[test]
+fn a_function_in_a_file_with_a_very_long_path_is_named_by_its_end() {
+    let dir = TempDir::new("long-count");
+    let rel = long_path(&dir, 600, "deep_target.py");
+    let host = dir.write(
+        &rel,
+        "def target():\n    pass\n\n\ndef other():\n    pass\n\n\n\
+         for _ in range(5):\n    target()\nother()\n",
+    );
+    for py in [Python::debian(), Python::pyenv("3.12"), Python::sid("3.15")] {
+        let script = py.file(&host, &rel);
+        assert!(script.len() > 600, "{script}");
+        let out = run_with_go(
+            Command::new(pyprobe_bin())
+                .args(["count", "--json", "--filter", "deep_target.py:target", "--"])
+                .args(py.argv(&script)),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", py.exe);
+        let report = last_json(&String::from_utf8_lossy(&out.stdout));
+        let fs = report["functions"].as_array().unwrap();
+        assert_eq!(fs.len(), 1, "{}: {report}", py.exe);
+        assert_eq!(
+            (&fs[0]["name"], &fs[0]["count"]),
+            (&"target".into(), &5.into())
+        );
+        let file = fs[0]["file"].as_str().unwrap();
+        assert!(
+            file.ends_with("/deep_target.py") && script.ends_with(file),
+            "{}: {file:?} is the end of {script:?}",
+            py.exe
+        );
+        assert_eq!(fs[0]["file_truncated"], true);
+        // <module>, target and other were named from that path.
+        assert_eq!(report["lost"]["paths_truncated"], 3, "{}: {report}", py.exe);
+    }
+}
+
+/// The def line of the function tagged `# line:TAG` in a workload.
+fn tagged_def(script_name: &str, tag: &str) -> u32 {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
+    let marker = format!("# line:{tag}");
+    text.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no {marker} in {script_name}")) as u32
+        + 1
+}
+
+/// A dotted NAME is a qualified name (`co_qualname`, 3.11+): `A.run` counts A's method only,
+/// where a plain `run` counts every function of that name; on 3.11's USDT probes and on the
+/// eval-frame source of 3.12 and 3.14.
+#[test]
+fn a_dotted_filter_matches_qualified_names_exactly() {
+    let s = "qualnames.py";
+    let def = |tag| tagged_def(s, tag);
+    for py in [Python::debian(), Python::pyenv("3.12"), Python::sid("3.14")] {
+        for (filter, want) in [
+            ("A.run", vec![("run", def("A.run"), 3)]),
+            ("B.run", vec![("run", def("B.run"), 5)]),
+            // B's methods, and the body of its class Inner, run once to make it.
+            (
+                "B.*",
+                vec![
+                    ("run", def("B.run"), 5),
+                    ("Inner", def("B.Inner"), 1),
+                    ("run", def("B.Inner.run"), 2),
+                ],
+            ),
+            ("B.Inner.run", vec![("run", def("B.Inner.run"), 2)]),
+            ("qualnames.py:A.run", vec![("run", def("A.run"), 3)]),
+            (
+                "run.<locals>.helper",
+                vec![("helper", def("run.<locals>.helper"), 7)],
+            ),
+            (
+                "run",
+                vec![
+                    ("run", def("A.run"), 3),
+                    ("run", def("B.run"), 5),
+                    ("run", def("B.Inner.run"), 2),
+                    ("run", def("run"), 7),
+                ],
+            ),
+        ] {
+            let (out, err, ok) = run_spawned_on(&py, &["count", "--json", "--filter", filter], s);
+            assert!(ok, "{} {filter}: {err}", py.exe);
+            let report = last_json(&out);
+            let mut want: Vec<(String, u32, u64)> = want
+                .iter()
+                .map(|&(n, l, c)| (n.to_string(), l, c))
+                .collect();
+            want.sort();
+            assert_eq!(
+                counts_by_name(&report, "/qualnames.py"),
+                want,
+                "{} --filter {filter}",
+                py.exe
+            );
+            assert_eq!(
+                report["notes"],
+                serde_json::json!([]),
+                "{} {filter}",
+                py.exe
+            );
+        }
+        // A module-qualified name is no qualified name: said, with what selects it.
+        let (out, err, ok) =
+            run_spawned_on(&py, &["count", "--json", "--filter", "qualnames.run"], s);
+        assert!(ok, "{err}");
+        let report = last_json(&out);
+        assert_eq!(report["functions"], serde_json::json!([]), "{}", py.exe);
+        let notes = report["notes"].to_string();
+        assert!(
+            notes.contains("--filter qualnames.run matched no function")
+                && notes.contains("FILE:NAME"),
+            "{}: {notes}",
+            py.exe
+        );
+    }
+}
+
+/// Where no qualified name can be read, a dotted filter is refused with the reason instead of
+/// matching nothing: CPython 3.10 has no co_qualname, and 3.15's entry probe gives pyprobe no
+/// code object.
+#[test]
+fn a_dotted_filter_is_refused_where_qualified_names_cannot_be_read() {
+    for (py, why) in [
+        (Python::pyenv("3.10"), "CPython 3.10 has no qualified names"),
+        (Python::sid("3.15"), "no code object"),
+    ] {
+        let (out, err, ok) = run_spawned_on(&py, &["count", "--filter", "A.run"], "qualnames.py");
+        assert!(!ok, "{}: {out}", py.exe);
+        assert!(
+            err.starts_with("pyprobe: error: invalid filter \"A.run\": ") && err.contains(why),
+            "{}: {err}",
+            py.exe
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("FILE:NAME"), "{err}");
+    }
+}

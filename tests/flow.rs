@@ -630,3 +630,45 @@ fn a_thread_per_call_process_stays_traced_past_the_stack_table() {
     };
     assert_eq!((of("call"), of("return")), (1500, 1500), "{}", s.summary);
 }
+
+/// pycount's qualified filters select in pyflow too: `B.*` shows B's method, the body of its
+/// class Inner and Inner's method, each call exactly as often as it ran, and not A's `run`.
+#[test]
+fn a_dotted_filter_shows_only_that_classs_calls() {
+    let s = "qualnames.py";
+    let text = std::fs::read_to_string(script(s)).unwrap();
+    let tagged = |tag: &str| {
+        text.lines()
+            .position(|l| l.ends_with(&format!("# line:{tag}")))
+            .unwrap_or_else(|| panic!("no {tag}")) as u64
+            + 1
+    };
+    let out = run_with_go(
+        Command::new(pyprobe_bin())
+            .args(["flow", "--json", "--filter", "B.*", "--", PYTHON])
+            .arg(script(s)),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut calls: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for l in stdout.lines().filter(|l| l.contains("\"event\":\"call\"")) {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let key = (
+            v["function"].as_str().unwrap().to_string(),
+            v["line"].as_u64().unwrap(),
+        );
+        *calls.entry(key).or_default() += 1;
+    }
+    let want: BTreeMap<(String, u64), u64> = [
+        (("run".to_string(), tagged("B.run")), 5),
+        (("Inner".to_string(), tagged("B.Inner")), 1),
+        (("run".to_string(), tagged("B.Inner.run")), 2),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(calls, want, "{stdout}");
+}

@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use common::*;
 
@@ -159,4 +160,109 @@ fn bad_arguments_are_refused() {
     );
     assert_clean_failure(&["lines"], "no target");
     assert_clean_failure(&["lines", "--pid", "999999999"], "no process with PID");
+}
+
+/// The extremes of what `--file` accepts each load at once and count exactly: the shortest
+/// glob, the longest, all `*` and all `?` (the verifier once gave up on one-byte globs).
+#[test]
+fn every_extreme_glob_loads_and_matches_exactly() {
+    let longest = pyprobe::glob::LONGEST;
+    let dir = TempDir::new("globs");
+    let body = "n = 0\nfor i in range(7):\n    n += i\n";
+    let short = dir.write("a", body);
+    let long_name = format!("{}.py", "l".repeat(longest - 3));
+    let long = dir.write(&long_name, body);
+    let lines = |report: &serde_json::Value, file: &str| -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["file"] == file)
+            .map(|l| (l["line"].as_u64().unwrap(), l["count"].as_u64().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let known = [(1, 1), (2, 8), (3, 7)];
+    // Whether other files match too: None where that depends on the machine's paths.
+    for (glob, script, others) in [
+        ("a".to_string(), &short, Some(false)),
+        ("?".to_string(), &short, Some(false)),
+        ("*".to_string(), &short, Some(true)),
+        (long_name.clone(), &long, Some(false)),
+        ("?".repeat(longest), &long, Some(false)),
+        ("*".repeat(longest), &long, Some(true)),
+        (format!("*{}", "?".repeat(longest - 1)), &long, None),
+    ] {
+        let out = Command::new(pyprobe_bin())
+            .args(["lines", "--json", "--file", &glob, "--", PYTHON, script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "--file {glob}: {err}");
+        let report = last_json(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(lines(&report, script), known, "--file {glob}: {report}");
+        let files: Vec<&str> = report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["file"].as_str().unwrap())
+            .collect();
+        if let Some(others) = others {
+            assert_eq!(
+                files.iter().any(|f| f != script),
+                others,
+                "--file {glob}: {files:?}"
+            );
+        }
+    }
+    assert_clean_failure(
+        &["lines", "--pid", "1", "--file", &"?".repeat(longest + 1)],
+        &format!("longer than {longest} bytes"),
+    );
+}
+
+/// A file whose path is longer than the kernel reads whole keeps its end (the file name, which
+/// --file matches), and the cut is reported.
+#[test]
+fn a_path_longer_than_the_kernel_reads_keeps_its_file_name() {
+    let dir = TempDir::new("long-lines");
+    let script = dir.write(
+        &long_path(&dir, 600, "deep_target.py"),
+        "n = 0\nfor i in range(7):\n    n += i\n",
+    );
+    assert!(script.len() > 600);
+    for glob in ["deep_target.py", "*/deep_target.py", "*_target.p?"] {
+        let out = Command::new(pyprobe_bin())
+            .args(["lines", "--json", "--file", glob, "--", PYTHON, &script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let report = last_json(&String::from_utf8_lossy(&out.stdout));
+        let rows = report["lines"].as_array().unwrap();
+        let mut got: Vec<(u64, u64)> = rows
+            .iter()
+            .map(|l| (l["line"].as_u64().unwrap(), l["count"].as_u64().unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(1, 1), (2, 8), (3, 7)], "--file {glob}: {report}");
+        for l in rows {
+            let file = l["file"].as_str().unwrap();
+            assert!(script.ends_with(file), "{file:?} is the end of {script:?}");
+            assert!(file.ends_with("/deep_target.py"), "{file}");
+            assert_eq!(l["file_truncated"], true);
+        }
+        assert_eq!(report["lost"]["paths_truncated"], 1, "{report}");
+    }
+    let out = Command::new(pyprobe_bin())
+        .args(["lines", "--file", "deep_target.py", "--", PYTHON, &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/deep_target.py:2\n"), "{text}");
+    assert!(
+        text.contains("WARNING: 1 file paths longer than 511 bytes: "),
+        "{text}"
+    );
 }

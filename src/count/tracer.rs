@@ -6,10 +6,10 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{CallReport, CountOptions, FunctionStats};
 use crate::error::{Error, Result};
-use crate::filter;
+use crate::filter::{self, Pattern};
 use crate::function::Function;
 use crate::histogram::Histogram;
-use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH};
+use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
@@ -28,11 +28,13 @@ pub struct CountTracer {
     pub source: FunctionSource,
     /// Calls the source cannot see on this target, said in every report.
     hidden: Option<&'static str>,
+    filters: Vec<Pattern>,
 }
 
 impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
+        filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         let skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps
@@ -79,6 +81,7 @@ impl CountTracer {
             latency: opts.latency,
             source,
             hidden: source.hidden(plan),
+            filters: opts.filters.clone(),
         })
     }
 
@@ -187,13 +190,19 @@ impl Tracer for CountTracer {
                 (Loss::UnpairedReturns, None),
                 (Loss::CodeReadErrors, None),
                 (Loss::ExitsUnseen, None),
+                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
             ],
         );
         Ok(CallReport {
             functions: self.functions()?,
             losses,
             latency: self.latency,
-            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
+            notes: self
+                .hidden
+                .iter()
+                .map(|h| h.to_string())
+                .chain(filter::unmatched_notes(&self.filters, bss.filter_hits))
+                .collect(),
         })
     }
 }

@@ -10,9 +10,9 @@ use libbpf_rs::{MapCore, MapFlags};
 use super::trees::{CallTrees, Completed};
 use super::{EventKind, FlowEvent, FlowOptions, FlowSummary};
 use crate::error::{Error, Result};
-use crate::filter;
+use crate::filter::{self, Pattern};
 use crate::function::Function;
-use crate::kernel::limits::FLOW_MAX_DEPTH;
+use crate::kernel::limits::{FLOW_MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::flow::{FlowSkel, FlowSkelBuilder};
 use crate::kernel::types::{FlowKind, FlowRecord, FnEntry};
 use crate::kernel::{Loaded, Probes, Ring, load, loss_counters, monotonic_ns, record, same_struct};
@@ -27,6 +27,7 @@ use crate::tools;
 pub struct FlowTracer {
     pub source: FunctionSource,
     hidden: Option<&'static str>,
+    filters: Vec<Pattern>,
     skel: Loaded<FlowSkel<'static>>,
     probes: Probes,
     ring: Ring<FlowRecord>,
@@ -44,6 +45,7 @@ pub struct FlowTracer {
 impl FlowTracer {
     pub fn attach(target: &Target, opts: &FlowOptions) -> Result<FlowTracer> {
         let (source, plan) = tools::require_functions(target, true)?;
+        filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         // 3.13's __init__ frames entered without the function have no return to pair: pyflow
         // does not show them (and says so).
         let plan = Plan {
@@ -101,6 +103,7 @@ impl FlowTracer {
         Ok(FlowTracer {
             source,
             hidden: source.hidden(plan),
+            filters: opts.filters.clone(),
             skel,
             probes,
             ring,
@@ -142,6 +145,7 @@ impl FlowTracer {
                 (Loss::UnpairedReturns, None),
                 (Loss::CodeReadErrors, None),
                 (Loss::ExitsUnseen, None),
+                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
             ],
         )
     }
@@ -241,9 +245,21 @@ impl FlowTracer {
 
     /// What the session showed and lost, after it ended.
     pub fn read_summary(&self) -> FlowSummary {
+        let hits = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("flow.bpf.c has bss")
+            .filter_hits;
         FlowSummary {
             losses: self.losses(),
-            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
+            notes: self
+                .hidden
+                .iter()
+                .map(|h| h.to_string())
+                .chain(filter::unmatched_notes(&self.filters, hits))
+                .collect(),
             ..self.summary.clone()
         }
     }

@@ -42,7 +42,7 @@ pub mod types {
         hist_key as HistKey, import_event as ImportEvent, import_stack as ImportStack,
         line_file as LineFile, line_key as LineKey, loss_counters as LossCounters,
         name_filter as NameFilter, object_layout as ObjectLayout, pyprobe_limit as Limit,
-        text_encoding as TextEncoding,
+        qualname_layout as QualnameLayout, text_encoding as TextEncoding,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
@@ -69,6 +69,7 @@ pub mod limits {
     }
     pub const NAME_LEN: usize = of(Limit::NAME_LEN);
     pub const FILE_LEN: usize = of(Limit::FILE_LEN);
+    pub const PATH_SCRATCH: usize = of(Limit::PATH_SCRATCH);
     pub const MAX_FILTERS: usize = of(Limit::MAX_FILTERS);
     pub const MAX_DEPTH: usize = of(Limit::MAX_DEPTH);
     pub const HIST_SUB_BITS: u32 = Limit::HIST_SUB_BITS.0;

@@ -7,6 +7,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use super::{LineOptions, LineReport, LineStats};
 use crate::error::{Error, Result};
 use crate::glob;
+use crate::kernel::limits::PATH_SCRATCH;
 use crate::kernel::skel::lines::{LinesSkel, LinesSkelBuilder};
 use crate::kernel::types::{LineFile, LineKey};
 use crate::kernel::{Loaded, Probes, c_string, load, loss_counters, record, same_struct};
@@ -106,6 +107,7 @@ impl Tracer for LineCounter {
                         Some(self.skel.maps.line_counts.max_entries().into()),
                     ),
                     (Loss::FilesFull, None),
+                    (Loss::PathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
                 ],
             ),
         })

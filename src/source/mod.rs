@@ -11,10 +11,13 @@ use libbpf_rs::ProgramMut;
 
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
-use crate::kernel::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource};
+use crate::kernel::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
 use crate::target::Target;
 use crate::trampoline::{self, TrampolineState};
-use crate::versions::{DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout};
+use crate::versions::{
+    DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout, qualname_layout,
+    qualname_layout_of_build,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionSource {
@@ -40,6 +43,8 @@ pub struct Usdt {
     /// How to reach the running code object; without it a function is (file, name, the line
     /// seen at entry), so same-named functions in one file stay apart only by that line.
     pub layout: Option<FrameLayout>,
+    /// Where the code object reached through `layout` keeps its qualified name.
+    qualname: Option<QualnameLayout>,
     name_reg_entry: u32,
     name_reg_return: u32,
 }
@@ -57,6 +62,8 @@ pub struct EvalFrame {
     pub trampoline: Option<Trampoline>,
     /// 3.13: where the `__init__` frames that bypass the function are counted.
     init_probe: Option<u64>,
+    /// Where a code object keeps its qualified name (3.11+).
+    qualname: Option<QualnameLayout>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +169,7 @@ impl FunctionSource {
 
     /// The kernel side's copy (`struct function_source`).
     pub fn to_bpf(&self) -> BpfSource {
+        let qualname = self.qualnames().unwrap_or_default();
         match &self.kind {
             Kind::Usdt(u) => BpfSource {
                 layout: u.layout.unwrap_or_default(),
@@ -169,14 +177,33 @@ impl FunctionSource {
                 name_reg_return: u.name_reg_return,
                 count_on_entry: u.count_on_entry.into(),
                 returns_may_miss: u.returns_may_miss.into(),
+                qualname,
                 ..Default::default()
             },
             Kind::EvalFrame(e) => BpfSource {
                 eval: e.layout,
                 eval_frame: 1,
                 count_on_entry: 1,
+                qualname,
                 ..Default::default()
             },
+        }
+    }
+
+    /// Where this source reads a code object's qualified name (`--filter Class.method`), or
+    /// why it cannot.
+    pub fn qualnames(&self) -> std::result::Result<QualnameLayout, String> {
+        let v = self.version;
+        match &self.kind {
+            Kind::Usdt(u) => u.qualname.ok_or_else(|| {
+                format!(
+                    "on CPython {v} pyprobe takes calls from the function__entry probe, which \
+                     gives it no code object to read a qualified name from"
+                )
+            }),
+            Kind::EvalFrame(e) => e.qualname.ok_or_else(|| {
+                format!("CPython {v} has no qualified names (co_qualname came in 3.11)")
+            }),
         }
     }
 
@@ -325,6 +352,7 @@ fn usdt(target: &Target, version: PyVersion) -> Usdt {
     });
     Usdt {
         count_on_entry: layout.is_none(),
+        qualname: layout.and(qualname_layout(version)),
         entry_needs_tracing_mode: version.minor == 11,
         returns_may_miss: version >= PyVersion::new(3, 15),
         layout,
@@ -339,6 +367,7 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
             "pyprobe knows no frame layout for CPython {version}"
         ))
     })?;
+    let mut qualname = qualname_layout(version);
     // 3.13+ publish their own layout; where the build does, it wins over the table.
     if let Some(d) = target
         .elf
@@ -346,6 +375,7 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
         .and_then(|r| DebugOffsets::parse(&r.head))
     {
         layout = eval_layout_of_build(layout, &d);
+        qualname = qualname.map(|q| qualname_layout_of_build(q, &d));
     }
     let function = target
         .elf
@@ -397,6 +427,7 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
         init_probe: (version.minor == 13)
             .then(|| init313::allocation_probe(target))
             .flatten(),
+        qualname,
     })
 }
 

@@ -3,7 +3,7 @@
 //! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
 //! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
 use super::{DebugOffsets, PyVersion};
-use crate::kernel::types::{EvalLayout, FrameLayout, ObjectLayout};
+use crate::kernel::types::{EvalLayout, FrameLayout, ObjectLayout, QualnameLayout};
 
 /// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
 /// `tstate->cframe`, `cframe->current_frame`, `frame->f_code`, `code->co_firstlineno`.
@@ -74,6 +74,31 @@ pub fn eval_layout_of_build(layout: EvalLayout, d: &DebugOffsets) -> EvalLayout 
         co_filename: o(d.code_object.filename),
         co_name: o(d.code_object.name),
         str_ascii_data: o(d.unicode_object.asciiobject_size),
+        ..layout
+    }
+}
+
+/// Where a code object keeps its qualified name (`co_qualname`, 3.11+; checked by reading
+/// live processes of Debian's 3.11, pyenv's 3.12 and 3.13 and sid's 3.13-3.15) and a str its
+/// characters; None before 3.11, which has none.
+pub fn qualname_layout(v: PyVersion) -> Option<QualnameLayout> {
+    if v.major != 3 || !(11..=15).contains(&v.minor) {
+        return None;
+    }
+    let e = eval_layout(v)?;
+    Some(QualnameLayout {
+        co_qualname: 128,
+        str_ascii_data: e.str_ascii_data,
+        str_compact_data: e.str_compact_data,
+        ..Default::default()
+    })
+}
+
+/// The same as the build itself describes it (3.13+: its `_Py_DebugOffsets`).
+pub fn qualname_layout_of_build(layout: QualnameLayout, d: &DebugOffsets) -> QualnameLayout {
+    QualnameLayout {
+        co_qualname: d.code_object.qualname as u32,
+        str_ascii_data: d.unicode_object.asciiobject_size as u32,
         ..layout
     }
 }

@@ -10,7 +10,10 @@ pub use debug_offsets::{
     CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,
     ThreadOffsets, UnicodeOffsets,
 };
-pub use layouts::{eval_layout, eval_layout_of_build, frame_layout, object_layout};
+pub use layouts::{
+    eval_layout, eval_layout_of_build, frame_layout, object_layout, qualname_layout,
+    qualname_layout_of_build,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PyVersion {

@@ -453,3 +453,41 @@ pub fn semaphores(pid: i32) -> Vec<(String, u16)> {
         })
         .collect()
 }
+
+/// A directory of this test process under /tmp, removed with everything in it on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("pyprobe-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Writes `text` to `rel` (its directories made first) and returns its full path.
+    pub fn write(&self, rel: &str, text: &str) -> String {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A path of more than `bytes` bytes under `dir` that ends in `/name`: directories of 50 bytes
+/// each, so that only a path's end can tell where it is.
+pub fn long_path(dir: &TempDir, bytes: usize, name: &str) -> String {
+    let mut rel = String::new();
+    let mut i = 0;
+    while dir.0.to_string_lossy().len() + rel.len() + name.len() < bytes {
+        rel.push_str(&format!("{i:0>49}/"));
+        i += 1;
+    }
+    rel + name
+}

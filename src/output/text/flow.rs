@@ -60,6 +60,9 @@ impl Output<FlowEvent, FlowSummary> for Text {
     }
 
     fn report(&mut self, summary: &FlowSummary, _: &Window) -> io::Result<()> {
+        for n in &summary.notes {
+            writeln!(self.w, "WARNING: {n}")?;
+        }
         self.w
             .write_all(super::warnings(&summary.losses).as_bytes())?;
         self.w.flush()
@@ -90,6 +93,21 @@ mod tests {
       30.000       7       7    <- /w/app.py:5 fib (20.0us)
      100.000       7       7  <- /w/app.py:1 main (100.0us)
 "
+        );
+    }
+
+    #[test]
+    fn notes_end_the_output() {
+        let buf = Shared::default();
+        let mut t = Text::new(Box::new(buf.clone()));
+        let summary = FlowSummary {
+            notes: vec!["--filter m.f matched no function: ...".into()],
+            ..Default::default()
+        };
+        t.report(&summary, &Window::default()).unwrap();
+        assert_eq!(
+            buf.text(),
+            "WARNING: --filter m.f matched no function: ...\n"
         );
     }
 }

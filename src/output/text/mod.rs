@@ -40,6 +40,12 @@ fn what(l: &Lost) -> String {
         ),
         Loss::FilesFull => "line executions not counted: file-name table full".into(),
         Loss::ReadErrors => "events lost: their name could not be read".into(),
+        Loss::PathsTruncated => format!(
+            "file paths longer than {limit} bytes: kept and matched by their last {limit} bytes"
+        ),
+        Loss::FunctionPathsTruncated => format!(
+            "functions in files whose path is longer than {limit} bytes: the path kept by its end"
+        ),
     }
 }
 
