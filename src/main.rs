@@ -3,21 +3,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use pyprobe::cli::{Cli, args_for_invocation};
+use pyprobe::cli::{Cli, args_for_invocation, usage_error};
 use pyprobe::signals::install_stop_handler;
 
 fn main() -> ExitCode {
     // SIGPIPE stays ignored (Rust's default): output piped into `head` ends the session in
     // order (src/output/pipe.rs), with the accounting on stderr, rather than killing pyprobe
     // mid-report.
-    let cli = match Cli::try_parse_from(args_for_invocation(std::env::args().collect())) {
+    let argv = args_for_invocation(std::env::args().collect());
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+            eprintln!("{}", usage_error::one_line(&e, &argv));
             return ExitCode::FAILURE;
         }
     };
@@ -48,17 +49,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// clap's message on one line: its `error:` line with any tip, without the usage and the
-/// pointer to --help.
-fn one_line_usage_error(rendered: &str) -> String {
-    rendered
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

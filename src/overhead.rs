@@ -28,8 +28,11 @@ struct Reading {
     at: Option<Instant>,
     runs: u64,
     run_ns: u64,
-    /// The target's CPU time (all threads, user and system: a probe's time is system time).
+    /// The target's CPU time (all threads, user and system: a probe's time is system time),
+    /// in clock ticks, the dead threads' included.
     cpu_ns: Option<u64>,
+    /// The same to the nanosecond, of its live threads only (`schedstat`).
+    live_ns: Option<u64>,
 }
 
 /// The cost of tracing over one stretch of time.
@@ -129,6 +132,7 @@ impl Meter {
             runs,
             run_ns,
             cpu_ns: cpu_ns(self.pid),
+            live_ns: live_threads_ns(self.pid),
         }
     }
 
@@ -171,9 +175,25 @@ impl Meter {
         let probe_ns = runs * ns_per_hit;
         // Of the CPU time the target used (which includes its probes'), or of the wall time
         // when that cannot be read (the target is gone).
-        let share = match (now.cpu_ns, before.cpu_ns) {
-            (Some(a), Some(b)) => probe_ns / (a.saturating_sub(b) as f64).max(probe_ns).max(1.0),
-            _ => probe_ns / 1e9 / secs,
+        let ticks = now
+            .cpu_ns
+            .zip(before.cpu_ns)
+            .map(|(a, b)| a.saturating_sub(b));
+        let live = now
+            .live_ns
+            .zip(before.live_ns)
+            .and_then(|(a, b)| a.checked_sub(b));
+        // Clock ticks (10 ms) are exact enough over a busy stretch; a mostly idle target is
+        // measured by its live threads' nanoseconds (a thread that ended meanwhile takes its
+        // time with it, which makes the live sum fall: then the ticks stand).
+        let cpu = match (ticks, live) {
+            (Some(t), _) if t >= BUSY_NS => Some(t),
+            (_, Some(l)) if l > 0 => Some(l),
+            (t, _) => t,
+        };
+        let share = match cpu {
+            Some(cpu) => probe_ns / (cpu as f64).max(probe_ns).max(1.0),
+            None => probe_ns / 1e9 / secs,
         };
         Estimate {
             hits_per_sec: runs / secs,
@@ -182,6 +202,23 @@ impl Meter {
             slowdown: slowdown(share),
         }
     }
+}
+
+/// CPU time over a stretch beyond which clock ticks measure it within 5%.
+const BUSY_NS: u64 = 200_000_000;
+
+/// The CPU time of a process's live threads so far, to the nanosecond (the first field of each
+/// thread's /proc/PID/task/TID/schedstat).
+fn live_threads_ns(pid: i32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended between the listing and the read has no time left to count.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 /// The CPU time a process has used so far (utime + stime, fields 14 and 15 of /proc/PID/stat).

@@ -12,11 +12,7 @@ use serde_json::{Value, json};
 
 /// Events (one JSON object per line) and the closing summary from pyprobe's stdout.
 fn parse_stream(stdout: &str) -> (Vec<Value>, Value) {
-    let docs: Vec<Value> = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
-        .collect();
+    let docs = json_lines(stdout);
     let (summary, events) = docs.split_last().expect("a summary line");
     assert!(
         summary.get("events").is_some(),

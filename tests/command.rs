@@ -1,40 +1,13 @@
 //! What a command pyprobe starts gets: the user it was asked to run as (`--user`), and its own
-//! exit status handed back as pyprobe's, like `time` and `strace`.
+//! exit status handed back as pyprobe's, like `time` and `strace`; and the processes it forks,
+//! told of. Scratch files live in a TempDir, world-readable (the user may not read the checkout).
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-/// A world-readable directory of its own (the user may not read the checkout), removed on drop.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(name: &str) -> ScratchDir {
-        let dir = std::env::temp_dir().join(format!("pyprobe-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        ScratchDir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        p.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Says who it runs as on stderr, calls f() 7 times, and exits with the status it is given.
 const WHOAMI: &str = r#"
@@ -70,8 +43,8 @@ fn ids(stderr: &str) -> Value {
 
 #[test]
 fn a_command_runs_as_the_user_given_and_is_traced_exactly() {
-    let dir = ScratchDir::new("user");
-    let script = dir.file("whoami.py", WHOAMI);
+    let dir = TempDir::new("user");
+    let script = dir.write("whoami.py", WHOAMI);
     let report = dir.0.join("report.json");
     let report_path = report.to_string_lossy().into_owned();
     let out = run(&[
@@ -110,8 +83,8 @@ fn a_command_runs_as_the_user_given_and_is_traced_exactly() {
 
 #[test]
 fn without_user_a_command_runs_as_root() {
-    let dir = ScratchDir::new("root");
-    let script = dir.file("whoami.py", WHOAMI);
+    let dir = TempDir::new("root");
+    let script = dir.write("whoami.py", WHOAMI);
     let out = run(&["count", "--filter", "f", "--", PYTHON, &script, "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -120,8 +93,8 @@ fn without_user_a_command_runs_as_root() {
 
 #[test]
 fn pyprobe_exits_with_the_status_of_the_command_it_started() {
-    let dir = ScratchDir::new("status");
-    let script = dir.file("whoami.py", WHOAMI);
+    let dir = TempDir::new("status");
+    let script = dir.write("whoami.py", WHOAMI);
     for status in [0, 3, 42] {
         let out = run(&["count", "--", PYTHON, &script, &status.to_string()]);
         assert_eq!(out.status.code(), Some(status), "{out:?}");
@@ -194,8 +167,8 @@ for i in range(2):
 
 #[test]
 fn processes_forked_from_the_traced_one_are_told_not_silently_missing() {
-    let dir = ScratchDir::new("fork");
-    let script = dir.file("forker.py", FORKER);
+    let dir = TempDir::new("fork");
+    let script = dir.write("forker.py", FORKER);
     let out = run(&["count", "--", PYTHON, &script]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

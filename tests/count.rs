@@ -265,8 +265,40 @@ fn detach_after_sigkill_restores_semaphores() {
 #[test]
 fn unknown_pid_is_refused() {
     assert_clean_failure(
-        &["count", "--pid", "999999999"],
-        "no process with PID 999999999",
+        &["count", "--pid", "4194304"],
+        "no process with PID 4194304",
+    );
+}
+
+#[test]
+fn a_pid_out_of_the_kernel_s_range_is_refused_as_such() {
+    assert_clean_failure(
+        &["count", "--pid", "4294967296"],
+        "is not a process ID: PIDs run from 1 to 4194304",
+    );
+    assert_clean_failure(&["count", "--pid", "0"], "is not a process ID");
+}
+
+#[test]
+fn a_malformed_usdt_note_is_named_not_mistaken_for_a_missing_process() {
+    // A copy of Debian's 3.11 whose function__entry note puts its semaphore at 0x10, outside
+    // the file: libbpf alone would say "No such process".
+    let dir = TempDir::new("bogus-note");
+    let mut elf = std::fs::read(PYTHON).unwrap();
+    let note = b"python\0function__entry\0";
+    let at = elf
+        .windows(note.len())
+        .position(|w| w == note)
+        .expect("the function__entry note");
+    elf[at - 8..at].copy_from_slice(&0x10u64.to_le_bytes());
+    let python = dir.0.join("python3.11");
+    std::fs::write(&python, elf).unwrap();
+    std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let python = python.to_string_lossy().into_owned();
+    assert_clean_failure(
+        &["count", "--latency", "--", &python, "-c", "pass"],
+        "the USDT note of python:function__entry puts its semaphore at 0x10, outside the \
+         file's loaded segments (a malformed note)",
     );
 }
 
@@ -450,14 +482,9 @@ fn interval_reports_only_the_calls_made_since_the_last_one() {
         "paced.py",
     );
     assert!(ok, "{err}");
-    let per_report: Vec<u64> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["total_calls"]
-                .as_u64()
-                .unwrap()
-        })
+    let per_report: Vec<u64> = json_lines(&out)
+        .iter()
+        .map(|r| r["total_calls"].as_u64().unwrap())
         .collect();
     assert!(
         per_report.len() >= 3,

@@ -187,7 +187,7 @@ fn a_python_without_probes_is_refused() {
 #[test]
 fn bad_arguments_are_refused() {
     assert_clean_failure(&["imports"], "no target");
-    assert_clean_failure(&["imports", "--pid", "999999999"], "no process with PID");
+    assert_clean_failure(&["imports", "--pid", "4194304"], "no process with PID");
     assert_clean_failure(
         &["imports", "--", "/nonexistent/python3"],
         "cannot start \"/nonexistent/python3\"",

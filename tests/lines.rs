@@ -159,7 +159,7 @@ fn bad_arguments_are_refused() {
         "invalid --file \"[ab].py\"",
     );
     assert_clean_failure(&["lines"], "no target");
-    assert_clean_failure(&["lines", "--pid", "999999999"], "no process with PID");
+    assert_clean_failure(&["lines", "--pid", "4194304"], "no process with PID");
 }
 
 /// The extremes of what `--file` accepts each load at once and count exactly: the shortest

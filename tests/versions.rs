@@ -135,11 +135,7 @@ fn flow_is_exact(py: Python) {
         "flow_calls.py",
     );
     assert!(ok, "{err}");
-    let mut events: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut events = json_lines(&out);
     let summary = events.pop().unwrap();
     assert_eq!(summary["event"], "summary", "{summary}");
     let f = flows(&events);

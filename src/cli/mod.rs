@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod usage_error;
+
 pub use audit::AuditArgs;
 pub use count::CountArgs;
 pub use floor::FloorArgs;
@@ -119,7 +121,7 @@ impl Command {
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
     /// Trace this running process
-    #[arg(short, long, conflicts_with = "command")]
+    #[arg(short, long, conflicts_with = "command", value_parser = parse_pid)]
     pub pid: Option<i32>,
     /// Start this command and trace it from its first Python call
     #[arg(last = true, value_name = "COMMAND")]
@@ -183,8 +185,8 @@ impl DurationArgs {
 pub struct ScheduleArgs {
     #[command(flatten)]
     pub stop: DurationArgs,
-    /// Print (and start afresh) every SECS seconds
-    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    /// Print (and start afresh) every SECS seconds (at least 0.1)
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 }
 
@@ -245,6 +247,28 @@ pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// A process ID: positive, and within the kernel's largest (`/proc/sys/kernel/pid_max` is at
+/// most 2^22).
+pub fn parse_pid(s: &str) -> std::result::Result<i32, String> {
+    const PID_MAX_LIMIT: i64 = 1 << 22;
+    match s.parse::<i64>() {
+        Ok(p) if (1..=PID_MAX_LIMIT).contains(&p) => Ok(p as i32),
+        Ok(_) => Err(format!(
+            "{s} is not a process ID: PIDs run from 1 to {PID_MAX_LIMIT}"
+        )),
+        Err(_) => Err(format!("{s:?} is not a process ID (a number)")),
+    }
+}
+
+/// A reporting interval: at least 0.1 s (a session checks its clocks every 50 ms).
+pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s} s is too short: an interval is at least 0.1 s"));
+    }
+    Ok(d)
 }
 
 pub fn parse_percent(s: &str) -> std::result::Result<f64, String> {
@@ -378,6 +402,24 @@ mod tests {
                 .contains("no target")
         );
         assert!(parse(&["pycount", "--pid", "1", "--", "python3"]).is_err());
+    }
+
+    #[test]
+    fn pids_and_intervals_are_checked_with_their_reasons() {
+        assert_eq!(parse_pid("4242"), Ok(4242));
+        let e = parse_pid("4294967296").unwrap_err();
+        assert_eq!(
+            e,
+            "4294967296 is not a process ID: PIDs run from 1 to 4194304"
+        );
+        assert!(parse_pid("0").is_err() && parse_pid("-5").is_err());
+        assert_eq!(
+            parse_pid("12ab").unwrap_err(),
+            "\"12ab\" is not a process ID (a number)"
+        );
+        assert_eq!(parse_interval("0.1"), Ok(Duration::from_millis(100)));
+        let e = parse_interval("1e-9").unwrap_err();
+        assert_eq!(e, "1e-9 s is too short: an interval is at least 0.1 s");
     }
 
     #[test]

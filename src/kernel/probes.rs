@@ -37,6 +37,21 @@ impl Probes {
     /// Attaches `prog` to `python:<probe>` in the target (libbpf reads argument locations from
     /// the ELF notes and raises the probe's semaphore through the kernel).
     pub fn usdt(&mut self, prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<()> {
+        // libbpf refuses such a site with ESRCH ("No such process"): say what is wrong instead.
+        if let Some(site) = target
+            .elf
+            .python_probes()
+            .find(|p| p.name == probe && p.semaphore != 0 && p.semaphore_offset == 0)
+        {
+            return Err(Error::BadElf {
+                path: target.interpreter.clone().into(),
+                why: format!(
+                    "the USDT note of python:{probe} puts its semaphore at {:#x}, outside the \
+                     file's loaded segments (a malformed note)",
+                    site.semaphore
+                ),
+            });
+        }
         let link = prog
             .attach_usdt(target.pid, &target.host_path, "python", probe)
             .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?;

@@ -223,12 +223,15 @@ fn reachable_path(root: &Path, path: &str, inode: u64) -> Option<PathBuf> {
 
 /// Not being root is the usual reason; otherwise the process is protected from us.
 fn no_access(pid: i32) -> Error {
-    match crate::privileges::check_privileges() {
-        Err(e) => e,
-        Ok(()) => Error::NoAccess {
-            pid,
-            why: "permission denied reading /proc/PID/exe (another user namespace, or ptrace restrictions)".into(),
-        },
+    let why = if crate::privileges::check_privileges().is_err() {
+        "permission denied reading /proc/PID/exe: another user's process can be read only by \
+         root (or with CAP_SYS_PTRACE)"
+    } else {
+        "permission denied reading /proc/PID/exe (another user namespace, or ptrace restrictions)"
+    };
+    Error::NoAccess {
+        pid,
+        why: why.into(),
     }
 }
 

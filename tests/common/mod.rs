@@ -251,12 +251,20 @@ pub fn run_with_go(cmd: &mut Command) -> Output {
 
 /// The JSON document pyprobe printed last (a spawned workload shares its stdout).
 pub fn last_json(stdout: &str) -> serde_json::Value {
-    let line = stdout
+    json_lines(stdout)
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON in:\n{stdout}"))
+}
+
+/// Every JSON line of pyprobe's stdout. A command pyprobe starts shares that stdout, and its
+/// own writes (a workload's "ready") may land just before one of pyprobe's lines: each line's
+/// JSON starts at its first `{`.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
         .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON in:\n{stdout}"));
-    serde_json::from_str(line).expect("valid JSON")
+        .filter_map(|l| l.find('{').map(|at| &l[at..]))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Runs pyprobe to completion with no target interaction (bad-input tests).
