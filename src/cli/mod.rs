@@ -8,6 +8,7 @@ mod flow;
 mod gc;
 mod imports;
 mod lines;
+mod stacks;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use flow::FlowArgs;
 pub use gc::GcArgs;
 pub use imports::ImportsArgs;
 pub use lines::LinesArgs;
+pub use stacks::{StacksArgs, ThreadArgs};
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
@@ -37,6 +39,7 @@ EXAMPLES:
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+    pyprobe stacks --pid 1234             # what every thread is doing now
 ";
 
 #[derive(Debug, Parser)]
@@ -76,6 +79,9 @@ pub enum Command {
     /// GC pause histograms per generation, percentiles, objects collected, share of wall time [pygc]
     #[command(after_help = gc::EXAMPLES)]
     Gc(GcArgs),
+    /// Every thread's Python stack now (like py-spy dump), with --locals their variables
+    #[command(after_help = stacks::EXAMPLES)]
+    Stacks(StacksArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -109,6 +115,7 @@ impl Command {
             Command::Imports(a) => a.run(),
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
+            Command::Stacks(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

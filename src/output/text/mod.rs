@@ -6,6 +6,7 @@ pub mod gc;
 pub mod imports;
 pub mod lines;
 pub mod probes;
+pub mod stacks;
 
 use crate::losses::{Loss, Losses, Lost};
 
