@@ -19,6 +19,8 @@ pub mod output;
 pub mod privileges;
 pub mod probes;
 pub mod pystate;
+pub mod record;
+pub mod sample;
 pub mod session;
 pub mod signals;
 pub mod source;

@@ -39,6 +39,12 @@ pub enum Loss {
     FilesFull,
     /// Audit events whose name could not be read.
     ReadErrors,
+    /// Samples not counted: the (thread, stack) table was full (limit: its size).
+    SamplesFull,
+    /// Samples whose stack was deeper than the kernel keeps (limit: its depth).
+    StacksTruncated,
+    /// Samples whose frame chain could not be read to its end.
+    StackReadErrors,
 }
 
 impl Loss {
@@ -59,6 +65,9 @@ impl Loss {
             Loss::LinesFull => "lines_full",
             Loss::FilesFull => "files_full",
             Loss::ReadErrors => "read_errors",
+            Loss::SamplesFull => "samples_full",
+            Loss::StacksTruncated => "stacks_truncated",
+            Loss::StackReadErrors => "stack_read_errors",
         }
     }
 
@@ -67,6 +76,8 @@ impl Loss {
         match self {
             Loss::FunctionsFull => Some("function_table_size"),
             Loss::LinesFull => Some("line_table_size"),
+            Loss::SamplesFull => Some("stack_table_size"),
+            Loss::StacksTruncated => Some("max_stack_depth"),
             _ => None,
         }
     }
@@ -87,6 +98,9 @@ impl Loss {
             Loss::LinesFull => c.lines_full,
             Loss::FilesFull => c.files_full,
             Loss::ReadErrors => c.read_errors,
+            Loss::SamplesFull => c.samples_full,
+            Loss::StacksTruncated => c.stacks_truncated,
+            Loss::StackReadErrors => c.stack_read_errors,
             Loss::InProgress => return None,
         })
     }

@@ -8,6 +8,7 @@ mod flow;
 mod gc;
 mod imports;
 mod lines;
+mod record;
 mod stacks;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub use flow::FlowArgs;
 pub use gc::GcArgs;
 pub use imports::ImportsArgs;
 pub use lines::LinesArgs;
+pub use record::{RecordArgs, SampleArgs};
 pub use stacks::{StacksArgs, ThreadArgs};
 
 use crate::error::{Error, Result};
@@ -40,6 +42,7 @@ EXAMPLES:
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
     pyprobe stacks --pid 1234             # what every thread is doing now
+    pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
 ";
 
 #[derive(Debug, Parser)]
@@ -82,6 +85,9 @@ pub enum Command {
     /// Every thread's Python stack now (like py-spy dump), with --locals their variables
     #[command(after_help = stacks::EXAMPLES)]
     Stacks(StacksArgs),
+    /// Sample every thread's Python stack into a flame graph, speedscope, pprof or a table
+    #[command(after_help = record::EXAMPLES)]
+    Record(RecordArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -116,6 +122,7 @@ impl Command {
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
             Command::Stacks(a) => a.run(),
+            Command::Record(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

@@ -6,6 +6,7 @@ pub mod gc;
 pub mod imports;
 pub mod lines;
 pub mod probes;
+pub mod profile;
 pub mod stacks;
 
 use crate::losses::{Loss, Losses, Lost};
@@ -41,6 +42,17 @@ fn what(l: &Lost) -> String {
         ),
         Loss::FilesFull => "line executions not counted: file-name table full".into(),
         Loss::ReadErrors => "events lost: their name could not be read".into(),
+        Loss::SamplesFull => {
+            format!("samples not counted: stack table full ({limit} stacks; raise --max-stacks)")
+        }
+        Loss::StacksTruncated => {
+            format!("samples of stacks deeper than {limit} frames: the outermost frames left out")
+        }
+        Loss::StackReadErrors => {
+            "samples whose frames could not all be read (a frame changing under the read, or \
+             not in memory): the frames read are kept"
+                .into()
+        }
     }
 }
 
