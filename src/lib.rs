@@ -27,6 +27,7 @@ pub mod source;
 pub mod stacks;
 pub mod target;
 pub mod tools;
+pub mod top;
 pub mod tracee;
 pub mod trampoline;
 pub mod versions;

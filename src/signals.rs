@@ -10,6 +10,11 @@ pub fn install_stop_handler() {
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
 }
 
+/// Asks every wait to end, as Ctrl-C does (a key that quits an interactive view).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }

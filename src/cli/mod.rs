@@ -10,6 +10,7 @@ mod imports;
 mod lines;
 mod record;
 mod stacks;
+mod top;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use imports::ImportsArgs;
 pub use lines::LinesArgs;
 pub use record::{RecordArgs, SampleArgs};
 pub use stacks::{StacksArgs, ThreadArgs};
+pub use top::TopArgs;
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
@@ -43,6 +45,7 @@ EXAMPLES:
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
     pyprobe stacks --pid 1234             # what every thread is doing now
     pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
+    pyprobe top --pid 1234                # the same, live
 ";
 
 #[derive(Debug, Parser)]
@@ -88,6 +91,9 @@ pub enum Command {
     /// Sample every thread's Python stack into a flame graph, speedscope, pprof or a table
     #[command(after_help = record::EXAMPLES)]
     Record(RecordArgs),
+    /// A live view of the functions a process spends its time in (like py-spy top)
+    #[command(after_help = top::EXAMPLES)]
+    Top(TopArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -123,6 +129,7 @@ impl Command {
             Command::Gc(a) => a.run(),
             Command::Stacks(a) => a.run(),
             Command::Record(a) => a.run(),
+            Command::Top(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

@@ -46,6 +46,7 @@ pub struct RawFrame {
 /// A code object's identity and what names its frames' lines and locals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Code {
+    /// The qualified name where the version has one (3.11+: `Class.method`), else the name.
     pub name: String,
     pub file: String,
     pub firstlineno: i32,
@@ -356,7 +357,8 @@ impl Interpreter {
             });
         }
         let l = self.layout;
-        let name = self.name(self.u64(addr + l.code_name, "co_name")?)?;
+        let name_field = l.code_qualname.unwrap_or(l.code_name);
+        let name = self.name(self.u64(addr + name_field, "co_qualname")?)?;
         let file = self.name(self.u64(addr + l.code_filename, "co_filename")?)?;
         let firstlineno = self.u32(addr + l.code_firstlineno, "co_firstlineno")? as i32;
         let (table, _) =

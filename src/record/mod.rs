@@ -43,7 +43,7 @@ impl Recording {
     fn progress(&mut self, last: bool) {
         let every = if self.tty { PROGRESS_TTY } else { PROGRESS_LOG };
         let due = self.last_progress.unwrap_or(self.started).elapsed() >= every;
-        if !due && !(last && self.tty) {
+        if !(due || last && self.tty) {
             return;
         }
         self.last_progress = Some(Instant::now());

@@ -69,6 +69,8 @@ pub struct InterpreterLayout {
     /// 3.14+: the frame's code and locals are `_PyStackRef`s, tagged in these bits.
     pub tag_mask: u64,
     pub code_name: u64,
+    /// 3.11+: `co_qualname` (`Class.method`).
+    pub code_qualname: Option<u64>,
     pub code_filename: u64,
     pub code_firstlineno: u64,
     pub code_linetable: u64,
@@ -169,6 +171,7 @@ impl InterpreterLayout {
             },
             tag_mask: 0,
             code_name: if old { 112 } else { 120 },
+            code_qualname: (!old).then_some(128),
             code_filename: if old { 104 } else { 112 },
             code_firstlineno: match m {
                 8..=10 => 40,
@@ -224,6 +227,7 @@ impl InterpreterLayout {
             frame_localsplus: f.localsplus,
             tag_mask: if v.minor >= 14 { 3 } else { 0 },
             code_name: c.name,
+            code_qualname: Some(c.qualname),
             code_filename: c.filename,
             code_firstlineno: c.firstlineno,
             code_linetable: c.linetable,

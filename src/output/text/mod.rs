@@ -8,6 +8,7 @@ pub mod lines;
 pub mod probes;
 pub mod profile;
 pub mod stacks;
+pub mod top;
 
 use crate::losses::{Loss, Losses, Lost};
 
