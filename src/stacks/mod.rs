@@ -171,15 +171,24 @@ pub fn symbolize(interp: &mut Interpreter, raw: &[RawFrame], locals: bool) -> Ve
 /// Reads every thread's stack of a process.
 pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
     let mut interp = Interpreter::open(target)?;
+    // Whether each thread runs is looked at before the read, which may stop them all.
+    let status: HashMap<i32, (Option<String>, bool)> = task_ids(target.pid)
+        .into_iter()
+        .map(|tid| (tid, thread_status(target.pid, tid)))
+        .collect();
+    let status_of = |tid: i32| {
+        status
+            .get(&tid)
+            .cloned()
+            .unwrap_or_else(|| thread_status(target.pid, tid))
+    };
     let (raw, paused) = take(&interp)?;
     let gil = interp.gil_holder();
     let (process_name, _) = thread_status(target.pid, target.pid);
     let mut threads = Vec::new();
     let mut seen_tids = Vec::new();
     for t in &raw {
-        let (name, active) = t
-            .tid
-            .map_or((None, false), |tid| thread_status(target.pid, tid));
+        let (name, active) = t.tid.map_or((None, false), status_of);
         seen_tids.extend(t.tid);
         threads.push(ThreadStack {
             tid: t.tid,
@@ -195,7 +204,7 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
     if opts.all_threads {
         for tid in task_ids(target.pid) {
             if !seen_tids.contains(&tid) {
-                let (name, active) = thread_status(target.pid, tid);
+                let (name, active) = status_of(tid);
                 threads.push(ThreadStack {
                     tid: Some(tid),
                     ident: 0,
