@@ -50,9 +50,10 @@ struct {
 	__type(value, __u64);
 } counts SEC(".maps");
 
-/* Stacks already sent to userspace (an evicted one is sent again, and recognised there). */
+/* Stacks already sent to userspace; once full, new stacks are sent at every sample and
+ * userspace recognises them (a plain hash: an LRU's update costs more at every new stack). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);
@@ -228,11 +229,13 @@ static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate)
 static __always_inline void announce(struct stack_record *r)
 {
 	__u8 one = 1;
+	long err = bpf_map_update_elem(&seen, &r->id, &one, BPF_NOEXIST);
 
-	if (bpf_map_update_elem(&seen, &r->id, &one, BPF_NOEXIST))
+	if (err == -17 /* EEXIST: sent before */)
 		return;
 	if (bpf_ringbuf_output(&new_stacks, r, sizeof(*r), 0)) {
-		bpf_map_delete_elem(&seen, &r->id);
+		if (!err)
+			bpf_map_delete_elem(&seen, &r->id);
 		__sync_fetch_and_add(&losses.events_lost, 1);
 	}
 }
