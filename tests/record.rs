@@ -288,6 +288,50 @@ fn idle_threads_only_with_idle() {
     );
 }
 
+/// Threads the target starts after pyprobe attached are sampled, each under its own thread id
+/// and its own function.
+#[test]
+fn threads_started_later_are_sampled() {
+    let py = Python::debian();
+    let mut g = Guard::spawn(
+        py.command(&py.script("threads_later.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
+    let pid = g.pid().to_string();
+    let path = out_file(&format!("threads-{pid}.json"));
+    let (p, rx) = start_pyprobe(&["record", "--pid", &pid, "--format", "json", "-o", &path]);
+    g.send_line("go");
+    let ids: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let _ = finish_pyprobe(p, rx);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for f in ["burn_one", "burn_two"] {
+        let tid = ids[f].as_u64().unwrap();
+        let samples: u64 = doc["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["tid"].as_u64() == Some(tid))
+            .filter(|s| {
+                s["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["name"] == f)
+            })
+            .map(|s| s["samples"].as_u64().unwrap())
+            .sum();
+        // A second of its CPU at 100 Hz.
+        assert!(
+            samples >= 50,
+            "{f} in thread {tid}: {samples} samples\n{doc}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_is_one_line() {
     assert_clean_failure(&["record", "--pid", "1", "--rate", "0"], "--rate");

@@ -21,7 +21,12 @@ struct Parked {
     oracle: Value,
 }
 
+/// Tests of one chroot copy parked.py to the same place: one at a time, until the copy has been
+/// read, so that no copy is truncated under an interpreter reading it.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn start_parked(py: &Python) -> Parked {
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     let mut cmd = py.command(&py.script("parked.py"));
     let mut guard = Guard::spawn(
         cmd.stdin(Stdio::piped())
@@ -399,4 +404,52 @@ fn bad_input_is_one_line() {
         &["stacks", "--pid", "1", "--tid", "5", "--all-threads"],
         "give one of them",
     );
+}
+
+/// A process someone else stopped (SIGSTOP) is read where it stopped, and stays stopped: pyprobe
+/// lets go only what it held itself. On 3.9 the threads are held under ptrace for the read.
+fn a_stopped_process_stays_stopped(py: Python) {
+    let mut w = spawn_ready(&mut py.command_with(&py.script("split.py"), &["30"]));
+    w.send_line("go");
+    let pid = w.pid();
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .chars()
+            .next()
+            .unwrap()
+    };
+    thread::sleep(Duration::from_millis(100));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let t = Instant::now();
+    while state() != 'T' {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGSTOP did not stop it"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let doc = stacks_json(pid, &["--tid", &pid.to_string()]);
+    let names = short_names(&doc, pid as i64);
+    assert!(
+        names.iter().any(|n| n == "hot_a" || n == "hot_b"),
+        "{names:?}"
+    );
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(state(), 'T', "pyprobe resumed a process it had not stopped");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+}
+
+#[test]
+fn a_stopped_3_11_stays_stopped() {
+    a_stopped_process_stays_stopped(Python::debian());
+}
+
+#[test]
+fn a_stopped_3_9_stays_stopped() {
+    a_stopped_process_stays_stopped(Python::pyenv("3.9"));
 }
