@@ -171,10 +171,20 @@ impl Tracer for SampleTracer {
                 ));
             }
         }
+        // The kernel's on-CPU samples and --idle's off-CPU ones, one count per (thread, stack).
+        let mut merged: HashMap<(u32, u64), u64> = HashMap::new();
+        let idle = self.idle.iter().flat_map(|i| i.counts());
+        for ((tid, id), count) in read
+            .into_iter()
+            .map(|(k, c)| ((k.tid, k.stack_id), c))
+            .chain(idle)
+        {
+            *merged.entry((tid, id)).or_insert(0) += count;
+        }
         let mut counts = Vec::new();
         let mut unnamed = 0;
-        for (key, count) in read {
-            let stack = match key.stack_id {
+        for ((tid, id), count) in merged {
+            let stack = match id {
                 0 => None,
                 id => match self.stacks.get(&id) {
                     Some(s) => Some(s.clone()),
@@ -185,23 +195,11 @@ impl Tracer for SampleTracer {
                 },
             };
             counts.push(StackCount {
-                tid: key.tid,
-                thread: self.thread_name(key.tid),
+                tid,
+                thread: self.thread_name(tid),
                 stack,
                 count,
             });
-        }
-        let idle: Vec<_> = self.idle.iter().flat_map(|i| i.counts()).collect();
-        {
-            for ((tid, id), count) in idle {
-                let thread = self.thread_name(tid);
-                counts.push(StackCount {
-                    tid,
-                    thread,
-                    stack: self.stacks.get(&id).cloned(),
-                    count,
-                });
-            }
         }
         let opts = &self.opts;
         counts.retain(|c| match &c.stack {
