@@ -39,6 +39,9 @@ pub struct Screen {
     title: String,
     sort: SortKey,
     overall: Profile,
+    /// The last window drawn, and the order it was drawn in: a key redraws it at once.
+    window: Profile,
+    drawn_with: SortBy,
     entered: bool,
 }
 
@@ -49,8 +52,30 @@ impl Screen {
             title,
             sort,
             overall: Profile::default(),
+            window: Profile::default(),
+            drawn_with: SortBy::Own,
             entered: false,
         }
+    }
+
+    fn draw(&mut self) -> io::Result<()> {
+        let sort = self.sort.get();
+        self.drawn_with = sort;
+        let (rows, cols) = terminal_size();
+        let mut lines = header(&self.title, &self.window, &self.overall, sort);
+        lines.extend(table_lines(
+            &self.window,
+            &self.overall,
+            sort,
+            Some(rows.saturating_sub(6)),
+        ));
+        write!(self.w, "\x1b[H")?;
+        for l in lines.iter().take(rows.saturating_sub(1)) {
+            let cut: String = l.chars().take(cols).collect();
+            write!(self.w, "{cut}\x1b[K\r\n")?;
+        }
+        write!(self.w, "\x1b[J")?;
+        self.w.flush()
     }
 
     fn leave(&mut self) -> io::Result<()> {
@@ -72,33 +97,31 @@ impl Output<Never, Profile> for Screen {
 
     fn report(&mut self, window: &Profile, w: &Window) -> io::Result<()> {
         self.overall.add(window);
-        let sort = self.sort.get();
-        let (rows, cols) = terminal_size();
-        let mut lines = header(&self.title, window, &self.overall, sort);
-        lines.extend(table_lines(
-            window,
-            &self.overall,
-            sort,
-            Some(rows.saturating_sub(6)),
-        ));
+        self.window = window.clone();
         if w.last {
             // The last picture stays on the normal screen.
             self.leave()?;
+            let sort = self.sort.get();
+            let mut lines = header(&self.title, window, &self.overall, sort);
+            lines.extend(table_lines(
+                window,
+                &self.overall,
+                sort,
+                Some(terminal_size().0),
+            ));
             for l in &lines {
                 writeln!(self.w, "{l}")?;
             }
             return self.w.flush();
         }
-        write!(self.w, "\x1b[H")?;
-        for l in lines.iter().take(rows.saturating_sub(1)) {
-            let cut: String = l.chars().take(cols).collect();
-            write!(self.w, "{cut}\x1b[K\r\n")?;
-        }
-        write!(self.w, "\x1b[J")?;
-        self.w.flush()
+        self.draw()
     }
 
+    /// Called between refreshes: a new sort key shows at once.
     fn flush(&mut self) -> io::Result<()> {
+        if self.entered && self.sort.get() != self.drawn_with && self.overall.rate_hz > 0 {
+            return self.draw();
+        }
         self.w.flush()
     }
 }
