@@ -19,7 +19,7 @@ second of its CPU time, until Ctrl-C, --duration or the process's exit. The stac
 the kernel at each sample (a CPU-clock perf event per CPU) and counted there per thread and
 stack; each stack is named once. Works on CPython 3.8-3.15, with or without USDT probes.
 --idle also samples threads that are sleeping or waiting, at the same rate, from userspace.
-A progress line (samples so far, elapsed) goes to stderr.
+A progress line (samples so far, lost, elapsed) goes to stderr.
 Formats: svg, folded, speedscope, pprof (gzipped profile.proto), text (a table), json.
 ";
 

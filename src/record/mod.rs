@@ -48,8 +48,9 @@ impl Recording {
         }
         self.last_progress = Some(Instant::now());
         let line = format!(
-            "pyprobe record: {} samples, {:.1}s",
+            "pyprobe record: {} samples, {} lost, {:.1}s",
             self.tracer.samples(),
+            self.tracer.lost(),
             self.started.elapsed().as_secs_f64()
         );
         if self.tty {

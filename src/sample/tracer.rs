@@ -87,6 +87,17 @@ impl SampleTracer {
         on_cpu + self.idle.as_ref().map_or(0, |i| i.samples())
     }
 
+    /// Samples taken but not counted so far (the stack table was full).
+    pub fn lost(&self) -> u64 {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        loss_counters(&bss.losses).samples_full
+    }
+
     /// Names the stacks the kernel announced since the last call.
     fn name_new_stacks(&mut self) {
         for r in self.ring.take() {
