@@ -120,18 +120,28 @@ fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<Vec<Raw
 
 /// Every thread's stack at one moment: read twice while the process runs, and if the two reads
 /// differ (or the version needs the threads' registers), once more with every thread held.
-/// Returns whether it held them.
+/// Returns whether it held them. Where the threads cannot be held (another tracer, such as a
+/// debugger or strace, has them), the last read stands, without thread ids before 3.11.
 pub fn take(interp: &Interpreter) -> Result<(Vec<RawThread>, bool)> {
-    if interp.layout.tstate_native_thread_id.is_some()
-        && let (Ok(a), Ok(b)) = (read_threads(interp, None), read_threads(interp, None))
-        && a == b
-    {
-        return Ok((a, false));
+    let mut last = None;
+    if interp.layout.tstate_native_thread_id.is_some() {
+        let (a, b) = (read_threads(interp, None), read_threads(interp, None));
+        if let (Ok(a), Ok(b)) = (&a, &b)
+            && a == b
+        {
+            return Ok((b.clone(), false));
+        }
+        last = Some(b);
     }
-    let paused = Paused::stop(interp.pid)?;
-    let threads = read_threads(interp, Some(&paused))?;
-    drop(paused);
-    Ok((threads, true))
+    match Paused::stop(interp.pid) {
+        Ok(paused) => {
+            let threads = read_threads(interp, Some(&paused))?;
+            drop(paused);
+            Ok((threads, true))
+        }
+        Err(e @ Error::NoSuchProcess(_)) => Err(e),
+        Err(_) => Ok((last.unwrap_or_else(|| read_threads(interp, None))?, false)),
+    }
 }
 
 /// A thread's kernel name and whether it is on CPU (or runnable) now.
