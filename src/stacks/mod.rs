@@ -65,6 +65,8 @@ pub struct ProcessStacks {
     pub version: String,
     pub interpreter: String,
     pub exe: String,
+    /// The command line, as /proc shows it.
+    pub cmdline: String,
     /// The process was held still for the read.
     pub paused: bool,
     pub threads: Vec<ThreadStack>,
@@ -242,6 +244,13 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
         version: target.version_text(),
         interpreter: target.interpreter.clone(),
         exe: target.exe.clone(),
+        cmdline: std::fs::read(format!("/proc/{}/cmdline", target.pid))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+            })
+            .unwrap_or_default(),
         paused,
         threads,
     })

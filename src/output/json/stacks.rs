@@ -46,6 +46,7 @@ pub fn document(s: &ProcessStacks) -> Value {
         "python": s.version,
         "interpreter": s.interpreter,
         "exe": s.exe,
+        "cmdline": s.cmdline,
         "paused": s.paused,
         "threads": s.threads.iter().map(thread).collect::<Vec<_>>(),
     })

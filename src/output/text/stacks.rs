@@ -43,14 +43,22 @@ pub fn thread_header(t: &ThreadStack) -> String {
 
 impl Output<Never, ProcessStacks> for Text {
     fn report(&mut self, s: &ProcessStacks, _: &Window) -> io::Result<()> {
+        let command = if s.cmdline.is_empty() {
+            &s.exe
+        } else {
+            &s.cmdline
+        };
+        writeln!(self.w, "Process {}: {command}", s.pid)?;
         writeln!(
             self.w,
-            "Process {}: {} (CPython {}, {}){}",
-            s.pid,
-            s.exe,
+            "CPython {} ({}){}",
             s.version,
             s.interpreter,
-            if s.paused { ", paused to read" } else { "" }
+            if s.paused {
+                ", held still for the read"
+            } else {
+                ""
+            }
         )?;
         for t in &s.threads {
             writeln!(self.w, "\n{}", thread_header(t))?;
