@@ -48,7 +48,8 @@ install_test_readers() {
         "$env/bin/pip" install --quiet $pins
     fi
     if [ ! -s target/speedscope/file-format-schema.json ]; then
-        apt_ensure npm
+        # npm comes with the image's nodejs here; Debian's npm package elsewhere.
+        command -v npm >/dev/null || apt_ensure npm
         mkdir -p target/speedscope
         (cd target/speedscope && npm pack --silent speedscope@1.25.0 >/dev/null &&
             tar xzf speedscope-1.25.0.tgz --strip-components=3 package/dist/release/file-format-schema.json)
