@@ -225,7 +225,8 @@ static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate)
 	return h ? h : 1;
 }
 
-/* Sends a stack userspace has not named yet; if the ring is full it is sent at its next sample. */
+/* Sends a stack userspace has not named yet; if the ring is full it is sent at its next sample.
+ * No wake-up: pyprobe drains the ring every 20 ms, so a sample never wakes it. */
 static __always_inline void announce(struct stack_record *r)
 {
 	__u8 one = 1;
@@ -233,7 +234,7 @@ static __always_inline void announce(struct stack_record *r)
 
 	if (err == -17 /* EEXIST: sent before */)
 		return;
-	if (bpf_ringbuf_output(&new_stacks, r, sizeof(*r), 0)) {
+	if (bpf_ringbuf_output(&new_stacks, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
 		if (!err)
 			bpf_map_delete_elem(&seen, &r->id);
 		__sync_fetch_and_add(&losses.events_lost, 1);
