@@ -2,6 +2,10 @@
 empty BPF program on the same probes (the floor), and under bpftrace's equivalent one-liners,
 interleaved round by round, and prints medians and ranges side by side.
 
+`--profilers`: instead, pyprobe record and py-spy record side by side at 100 Hz on the same
+workload: the target's slowdown (wall time of its hot region), each profiler's own CPU time,
+and the kernel's own time per run and per sample of pyprobe's sampling program (bpf_stats).
+
 Never a pass/fail test: these machines are noisy. Targets are compared and marked in the table.
 """
 import argparse
@@ -27,6 +31,9 @@ PYENV_312 = sorted(
 TRAMPOLINE = {"PYTHONPERFSUPPORT": "1"}
 PYPROBE = os.path.join(ROOT, "target", "release", "pyprobe")
 BPFTRACE = shutil.which("bpftrace")
+# scripts/bench installs py-spy in this venv (as scripts/test does).
+PY_SPY = os.path.join(ROOT, "target", "testenv", "bin", "py-spy")
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 
 
 def workload(name):
@@ -62,8 +69,9 @@ class Mode:
 def attached(mode, w, tracer, out_path):
     """Waits until the tracer's probes are live: pyprobe says so in its banner (printed once
     every probe is armed); bpftrace is watched through the probe's semaphore."""
-    if mode.kind == "pyprobe":
-        while "Tracing" not in open(out_path).read():
+    if mode.kind in ("pyprobe", "py-spy"):
+        ready = "Tracing" if mode.kind == "pyprobe" else "Sampling process"
+        while ready not in open(out_path).read():
             if tracer.poll() is not None:
                 raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
             time.sleep(0.001)
@@ -95,9 +103,12 @@ def run_once(mode, size, tmp):
     w.stdin.flush()
     result.update(json.loads(w.stdout.readline()))
     if tracer:
+        if mode.kind == "pyprobe":
+            result.update(bpf_run_time(tracer.pid))
         status, usage = stop(tracer)
         tracer.returncode = status
         result["rss_kb"] = usage.ru_maxrss
+        result["tracer_cpu_s"] = usage.ru_utime + usage.ru_stime
         result["tracer_output"] = open(out_path).read()
     w.stdin.write("done\n")
     w.stdin.flush()
@@ -129,6 +140,85 @@ def estimated_share(output):
     """The share of the target's CPU time pyprobe says its probes took over the whole session."""
     m = re.search(r"over [0-9.]+ s, PID \d+ spent (\d+)% of its CPU time", output)
     return int(m.group(1)) / 100 if m else None
+
+
+def bpf_run_time(pid):
+    """The kernel's own time in a process's BPF programs so far (with bpf_stats enabled): the
+    sums of run_time_ns and run_cnt over its program fds."""
+    ns = runs = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            info = dict(line.split(":", 1) for line in open(f"/proc/{pid}/fdinfo/{fd}") if ":" in line)
+        except OSError:
+            continue
+        if "run_cnt" in info:
+            ns += int(info["run_time_ns"])
+            runs += int(info["run_cnt"])
+    return {"bpf_run_ns": ns, "bpf_runs": runs}
+
+
+def profilers(args):
+    """pyprobe record beside py-spy record, 100 Hz each, on the mixed workload."""
+    rounds = args.rounds or (3 if args.quick else 7)
+    size = 4000 if args.quick else 10000
+    modes = [
+        Mode("untraced", "mixed.py"),
+        Mode("pyprobe record --rate 100", "mixed.py",
+             [PYPROBE, "record", "--pid", "{pid}", "--rate", "100", "--format", "folded", "--output", "{out}"]),
+        Mode("py-spy record --rate 100", "mixed.py",
+             [PY_SPY, "record", "--pid", "{pid}", "--rate", "100", "--format", "raw", "--output", "{out}"], kind="py-spy"),
+        Mode("py-spy record --rate 100 --nonblocking", "mixed.py",
+             [PY_SPY, "record", "--pid", "{pid}", "--rate", "100", "--nonblocking", "--format", "raw", "--output", "{out}"],
+             kind="py-spy"),
+    ]
+    old_stats = open(BPF_STATS).read().strip()
+    with open(BPF_STATS, "w") as f:
+        f.write("1")
+    results = {m.name: [] for m in modes}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(rounds):
+                for m in modes:
+                    res = run_once(m, size, tmp)
+                    if m.tracer and m.kind == "pyprobe":
+                        said = [l for l in res["tracer_output"].splitlines() if " samples in " in l]
+                        res["samples"] = int(said[-1].split("pyprobe record: ")[1].split()[0]) if said else 0
+                    if m.kind == "py-spy":
+                        out = os.path.join(tmp, "flow.out")
+                        res["samples"] = sum(int(l.rsplit(" ", 1)[1]) for l in open(out) if l.strip())
+                    results[m.name].append(res)
+                print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    finally:
+        with open(BPF_STATS, "w") as f:
+            f.write(old_stats)
+    base = statistics.median(x["seconds"] for x in results["untraced"])
+    table = []
+    print(f"\n## pyprobe record vs py-spy record ({rounds} rounds, {PYTHON}, mixed.py {size} rounds; medians [min..max])\n")
+    print("| profiler | target wall s | target slowdown | profiler CPU s | profiler CPU per s recorded | samples | BPF ns per run | BPF ns per sample |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in modes:
+        rs = results[m.name]
+        secs, lo, hi = median_range([x["seconds"] for x in rs])
+        row = {"mode": m.name, "median_s": secs, "min_s": lo, "max_s": hi, "slowdown": secs / base}
+        cells = ["", "", "", "", ""]
+        if m.tracer:
+            cpu = statistics.median(x["tracer_cpu_s"] for x in rs)
+            row.update(profiler_cpu_s=cpu, profiler_cpu_per_s=cpu / secs,
+                       samples=statistics.median(x["samples"] for x in rs))
+            cells[:3] = [f"{cpu:.3f}", f"{cpu / secs * 100:.2f}%", f"{row['samples']:.0f}"]
+        if m.tracer and m.kind == "pyprobe":
+            runs = sum(x["bpf_runs"] for x in rs)
+            ns = sum(x["bpf_run_ns"] for x in rs)
+            samples = sum(x["samples"] for x in rs)
+            # Runs include the CPU-clock ticks of other processes, which the program leaves at
+            # its first test: per sample of the target is an upper bound.
+            row.update(bpf_ns_per_run=ns / max(runs, 1), bpf_ns_per_sample=ns / max(samples, 1))
+            cells[3:] = [f"{row['bpf_ns_per_run']:.0f} ({runs} runs)", f"{row['bpf_ns_per_sample']:.0f}"]
+        print(f"| {m.name} | {secs:.3f} [{lo:.3f}..{hi:.3f}] | {row['slowdown']:.3f}x | " + " | ".join(cells) + " |")
+        table.append(row)
+    with open(args.json, "w") as f:
+        json.dump({"rounds": rounds, "profilers": table}, f, indent=2)
+    print(f"\nwritten: {args.json}")
 
 
 def median_range(xs):
@@ -204,8 +294,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short run: small sizes, 3 rounds")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--globs", action="store_true", help="only the glob load-time matrix")
-    ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--profilers", action="store_true",
+                    help="pyprobe record beside py-spy record at 100 Hz (bench/profilers.json)")
     args = ap.parse_args()
+    if args.profilers:
+        args.json = args.json or os.path.join(HERE, "profilers.json")
+        return profilers(args)
+    args.json = args.json or os.path.join(HERE, "results.json")
     rounds = args.rounds or (3 if args.quick else 7)
     if args.globs:
         checks = []

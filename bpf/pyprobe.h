@@ -43,6 +43,10 @@ enum pyprobe_limit {
 	FLOW_MAX_DEPTH = 1024,
 	/* How far below the top a return looks for its frame when returns can go missing (3.15). */
 	UNWIND_SEARCH = 8,
+	/* Sampled stacks keep their innermost MAX_STACK_DEPTH frames; deeper ones are counted. */
+	MAX_STACK_DEPTH = 128,
+	/* Thread states the kernel looks through to find the sampled thread's (all interpreters). */
+	MAX_THREAD_WALK = 256,
 };
 
 /*
@@ -176,6 +180,12 @@ struct loss_counters {
 	/* Names (files, functions) taken from a file path longer than PATH_SCRATCH-1 bytes: kept,
 	 * and matched, by its end. */
 	__u64 paths_truncated;
+	/* Samples not counted: the stack-count table was full. */
+	__u64 samples_full;
+	/* Samples whose stack was deeper than MAX_STACK_DEPTH: its innermost frames kept. */
+	__u64 stacks_truncated;
+	/* Samples whose frame chain could not be read to its end: the frames read are kept. */
+	__u64 stack_read_errors;
 };
 
 /* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until
@@ -460,6 +470,63 @@ struct flow_stack {
 	__u32 matched;
 	__u32 pad;
 	struct flow_frame frames[FLOW_MAX_DEPTH];
+};
+
+/* ---- pyprobe record, top (bpf/sample.bpf.c) ---- */
+
+/*
+ * Where a thread's Python stack is, per CPython version (src/versions/layouts.rs; 3.13+ from the
+ * build's _Py_DebugOffsets): from _PyRuntime to the interpreters, their thread states, and each
+ * thread state's chain of frames.
+ */
+struct stack_layout {
+	/* Run-time address of _PyRuntime. */
+	__u64 runtime_addr;
+	__u32 interpreters_head;
+	__u32 interp_next;
+	__u32 interp_threads_head;
+	__u32 tstate_next;
+	/* pthread_self() of the thread: on x86-64 glibc, the thread's FS base. */
+	__u32 tstate_thread_id;
+	/* tstate -> the current frame; 3.11 and 3.12: -> the cframe, then cframe_frame. */
+	__u32 tstate_frame;
+	/* 3.11, 3.12: cframe -> current_frame; -1 where the thread state points at the frame. */
+	__s32 cframe_frame;
+	__u32 frame_code;
+	__u32 frame_previous;
+	/* <= 3.10: f_lasti (an int); 3.11+: the instruction pointer. */
+	__u32 frame_instr;
+	/* 3.11+: the frame's owner byte; 0 where frames have none (<= 3.10). */
+	__u32 frame_owner;
+	/* Owners from this value on are C-stack or interpreter shims (3.12+), skipped; 256: none. */
+	__u32 owner_shim;
+	/* Bytes of a frame read at once: every field above lies within them. */
+	__u32 frame_size;
+	__u32 pad;
+	/* 3.14+: the frame's code reference is a tagged _PyStackRef; clear these bits. */
+	__u64 code_tag_mask;
+};
+
+/* One frame of a sampled stack: its code object and where it was (f_lasti or instr pointer). */
+struct stack_frame {
+	__u64 code;
+	__u64 instr;
+};
+
+/* A stack seen for the first time, sent to userspace to be named once (innermost first). */
+struct stack_record {
+	__u64 id;
+	__u32 depth;
+	__u8 truncated;
+	__u8 pad[3];
+	struct stack_frame frames[MAX_STACK_DEPTH];
+};
+
+/* What a sample is counted under: a thread and its stack (a hash of its frames). */
+struct sample_key {
+	__u64 stack_id;
+	__u32 tid;
+	__u32 pad;
 };
 
 #endif

@@ -30,4 +30,7 @@ struct type_anchors {
 	struct audit_decoder audit_decoder;
 	struct object_layout object_layout;
 	struct flow_event flow_event;
+	struct stack_layout stack_layout;
+	struct stack_record stack_record;
+	struct sample_key sample_key;
 } type_anchors = {};

@@ -35,3 +35,24 @@ build_release() {
     # pycount, pyflow and pygc are pyprobe under another name (argv[0] picks the subcommand).
     for name in pycount pyflow pygc; do ln -sf pyprobe "target/release/$name"; done
 }
+
+# Independent readers for the tests of stacks, record and top, and the bench's competitor:
+# py-spy, the jsonschema validator and the protobuf runtime in a venv under target/ (Debian's
+# pip is externally managed); speedscope's file-format schema from its npm package; tmux.
+install_test_readers() {
+    local env=target/testenv pins="py-spy==0.4.3 jsonschema==4.26.0 protobuf==7.36.2"
+    if ! "$env/bin/python" -c 'import jsonschema, google.protobuf' 2>/dev/null || [ ! -x "$env/bin/py-spy" ]; then
+        apt_ensure python3.11-venv
+        /usr/bin/python3.11 -m venv "$env"
+        # shellcheck disable=SC2086  # one pin per word
+        "$env/bin/pip" install --quiet $pins
+    fi
+    if [ ! -s target/speedscope/file-format-schema.json ]; then
+        # npm comes with the image's nodejs here; Debian's npm package elsewhere.
+        command -v npm >/dev/null || apt_ensure npm
+        mkdir -p target/speedscope
+        (cd target/speedscope && npm pack --silent speedscope@1.25.0 >/dev/null &&
+            tar xzf speedscope-1.25.0.tgz --strip-components=3 package/dist/release/file-format-schema.json)
+    fi
+    apt_ensure tmux
+}

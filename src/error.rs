@@ -75,6 +75,12 @@ pub enum Error {
     MainThreadBlocked { pid: i32, waited: Duration },
     #[error("PID {pid} could not switch on its perf trampoline: {why}")]
     TrampolineFailed { pid: i32, why: String },
+    #[error("{interpreter} (CPython {version}): pyprobe cannot read its threads' stacks: {why}")]
+    UnknownLayout {
+        interpreter: String,
+        version: String,
+        why: String,
+    },
     #[error("{what}: {source}")]
     Bpf {
         what: String,

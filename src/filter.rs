@@ -20,6 +20,12 @@ pub struct Pattern {
 /// What a module's function is selected by, said wherever a dotted NAME cannot select it.
 const USE_FILE: &str = "a module's function is selected by FILE:NAME (mod.py:func)";
 
+/// A function's own name (`co_name`) from its qualified name (`co_qualname`): `run` from
+/// `A.run`, `helper` from `run.<locals>.helper`.
+pub fn unqualified(qualname: &str) -> &str {
+    qualname.rsplit('.').next().unwrap_or(qualname)
+}
+
 impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern> {
         let bad = |why: &str| Error::InvalidFilter {

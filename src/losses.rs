@@ -44,6 +44,12 @@ pub enum Loss {
     PathsTruncated,
     /// The same counter where each is a function named from such a path.
     FunctionPathsTruncated,
+    /// Samples not counted: the (thread, stack) table was full (limit: its size).
+    SamplesFull,
+    /// Samples whose stack was deeper than the kernel keeps (limit: its depth).
+    StacksTruncated,
+    /// Samples whose frame chain could not be read to its end.
+    StackReadErrors,
 }
 
 impl Loss {
@@ -65,6 +71,9 @@ impl Loss {
             Loss::FilesFull => "files_full",
             Loss::ReadErrors => "read_errors",
             Loss::PathsTruncated | Loss::FunctionPathsTruncated => "paths_truncated",
+            Loss::SamplesFull => "samples_full",
+            Loss::StacksTruncated => "stacks_truncated",
+            Loss::StackReadErrors => "stack_read_errors",
         }
     }
 
@@ -73,6 +82,8 @@ impl Loss {
         match self {
             Loss::FunctionsFull => Some("function_table_size"),
             Loss::LinesFull => Some("line_table_size"),
+            Loss::SamplesFull => Some("stack_table_size"),
+            Loss::StacksTruncated => Some("max_stack_depth"),
             _ => None,
         }
     }
@@ -94,6 +105,9 @@ impl Loss {
             Loss::FilesFull => c.files_full,
             Loss::ReadErrors => c.read_errors,
             Loss::PathsTruncated | Loss::FunctionPathsTruncated => c.paths_truncated,
+            Loss::SamplesFull => c.samples_full,
+            Loss::StacksTruncated => c.stacks_truncated,
+            Loss::StackReadErrors => c.stack_read_errors,
             Loss::InProgress => return None,
         })
     }

@@ -10,11 +10,12 @@ pub fn install_stop_handler() {
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
 }
 
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// Asks for the same orderly stop from inside pyprobe (standard output's reader went away).
+/// Asks every wait to end, as Ctrl-C does (a key that quits an interactive view, a reader of
+/// standard output that went away).
 pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
 }

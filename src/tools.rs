@@ -13,6 +13,8 @@ pub enum Needs {
     Functions { pairs: bool },
     /// These USDT probes, present and firing on the version.
     Probes(&'static [&'static str]),
+    /// Where the threads' stacks are: a known layout of the version (no probes needed).
+    Stacks,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,18 @@ pub const TOOLS: &[Tool] = &[
         name: "pygc",
         needs: Needs::Probes(&["gc__start", "gc__done"]),
     },
+    Tool {
+        name: "pyprobe stacks",
+        needs: Needs::Stacks,
+    },
+    Tool {
+        name: "pyprobe record",
+        needs: Needs::Stacks,
+    },
+    Tool {
+        name: "pyprobe top",
+        needs: Needs::Stacks,
+    },
 ];
 
 /// What serves a tool on a target.
@@ -57,6 +71,10 @@ pub const TOOLS: &[Tool] = &[
 pub enum Means {
     Functions(FunctionSource, Plan),
     Probes(&'static [&'static str]),
+    /// The stack layout, from the build's own debug offsets or pyprobe's table.
+    Stacks {
+        from_build: bool,
+    },
 }
 
 impl Means {
@@ -65,6 +83,12 @@ impl Means {
         match self {
             Means::Functions(source, plan) => source.describe(*plan),
             Means::Probes(probes) => format!("USDT {}", probes.join(" + ")),
+            Means::Stacks { from_build: true } => {
+                "stack walk, offsets from the build's _Py_DebugOffsets".into()
+            }
+            Means::Stacks { from_build: false } => {
+                "stack walk, offsets from pyprobe's table for the version".into()
+            }
         }
     }
 }
@@ -92,6 +116,12 @@ pub fn means(target: &Target, needs: Needs) -> Result<Means> {
             }
             Ok(Means::Probes(probes))
         }
+        Needs::Stacks => match crate::pystate::Interpreter::layout_of(target) {
+            Ok((layout, _)) => Ok(Means::Stacks {
+                from_build: layout.from_build,
+            }),
+            Err(e) => Err(Error::ProbeUnavailable(e.to_string())),
+        },
     }
 }
 
@@ -117,7 +147,9 @@ pub fn what_works(target: &Target) -> Vec<&'static str> {
 pub fn require_functions(target: &Target, pairs: bool) -> Result<(FunctionSource, Plan)> {
     match require(target, Needs::Functions { pairs })? {
         Means::Functions(source, plan) => Ok((source, plan)),
-        Means::Probes(_) => unreachable!("function needs are served by a function source"),
+        Means::Probes(_) | Means::Stacks { .. } => {
+            unreachable!("function needs are served by a function source")
+        }
     }
 }
 

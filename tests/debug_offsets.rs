@@ -74,7 +74,9 @@ fn sid_3_13() {
             id: 7272,
             next: 7264,
             threads_head: 7344,
-            threads_main: None
+            threads_main: None,
+            gil_locked: 7768,
+            gil_holder: 7760
         }
     );
     assert_eq!(
@@ -125,7 +127,9 @@ fn sid_3_14() {
             id: 7280,
             next: 7272,
             threads_head: 7344,
-            threads_main: Some(7360)
+            threads_main: Some(7360),
+            gil_locked: 7800,
+            gil_holder: 7792
         }
     );
     assert_eq!(
@@ -183,7 +187,9 @@ fn sid_3_15() {
             id: 7272,
             next: 7264,
             threads_head: 7336,
-            threads_main: Some(7352)
+            threads_main: Some(7352),
+            gil_locked: 7752,
+            gil_holder: 7744
         }
     );
     assert_eq!(

@@ -8,6 +8,9 @@ mod flow;
 mod gc;
 mod imports;
 mod lines;
+mod record;
+mod stacks;
+mod top;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +26,9 @@ pub use flow::FlowArgs;
 pub use gc::GcArgs;
 pub use imports::ImportsArgs;
 pub use lines::LinesArgs;
+pub use record::{RecordArgs, SampleArgs};
+pub use stacks::{StacksArgs, ThreadArgs};
+pub use top::TopArgs;
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
@@ -40,6 +46,9 @@ EXAMPLES:
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+    pyprobe stacks --pid 1234             # what every thread is doing now
+    pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
+    pyprobe top --pid 1234                # the same, live
 ";
 
 #[derive(Debug, Parser)]
@@ -79,6 +88,15 @@ pub enum Command {
     /// GC pause histograms per generation, percentiles, objects collected, share of wall time [pygc]
     #[command(after_help = gc::EXAMPLES)]
     Gc(GcArgs),
+    /// Every thread's Python stack now (like py-spy dump), with --locals their variables
+    #[command(after_help = stacks::EXAMPLES)]
+    Stacks(StacksArgs),
+    /// Sample every thread's Python stack into a flame graph, speedscope, pprof or a table
+    #[command(after_help = record::EXAMPLES)]
+    Record(RecordArgs),
+    /// A live view of the functions a process spends its time in (like py-spy top)
+    #[command(after_help = top::EXAMPLES)]
+    Top(TopArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -112,6 +130,9 @@ impl Command {
             Command::Imports(a) => a.run(),
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
+            Command::Stacks(a) => a.run(),
+            Command::Record(a) => a.run(),
+            Command::Top(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

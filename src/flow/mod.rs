@@ -104,7 +104,7 @@ pub fn run(
         Format::Chrome => Box::new(chrome::ChromeTrace::new(w)),
         Format::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
         Format::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
-        Format::Text => Box::new(text::flow::Text::new(w)),
+        _ => Box::new(text::flow::Text::new(w)),
     };
     if opts.activate_trampoline {
         source::activate_trampoline(&session.target)?;

@@ -25,7 +25,7 @@ pub mod skel {
         )*};
     }
     skeleton!(
-        audit, children, count, floor, flow, gc, imports, lines, types
+        audit, children, count, floor, flow, gc, imports, lines, sample, types
     );
 }
 
@@ -42,7 +42,8 @@ pub mod types {
         hist_key as HistKey, import_event as ImportEvent, import_stack as ImportStack,
         line_file as LineFile, line_key as LineKey, loss_counters as LossCounters,
         name_filter as NameFilter, object_layout as ObjectLayout, pyprobe_limit as Limit,
-        qualname_layout as QualnameLayout, text_encoding as TextEncoding,
+        qualname_layout as QualnameLayout, sample_key as SampleKey, stack_frame as StackFrame,
+        stack_layout as StackLayout, stack_record as StackRecord, text_encoding as TextEncoding,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
@@ -58,6 +59,8 @@ pub mod types {
     unsafe impl plain::Plain for ImportStack {}
     unsafe impl plain::Plain for LineFile {}
     unsafe impl plain::Plain for LineKey {}
+    unsafe impl plain::Plain for SampleKey {}
+    unsafe impl plain::Plain for StackRecord {}
 }
 
 /// The limits of `enum pyprobe_limit`, as sizes.
@@ -83,6 +86,7 @@ pub mod limits {
     pub const EVENT_LEN: usize = of(Limit::EVENT_LEN);
     pub const MAX_DECODED_EVENTS: usize = of(Limit::MAX_DECODED_EVENTS);
     pub const FLOW_MAX_DEPTH: usize = of(Limit::FLOW_MAX_DEPTH);
+    pub const MAX_STACK_DEPTH: usize = of(Limit::MAX_STACK_DEPTH);
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.

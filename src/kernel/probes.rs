@@ -85,6 +85,48 @@ impl Probes {
         self.keep(link, prog)
     }
 
+    /// Attaches `prog` to a CPU-clock perf event on every online CPU, each firing `rate_hz`
+    /// times per second of that CPU's time, whatever runs there: the program picks the target's
+    /// threads by pid, which also covers threads the target starts later. The links own the
+    /// perf events (libbpf closes them with the link).
+    pub fn cpu_clock(&mut self, prog: &ProgramMut<'_>, rate_hz: u32) -> Result<()> {
+        for cpu in online_cpus()? {
+            let attr = PerfEventAttr {
+                kind: PERF_TYPE_SOFTWARE,
+                size: std::mem::size_of::<PerfEventAttr>() as u32,
+                config: PERF_COUNT_SW_CPU_CLOCK,
+                sample_freq: u64::from(rate_hz),
+                flags: PERF_ATTR_FLAG_FREQ,
+                ..Default::default()
+            };
+            // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    &attr as *const PerfEventAttr,
+                    -1,
+                    cpu,
+                    -1,
+                    PERF_FLAG_FD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(Error::bpf(
+                    format!("opening the CPU-clock perf event of CPU {cpu}"),
+                    libbpf_rs::Error::from(e),
+                ));
+            }
+            let link = prog.attach_perf_event(fd as i32).map_err(|e| {
+                // SAFETY: the fd is ours and no link took it.
+                unsafe { libc::close(fd as i32) };
+                Error::bpf(format!("attaching to the perf event of CPU {cpu}"), e)
+            })?;
+            self.links.push(link);
+        }
+        Ok(())
+    }
+
     /// On 3.11, function__entry fires only in tracing mode, which CPython enters while the line
     /// probe's semaphore is raised. A uprobe placed where execution never comes again (the ELF
     /// entry point, or a library's `.init`, long passed) that names that semaphore makes the
@@ -178,5 +220,58 @@ impl Probes {
     /// Removes every probe (the kernel lowers their semaphores); the maps stay readable.
     pub fn detach(&mut self) {
         self.links.clear();
+    }
+}
+
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+/// `freq`: `sample_freq` is a rate in Hz, not a period.
+const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
+
+/// The first 64 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER0), all a
+/// CPU-clock sampler sets.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_freq: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+/// The online CPUs, from /sys/devices/system/cpu/online (`0-3,5`).
+fn online_cpus() -> Result<Vec<i32>> {
+    let path = "/sys/devices/system/cpu/online";
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.as_ref(), e))?;
+    Ok(parse_cpu_list(&text))
+}
+
+fn parse_cpu_list(text: &str) -> Vec<i32> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(lo), Ok(hi)) = (lo.parse::<i32>(), hi.parse::<i32>()) {
+            cpus.extend(lo..=hi);
+        }
+    }
+    cpus
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-1\n"), [0, 1]);
+        assert_eq!(parse_cpu_list("0,2-4,7"), [0, 2, 3, 4, 7]);
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64);
     }
 }

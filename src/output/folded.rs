@@ -1,10 +1,12 @@
-//! pyflow as flame graphs: folded stacks weighted by exact self time (or by
-//! calls), and the SVG that the `inferno` crate draws from them.
+//! Flame graphs: pyflow's folded stacks weighted by exact self time (or by calls), sampled
+//! profiles' stacks weighted by samples (record), and the SVG that the `inferno` crate draws
+//! from either.
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use crate::flow::{EventKind, FlowEvent, FlowSummary};
-use crate::output::{Output, Window};
+use crate::output::{Never, Output, Window};
+use crate::sample::{Profile, frame_label};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Weight {
@@ -114,23 +116,14 @@ impl Output<FlowEvent, FlowSummary> for Folded {
                 }
             }
             Some(title) => {
-                let mut opts = inferno::flamegraph::Options::default();
-                opts.title = title.clone();
-                opts.count_name = match self.weight {
-                    Weight::Time => "ns".into(),
-                    Weight::Calls => "calls".into(),
+                let count_name = match self.weight {
+                    Weight::Time => "ns",
+                    Weight::Calls => "calls",
                 };
-                let drawn = inferno::flamegraph::from_lines(
-                    &mut opts,
-                    lines.iter().map(String::as_str),
-                    &mut self.w,
-                );
-                // With no calls inferno still writes an SVG that says so; that is the answer.
                 if lines.is_empty() {
                     eprintln!("pyflow: no calls were seen: the flame graph is empty");
-                } else {
-                    drawn?;
                 }
+                draw(&mut self.w, title, count_name, &lines)?;
             }
         }
         self.w.flush()
@@ -157,10 +150,99 @@ impl Folded {
     }
 }
 
+/// Draws folded lines as an SVG flame graph. With no lines inferno still writes an SVG that
+/// says so; that is the answer.
+fn draw(w: &mut dyn Write, title: &str, count_name: &str, lines: &[String]) -> io::Result<()> {
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    opts.count_name = count_name.to_string();
+    let drawn =
+        inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut *w);
+    if lines.is_empty() {
+        return Ok(());
+    }
+    drawn.map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// A sampled profile's stacks, outermost frame first, with their sample counts; with
+/// `per_thread`, under a root frame per thread.
+pub fn profile_lines(p: &Profile, per_thread: bool) -> Vec<String> {
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &p.counts {
+        let mut path = Vec::new();
+        if per_thread {
+            path.push(format!("thread {} {}", c.tid, c.thread));
+        }
+        match &c.stack {
+            Some(s) => path.extend(s.frames.iter().rev().map(frame_label)),
+            None => path.push("<no Python frame>".into()),
+        }
+        let path: Vec<String> = path.into_iter().map(|f| f.replace(';', ":")).collect();
+        *totals.entry(path.join(";")).or_insert(0) += c.count;
+    }
+    totals
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect()
+}
+
+/// record as folded stacks or an SVG flame graph.
+pub struct FoldedProfile {
+    w: Box<dyn Write>,
+    per_thread: bool,
+    svg_title: Option<String>,
+}
+
+impl FoldedProfile {
+    pub fn new(w: Box<dyn Write>, per_thread: bool, svg_title: Option<String>) -> FoldedProfile {
+        FoldedProfile {
+            w,
+            per_thread,
+            svg_title,
+        }
+    }
+}
+
+impl Output<Never, Profile> for FoldedProfile {
+    fn report(&mut self, p: &Profile, _: &Window) -> io::Result<()> {
+        let lines = profile_lines(p, self.per_thread);
+        match &self.svg_title {
+            None => {
+                for l in &lines {
+                    writeln!(self.w, "{l}")?;
+                }
+            }
+            Some(title) => draw(&mut self.w, title, "samples", &lines)?,
+        }
+        self.w.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::output::testing::{Shared, flow_sample as sample};
+    use crate::sample::tests::profile;
+
+    #[test]
+    fn profile_stacks_fold_outermost_first() {
+        let lines = profile_lines(&profile(), false);
+        assert_eq!(
+            lines,
+            [
+                "<no Python frame> 2",
+                "main (/w/app.py:10) 5",
+                "main (/w/app.py:10);burn (/w/app.py:5) 30",
+                "main (/w/app.py:11);light (/w/app.py:7) 10",
+            ]
+        );
+        let per = profile_lines(&profile(), true);
+        assert!(per.contains(&"thread 2 python3;main (/w/app.py:10) 5".to_string()));
+    }
 
     fn folded(weight: Weight) -> String {
         let buf = Shared::default();

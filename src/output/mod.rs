@@ -1,10 +1,13 @@
 //! Output formats behind one trait: every command's results (what it streams as it happens,
 //! and its reports) go to an `Output`, one implementation per format: text/ and json/ (one file
-//! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs).
+//! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs), speedscope.rs and
+//! pprof.rs (sampled profiles).
 pub mod chrome;
 pub mod folded;
 pub mod json;
 pub mod pipe;
+pub mod pprof;
+pub mod speedscope;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;
@@ -56,6 +59,10 @@ pub enum Format {
     Folded,
     /// A flame graph picture
     Svg,
+    /// speedscope's JSON file format (speedscope.app)
+    Speedscope,
+    /// pprof: gzipped profile.proto (go tool pprof, Pyroscope, Parca)
+    Pprof,
 }
 
 impl fmt::Display for Format {
@@ -66,6 +73,8 @@ impl fmt::Display for Format {
             Format::Chrome => "chrome",
             Format::Folded => "folded",
             Format::Svg => "svg",
+            Format::Speedscope => "speedscope",
+            Format::Pprof => "pprof",
         };
         f.write_str(name)
     }

@@ -42,6 +42,10 @@ pub struct InterpreterOffsets {
     pub threads_head: u64,
     /// `threads.main`, the thread running `__main__` (3.14+).
     pub threads_main: Option<u64>,
+    /// The interpreter's own GIL (`_gil`): `locked` (an int) and `last_holder` (a thread
+    /// state, not cleared on release).
+    pub gil_locked: u64,
+    pub gil_holder: u64,
 }
 
 /// In `PyThreadState`.
@@ -224,6 +228,13 @@ impl DebugOffsets {
             } else {
                 None
             },
+            // After gc, imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state and
+            // gil_runtime_state_enabled.
+            gil_locked: {
+                head.skip(7);
+                head.next()?
+            },
+            gil_holder: head.next()?,
         };
 
         let mut f = Fields::at(bytes, layout.thread_state);
@@ -343,7 +354,9 @@ mod tests {
                 id: 56,
                 next: 64,
                 threads_head: 72,
-                threads_main: None
+                threads_main: None,
+                gil_locked: 136,
+                gil_holder: 144
             }
         );
         assert_eq!(
@@ -402,6 +415,13 @@ mod tests {
         assert_eq!((o.version.major, o.version.minor), (3, 14));
         assert_eq!(o.runtime_state.interpreters_head, 40);
         assert_eq!(o.interpreter_state.threads_main, Some(80));
+        assert_eq!(
+            (
+                o.interpreter_state.gil_locked,
+                o.interpreter_state.gil_holder
+            ),
+            (144, 152)
+        );
         assert_eq!(
             o.thread_state,
             ThreadOffsets {

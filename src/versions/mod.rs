@@ -1,8 +1,9 @@
 //! Everything that differs between CPython versions, in one place: which probes fire
 //! (here), where things live in memory (layouts.rs), and the build's own map of its structs
-//! on 3.13+ (debug_offsets.rs).
+//! on 3.13+ (debug_offsets.rs), and where threads' stacks are (stacks.rs).
 mod debug_offsets;
 mod layouts;
+mod stacks;
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ pub use layouts::{
     eval_layout, eval_layout_of_build, frame_layout, object_layout, qualname_layout,
     qualname_layout_of_build,
 };
+pub use stacks::{Gil, Instr, InterpreterLayout, LineTable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PyVersion {

@@ -4,6 +4,7 @@
 pub mod flow_calls;
 pub mod known_calls;
 pub mod python;
+pub mod readers;
 
 pub use python::Python;
 

@@ -7,6 +7,8 @@ pub mod gc;
 pub mod imports;
 pub mod lines;
 pub mod probes;
+pub mod profile;
+pub mod stacks;
 
 use serde_json::{Map, Value, json};
 

@@ -6,6 +6,9 @@ pub mod gc;
 pub mod imports;
 pub mod lines;
 pub mod probes;
+pub mod profile;
+pub mod stacks;
+pub mod top;
 
 use crate::losses::{Loss, Losses, Lost};
 
@@ -46,6 +49,17 @@ fn what(l: &Lost) -> String {
         Loss::FunctionPathsTruncated => format!(
             "functions in files whose path is longer than {limit} bytes: the path kept by its end"
         ),
+        Loss::SamplesFull => {
+            format!("samples not counted: stack table full ({limit} stacks; raise --max-stacks)")
+        }
+        Loss::StacksTruncated => {
+            format!("samples of stacks deeper than {limit} frames: the outermost frames left out")
+        }
+        Loss::StackReadErrors => {
+            "samples whose frames could not all be read (a frame changing under the read, or \
+             not in memory): the frames read are kept"
+                .into()
+        }
     }
 }
 

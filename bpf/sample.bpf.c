@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* pyprobe record and top: the Python stack of the thread on CPU, walked in the kernel at each
+ * CPU-clock sample and counted per thread and stack; each new stack is sent once to be named. */
+#include "common.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+/*
+ * The two kernel fields the sampler reads, relocated by libbpf against the running kernel's BTF
+ * (CO-RE), so no vmlinux.h is needed.
+ */
+struct thread_struct {
+	unsigned long fsbase;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_struct thread;
+} __attribute__((preserve_access_index));
+
+/* The process sampled: the perf events watch every CPU, so the program picks its threads. */
+const volatile __u32 target_tgid = 0;
+/* --tid: only this thread (0: all). */
+const volatile __u32 only_tid = 0;
+const volatile struct stack_layout layout = {};
+
+/* Every sample of the target taken while armed (the progress line). */
+__u64 samples = 0;
+
+/* A thread's state as last found, and when a thread without one was last looked for. */
+struct tstate_entry {
+	__u64 tstate;
+	__u64 looked_ns;
+};
+
+/* How long a thread found without a Python thread state is not looked for again. */
+#define NO_TSTATE_RETRY_NS 10000000ULL
+
+/* Keyed by the kernel's thread id: a new thread (whose FS base may be a dead one's) misses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct tstate_entry);
+} tstates SEC(".maps");
+
+/* Samples per (thread, stack); stack 0 is a thread with no Python frame. Sized by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sample_key);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+/* Stacks already sent to userspace; once full, new stacks are sent at every sample and
+ * userspace recognises them (a plain hash: an LRU's update costs more at every new stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} new_stacks SEC(".maps");
+
+/* A stack is too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_record);
+} scratch SEC(".maps");
+
+/* The bytes of one frame, read at once; layout.frame_size is at most this. */
+#define FRAME_BUF 128
+
+static __always_inline __u64 field_u64(const __u8 *buf, __u32 off)
+{
+	__u64 v = 0;
+
+	if (off <= FRAME_BUF - sizeof(v))
+		__builtin_memcpy(&v, buf + off, sizeof(v));
+	return v;
+}
+
+/* Where a walk of the thread lists is (bpf_loop's context: the verifier checks a step once). */
+struct tstate_walk {
+	__u64 fsbase;
+	__u64 interp;
+	__u64 ts;
+	__u64 found;
+};
+
+static long tstate_step(__u32 i, struct tstate_walk *w)
+{
+	bool ok = true;
+
+	if (!w->ts) {
+		w->interp = read_user_u64(w->interp + layout.interp_next, &ok);
+		if (!w->interp || !ok)
+			return 1;
+		w->ts = read_user_u64(w->interp + layout.interp_threads_head, &ok);
+		return ok ? 0 : 1;
+	}
+	if (read_user_u64(w->ts + layout.tstate_thread_id, &ok) == w->fsbase && ok) {
+		w->found = w->ts;
+		return 1;
+	}
+	w->ts = read_user_u64(w->ts + layout.tstate_next, &ok);
+	return ok ? 0 : 1;
+}
+
+/*
+ * The sampled thread's PyThreadState: the thread state whose thread_id (pthread_self(), the FS
+ * base on x86-64 glibc) is this task's FS base, in every version 3.8-3.15 and in any pid
+ * namespace. Found by walking the interpreters' thread lists once per thread, then cached by
+ * thread id and checked with one read at each sample. (The thread-local _Py_tss_tstate of
+ * 3.12+ would save that read but is NULL whenever the thread has released the GIL, as in
+ * hashlib or zlib, whose samples still belong to the Python stack that called them.)
+ */
+static __always_inline __u64 find_tstate(__u32 tid, __u64 fsbase, __u64 now)
+{
+	struct tstate_entry e = { .looked_ns = now }, *cached;
+	struct tstate_walk w = { .fsbase = fsbase };
+	bool ok = true;
+	__u64 ts;
+
+	cached = bpf_map_lookup_elem(&tstates, &tid);
+	if (cached) {
+		ts = cached->tstate;
+		if (ts) {
+			if (read_user_u64(ts + layout.tstate_thread_id, &ok) == fsbase && ok)
+				return ts;
+		} else if (now - cached->looked_ns < NO_TSTATE_RETRY_NS) {
+			return 0;
+		}
+	}
+	ok = true;
+	w.interp = read_user_u64(layout.runtime_addr + layout.interpreters_head, &ok);
+	if (w.interp && ok) {
+		w.ts = read_user_u64(w.interp + layout.interp_threads_head, &ok);
+		if (ok)
+			bpf_loop(MAX_THREAD_WALK, tstate_step, &w, 0);
+	}
+	e.tstate = w.found;
+	bpf_map_update_elem(&tstates, &tid, &e, BPF_ANY);
+	return e.tstate;
+}
+
+static __always_inline __u64 mix(__u64 h, __u64 v)
+{
+	h ^= v;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+/* Where a walk of the frame chain is (bpf_loop's context). */
+struct frame_walk {
+	__u64 frame;
+	__u64 hash;
+	__u32 depth;
+	__u8 truncated;
+	__u8 failed;
+};
+
+/* One frame: kept (a Python function's), or skipped (a shim); 1 ends the walk. */
+static long frame_step(__u32 i, struct frame_walk *w)
+{
+	__u32 zero = 0, size = layout.frame_size, d;
+	struct stack_record *r = bpf_map_lookup_elem(&scratch, &zero);
+	__u8 buf[FRAME_BUF];
+	__u64 code, instr;
+
+	if (!r || !w->frame)
+		return 1;
+	if (size == 0 || size > FRAME_BUF ||
+	    bpf_probe_read_user(buf, size & (FRAME_BUF - 1) ?: FRAME_BUF, (void *)w->frame)) {
+		w->failed = 1;
+		return 1;
+	}
+	code = field_u64(buf, layout.frame_code) & ~layout.code_tag_mask;
+	instr = field_u64(buf, layout.frame_instr);
+	w->frame = field_u64(buf, layout.frame_previous);
+	if (layout.frame_owner && layout.frame_owner < FRAME_BUF &&
+	    buf[layout.frame_owner & (FRAME_BUF - 1)] >= layout.owner_shim)
+		return 0;
+	if (w->depth >= MAX_STACK_DEPTH) {
+		w->truncated = 1;
+		return 1;
+	}
+	d = w->depth & (MAX_STACK_DEPTH - 1);
+	r->frames[d].code = code;
+	r->frames[d].instr = instr;
+	w->hash = mix(mix(w->hash, code), instr);
+	w->depth++;
+	return 0;
+}
+
+/*
+ * Walks the thread's frames from the innermost into the per-CPU record; returns the stack's
+ * id (a hash of its frames; 0 for no frame). Shim frames (the C-stack and interpreter entry
+ * frames of 3.12+) are no Python functions: skipped. src/sample/idle.rs computes the same id.
+ */
+static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate)
+{
+	struct frame_walk w = { .hash = 0x5350 };
+	bool ok = true;
+	__u64 h;
+
+	w.frame = read_user_u64(tstate + layout.tstate_frame, &ok);
+	if (layout.cframe_frame >= 0 && w.frame && ok)
+		w.frame = read_user_u64(w.frame + layout.cframe_frame, &ok);
+	if (ok)
+		bpf_loop(2 * MAX_STACK_DEPTH, frame_step, &w, 0);
+	if (!ok || w.failed)
+		__sync_fetch_and_add(&losses.stack_read_errors, 1);
+	if (w.truncated)
+		__sync_fetch_and_add(&losses.stacks_truncated, 1);
+	r->depth = w.depth;
+	r->truncated = w.truncated;
+	if (!w.depth)
+		return 0;
+	h = mix(w.hash, w.depth | (__u64)w.truncated << 32);
+	return h ? h : 1;
+}
+
+/* Sends a stack userspace has not named yet; if the ring is full it is sent at its next sample.
+ * No wake-up: pyprobe drains the ring every 20 ms, so a sample never wakes it. */
+static __always_inline void announce(struct stack_record *r)
+{
+	__u8 one = 1;
+	long err = bpf_map_update_elem(&seen, &r->id, &one, BPF_NOEXIST);
+
+	if (err == -17 /* EEXIST: sent before */)
+		return;
+	if (bpf_ringbuf_output(&new_stacks, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
+		if (!err)
+			bpf_map_delete_elem(&seen, &r->id);
+		__sync_fetch_and_add(&losses.events_lost, 1);
+	}
+}
+
+SEC("perf_event")
+int sample(void *ctx)
+{
+	struct task_struct *task;
+	struct stack_record *r;
+	struct sample_key key = {};
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), tstate, now;
+	__u32 zero = 0;
+
+	if (pid_tgid >> 32 != target_tgid || !armed())
+		return 0;
+	key.tid = (__u32)pid_tgid;
+	if (only_tid && key.tid != only_tid)
+		return 0;
+	r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r)
+		return 0;
+	__sync_fetch_and_add(&samples, 1);
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	tstate = find_tstate(key.tid, task->thread.fsbase, now);
+	key.stack_id = tstate ? walk_stack(r, tstate) : 0;
+	map_increment(&counts, &key, &losses.samples_full);
+	if (key.stack_id) {
+		r->id = key.stack_id;
+		announce(r);
+	}
+	return 0;
+}

@@ -1,0 +1,79 @@
+//! `pyprobe record`: its arguments, and the sampling options that `top` shares.
+use clap::Args;
+
+use super::{DurationArgs, OutputArgs, TargetArgs, ThreadArgs};
+use crate::error::Result;
+use crate::record::{self, RecordOptions};
+use crate::sample::SampleOptions;
+
+pub const EXAMPLES: &str = "\
+EXAMPLES:
+    pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # a flame graph of 30 s
+    pyprobe record --format speedscope -o p.json -- python3 app.py   # open in speedscope.app
+    pyprobe record --pid 1234 --format pprof -o cpu.pb.gz      # go tool pprof, Pyroscope, Parca
+    pyprobe record --pid 1234 --idle --per-thread --format folded   # waiting threads too
+    pyprobe record --pid 1234 -d 10                            # a table of functions
+
+Samples the Python stack of every thread of the process that is on CPU, --rate times per
+second of its CPU time, until Ctrl-C, --duration or the process's exit. The stack is walked in
+the kernel at each sample (a CPU-clock perf event per CPU) and counted there per thread and
+stack; each stack is named once. Works on CPython 3.8-3.15, with or without USDT probes.
+--idle also samples threads that are sleeping or waiting, at the same rate, from userspace.
+A progress line (samples so far, lost, elapsed) goes to stderr.
+Formats: svg, folded, speedscope, pprof (gzipped profile.proto), text (a table), json.
+";
+
+/// How to sample (record and top).
+#[derive(Debug, Args, Clone)]
+pub struct SampleArgs {
+    /// Samples per second of each thread's CPU time
+    #[arg(short, long, value_name = "HZ", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rate: u32,
+    /// Also sample threads that are sleeping or waiting (off CPU)
+    #[arg(long)]
+    pub idle: bool,
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+    /// Size of the kernel's table of (thread, stack) counts
+    #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    pub max_stacks: u32,
+}
+
+impl SampleArgs {
+    pub fn options(&self) -> Result<SampleOptions> {
+        Ok(SampleOptions {
+            rate_hz: self.rate,
+            tid: self.threads.tid,
+            idle: self.idle,
+            all_threads: self.threads.all_threads,
+            filters: self.threads.filters()?,
+            max_stacks: self.max_stacks,
+        })
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Keep threads apart (a root frame, a speedscope profile per thread) instead of merging them
+    #[arg(long)]
+    pub per_thread: bool,
+    #[command(flatten)]
+    pub schedule: DurationArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl RecordArgs {
+    pub fn run(&self) -> Result<()> {
+        let opts = RecordOptions {
+            sample: self.sample.options()?,
+            per_thread: self.per_thread,
+        };
+        let dest = self.output.destination("pyprobe record", record::FORMATS)?;
+        record::run(&self.target.spec()?, &opts, self.schedule.duration, dest)
+    }
+}

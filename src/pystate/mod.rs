@@ -1,0 +1,497 @@
+//! A live interpreter's state read from outside, through the target's memory: its threads, each
+//! thread's frames, and the code objects, lines and local variables of those frames (the same
+//! walk bpf/sample.bpf.c makes in the kernel, with the same per-version layout).
+mod lines;
+mod values;
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::io;
+use std::rc::Rc;
+
+pub use lines::line_at;
+pub use values::Value;
+
+use crate::error::{Error, Result};
+use crate::target::Target;
+use crate::versions::{DebugOffsets, Gil, Instr, InterpreterLayout};
+
+/// Bounds every walk of a list read from a live process (a torn read can make a cycle).
+const MAX_THREADS: usize = 4096;
+const MAX_INTERPRETERS: usize = 64;
+const MAX_FRAMES: usize = 4096;
+/// Bytes of a name or path read at most.
+const MAX_TEXT: u64 = 4096;
+
+/// One thread state of the interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadState {
+    pub addr: u64,
+    /// `pthread_self()`: `threading.get_ident()`, and the thread's FS base.
+    pub thread_id: u64,
+    /// The kernel's thread id as the target sees it (3.11+).
+    pub native_id: Option<u32>,
+    /// Its interpreter's id (0: the main interpreter).
+    pub interp_id: i64,
+}
+
+/// A frame as read: its code object and where it is (f_lasti or the instruction pointer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrame {
+    pub addr: u64,
+    pub code: u64,
+    pub instr: u64,
+}
+
+/// A code object's identity and what names its frames' lines and locals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    /// The qualified name where the version has one (3.11+: `Class.method`), else the name.
+    pub name: String,
+    pub file: String,
+    pub firstlineno: i32,
+    table: Vec<u8>,
+    local_names: Vec<String>,
+    /// 3.11+: each local's kind (co_localspluskinds).
+    local_kinds: Vec<u8>,
+}
+
+/// One local variable of a frame, its value described briefly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Local {
+    pub name: String,
+    /// An argument of the function.
+    pub value: Value,
+}
+
+/// Local kinds (3.11+): hidden locals (inlined comprehensions' own) are no variables of the
+/// function; cells and free variables hold their value in a cell.
+const KIND_HIDDEN: u8 = 0x10;
+const KIND_CELL: u8 = 0x40;
+const KIND_FREE: u8 = 0x80;
+
+/// The target's interpreter, read from outside. Code objects and type names are cached.
+pub struct Interpreter {
+    pub pid: i32,
+    pub layout: InterpreterLayout,
+    /// Run-time address of `_PyRuntime`.
+    pub runtime: u64,
+    codes: HashMap<u64, Rc<Code>>,
+    types: HashMap<u64, Rc<str>>,
+}
+
+impl Interpreter {
+    /// The layout of the target's build; refused, naming the version, where pyprobe has none.
+    pub fn layout_of(target: &Target) -> Result<(InterpreterLayout, u64)> {
+        let unknown = |why: &str| Error::UnknownLayout {
+            interpreter: target.interpreter.clone(),
+            version: target.version_text(),
+            why: why.to_string(),
+        };
+        let version = target
+            .version
+            .ok_or_else(|| unknown("its version is unknown"))?;
+        let runtime = target
+            .elf
+            .symbol_info("_PyRuntime")
+            .ok_or_else(|| unknown("it exports no _PyRuntime"))?;
+        let build = DebugOffsets::parse(&runtime.head);
+        if build.is_some_and(|d| d.free_threaded) {
+            return Err(unknown("free-threaded builds are not supported"));
+        }
+        let layout = InterpreterLayout::of(version, build.as_ref()).ok_or_else(|| {
+            if version.major == 3 && version.minor >= 13 && version.minor <= 15 {
+                unknown("its _Py_DebugOffsets are missing or unreadable")
+            } else {
+                unknown("pyprobe knows the layouts of CPython 3.8 to 3.15")
+            }
+        })?;
+        Ok((layout, target.runtime_addr(runtime.addr)))
+    }
+
+    pub fn open(target: &Target) -> Result<Interpreter> {
+        let (layout, runtime) = Self::layout_of(target)?;
+        Ok(Interpreter {
+            pid: target.pid,
+            layout,
+            runtime,
+            codes: HashMap::new(),
+            types: HashMap::new(),
+        })
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8], what: &'static str) -> Result<()> {
+        read_process(self.pid, addr, buf).map_err(|e| memory_error(self.pid, what, addr, e))
+    }
+
+    pub fn u64(&self, addr: u64, what: &'static str) -> Result<u64> {
+        let mut b = [0; 8];
+        self.read(addr, &mut b, what)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn i64(&self, addr: u64, what: &'static str) -> Result<i64> {
+        Ok(self.u64(addr, what)? as i64)
+    }
+
+    fn u32(&self, addr: u64, what: &'static str) -> Result<u32> {
+        let mut b = [0; 4];
+        self.read(addr, &mut b, what)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn bytes(&self, addr: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
+        let mut b = vec![0; len.min(1 << 20) as usize];
+        self.read(addr, &mut b, what)?;
+        Ok(b)
+    }
+
+    /// Every thread state of every interpreter, the newest interpreter's first.
+    pub fn threads(&self) -> Result<Vec<ThreadState>> {
+        let l = &self.layout;
+        let mut out = Vec::new();
+        let mut interp = self.u64(self.runtime + l.interpreters_head, "interpreters.head")?;
+        for _ in 0..MAX_INTERPRETERS {
+            if interp == 0 {
+                break;
+            }
+            let interp_id = self.i64(interp + l.interp_id, "interp->id")?;
+            let mut ts = self.u64(interp + l.interp_threads_head, "interp->threads.head")?;
+            while ts != 0 && out.len() < MAX_THREADS {
+                let native_id = match l.tstate_native_thread_id {
+                    Some(o) => Some(self.u64(ts + o, "tstate->native_thread_id")? as u32),
+                    None => None,
+                };
+                out.push(ThreadState {
+                    addr: ts,
+                    thread_id: self.u64(ts + l.tstate_thread_id, "tstate->thread_id")?,
+                    native_id,
+                    interp_id,
+                });
+                ts = self.u64(ts + l.tstate_next, "tstate->next")?;
+            }
+            interp = self.u64(interp + l.interp_next, "interp->next")?;
+        }
+        Ok(out)
+    }
+
+    /// The thread state holding the GIL, where the version tells (the main interpreter's GIL).
+    pub fn gil_holder(&self) -> Option<u64> {
+        let l = &self.layout;
+        match l.gil {
+            Gil::RuntimeCurrent(o) => self.u64(self.runtime + o, "gilstate.tstate_current").ok(),
+            Gil::InterpPointer(o) => {
+                let gil = self.u64(self.main_interp()? + o, "ceval.gil").ok()?;
+                self.held(gil + 16, gil + 8)
+            }
+            Gil::Embedded { locked, holder } => {
+                let interp = self.main_interp()?;
+                self.held(interp + locked, interp + holder)
+            }
+        }
+        .filter(|&t| t != 0)
+    }
+
+    fn held(&self, locked: u64, holder: u64) -> Option<u64> {
+        // `last_holder` stays set after a release.
+        (self.u32(locked, "gil.locked").ok()? != 0)
+            .then(|| self.u64(holder, "gil.last_holder").ok())
+            .flatten()
+    }
+
+    fn main_interp(&self) -> Option<u64> {
+        let l = &self.layout;
+        let mut interp = self
+            .u64(self.runtime + l.interpreters_head, "interpreters.head")
+            .ok()?;
+        for _ in 0..MAX_INTERPRETERS {
+            if interp == 0 {
+                return None;
+            }
+            if self.i64(interp + l.interp_id, "interp->id").ok()? == 0 {
+                return Some(interp);
+            }
+            interp = self.u64(interp + l.interp_next, "interp->next").ok()?;
+        }
+        None
+    }
+
+    /// A thread's frames, innermost first, without the shim frames of 3.12+.
+    pub fn frames(&self, ts: &ThreadState) -> Result<Vec<RawFrame>> {
+        let l = &self.layout;
+        let mut frame = self.u64(ts.addr + l.tstate_frame, "tstate's current frame")?;
+        if let (Some(o), true) = (l.cframe_frame, frame != 0) {
+            frame = self.u64(frame + o, "cframe->current_frame")?;
+        }
+        let mut out = Vec::new();
+        for _ in 0..MAX_FRAMES {
+            if frame == 0 {
+                break;
+            }
+            let shim = match (l.frame_owner, l.owner_shim) {
+                (Some(o), Some(min)) => {
+                    let mut b = [0u8];
+                    self.read(frame + o, &mut b, "frame->owner")?;
+                    b[0] >= min
+                }
+                _ => false,
+            };
+            if !shim {
+                out.push(RawFrame {
+                    addr: frame,
+                    code: self.u64(frame + l.frame_code, "frame's code")? & !l.tag_mask,
+                    instr: self.u64(frame + l.frame_instr, "frame's instruction")?,
+                });
+            }
+            frame = self.u64(frame + l.frame_previous, "frame->previous")?;
+        }
+        Ok(out)
+    }
+
+    /// The type name of an object (`ob_type->tp_name`), cached per type.
+    pub fn type_name(&mut self, obj: u64) -> Result<Rc<str>> {
+        let ty = self.u64(obj + 8, "ob_type")?;
+        if let Some(n) = self.types.get(&ty) {
+            return Ok(n.clone());
+        }
+        let name_ptr = self.u64(ty + u64::from(self.layout.objects.type_name), "tp_name")?;
+        let name: Rc<str> = self.c_string(name_ptr, 128)?.into();
+        self.types.insert(ty, name.clone());
+        Ok(name)
+    }
+
+    fn c_string(&self, addr: u64, max: u64) -> Result<String> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while (out.len() as u64) < max {
+            // Reads stop at the end of a page: the string may end just before unmapped memory.
+            let chunk = (4096 - at % 4096).min(64);
+            let b = self.bytes(at, chunk, "a C string")?;
+            if let Some(end) = b.iter().position(|&c| c == 0) {
+                out.extend_from_slice(&b[..end]);
+                return Ok(String::from_utf8_lossy(&out).into_owned());
+            }
+            out.extend_from_slice(&b);
+            at += chunk;
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// A str object's text (compact strs: every str CPython makes for names and paths), at
+    /// most `max` characters; None for a legacy (non-compact) str.
+    pub fn str_text(&self, obj: u64, max: u64) -> Result<Option<(String, u64)>> {
+        let o = &self.layout.objects;
+        let state = self.u32(obj + u64::from(o.str_state), "str state")?;
+        let length = self.u64(obj + 16, "str length")?;
+        let (kind, compact, ascii) = ((state >> 2) & 7, state & 32 != 0, state & 64 != 0);
+        if !compact || !matches!(kind, 1 | 2 | 4) {
+            return Ok(None);
+        }
+        let data = obj
+            + if ascii {
+                u64::from(o.str_ascii_data)
+            } else {
+                self.layout.str_compact_data
+            };
+        let n = length.min(max);
+        let raw = self.bytes(data, n * u64::from(kind), "str data")?;
+        let text = match kind {
+            1 => raw.iter().map(|&b| b as char).collect(),
+            2 => String::from_utf16_lossy(
+                &raw.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => raw
+                .chunks_exact(4)
+                .map(|c| {
+                    char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('?')
+                })
+                .collect(),
+        };
+        Ok(Some((text, length)))
+    }
+
+    fn name(&self, obj: u64) -> Result<String> {
+        Ok(self
+            .str_text(obj, MAX_TEXT)?
+            .map_or_else(|| "?".into(), |(t, _)| t))
+    }
+
+    fn bytes_object(&self, obj: u64, max: u64) -> Result<(Vec<u8>, u64)> {
+        let len = self.u64(obj + 16, "bytes length")?;
+        let data = self.bytes(
+            obj + u64::from(self.layout.objects.bytes_data),
+            len.min(max),
+            "bytes data",
+        )?;
+        Ok((data, len))
+    }
+
+    fn tuple_items(&self, obj: u64) -> Result<Vec<u64>> {
+        let n = self.u64(obj + 16, "tuple length")?.min(65536);
+        let raw = self.bytes(
+            obj + u64::from(self.layout.objects.tuple_items),
+            n * 8,
+            "tuple items",
+        )?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// A code object, read once per address; refused when the object there is no code object
+    /// (a frame torn by a running thread).
+    pub fn code(&mut self, addr: u64) -> Result<Rc<Code>> {
+        if let Some(c) = self.codes.get(&addr) {
+            return Ok(c.clone());
+        }
+        if &*self.type_name(addr)? != "code" {
+            return Err(Error::TargetMemory {
+                pid: self.pid,
+                action: "read",
+                what: "a frame's code object",
+                addr,
+                source: io::Error::new(io::ErrorKind::InvalidData, "not a code object"),
+            });
+        }
+        let l = self.layout;
+        let name_field = l.code_qualname.unwrap_or(l.code_name);
+        let name = self.name(self.u64(addr + name_field, "co_qualname")?)?;
+        let file = self.name(self.u64(addr + l.code_filename, "co_filename")?)?;
+        let firstlineno = self.u32(addr + l.code_firstlineno, "co_firstlineno")? as i32;
+        let (table, _) =
+            self.bytes_object(self.u64(addr + l.code_linetable, "line table")?, 1 << 20)?;
+        let mut local_names = Vec::new();
+        for n in self.tuple_items(self.u64(addr + l.code_localnames, "local names")?)? {
+            local_names.push(self.name(n)?);
+        }
+        let local_kinds = match l.code_localkinds {
+            Some(o) => {
+                self.bytes_object(self.u64(addr + o, "local kinds")?, 65536)?
+                    .0
+            }
+            None => {
+                let n = self.u32(addr + l.code_nlocals, "co_nlocals")? as usize;
+                local_names.truncate(n);
+                Vec::new()
+            }
+        };
+        let code = Rc::new(Code {
+            name,
+            file,
+            firstlineno,
+            table,
+            local_names,
+            local_kinds,
+        });
+        self.codes.insert(addr, code.clone());
+        Ok(code)
+    }
+
+    /// The line a frame of `code` (at `code_addr`) is at, from its `instr`.
+    pub fn line(&self, code_addr: u64, code: &Code, instr: u64) -> i32 {
+        let l = &self.layout;
+        let addr = match l.instr {
+            Instr::LastiBytes => i64::from(instr as u32 as i32),
+            Instr::LastiUnits => i64::from(instr as u32 as i32) * 2,
+            Instr::Pointer => {
+                let base = code_addr + l.code_adaptive;
+                if instr < base {
+                    -1
+                } else {
+                    (instr - base) as i64
+                }
+            }
+        };
+        line_at(l.line_table, code.firstlineno, &code.table, addr).unwrap_or(code.firstlineno)
+    }
+
+    /// A frame's local variables, in the code object's order (arguments first); those not yet
+    /// bound are left out.
+    pub fn locals(&mut self, frame: &RawFrame, code: &Code) -> Result<Vec<Local>> {
+        let l = self.layout;
+        let n = code.local_names.len() as u64;
+        let raw = self.bytes(frame.addr + l.frame_localsplus, n * 8, "frame locals")?;
+        let mut out = Vec::new();
+        for (i, (name, slot)) in code.local_names.iter().zip(raw.chunks_exact(8)).enumerate() {
+            let kind = code.local_kinds.get(i).copied().unwrap_or(0);
+            if kind & KIND_HIDDEN != 0 {
+                continue;
+            }
+            let mut obj = u64::from_le_bytes(slot.try_into().unwrap()) & !l.tag_mask;
+            if obj == 0 {
+                continue;
+            }
+            if kind & (KIND_CELL | KIND_FREE) != 0 && &*self.type_name(obj)? == "cell" {
+                obj = self.u64(obj + 16, "cell contents")?;
+                if obj == 0 {
+                    continue;
+                }
+            }
+            let value =
+                values::describe(self, obj).unwrap_or_else(|_| Value::Other("<unreadable>".into()));
+            out.push(Local {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the target's memory (process_vm_readv: one call, no file to open).
+fn read_process(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, exclusively borrowed for the call; `remote` names memory
+    // of another process, which the kernel checks itself.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != buf.len() {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+    }
+    Ok(())
+}
+
+fn memory_error(pid: i32, what: &'static str, addr: u64, source: io::Error) -> Error {
+    if gone(pid) {
+        return Error::NoSuchProcess(pid);
+    }
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        return Error::NoAccess {
+            pid,
+            why: "cannot read its memory (this needs root, or ptrace access to it)".into(),
+        };
+    }
+    Error::TargetMemory {
+        pid,
+        action: "read",
+        what,
+        addr,
+        source,
+    }
+}
+
+/// Whether the process has exited (its /proc entry is gone, or it is a zombie).
+pub fn gone(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    matches!(state, Some('Z' | 'X') | None)
+}

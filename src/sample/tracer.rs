@@ -1,0 +1,251 @@
+//! The sampler's kernel side from userspace: loads bpf/sample.bpf.c for one target, attaches it
+//! to a CPU-clock perf event per CPU, names each new stack once as the kernel announces it, and
+//! reads the (thread, stack) counts.
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapCore, MapFlags};
+
+use super::idle::IdleSampler;
+use super::{Profile, SampleOptions, Stack, StackCount};
+use crate::error::{Error, Result};
+use crate::filter::unqualified;
+use crate::kernel::limits::MAX_STACK_DEPTH;
+use crate::kernel::skel::sample::{SampleSkel, SampleSkelBuilder};
+use crate::kernel::types::{SampleKey, StackRecord};
+use crate::kernel::{Loaded, Probes, Ring, load, loss_counters, record, same_struct};
+use crate::losses::{Loss, Losses};
+use crate::output::Never;
+use crate::pystate::{Interpreter, RawFrame};
+use crate::session::Tracer;
+use crate::stacks::symbolize;
+use crate::target::Target;
+
+pub struct SampleTracer {
+    skel: Loaded<SampleSkel<'static>>,
+    probes: Probes,
+    ring: Ring<StackRecord>,
+    interp: Interpreter,
+    /// Every stack named so far, by id.
+    stacks: HashMap<u64, Rc<Stack>>,
+    threads: HashMap<u32, Rc<str>>,
+    opts: SampleOptions,
+    attached_at: Instant,
+    idle: Option<IdleSampler>,
+}
+
+impl SampleTracer {
+    pub fn attach(target: &Target, opts: &SampleOptions) -> Result<SampleTracer> {
+        let interp = Interpreter::open(target)?;
+        let layout = interp.layout.to_bpf(interp.runtime);
+        let skel = load(SampleSkelBuilder::default(), |open| {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .expect("sample.bpf.c has rodata");
+            ro.target_tgid = target.pid as u32;
+            ro.only_tid = opts.tid.unwrap_or(0);
+            ro.layout = same_struct(&layout);
+            if opts.max_stacks > 0 {
+                open.maps
+                    .counts
+                    .set_max_entries(opts.max_stacks)
+                    .map_err(|e| Error::bpf("sizing the stack table", e))?;
+            }
+            Ok(())
+        })?;
+        let mut probes = skel.probes()?;
+        probes.cpu_clock(&skel.progs.sample, opts.rate_hz)?;
+        let ring = Ring::open(&skel.maps.new_stacks)?;
+        let idle = opts
+            .idle
+            .then(|| IdleSampler::new(target.pid, opts.rate_hz));
+        Ok(SampleTracer {
+            skel,
+            probes,
+            ring,
+            interp,
+            stacks: HashMap::new(),
+            threads: HashMap::new(),
+            opts: opts.clone(),
+            attached_at: Instant::now(),
+            idle,
+        })
+    }
+
+    /// Samples the kernel took so far.
+    pub fn samples(&self) -> u64 {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        // SAFETY: a u64 the kernel updates under us, read afresh.
+        let on_cpu = unsafe { std::ptr::read_volatile(&bss.samples) };
+        on_cpu + self.idle.as_ref().map_or(0, |i| i.samples())
+    }
+
+    /// Samples taken but not counted so far (the stack table was full).
+    pub fn lost(&self) -> u64 {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        loss_counters(&bss.losses).samples_full
+    }
+
+    /// Names the stacks the kernel announced since the last call.
+    fn name_new_stacks(&mut self) {
+        for r in self.ring.take() {
+            if self.stacks.contains_key(&r.id) {
+                continue;
+            }
+            let depth = (r.depth as usize).min(MAX_STACK_DEPTH);
+            let raw: Vec<RawFrame> = r.frames[..depth]
+                .iter()
+                .map(|f| RawFrame {
+                    addr: 0,
+                    code: f.code,
+                    instr: f.instr,
+                })
+                .collect();
+            let stack = Stack {
+                id: r.id,
+                frames: symbolize(&mut self.interp, &raw, false),
+                truncated: r.truncated != 0,
+            };
+            self.stacks.insert(r.id, Rc::new(stack));
+        }
+    }
+
+    fn thread_name(&mut self, tid: u32) -> Rc<str> {
+        let pid = self.interp.pid;
+        self.threads
+            .entry(tid)
+            .or_insert_with(|| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                    .map(|s| s.trim_end().to_string())
+                    .unwrap_or_default()
+                    .into()
+            })
+            .clone()
+    }
+}
+
+impl Tracer for SampleTracer {
+    type Event = Never;
+    type Report = Profile;
+
+    fn probes(&mut self) -> &mut Probes {
+        &mut self.probes
+    }
+
+    fn poll(&mut self, timeout: Duration, _: &mut Vec<Never>) -> Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            let wait = match &self.idle {
+                Some(i) => i.next_tick().saturating_duration_since(now),
+                None => end.saturating_duration_since(now),
+            }
+            .min(end.saturating_duration_since(now));
+            self.ring.poll(wait)?;
+            self.name_new_stacks();
+            if let Some(i) = &mut self.idle
+                && Instant::now() >= i.next_tick()
+            {
+                i.tick(&mut self.interp, &mut self.stacks);
+            }
+            if Instant::now() >= end {
+                return Ok(());
+            }
+        }
+    }
+
+    fn read(&mut self) -> Result<Profile> {
+        self.name_new_stacks();
+        let mut read = Vec::new();
+        let map = &self.skel.maps.counts;
+        for k in map.keys() {
+            if let Some(v) = map
+                .lookup(&k, MapFlags::ANY)
+                .map_err(|e| Error::bpf("reading the sample counts", e))?
+            {
+                let key: SampleKey = record(&k);
+                read.push((
+                    key,
+                    u64::from_ne_bytes(v[..8].try_into().expect("a u64 count")),
+                ));
+            }
+        }
+        // The kernel's on-CPU samples and --idle's off-CPU ones, one count per (thread, stack).
+        let mut merged: HashMap<(u32, u64), u64> = HashMap::new();
+        let idle = self.idle.iter().flat_map(|i| i.counts());
+        for ((tid, id), count) in read
+            .into_iter()
+            .map(|(k, c)| ((k.tid, k.stack_id), c))
+            .chain(idle)
+        {
+            *merged.entry((tid, id)).or_insert(0) += count;
+        }
+        let mut counts = Vec::new();
+        let mut unnamed = 0;
+        for ((tid, id), count) in merged {
+            let stack = match id {
+                0 => None,
+                id => match self.stacks.get(&id) {
+                    Some(s) => Some(s.clone()),
+                    None => {
+                        unnamed += count;
+                        continue;
+                    }
+                },
+            };
+            counts.push(StackCount {
+                tid,
+                thread: self.thread_name(tid),
+                stack,
+                count,
+            });
+        }
+        let opts = &self.opts;
+        counts.retain(|c| match &c.stack {
+            None => opts.all_threads && opts.filters.is_empty(),
+            Some(s) => {
+                opts.filters.is_empty()
+                    || s.frames.first().is_some_and(|f| {
+                        opts.filters
+                            .iter()
+                            .any(|p| p.matches(&f.file, unqualified(&f.name), &f.name))
+                    })
+            }
+        });
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        let losses = Losses::read(
+            &loss_counters(&bss.losses),
+            &[
+                (Loss::SamplesFull, Some(u64::from(opts.max_stacks))),
+                (Loss::StacksTruncated, Some(MAX_STACK_DEPTH as u64)),
+                (Loss::StackReadErrors, None),
+            ],
+        );
+        Ok(Profile {
+            counts,
+            rate_hz: opts.rate_hz,
+            elapsed: self.attached_at.elapsed(),
+            losses,
+            unnamed,
+            idle: opts.idle,
+        })
+    }
+}

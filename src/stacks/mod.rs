@@ -1,0 +1,281 @@
+//! pyprobe stacks: what every thread of a process is doing now, read from its memory
+//! (src/pystate) without BPF. Threads that are parked read the same twice and are never
+//! stopped; when the stacks move under the reader (or, before 3.11, to learn which kernel thread
+//! each thread state is), every thread is held still for the read (pause.rs) and let go at once.
+mod pause;
+
+use std::collections::HashMap;
+
+pub use pause::{Paused, task_ids};
+
+use crate::error::{Error, Result};
+use crate::filter::{Pattern, unqualified};
+use crate::output::{Destination, Format, Never, Output, Window, json, text};
+use crate::privileges::check_privileges;
+use crate::pystate::{Interpreter, Local, RawFrame, ThreadState};
+use crate::target::Target;
+
+pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+
+#[derive(Debug, Clone, Default)]
+pub struct StacksOptions {
+    /// Only this thread (kernel thread id).
+    pub tid: Option<u32>,
+    /// Also list the threads that run no Python (no thread state).
+    pub all_threads: bool,
+    /// Each frame's local variables.
+    pub locals: bool,
+    /// Only threads whose innermost function matches.
+    pub filters: Vec<Pattern>,
+}
+
+/// One frame: the function, where it is now, and with --locals its variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub name: String,
+    pub file: String,
+    pub line: i32,
+    /// The def line (`co_firstlineno`).
+    pub def_line: i32,
+    pub locals: Option<Vec<Local>>,
+}
+
+/// One thread and its stack, innermost frame first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadStack {
+    /// The kernel's thread id (None where it could not be told).
+    pub tid: Option<i32>,
+    /// `threading.get_ident()`; 0 for a thread that runs no Python.
+    pub ident: u64,
+    /// The OS thread name, where it is not the process's own.
+    pub name: Option<String>,
+    pub main: bool,
+    /// Holds the GIL (None where the version does not tell).
+    pub gil: Option<bool>,
+    /// On CPU or runnable at the moment of the read.
+    pub active: bool,
+    pub interp_id: i64,
+    pub frames: Vec<Frame>,
+}
+
+/// Every thread of the process at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessStacks {
+    pub pid: i32,
+    pub version: String,
+    pub interpreter: String,
+    pub exe: String,
+    /// The command line, as /proc shows it.
+    pub cmdline: String,
+    /// The process was held still for the read.
+    pub paused: bool,
+    pub threads: Vec<ThreadStack>,
+}
+
+/// A thread state with its frames as read, and its kernel thread id where known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawThread {
+    pub state: ThreadState,
+    pub tid: Option<i32>,
+    pub frames: Vec<RawFrame>,
+}
+
+/// Kernel thread ids by the id the target's pid namespace gives them (NSpid's last field).
+fn host_tids(pid: i32) -> HashMap<u32, i32> {
+    task_ids(pid)
+        .into_iter()
+        .filter_map(|tid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+            let inner = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last()?.parse().ok())
+                .unwrap_or(tid as u32);
+            Some((inner, tid))
+        })
+        .collect()
+}
+
+/// Every thread's frames as they are now; with `paused`, thread ids come from the threads'
+/// FS bases where the version keeps no native id.
+fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<Vec<RawThread>> {
+    let by_ns = host_tids(interp.pid);
+    let by_fs: HashMap<u64, i32> = paused
+        .map(|p| p.tids().filter_map(|t| Some((p.fs_base(t)?, t))).collect())
+        .unwrap_or_default();
+    interp
+        .threads()?
+        .into_iter()
+        .map(|state| {
+            let tid = match state.native_id {
+                Some(n) => Some(*by_ns.get(&n).unwrap_or(&(n as i32))),
+                None => by_fs.get(&state.thread_id).copied(),
+            };
+            Ok(RawThread {
+                frames: interp.frames(&state)?,
+                state,
+                tid,
+            })
+        })
+        .collect()
+}
+
+/// Every thread's stack at one moment: read twice while the process runs, and if the two reads
+/// differ (or the version needs the threads' registers), once more with every thread held.
+/// Returns whether it held them. Where the threads cannot be held (another tracer, such as a
+/// debugger or strace, has them), the last read stands, without thread ids before 3.11.
+pub fn take(interp: &Interpreter) -> Result<(Vec<RawThread>, bool)> {
+    let mut last = None;
+    if interp.layout.tstate_native_thread_id.is_some() {
+        let (a, b) = (read_threads(interp, None), read_threads(interp, None));
+        if let (Ok(a), Ok(b)) = (&a, &b)
+            && a == b
+        {
+            return Ok((b.clone(), false));
+        }
+        last = Some(b);
+    }
+    match Paused::stop(interp.pid) {
+        Ok(paused) => {
+            let threads = read_threads(interp, Some(&paused))?;
+            drop(paused);
+            Ok((threads, true))
+        }
+        Err(e @ Error::NoSuchProcess(_)) => Err(e),
+        Err(_) => Ok((last.unwrap_or_else(|| read_threads(interp, None))?, false)),
+    }
+}
+
+/// A thread's kernel name and whether it is on CPU (or runnable) now.
+pub fn thread_status(pid: i32, tid: i32) -> (Option<String>, bool) {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+    let running = stat
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('R'));
+    (comm, running)
+}
+
+/// Names the frames of one thread.
+pub fn symbolize(interp: &mut Interpreter, raw: &[RawFrame], locals: bool) -> Vec<Frame> {
+    raw.iter()
+        .map(|f| match interp.code(f.code) {
+            Ok(code) => Frame {
+                name: code.name.clone(),
+                file: code.file.clone(),
+                line: interp.line(f.code, &code, f.instr),
+                def_line: code.firstlineno,
+                locals: locals.then(|| interp.locals(f, &code).unwrap_or_default()),
+            },
+            Err(_) => Frame {
+                name: format!("<unreadable code object at {:#x}>", f.code),
+                file: "?".into(),
+                line: 0,
+                def_line: 0,
+                locals: None,
+            },
+        })
+        .collect()
+}
+
+/// Reads every thread's stack of a process.
+pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
+    let mut interp = Interpreter::open(target)?;
+    // Whether each thread runs is looked at before the read, which may stop them all.
+    let status: HashMap<i32, (Option<String>, bool)> = task_ids(target.pid)
+        .into_iter()
+        .map(|tid| (tid, thread_status(target.pid, tid)))
+        .collect();
+    let status_of = |tid: i32| {
+        status
+            .get(&tid)
+            .cloned()
+            .unwrap_or_else(|| thread_status(target.pid, tid))
+    };
+    let (raw, paused) = take(&interp)?;
+    let gil = interp.gil_holder();
+    let (process_name, _) = thread_status(target.pid, target.pid);
+    let mut threads = Vec::new();
+    let mut seen_tids = Vec::new();
+    for t in &raw {
+        let (name, active) = t.tid.map_or((None, false), status_of);
+        seen_tids.extend(t.tid);
+        threads.push(ThreadStack {
+            tid: t.tid,
+            ident: t.state.thread_id,
+            name: name.filter(|n| Some(n) != process_name.as_ref()),
+            main: t.tid == Some(target.pid),
+            gil: Some(gil == Some(t.state.addr)),
+            active,
+            interp_id: t.state.interp_id,
+            frames: symbolize(&mut interp, &t.frames, opts.locals),
+        });
+    }
+    if opts.all_threads {
+        for tid in task_ids(target.pid) {
+            if !seen_tids.contains(&tid) {
+                let (name, active) = status_of(tid);
+                threads.push(ThreadStack {
+                    tid: Some(tid),
+                    ident: 0,
+                    name: name.filter(|n| Some(n) != process_name.as_ref()),
+                    main: tid == target.pid,
+                    gil: None,
+                    active,
+                    interp_id: -1,
+                    frames: Vec::new(),
+                });
+            }
+        }
+    }
+    threads.retain(|t| {
+        opts.tid.is_none_or(|want| t.tid == Some(want as i32))
+            && (opts.filters.is_empty()
+                || t.frames.first().is_some_and(|f| {
+                    opts.filters
+                        .iter()
+                        .any(|p| p.matches(&f.file, unqualified(&f.name), &f.name))
+                }))
+    });
+    // The main thread first, then by thread id.
+    threads.sort_by_key(|t| (!t.main, t.tid.unwrap_or(i32::MAX), t.ident));
+    Ok(ProcessStacks {
+        pid: target.pid,
+        version: target.version_text(),
+        interpreter: target.interpreter.clone(),
+        exe: target.exe.clone(),
+        cmdline: std::fs::read(format!("/proc/{}/cmdline", target.pid))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+            })
+            .unwrap_or_default(),
+        paused,
+        threads,
+    })
+}
+
+pub fn run(pid: i32, opts: &StacksOptions, dest: Destination) -> Result<()> {
+    check_privileges()?;
+    let w = dest.open()?;
+    let target = Target::from_pid(pid)?;
+    let stacks = read(&target, opts)?;
+    if let Some(want) = opts.tid
+        && stacks.threads.is_empty()
+        && opts.filters.is_empty()
+    {
+        return Err(Error::Usage(format!(
+            "PID {pid} has no Python thread {want}: see pyprobe stacks --pid {pid} --all-threads"
+        )));
+    }
+    let mut out: Box<dyn Output<Never, ProcessStacks>> = match dest.format {
+        Format::Json => Box::new(json::stacks::Json::new(w)),
+        _ => Box::new(text::stacks::Text::new(w)),
+    };
+    out.report(&stacks, &Window::default())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}

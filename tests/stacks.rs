@@ -1,0 +1,455 @@
+//! pyprobe stacks on real processes: threads parked at known depths read exactly as Python
+//! itself sees them (sys._current_frames, printed by the workload) on every kind of build
+//! 3.8-3.15; locals of every simple type; agreement with py-spy dump; a busy process read
+//! consistently and never left stopped; bad input refused in one line.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// parked.py running, with Python's own view of its two parked threads.
+struct Parked {
+    guard: Guard,
+    main: i64,
+    worker: i64,
+    /// Per native thread id: [name, file, line] innermost first.
+    oracle: Value,
+}
+
+/// Tests of one chroot copy parked.py to the same place: one at a time, until the copy has been
+/// read, so that no copy is truncated under an interpreter reading it.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn start_parked(py: &Python) -> Parked {
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = py.command(&py.script("parked.py"));
+    let mut guard = Guard::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut lines = BufReader::new(guard.child().stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .and_then(|l| l.ok())
+        .expect("parked.py's stacks");
+    let v: Value = serde_json::from_str(&first).expect("JSON");
+    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
+    thread::spawn(move || lines.for_each(drop));
+    Parked {
+        guard,
+        main: v["main"].as_i64().unwrap(),
+        worker: v["worker"].as_i64().unwrap(),
+        oracle: v["stacks"].clone(),
+    }
+}
+
+fn stacks_json(pid: i32, extra: &[&str]) -> Value {
+    let pid = pid.to_string();
+    let mut args = vec!["stacks", "--pid", &pid, "--json"];
+    args.extend(extra);
+    let out = run_pyprobe(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stacks JSON")
+}
+
+fn thread_of(doc: &Value, tid: i64) -> &Value {
+    doc["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"].as_i64() == Some(tid))
+        .unwrap_or_else(|| panic!("no thread {tid} in {doc}"))
+}
+
+/// The thread's frames equal Python's own view: same files and lines, and the same function
+/// (pyprobe shows the qualified name on 3.11+, which ends with the name Python gives).
+fn assert_same_stack(doc: &Value, tid: i64, oracle: &Value) {
+    let frames = thread_of(doc, tid)["frames"].as_array().unwrap();
+    let want = oracle[tid.to_string()].as_array().unwrap();
+    let got: Vec<(String, String, i64)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "thread {tid}: {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        let (name, file, line) = (
+            w[0].as_str().unwrap(),
+            w[1].as_str().unwrap(),
+            w[2].as_i64().unwrap(),
+        );
+        assert!(
+            g.0 == name || g.0.ends_with(&format!(".{name}")),
+            "thread {tid}: {g:?} vs {w}"
+        );
+        assert_eq!(
+            (g.1.as_str(), g.2),
+            (file, line),
+            "thread {tid}: {got:?} vs {want:?}"
+        );
+    }
+}
+
+/// The names of a thread's frames, innermost first, without the qualifying class.
+fn short_names(doc: &Value, tid: i64) -> Vec<String> {
+    thread_of(doc, tid)["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let n = f["name"].as_str().unwrap();
+            n.rsplit('.').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn parked_stacks_are_exact(py: Python) {
+    let p = start_parked(&py);
+    let doc = stacks_json(p.guard.pid(), &[]);
+    assert_same_stack(&doc, p.main, &p.oracle);
+    assert_same_stack(&doc, p.worker, &p.oracle);
+    assert_eq!(
+        short_names(&doc, p.main)[..6],
+        ["wait", "wait", "c", "b", "a", "<module>"]
+    );
+    assert_eq!(
+        short_names(&doc, p.worker)[..4],
+        ["wait", "wait", "w2", "w1"]
+    );
+    let main = thread_of(&doc, p.main);
+    assert_eq!(main["main"], true);
+    assert_eq!(main["active"], false);
+    // The reporter waits in readline: three Python threads, none holding the GIL.
+    assert_eq!(doc["threads"].as_array().unwrap().len(), 3, "{doc}");
+    assert!(
+        doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["gil"] == false),
+        "{doc}"
+    );
+    // Threads that wait read the same twice: not stopped, except where the version keeps no
+    // native thread id (3.8-3.10), whose FS bases name the threads.
+    let old = doc["python"].as_str().unwrap().starts_with("3.8")
+        || doc["python"].as_str().unwrap().starts_with("3.9")
+        || doc["python"].as_str().unwrap().starts_with("3.10");
+    assert_eq!(doc["paused"], old, "{doc}");
+}
+
+#[test]
+fn debian_3_11() {
+    parked_stacks_are_exact(Python::debian());
+}
+
+#[test]
+fn pyenv_3_8() {
+    parked_stacks_are_exact(Python::pyenv("3.8"));
+}
+
+#[test]
+fn pyenv_3_9() {
+    parked_stacks_are_exact(Python::pyenv("3.9"));
+}
+
+#[test]
+fn pyenv_3_10() {
+    parked_stacks_are_exact(Python::pyenv("3.10"));
+}
+
+#[test]
+fn pyenv_3_11() {
+    parked_stacks_are_exact(Python::pyenv("3.11"));
+}
+
+#[test]
+fn pyenv_3_12() {
+    parked_stacks_are_exact(Python::pyenv("3.12"));
+}
+
+#[test]
+fn pyenv_3_13() {
+    parked_stacks_are_exact(Python::pyenv("3.13"));
+}
+
+#[test]
+fn sid_3_13() {
+    parked_stacks_are_exact(Python::sid("3.13"));
+}
+
+#[test]
+fn sid_3_14() {
+    parked_stacks_are_exact(Python::sid("3.14"));
+}
+
+#[test]
+fn sid_3_15() {
+    parked_stacks_are_exact(Python::sid("3.15"));
+}
+
+fn locals_of_c(py: Python) {
+    let p = start_parked(&py);
+    let doc = stacks_json(p.guard.pid(), &["--locals", "--tid", &p.main.to_string()]);
+    assert_eq!(doc["threads"].as_array().unwrap().len(), 1);
+    let c = thread_of(&doc, p.main)["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "c")
+        .expect("frame c")
+        .clone();
+    let locals: Vec<(String, String)> = c["locals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().into(),
+                l["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("depth", "3"),
+        ("local_int", "123456789012345"),
+        ("local_neg", "-7"),
+        ("local_float", "2.5"),
+        ("local_str", "\"hello\""),
+        ("local_list", "<list of 3 items>"),
+        ("local_dict", "<dict of 2 items>"),
+        ("local_bytes", "b'ab'"),
+        ("local_none", "None"),
+        ("local_bool", "True"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(locals, want);
+}
+
+#[test]
+fn locals_on_3_8() {
+    locals_of_c(Python::pyenv("3.8"));
+}
+
+#[test]
+fn locals_on_3_11() {
+    locals_of_c(Python::debian());
+}
+
+#[test]
+fn locals_on_3_14() {
+    locals_of_c(Python::sid("3.14"));
+}
+
+/// py-spy dump on the same process says the same: per thread, the same frames (name, file,
+/// line) in the same order.
+fn agrees_with_py_spy(py: Python) {
+    let p = start_parked(&py);
+    let pid = p.guard.pid();
+    let doc = stacks_json(pid, &[]);
+    let out = Command::new(readers::py_spy())
+        .args(["dump", "--pid", &pid.to_string(), "--json"])
+        .output()
+        .expect("py-spy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spy: Value = serde_json::from_slice(&out.stdout).expect("py-spy JSON");
+    let spy = spy.as_array().unwrap();
+    assert_eq!(spy.len(), doc["threads"].as_array().unwrap().len());
+    for t in spy {
+        let tid = t["os_thread_id"].as_i64().unwrap();
+        let theirs: Vec<(String, String, i64)> = t["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().into(),
+                    f["filename"].as_str().unwrap().into(),
+                    f["line"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let ours: Vec<(String, String, i64)> = thread_of(&doc, tid)["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().into(),
+                    f["file"].as_str().unwrap().into(),
+                    f["line"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ours, theirs, "thread {tid}");
+        assert_eq!(thread_of(&doc, tid)["gil"], t["owns_gil"], "thread {tid}");
+    }
+}
+
+#[test]
+fn agrees_with_py_spy_on_3_11() {
+    agrees_with_py_spy(Python::debian());
+}
+
+#[test]
+fn agrees_with_py_spy_on_3_14() {
+    agrees_with_py_spy(Python::sid("3.14"));
+}
+
+/// A process busy in Python: every read is a whole, consistent stack of the workload, and the
+/// process runs on afterwards, untraced (never left stopped).
+#[test]
+fn a_busy_process_is_read_whole_and_let_go() {
+    let mut w = spawn_ready(Command::new(PYTHON).arg(script("split.py")).arg("30"));
+    w.send_line("go");
+    let pid = w.pid();
+    for _ in 0..5 {
+        let doc = stacks_json(pid, &["--tid", &pid.to_string()]);
+        let names = short_names(&doc, pid as i64);
+        assert!(
+            names.ends_with(&["main".to_string(), "<module>".to_string()]),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "hot_a" || n == "hot_b"),
+            "{names:?}"
+        );
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.contains("TracerPid:\t0"), "{status}");
+    }
+    // Still running: its CPU time grows.
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        f[0] + f[1]
+    };
+    let before = cpu();
+    let t = Instant::now();
+    while cpu() == before {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the process stays stopped"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn all_threads_and_one_thread() {
+    let p = start_parked(&Python::debian());
+    let pid = p.guard.pid();
+    let one = stacks_json(pid, &["--tid", &p.worker.to_string()]);
+    assert_eq!(one["threads"].as_array().unwrap().len(), 1);
+    assert_eq!(short_names(&one, p.worker)[2], "w2");
+    let filtered = stacks_json(pid, &["--filter", "Condition.wait"]);
+    assert_eq!(
+        filtered["threads"].as_array().unwrap().len(),
+        2,
+        "{filtered}"
+    );
+    let all = stacks_json(pid, &["--all-threads"]);
+    assert_eq!(all["threads"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_input_is_one_line() {
+    assert_clean_failure(&["stacks", "--pid", "2147483647"], "no process with PID");
+    let sleeper = Guard::spawn(Command::new("sleep").arg("30"));
+    thread::sleep(Duration::from_millis(100));
+    assert_clean_failure(
+        &["stacks", "--pid", &sleeper.pid().to_string()],
+        "is not a Python process",
+    );
+    let old = Guard::spawn(
+        Python::pyenv("3.7")
+            .command("-c")
+            .arg("import time; time.sleep(30)")
+            .stdin(Stdio::null()),
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert_clean_failure(
+        &["stacks", "--pid", &old.pid().to_string()],
+        "pyprobe knows the layouts of CPython 3.8 to 3.15",
+    );
+    assert_clean_failure(
+        &["stacks", "--pid", "1", "--tid", "5", "--all-threads"],
+        "give one of them",
+    );
+}
+
+/// A process someone else stopped (SIGSTOP) is read where it stopped, and stays stopped: pyprobe
+/// lets go only what it held itself. On 3.9 the threads are held under ptrace for the read.
+fn a_stopped_process_stays_stopped(py: Python) {
+    let mut w = spawn_ready(&mut py.command_with(&py.script("split.py"), &["30"]));
+    w.send_line("go");
+    let pid = w.pid();
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .chars()
+            .next()
+            .unwrap()
+    };
+    thread::sleep(Duration::from_millis(100));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let t = Instant::now();
+    while state() != 'T' {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGSTOP did not stop it"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let doc = stacks_json(pid, &["--tid", &pid.to_string()]);
+    let names = short_names(&doc, pid as i64);
+    assert!(
+        names.iter().any(|n| n == "hot_a" || n == "hot_b"),
+        "{names:?}"
+    );
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(state(), 'T', "pyprobe resumed a process it had not stopped");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+}
+
+#[test]
+fn a_stopped_3_11_stays_stopped() {
+    a_stopped_process_stays_stopped(Python::debian());
+}
+
+#[test]
+fn a_stopped_3_9_stays_stopped() {
+    a_stopped_process_stays_stopped(Python::pyenv("3.9"));
+}
