@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("cannot write the results: {0}")]
     Output(#[source] std::io::Error),
+    #[error("refusing {path}: {why}")]
+    UnsafeFile { path: String, why: String },
     #[error("{path}: not a readable ELF file: {why}")]
     BadElf { path: PathBuf, why: String },
     #[error("cannot start {command:?}: {why}")]

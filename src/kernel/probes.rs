@@ -38,7 +38,7 @@ impl Probes {
     /// the ELF notes and raises the probe's semaphore through the kernel).
     pub fn usdt(&mut self, prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<()> {
         let link = prog
-            .attach_usdt(target.pid, &target.host_path, "python", probe)
+            .attach_usdt(target.pid, target.attach_path()?, "python", probe)
             .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?;
         self.keep(link, prog)
     }
@@ -56,7 +56,7 @@ impl Probes {
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
-                &target.host_path,
+                target.attach_path()?,
                 offset as usize,
                 UprobeOpts {
                     retprobe: ret,
@@ -91,7 +91,7 @@ impl Probes {
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
-                &target.host_path,
+                target.attach_path()?,
                 entry as usize,
                 UprobeOpts {
                     ref_ctr_offset: line.semaphore_offset as usize,
