@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     // kernel detaches every probe when the process goes, however it goes.
     // SAFETY: restoring the default disposition of one signal before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = match Cli::try_parse_from(args_for_invocation(std::env::args().collect())) {
+    let cli = match Cli::try_parse_from(args_for_invocation(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();

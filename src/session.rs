@@ -46,7 +46,7 @@ pub trait Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
     Pid(i32),
-    Command(Vec<String>),
+    Command(Vec<std::ffi::OsString>),
 }
 
 /// When to stop, and when to report a window of what was recorded.

@@ -1,5 +1,6 @@
 //! The traced process's lifetime: attaching by PID, or spawning a command held at its exec until
 //! the probes are live; watching for its exit; stopping a command pyprobe started.
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -41,8 +42,12 @@ impl Tracee {
     /// programs on the way (`env python3`, a shell's `exec`) are followed.
     /// With `trampoline`, the command runs with CPython's perf trampoline on
     /// (`source::TRAMPOLINE_ENV`).
-    pub fn spawn(argv: &[String], trampoline: bool) -> Result<(Tracee, Target)> {
-        let command = argv.join(" ");
+    pub fn spawn(argv: &[OsString], trampoline: bool) -> Result<(Tracee, Target)> {
+        let command = argv
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let spawn_err = |why: String| Error::Spawn {
             command: command.clone(),
             why,

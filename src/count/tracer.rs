@@ -33,6 +33,7 @@ pub struct CountTracer {
 impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
+        tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
         let skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps

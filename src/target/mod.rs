@@ -9,10 +9,12 @@ use std::sync::Arc;
 mod elf;
 mod files;
 mod maps;
+mod modules;
 
 pub use elf::{ElfInfo, ProbeSite, Section, Symbol};
 pub use files::{Dir, MAX_FILE_BYTES, Refusal, Root, TargetFile};
 pub use maps::{Mapping, is_libpython, parse_maps};
+pub use modules::{ForeignFile, Loaded, non_utf8_files};
 
 use crate::error::{Error, Result};
 use crate::versions::PyVersion;
