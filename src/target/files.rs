@@ -17,12 +17,14 @@ use std::path::{Path, PathBuf};
 use super::Mapping;
 
 /// No interpreter file is this large (Debian's python3.11 is 7 MB, a libpython with full debug
-/// information about 30 MB): anything larger is refused unread.
-pub const MAX_FILE_BYTES: u64 = 512 << 20;
+/// information about 30 MB, an application that embeds CPython statically a few hundred MB):
+/// anything larger is refused unread.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// How much of an interpreter file one parse may read (headers, notes, symbol tables, a few
-/// symbols' first bytes): about 1 MB in practice.
-pub const MAX_READ_BYTES: u64 = 64 << 20;
+/// symbols' first bytes): about 1 MB for CPython's own files, more for a large embedder's
+/// symbol tables.
+pub const MAX_READ_BYTES: u64 = 256 << 20;
 
 /// Why a file of the target was not opened or not used.
 #[derive(Debug)]
@@ -44,9 +46,9 @@ impl std::fmt::Display for Refusal {
             Refusal::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
             Refusal::TooLarge(n) => write!(
                 f,
-                "it is {:.1} GiB, larger than any interpreter (pyprobe reads at most {} MiB)",
+                "it is {:.1} GiB, larger than any interpreter (pyprobe opens files of at most {} GiB)",
                 *n as f64 / (1u64 << 30) as f64,
-                MAX_FILE_BYTES >> 20
+                MAX_FILE_BYTES >> 30
             ),
             Refusal::Replaced => f.write_str(
                 "it is not the file the process has mapped (its device and inode differ)",

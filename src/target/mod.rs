@@ -258,12 +258,14 @@ fn find_needed_libpython(
     let Some(lib) = elf.needed.iter().find(|n| is_libpython(n)) else {
         return Ok(None);
     };
-    let exe_dir = Path::new(exe)
+    // /proc/PID/exe names the file without links, so its directory's parent is exact.
+    let beside = Path::new(exe)
         .parent()
-        .map(|p| p.to_string_lossy().into_owned())
+        .and_then(Path::parent)
+        .map(|p| p.join("lib").to_string_lossy().into_owned())
         .unwrap_or_default();
     let dirs = [
-        format!("{exe_dir}/../lib"),
+        beside,
         "/usr/local/lib".into(),
         "/usr/lib/x86_64-linux-gnu".into(),
         "/usr/lib/aarch64-linux-gnu".into(),
