@@ -37,6 +37,19 @@ pub enum Error {
     },
     #[error("cannot write the results: {0}")]
     Output(#[source] std::io::Error),
+    #[error(
+        "PID {pid}: {what}, a name that is not UTF-8, and CPython {version}'s own code behind \
+         its {probes} fails on such file names inside the program (UnicodeEncodeError, then \
+         SystemError), which usually ends it: nothing attached (--force attaches anyway)"
+    )]
+    NonUtf8FileName {
+        pid: i32,
+        what: String,
+        version: String,
+        probes: String,
+    },
+    #[error("refusing {path}: {why}")]
+    UnsafeFile { path: String, why: String },
     #[error("{path}: not a readable ELF file: {why}")]
     BadElf { path: PathBuf, why: String },
     #[error("cannot start {command:?}: {why}")]

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     // SIGPIPE stays ignored (Rust's default): output piped into `head` ends the session in
     // order (src/output/pipe.rs), with the accounting on stderr, rather than killing pyprobe
     // mid-report.
-    let argv = args_for_invocation(std::env::args().collect());
+    let argv = args_for_invocation(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

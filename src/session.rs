@@ -49,7 +49,7 @@ pub trait Report {
 pub enum TargetSpec {
     Pid(i32),
     /// The command line, and the user it runs as (`--user`; pyprobe's own otherwise).
-    Command(Vec<String>, Option<RunAs>),
+    Command(Vec<std::ffi::OsString>, Option<RunAs>),
 }
 
 /// When to stop, and when to report a window of what was recorded.

@@ -2,8 +2,8 @@
 //! works on that interpreter instead, and `pyprobe probes` shows the same list for a target.
 use crate::error::{Error, Result};
 use crate::source::{FunctionSource, Plan};
-use crate::target::Target;
-use crate::versions::{Support, probe_support};
+use crate::target::{Loaded, Target, non_utf8_files};
+use crate::versions::{NameHazard, Support, name_hazard, probe_support};
 
 /// What a tool needs from the interpreter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,4 +166,98 @@ pub fn require(target: &Target, needs: Needs) -> Result<Means> {
         }
         other => other,
     })
+}
+
+/// Refuses to raise `probes` when CPython's code behind them would fail on a file name of the
+/// target that is not UTF-8 (`versions::NameHazard`), unless `force`: the modules it has loaded
+/// are read from its memory; a command not yet started is judged by its command line and
+/// working directory. Where pyprobe cannot tell, it attaches (README: Known limits).
+pub fn check_file_names(target: &Target, probes: &[&str], force: bool) -> Result<()> {
+    let Some(version) = target.version else {
+        return Ok(());
+    };
+    let risky: Vec<&str> = probes
+        .iter()
+        .copied()
+        .filter(|p| name_hazard(version, p) == Some(NameHazard::FileNames))
+        .collect();
+    if risky.is_empty() {
+        return Ok(());
+    }
+    let found = match non_utf8_files(target) {
+        Ok(Loaded::Modules(files)) => files.first().map(|f| {
+            format!(
+                "its module {} was loaded from {}",
+                f.module,
+                escape_bytes(&f.path)
+            )
+        }),
+        Ok(Loaded::Nothing) => command_line_name(target.pid),
+        Err(_) => None,
+    };
+    let Some(what) = found else {
+        return Ok(());
+    };
+    let probes = match risky.as_slice() {
+        [one] => format!("{one} probe"),
+        [first @ .., last] => format!("{} and {last} probes", first.join(", ")),
+        [] => unreachable!("checked above"),
+    };
+    if force {
+        eprintln!(
+            "pyprobe: WARNING: --force: PID {}: {what}, a name that is not UTF-8: when the program \
+             runs code from such a file, CPython {version}'s code behind its {probes} fails there \
+             (UnicodeEncodeError, then SystemError)",
+            target.pid
+        );
+        return Ok(());
+    }
+    Err(Error::NonUtf8FileName {
+        pid: target.pid,
+        what,
+        version: version.to_string(),
+        probes,
+    })
+}
+
+/// A name in a command that has not run yet and that would become a file name of its code:
+/// an argument (its script) or its working directory (where relative paths lead).
+fn command_line_name(pid: i32) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if let Some(arg) = cmdline
+        .split(|&b| b == 0)
+        .skip(1)
+        .find(|a| std::str::from_utf8(a).is_err())
+    {
+        return Some(format!("its command line names {}", escape_bytes(arg)));
+    }
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    let cwd = cwd.as_os_str().as_bytes();
+    std::str::from_utf8(cwd)
+        .is_err()
+        .then(|| format!("it runs in the directory {}", escape_bytes(cwd)))
+}
+
+/// Bytes as text, the ones that are not UTF-8 written `\xNN` (as Python writes them).
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_written_as_python_does() {
+        assert_eq!(escape_bytes(b"/srv/caf\xe9/app.py"), "/srv/caf\\xe9/app.py");
+        assert_eq!(escape_bytes("/srv/café".as_bytes()), "/srv/café");
+    }
 }

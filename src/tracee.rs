@@ -1,15 +1,18 @@
 //! The traced process's lifetime: attaching by PID, or spawning a command held at its exec until
 //! the probes are live; watching for its exit; stopping a command pyprobe started.
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::run_as::RunAs;
 use crate::signals;
 use crate::source::TRAMPOLINE_ENV;
-use crate::target::Target;
+use crate::target::{Root, Target};
+use crate::trampoline::perf_map_name;
 
 /// What is traced: a process found by PID, or a command pyprobe started.
 pub enum Tracee {
@@ -24,8 +27,8 @@ pub enum Tracee {
         /// Whether the command ended by itself (not stopped by pyprobe at the session's end).
         ended_itself: bool,
         /// The perf map the trampoline pyprobe switched on writes (`/tmp/perf-PID.map` in the
-        /// command's root, as reached from here), removed once the command is gone.
-        perf_map: Option<std::path::PathBuf>,
+        /// command's root, held open), removed once the command is gone.
+        perf_map: Option<(Arc<Root>, String)>,
     },
 }
 
@@ -44,11 +47,15 @@ impl Tracee {
     /// (`source::TRAMPOLINE_ENV`).
     /// With `user`, the command runs as that user (its groups, uid, HOME, USER, LOGNAME).
     pub fn spawn(
-        argv: &[String],
+        argv: &[OsString],
         user: Option<&RunAs>,
         trampoline: bool,
     ) -> Result<(Tracee, Target)> {
-        let command = argv.join(" ");
+        let command = argv
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let spawn_err = |why: String| Error::Spawn {
             command: command.clone(),
             why,
@@ -144,9 +151,7 @@ impl Tracee {
                         if let Tracee::Spawned { perf_map, .. } = &mut tracee
                             && trampoline
                         {
-                            *perf_map = std::fs::read_link(format!("/proc/{pid}/root"))
-                                .ok()
-                                .map(|root| root.join(format!("tmp/perf-{pid}.map")));
+                            *perf_map = Some((target.root.clone(), perf_map_name(pid)));
                         }
                         return Ok((tracee, target));
                     }
@@ -221,10 +226,11 @@ impl Tracee {
             stop(child);
             *exited = true;
         }
-        if let Some(map) = perf_map.take()
-            && std::fs::symlink_metadata(&map).is_ok_and(|m| m.is_file())
+        // Inside the command's root, whatever became of its /tmp: never a link's target.
+        if let Some((root, name)) = perf_map.take()
+            && let Ok(tmp) = root.dir("/tmp")
         {
-            let _ = std::fs::remove_file(map);
+            tmp.remove_regular(&name);
         }
     }
 }

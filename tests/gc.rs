@@ -62,6 +62,23 @@ fn trace_window(python: &[&str], script_name: &str, pygc_args: &[&str]) -> (Stri
 
 /// trace_window for a script given its arguments (`script` first).
 fn trace_window_with(python: &[&str], script_argv: &[&str], pygc_args: &[&str]) -> (String, Value) {
+    trace_window_as(python, script_argv, pygc_args, Reader::Reads)
+}
+
+/// Whether pyprobe reads its ring buffer while the workload runs.
+#[derive(PartialEq)]
+enum Reader {
+    Reads,
+    /// Stopped (SIGSTOP) from attach until the workload is done: nothing drains the buffer.
+    Stopped,
+}
+
+fn trace_window_as(
+    python: &[&str],
+    script_argv: &[&str],
+    pygc_args: &[&str],
+    reader: Reader,
+) -> (String, Value) {
     let _serial = serial();
     let script_name = script_argv[0];
     let source = std::fs::read_to_string(script(script_name)).unwrap();
@@ -83,9 +100,17 @@ fn trace_window_with(python: &[&str], script_argv: &[&str], pygc_args: &[&str]) 
     let mut args = vec!["gc", "--pid", &pid, "--json"];
     args.extend(pygc_args);
     let (p, rx) = start_pyprobe(&args);
+    if reader == Reader::Stopped {
+        // SAFETY: signalling the pyprobe child this test started.
+        unsafe { libc::kill(p.pid(), libc::SIGSTOP) };
+    }
     w.send_line("go");
     let own = lines.next().expect("the workload's own results");
     let own: Value = serde_json::from_str(&own).expect("workload JSON");
+    if reader == Reader::Stopped {
+        // SAFETY: as above.
+        unsafe { libc::kill(p.pid(), libc::SIGCONT) };
+    }
     // SAFETY: signalling the pyprobe child this test started.
     unsafe { libc::kill(p.pid(), libc::SIGINT) };
     let (out, err) = finish_pyprobe(p, rx);
@@ -334,12 +359,13 @@ fn min_pause_prints_exactly_the_pauses_above_the_threshold() {
 
 #[test]
 fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
-    // Nobody reads pygc's output until the window ends: its pipe fills, it blocks writing, and
-    // the smallest pause buffer (4 KiB, about 70 pauses) overflows.
-    let (out, own) = trace_window(
+    // pygc is stopped while the workload collects: nothing drains the smallest pause buffer
+    // (4 KiB, about 70 pauses), which overflows.
+    let (out, own) = trace_window_as(
         &[PYTHON],
-        "gc_burst.py",
+        &["gc_burst.py"],
         &["--min-pause", "0", "--buffer-size", "4K"],
+        Reader::Stopped,
     );
     let (pauses, report) = pauses_and_report(&out);
     let made = own["collections"].as_u64().unwrap();

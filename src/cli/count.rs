@@ -18,6 +18,8 @@ EXAMPLES:
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
 stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which
 3.11 fires only in tracing mode (about 2x the per-call cost while attached, none after).
+On 3.11 pycount refuses a process that loaded a file whose name is not UTF-8 (CPython's probe
+code fails on it inside the program); --force attaches anyway.
 Formats: text, json.
 ";
 
@@ -46,6 +48,11 @@ pub struct CountArgs {
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
+    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
+    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
+    #[arg(long)]
+    pub force: bool,
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
@@ -58,6 +65,7 @@ impl CountArgs {
             latency: self.latency,
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
+            force: self.force,
         };
         let view = CountView {
             sort: self.sort,

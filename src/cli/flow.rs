@@ -24,7 +24,9 @@ Events stream through a ring buffer: any that do not fit are counted and reporte
 happen on stderr and at the end. Filters are decided in the kernel. --max-depth counts shown
 calls. With --min-duration a call is known only at its return, so each tree of calls is printed
 when its outermost shown call returns. On CPython 3.11, entries fire only in tracing mode,
-which pyflow switches on while attached (about 2x the per-call cost, none after).
+which pyflow switches on while attached (about 2x the per-call cost, none after), and pyflow
+refuses a process that loaded a file whose name is not UTF-8 (CPython's probe code fails on it
+inside the program); --force attaches anyway.
 Formats: text, json (one object per event, then a summary), chrome (trace-event JSON),
 folded (flame graph input), svg (a flame graph).
 ";
@@ -63,6 +65,11 @@ pub struct FlowArgs {
     pub buffer_size: u32,
     #[command(flatten)]
     pub schedule: DurationArgs,
+    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
+    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
+    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
+    #[arg(long)]
+    pub force: bool,
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
@@ -103,6 +110,7 @@ impl FlowArgs {
             max_functions: self.max_functions,
             weight: self.weight,
             activate_trampoline: self.activate_trampoline,
+            force: self.force,
         })
     }
 

@@ -15,7 +15,10 @@ Each import is shown with its cumulative time (start to done, the imports it tri
 included) and its self time (cumulative minus its children's), indented under the import
 that triggered it, slowest first at every level. Only loads are shown: an import of a module
 already in sys.modules fires no probe. `from pkg import sub` loads sub inside importlib, which
-fires no probe either: its time counts as pkg's self time. Formats: text, json.
+fires no probe either: its time counts as pkg's self time. CPython's own code behind the
+import probes fails inside the program when it imports a module whose name is not UTF-8 (a
+file named with other bytes, imported by that name), on every version: pyprobe cannot see that
+coming (README: Known limits). Formats: text, json.
 ";
 
 #[derive(Debug, Args, Clone)]

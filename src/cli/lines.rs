@@ -17,6 +17,8 @@ GLOB: '*' matches any run of characters (including '/'), '?' one character. A GL
 starts with '/' or '*' is matched against the whole path; otherwise it also matches after any
 '/'. It is decided in the kernel once per file. The line probe exists only up to CPython 3.11;
 on 3.11 it puts the interpreter into tracing mode while attached (several times slower).
+CPython's code behind it fails inside the program on a file name that is not UTF-8: pyprobe
+refuses a process that loaded such a file; --force attaches anyway.
 Formats: text, json.
 ";
 
@@ -34,6 +36,11 @@ pub struct LinesArgs {
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
+    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
+    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
+    #[arg(long)]
+    pub force: bool,
     /// Size of the kernel's line table
     #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     pub max_lines: u32,
@@ -47,6 +54,7 @@ impl LinesArgs {
                 None => Vec::new(),
             },
             max_lines: self.max_lines,
+            force: self.force,
         };
         let dest = self.output.destination("pyprobe lines", lines::FORMATS)?;
         lines::run(

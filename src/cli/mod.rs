@@ -12,6 +12,7 @@ mod record;
 mod stacks;
 mod top;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -146,7 +147,7 @@ pub struct TargetArgs {
     pub pid: Option<i32>,
     /// Start this command and trace it from its first Python call
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
     /// Run COMMAND as this user (name or uid), with its groups and home; pyprobe itself stays
     /// privileged to trace. Without it the command runs as root, with every capability
     #[arg(short, long, value_name = "USER")]
@@ -343,18 +344,20 @@ fn page_size() -> u64 {
 }
 
 /// pycount, pyflow and pygc are pyprobe under another name: map the name to the subcommand.
-pub fn args_for_invocation(args: Vec<String>) -> Vec<String> {
+/// Arguments stay OS strings: a command's file names need not be UTF-8.
+pub fn args_for_invocation(args: Vec<OsString>) -> Vec<OsString> {
     let Some(argv0) = args.first() else {
         return args;
     };
-    let name = argv0.rsplit('/').next().unwrap_or(argv0);
+    let argv0 = argv0.to_string_lossy();
+    let name = argv0.rsplit('/').next().unwrap_or(&argv0);
     let sub = match name {
         "pycount" => "count",
         "pyflow" => "flow",
         "pygc" => "gc",
         _ => return args,
     };
-    let mut out = vec!["pyprobe".to_string(), sub.to_string()];
+    let mut out = vec![OsString::from("pyprobe"), OsString::from(sub)];
     out.extend(args.into_iter().skip(1));
     out
 }
@@ -362,7 +365,7 @@ pub fn args_for_invocation(args: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 pub(crate) fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
     Cli::try_parse_from(args_for_invocation(
-        args.iter().map(|s| s.to_string()).collect(),
+        args.iter().map(OsString::from).collect(),
     ))
 }
 

@@ -1,12 +1,14 @@
 //! clap's errors as pyprobe's one line (`pyprobe: error: ...`, exit status 1), with a "did you
 //! mean" for a mistyped flag, which clap leaves out for commands that take `-- COMMAND`.
+use std::ffi::OsString;
+
 use clap::CommandFactory;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use super::Cli;
 
 /// The one line for a parse error of `argv` (as `args_for_invocation` made it).
-pub fn one_line(e: &clap::Error, argv: &[String]) -> String {
+pub fn one_line(e: &clap::Error, argv: &[OsString]) -> String {
     let rendered = e.render().to_string();
     let line = rendered
         .lines()
@@ -26,7 +28,7 @@ pub fn one_line(e: &clap::Error, argv: &[String]) -> String {
         })
         .and_then(|bad| {
             let flag = bad.split('=').next().unwrap_or(&bad).to_string();
-            closest_flag(&flag, argv.get(1).map(String::as_str)).map(|g| (flag, g))
+            closest_flag(&flag, argv.get(1).and_then(|s| s.to_str())).map(|g| (flag, g))
         });
     match guess {
         Some((bad, flag)) => {
@@ -59,7 +61,7 @@ mod tests {
     use clap::Parser;
 
     fn error_for(args: &[&str]) -> String {
-        let argv = args_for_invocation(args.iter().map(|s| s.to_string()).collect());
+        let argv = args_for_invocation(args.iter().map(OsString::from).collect());
         let e = Cli::try_parse_from(&argv).unwrap_err();
         one_line(&e, &argv)
     }

@@ -24,6 +24,8 @@ pub struct CountOptions {
     pub max_functions: u32,
     /// Switch on a running 3.14+ process's perf trampoline if it is off.
     pub activate_trampoline: bool,
+    /// Attach even where CPython's probe code would fail on a file name (`tools::check_file_names`).
+    pub force: bool,
 }
 
 /// How the table is ordered and cut.

@@ -35,6 +35,7 @@ impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
+        tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
         let skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps

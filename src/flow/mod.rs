@@ -41,6 +41,8 @@ pub struct FlowOptions {
     pub weight: Weight,
     /// Switch on a running 3.14+ process's perf trampoline if it is off.
     pub activate_trampoline: bool,
+    /// Attach even where CPython's probe code would fail on a file name (`tools::check_file_names`).
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,6 +46,7 @@ impl FlowTracer {
     pub fn attach(target: &Target, opts: &FlowOptions) -> Result<FlowTracer> {
         let (source, plan) = tools::require_functions(target, true)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
+        tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
         // 3.13's __init__ frames entered without the function have no return to pair: pyflow
         // does not show them (and says so).
         let plan = Plan {

@@ -53,7 +53,7 @@ impl Probes {
             });
         }
         let link = prog
-            .attach_usdt(target.pid, &target.host_path, "python", probe)
+            .attach_usdt(target.pid, target.attach_path()?, "python", probe)
             .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?;
         self.keep(link, prog)
     }
@@ -71,7 +71,7 @@ impl Probes {
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
-                &target.host_path,
+                target.attach_path()?,
                 offset as usize,
                 UprobeOpts {
                     retprobe: ret,
@@ -148,7 +148,7 @@ impl Probes {
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
-                &target.host_path,
+                target.attach_path()?,
                 entry as usize,
                 UprobeOpts {
                     ref_ctr_offset: line.semaphore_offset as usize,

@@ -19,6 +19,8 @@ pub struct LineOptions {
     /// Count only lines of files matching one of these (none: every file).
     pub files: Vec<Glob>,
     pub max_lines: u32,
+    /// Attach even where CPython's probe code would fail on a file name (`tools::check_file_names`).
+    pub force: bool,
 }
 
 /// Executions of one source line.

@@ -26,6 +26,7 @@ pub struct LineCounter {
 impl LineCounter {
     pub fn attach(target: &Target, opts: &LineOptions) -> Result<LineCounter> {
         tools::require(target, Needs::Probes(&["line"]))?;
+        tools::check_file_names(target, &["line"], opts.force)?;
         let skel = load(LinesSkelBuilder::default(), |open| {
             let ro = open
                 .maps

@@ -1,8 +1,10 @@
 //! Output formats behind one trait: every command's results (what it streams as it happens,
 //! and its reports) go to an `Output`, one implementation per format: text/ and json/ (one file
 //! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs), speedscope.rs and
-//! pprof.rs (sampled profiles).
+//! pprof.rs (sampled profiles); file.rs makes `--output` files safely, pipe.rs writes standard
+//! output from a thread of its own.
 pub mod chrome;
+mod file;
 pub mod folded;
 pub mod json;
 pub mod pipe;
@@ -13,11 +15,11 @@ pub(crate) mod testing;
 pub mod text;
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use file::OutputFile;
 
 /// One output format for one command's results: `E` streamed as it happens, `R` reported per
 /// interval and at the end.
@@ -89,12 +91,11 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// The writer, opened before anything is traced so that a bad path fails first.
+    /// The writer, checked before anything is traced so that a bad path fails first; a file
+    /// is created (or emptied) only when the first byte is written (`file`).
     pub fn open(&self) -> Result<Box<dyn Write>> {
         Ok(match &self.path {
-            Some(p) => Box::new(BufWriter::new(
-                File::create(p).map_err(|e| Error::io(p, e))?,
-            )),
+            Some(p) => Box::new(BufWriter::new(OutputFile::check(p)?)),
             None => Box::new(pipe::DetachedStdout::new()),
         })
     }

@@ -241,6 +241,21 @@ impl FunctionSource {
         Ok(())
     }
 
+    /// The USDT probes a plan raises the semaphores of (CPython's code behind them runs).
+    pub fn usdt_probes(&self, plan: Plan) -> Vec<&'static str> {
+        match &self.kind {
+            Kind::Usdt(_) => [
+                (plan.entries, "function__entry"),
+                (plan.returns, "function__return"),
+                (plan.tracing_mode, "line"),
+            ]
+            .into_iter()
+            .filter_map(|(on, probe)| on.then_some(probe))
+            .collect(),
+            Kind::EvalFrame(_) => Vec::new(),
+        }
+    }
+
     /// Calls this source cannot see on this target, to be said wherever results are shown.
     pub fn hidden(&self, plan: Plan) -> Option<&'static str> {
         match &self.kind {

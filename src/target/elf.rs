@@ -5,6 +5,7 @@ use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, Object, ObjectSymbol, ReadRef};
 
+use super::files::TargetFile;
 use crate::error::Error;
 use crate::kernel::types::ArgReg;
 
@@ -90,11 +91,22 @@ const WANTED_SYMBOLS: &[&str] = &[
 ];
 
 impl ElfInfo {
+    /// Parses a file of pyprobe's own (no traced process chose it): tests, tools.
     pub fn read(path: &Path) -> Result<ElfInfo, Error> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // Only the parts parsed are read (headers, notes, symbol tables, a few symbols' heads):
-        // an interpreter with debug symbols is 30 MB, of which pyprobe needs a few hundred KiB.
-        let cache = object::ReadCache::new(file);
+        let file = TargetFile::open_local(path).map_err(|why| Error::UnsafeFile {
+            path: path.display().to_string(),
+            why: why.to_string(),
+        })?;
+        Self::read_file(&file, path)
+    }
+
+    /// Parses an opened and checked interpreter file; `path` names it in errors.
+    pub fn read_file(file: &TargetFile, path: &Path) -> Result<ElfInfo, Error> {
+        let reader = file.reader().map_err(|e| Error::io(path, e))?;
+        // Only the parts parsed are read (headers, notes, symbol tables, a few symbols' heads),
+        // and no more than MAX_READ_BYTES of them: an interpreter with debug symbols is 30 MB,
+        // of which pyprobe needs a few hundred KiB.
+        let cache = object::ReadCache::new(reader);
         Self::parse(&cache).map_err(|why| Error::BadElf {
             path: path.to_owned(),
             why,

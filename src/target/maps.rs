@@ -5,6 +5,8 @@ pub struct Mapping {
     pub start: u64,
     pub end: u64,
     pub offset: u64,
+    /// The device of the mapped file (`st_dev` encoding) and its inode.
+    pub dev: u64,
     pub inode: u64,
     pub path: String,
 }
@@ -17,7 +19,11 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let range = f.next()?;
             let _perms = f.next()?;
             let offset = u64::from_str_radix(f.next()?, 16).ok()?;
-            let _dev = f.next()?;
+            let (major, minor) = f.next()?.split_once(':')?;
+            let dev = libc::makedev(
+                u32::from_str_radix(major, 16).ok()?,
+                u32::from_str_radix(minor, 16).ok()?,
+            );
             let inode = f.next()?.parse().ok()?;
             let path: Vec<&str> = f.collect();
             let path = path.join(" ");
@@ -29,6 +35,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 start: u64::from_str_radix(s, 16).ok()?,
                 end: u64::from_str_radix(e, 16).ok()?,
                 offset,
+                dev,
                 inode,
                 path: path.trim_end_matches(" (deleted)").to_string(),
             })
@@ -61,6 +68,7 @@ mod tests {
         assert_eq!(m.len(), 4);
         assert_eq!(m[0].start, 0x400000);
         assert_eq!(m[1].offset, 0x1f000);
+        assert_eq!(m[1].dev, libc::makedev(0xfe, 0));
         assert_eq!(m[2].path, "/usr/lib/x86_64-linux-gnu/libpython3.9.so.1.0");
         assert_eq!(m[3].path, "/tmp/a file");
     }

@@ -1,16 +1,20 @@
 //! Target discovery: from a PID to the file that holds CPython's probes, its version, and the
-//! addresses pyprobe needs in the running process (reached through /proc/PID/root, so processes
-//! in containers and chroots work).
+//! addresses pyprobe needs in the running process. Its files are reached as it reaches them
+//! (`files`): processes in containers and chroots work, and none can lead pyprobe out.
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod elf;
+mod files;
 mod maps;
+mod modules;
 
 pub use elf::{ElfInfo, ProbeSite, Section, Symbol};
+pub use files::{Dir, MAX_FILE_BYTES, Refusal, Root, TargetFile};
 pub use maps::{Mapping, is_libpython, parse_maps};
+pub use modules::{ForeignFile, Loaded, non_utf8_files};
 
 use crate::error::{Error, Result};
 use crate::versions::PyVersion;
@@ -23,13 +27,15 @@ pub struct Target {
     pub exe: String,
     /// The file with the interpreter (executable or libpython), as the target sees it.
     pub interpreter: String,
-    /// The same file reached from here: `/proc/PID/root/<interpreter>`.
-    pub host_path: PathBuf,
+    /// That file, open and checked: what pyprobe parsed, and what its probes attach to.
+    pub file: Arc<TargetFile>,
+    /// The target's root directory, held open.
+    pub root: Arc<Root>,
     pub version: Option<PyVersion>,
     pub elf: ElfInfo,
     /// Run-time minus link-time address of the interpreter file (0 until it is mapped).
     pub bias: u64,
-    /// pyprobe started it with CPython's perf trampoline switched on (PYTHONPERFSUPPORT=1).
+    /// pyprobe started it with CPython's perf trampoline on (PYTHONPERFSUPPORT=1).
     pub trampoline_requested: bool,
 }
 
@@ -83,50 +89,60 @@ impl Target {
             Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(no_access(pid)),
             Err(_) => return Err(Error::NoSuchProcess(pid)),
         };
-        let root = proc_dir.join("root");
-        let exe_inode = fs::metadata(proc_dir.join("exe"))
-            .map(|m| m.ino())
-            .unwrap_or(0);
-        let inode_of = |p: &str| {
-            maps.iter()
-                .find(|m| m.path == p)
-                .map(|m| m.inode)
-                .unwrap_or(if p == exe { exe_inode } else { 0 })
+        let root = match Root::of(pid) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(no_access(pid)),
+            Err(_) => return Err(Error::NoSuchProcess(pid)),
         };
-        // When no path reaches the mapped file (replaced on disk by an upgrade, or deleted),
-        // the kernel's own links to it still do.
-        let magic_link = |p: &str| {
-            if p == exe {
-                return proc_dir.join("exe");
-            }
-            match maps.iter().find(|m| m.path == p) {
-                Some(m) => proc_dir.join(format!("map_files/{:x}-{:x}", m.start, m.end)),
-                None => root.join(p.trim_start_matches('/')),
+        // /proc/PID/exe and maps name a chroot's files from our root; the target names them
+        // without the chroot's prefix.
+        let root_seen = fs::read_link(proc_dir.join("root")).unwrap_or_else(|_| "/".into());
+        let inside = |p: &str| files::in_root_path(&root_seen, p);
+        let refused = |p: &str, why: Refusal| Error::UnsafeFile {
+            path: format!("PID {pid}'s {}", inside(p)),
+            why: why.to_string(),
+        };
+        let mapped = |p: &str| {
+            let m = maps
+                .iter()
+                .find(|m| m.path == p && m.offset == 0)
+                .or_else(|| maps.iter().find(|m| m.path == p));
+            match m {
+                Some(m) => files::open_mapped(pid, &root, m, &inside(p)),
+                // The executable, not mapped where expected: the kernel's link to it.
+                None => files::open_exe(pid),
             }
         };
-        let host = |p: &str| reachable_path(&root, p, inode_of(p)).unwrap_or_else(|| magic_link(p));
+        let parse = |file: &TargetFile, p: &str| ElfInfo::read_file(file, Path::new(p));
 
-        let exe_elf = ElfInfo::read(&host(&exe)).ok();
+        let exe_file = match mapped(&exe) {
+            Ok(f) => Some(f),
+            // Gone meanwhile: judged by what else is mapped.
+            Err(Refusal::Missing) => None,
+            Err(why) => return Err(refused(&exe, why)),
+        };
+        let exe_elf = exe_file.as_ref().and_then(|f| parse(f, &exe).ok());
         let libpython = maps
             .iter()
             .find(|m| is_libpython(&m.path))
             .map(|m| m.path.clone());
         let exe_has_probes = exe_elf.as_ref().is_some_and(|e| e.has_python_probes());
 
-        let (interpreter, elf) = if exe_has_probes {
-            (exe.clone(), exe_elf.unwrap())
+        let (interpreter, file, elf) = if exe_has_probes {
+            (exe.clone(), exe_file.unwrap(), exe_elf.unwrap())
         } else if let Some(lib) = libpython {
-            let elf = ElfInfo::read(&host(&lib))?;
-            (lib, elf)
-        } else if let Some(lib) = exe_elf
-            .as_ref()
-            .and_then(|e| find_needed_libpython(e, &root, &exe))
+            let file = mapped(&lib).map_err(|why| refused(&lib, why))?;
+            let elf = parse(&file, &lib)?;
+            (lib, file, elf)
+        } else if let Some(e) = exe_elf.as_ref()
+            && let Some((lib, file)) = find_needed_libpython(e, &root, &inside(&exe))
+                .map_err(|(lib, why)| refused(&lib, why))?
         {
             // Spawned and stopped at exec: the loader has not mapped libpython yet.
-            let elf = ElfInfo::read(&host(&lib))?;
-            (lib, elf)
+            let elf = parse(&file, &lib)?;
+            (lib, file, elf)
         } else if exe_elf.as_ref().is_some_and(looks_like_python) {
-            (exe.clone(), exe_elf.unwrap())
+            (exe.clone(), exe_file.unwrap(), exe_elf.unwrap())
         } else {
             return Err(Error::NotPython { pid, exe });
         };
@@ -143,13 +159,23 @@ impl Target {
             .unwrap_or(0);
         Ok(Target {
             pid,
-            host_path: host(&interpreter),
+            file: Arc::new(file),
+            root: Arc::new(root),
             exe,
             interpreter,
             version,
             elf,
             bias,
             trampoline_requested: false,
+        })
+    }
+
+    /// The path libbpf attaches probes by: one that names the interpreter file pyprobe checked
+    /// and nothing else, whatever the target does to its own files meanwhile.
+    pub fn attach_path(&self) -> Result<PathBuf> {
+        self.file.pinned_path().map_err(|e| Error::UnsafeFile {
+            path: format!("PID {}'s {}", self.pid, self.interpreter),
+            why: e.to_string(),
         })
     }
 
@@ -181,11 +207,7 @@ impl Target {
         let offset = self.elf.file_offset(vaddr).ok_or_else(|| {
             std::io::Error::new(ErrorKind::InvalidInput, "address outside the file")
         })?;
-        let mut f = fs::File::open(&self.host_path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::with_capacity(len);
-        f.take(len as u64).read_to_end(&mut buf)?;
-        Ok(buf)
+        self.file.read_at(offset, len)
     }
 
     /// Reads the target's memory (needs ptrace access: root).
@@ -210,17 +232,6 @@ impl Target {
     }
 }
 
-/// The target's view of a path, reached from here. /proc/PID/exe and /proc/PID/maps name files
-/// from our root when we can see them (a chroot: `/opt/root/usr/bin/python3`) and from the
-/// target's root when we cannot (another mount namespace: a container); the inode decides.
-fn reachable_path(root: &Path, path: &str, inode: u64) -> Option<PathBuf> {
-    let through_root = root.join(path.trim_start_matches('/'));
-    let candidates = [through_root, PathBuf::from(path)];
-    candidates
-        .into_iter()
-        .find(|c| fs::metadata(c).is_ok_and(|m| inode == 0 || m.ino() == inode))
-}
-
 /// Not being root is the usual reason; otherwise the process is protected from us.
 fn no_access(pid: i32) -> Error {
     let why = if crate::privileges::check_privileges().is_err() {
@@ -239,15 +250,25 @@ fn looks_like_python(elf: &ElfInfo) -> bool {
     elf.symbol("_PyRuntime").is_some() || elf.py_version_hex.is_some()
 }
 
-/// Resolves a DT_NEEDED libpython the way the loader would, in the usual places.
-fn find_needed_libpython(elf: &ElfInfo, root: &Path, exe: &str) -> Option<String> {
-    let lib = elf.needed.iter().find(|n| is_libpython(n))?;
-    let exe_dir = Path::new(exe)
+/// Resolves a DT_NEEDED libpython the way the loader would, in the usual places, inside the
+/// target's root (`exe` as the target names it). A candidate that is there but no regular file
+/// of an interpreter's size is refused, with its path.
+fn find_needed_libpython(
+    elf: &ElfInfo,
+    root: &Root,
+    exe: &str,
+) -> std::result::Result<Option<(String, TargetFile)>, (String, Refusal)> {
+    let Some(lib) = elf.needed.iter().find(|n| is_libpython(n)) else {
+        return Ok(None);
+    };
+    // /proc/PID/exe names the file without links, so its directory's parent is exact.
+    let beside = Path::new(exe)
         .parent()
-        .map(|p| p.to_string_lossy().into_owned())
+        .and_then(Path::parent)
+        .map(|p| p.join("lib").to_string_lossy().into_owned())
         .unwrap_or_default();
     let dirs = [
-        format!("{exe_dir}/../lib"),
+        beside,
         "/usr/local/lib".into(),
         "/usr/lib/x86_64-linux-gnu".into(),
         "/usr/lib/aarch64-linux-gnu".into(),
@@ -255,9 +276,15 @@ fn find_needed_libpython(elf: &ElfInfo, root: &Path, exe: &str) -> Option<String
         "/usr/lib".into(),
         "/lib".into(),
     ];
-    dirs.iter()
-        .map(|d| format!("{d}/{lib}"))
-        .find(|p| root.join(p.trim_start_matches('/')).exists())
+    for dir in dirs {
+        let path = format!("{dir}/{lib}");
+        match root.open_regular(&path) {
+            Ok(file) => return Ok(Some((path, file))),
+            Err(Refusal::Missing) => continue,
+            Err(why) => return Err((path, why)),
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

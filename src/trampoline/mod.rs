@@ -361,14 +361,18 @@ fn in_interpreter_file(target: &Target, addr: u64) -> bool {
 
 /// Whether the trampoline was on earlier in this process: CPython creates `/tmp/perf-PID.map`
 /// when it switches the trampoline on and never removes it, so a map no older than the process
-/// tells. (The perf_jit backend writes no map; that case goes unseen.)
+/// tells. (The perf_jit backend writes no map; that case goes unseen.) Looked up inside the
+/// target's root, a link in its place is not followed.
 fn was_on_before(target: &Target) -> bool {
-    let map = format!(
-        "/proc/{}/root/tmp/perf-{}.map",
-        target.pid,
-        namespace_pid(target.pid)
-    );
-    let Ok(written) = fs::metadata(map).and_then(|m| m.modified()) else {
+    let Some(map) = target
+        .root
+        .dir("/tmp")
+        .ok()
+        .and_then(|tmp| tmp.regular_file(&perf_map_name(target.pid)))
+    else {
+        return false;
+    };
+    let Ok(written) = map.modified() else {
         return false;
     };
     match started(target.pid) {
@@ -379,15 +383,17 @@ fn was_on_before(target: &Target) -> bool {
     }
 }
 
-/// The target's PID in its own PID namespace, which names its perf map.
-fn namespace_pid(pid: i32) -> i32 {
+/// The name of the perf map CPython's trampoline writes in the target's /tmp: by its PID in
+/// its own PID namespace.
+pub fn perf_map_name(pid: i32) -> String {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+    let own = status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
         .and_then(|ids| ids.split_whitespace().last())
         .and_then(|id| id.parse().ok())
-        .unwrap_or(pid)
+        .unwrap_or(pid);
+    format!("perf-{own}.map")
 }
 
 /// When the process started: its start time (field 22 of /proc/PID/stat, in clock ticks after

@@ -1,12 +1,12 @@
 //! The script a target runs to switch its trampoline on, and the files that carry it there and
 //! bring its answer back, in the target's own /tmp.
-use std::fs::{self, OpenOptions, Permissions};
+use std::fs::{self, Permissions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::target::Target;
+use crate::target::{Dir, Target};
 
 /// What the target runs: switches the trampoline on unless it is on (never off, see
 /// `super::activate_within`), prints nothing (errors in it would go to the target's stderr), and
@@ -38,52 +38,60 @@ fn activation_script(status_path: &str) -> String {
 }
 
 /// The activation script and its status file in the target's /tmp, under a name no one can
-/// guess, both removed when dropped.
+/// guess, both removed when dropped. Created, read and removed through the target's /tmp held
+/// open, resolved inside its root: a link the target planted leads nowhere else.
 pub struct ScriptFiles {
     /// The script as the target opens it (inside its root).
     pub script: String,
-    /// The script and the status file reached from here, through /proc/PID/root.
-    host_script: PathBuf,
-    host_status: PathBuf,
+    tmp: Dir,
+    script_name: String,
+    status_name: String,
 }
+
+/// A status is a word and an exception's message.
+const STATUS_LIMIT: u64 = 4096;
 
 impl ScriptFiles {
     pub fn create(target: &Target) -> Result<ScriptFiles> {
-        let name = format!("/tmp/.pyprobe-trampoline-{}-{}", target.pid, random_hex()?);
-        let host = |p: &str| PathBuf::from(format!("/proc/{}/root{p}", target.pid));
-        let script = format!("{name}.py");
-        let status = format!("{name}.status");
-        let host_script = host(&script);
+        let tmp = target.root.dir("/tmp").map_err(|e| Error::UnsafeFile {
+            path: format!("PID {}'s /tmp", target.pid),
+            why: e.to_string(),
+        })?;
+        let name = format!(".pyprobe-trampoline-{}-{}", target.pid, random_hex()?);
+        let script_name = format!("{name}.py");
+        let status_name = format!("{name}.status");
+        let status = format!("/tmp/{status_name}");
+        let failed = |e: std::io::Error| Error::UnsafeFile {
+            path: format!("PID {}'s /tmp/{script_name}", target.pid),
+            why: e.to_string(),
+        };
         // Exclusive: never write through a file or a link someone planted under the name.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&host_script)
-            .map_err(|e| Error::io(&host_script, e))?;
+        let mut file = tmp.create_new(&script_name, 0o644).map_err(failed)?;
         let files = ScriptFiles {
-            script,
-            host_script,
-            host_status: host(&status),
+            script: format!("/tmp/{script_name}"),
+            tmp,
+            script_name: script_name.clone(),
+            status_name,
         };
         // The target may run as another user: readable by all, whatever our umask.
         file.set_permissions(Permissions::from_mode(0o644))
             .and_then(|()| file.write_all(activation_script(&status).as_bytes()))
-            .map_err(|e| Error::io(&files.host_script, e))?;
+            .map_err(failed)?;
         Ok(files)
     }
 
     /// What the script reported, once it has.
     pub fn status(&self) -> Option<String> {
-        let text = fs::read_to_string(&self.host_status).ok()?;
+        let bytes = self.tmp.read(&self.status_name, STATUS_LIMIT).ok()?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         (!text.is_empty()).then_some(text)
     }
 }
 
 impl Drop for ScriptFiles {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.host_script);
-        let _ = fs::remove_file(&self.host_status);
+        self.tmp.remove_regular(&self.script_name);
+        self.tmp.remove_regular(&self.status_name);
     }
 }
 

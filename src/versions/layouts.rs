@@ -148,6 +148,45 @@ pub fn object_layout(v: PyVersion) -> Option<ObjectLayout> {
     })
 }
 
+/// Where a process keeps its loaded modules (`sys.modules`) and how to walk that dict, for the
+/// versions whose probes can fail on a file name (3.7-3.11). `struct _is` and the dict structs
+/// from the pyenv builds' DWARF (gdb `ptype /o`); Debian's 3.11.2 and bullseye's 3.9.2 were
+/// read live with the same offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModulesLayout {
+    /// `_PyRuntime.interpreters.head`.
+    pub interpreters_head: u64,
+    /// `PyInterpreterState.modules`.
+    pub interp_modules: u64,
+    /// 3.11's dict keys (`dk_log2_size`, `dk_kind`, unicode entries); else 3.6-3.10's
+    /// (`dk_size`, entries of hash, key, value).
+    pub compact_keys: bool,
+    /// `sizeof(PyASCIIObject)` and `sizeof(PyCompactUnicodeObject)`: where a str's characters
+    /// begin (3.6-3.11).
+    pub str_ascii_data: u64,
+    pub str_compact_data: u64,
+}
+
+pub fn modules_layout(v: PyVersion) -> Option<ModulesLayout> {
+    if v.major != 3 {
+        return None;
+    }
+    let (interpreters_head, interp_modules) = match v.minor {
+        7 => (24, 40),
+        8 => (32, 56),
+        9 | 10 => (32, 856),
+        11 => (40, 888),
+        _ => return None,
+    };
+    Some(ModulesLayout {
+        interpreters_head,
+        interp_modules,
+        compact_keys: v.minor >= 11,
+        str_ascii_data: 48,
+        str_compact_data: 72,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

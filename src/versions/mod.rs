@@ -12,8 +12,8 @@ pub use debug_offsets::{
     ThreadOffsets, UnicodeOffsets,
 };
 pub use layouts::{
-    eval_layout, eval_layout_of_build, frame_layout, object_layout, qualname_layout,
-    qualname_layout_of_build,
+    ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout, object_layout,
+    qualname_layout, qualname_layout_of_build,
 };
 pub use stacks::{Gil, Instr, InterpreterLayout, LineTable};
 
@@ -116,9 +116,53 @@ pub fn probe_support(v: PyVersion, probe: &str) -> Support {
     }
 }
 
+/// A name that CPython's own code behind a probe encodes to UTF-8 (`PyUnicode_AsUTF8`) before
+/// the probe fires, leaving the error set when the name is not UTF-8: a file or module named
+/// with bytes that are not (decoded with surrogateescape, as on Linux). The program then fails
+/// where it happens to be (`SystemError: ... returned a result with an exception set`, after the
+/// `UnicodeEncodeError`), which usually kills it. Measured with bpftrace and pyprobe on Debian's
+/// 3.11.2, bullseye's 3.9.2, sid's 3.13-3.15 and trixie's 3.13.5; CPython 3.15 passes NULL for
+/// such a file name instead (the function is shown as `<unknown>`), and 3.12-3.14 have no
+/// function or line probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameHazard {
+    /// `co_filename` of the code running (function__entry, function__return, line: 3.6-3.11;
+    /// the line probe's semaphore alone, held for 3.11's tracing mode, is enough).
+    FileNames,
+    /// The name of the module being imported (import__find__load__start/done, every version).
+    ModuleNames,
+}
+
+pub fn name_hazard(v: PyVersion, probe: &str) -> Option<NameHazard> {
+    match probe {
+        "function__entry" | "function__return" | "line" if v.minor_is(6, 11) => {
+            Some(NameHazard::FileNames)
+        }
+        "import__find__load__start" | "import__find__load__done" => Some(NameHazard::ModuleNames),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_which_probes_encode_names() {
+        let v = |m| PyVersion::new(3, m);
+        assert_eq!(
+            name_hazard(v(11), "function__return"),
+            Some(NameHazard::FileNames)
+        );
+        assert_eq!(name_hazard(v(9), "line"), Some(NameHazard::FileNames));
+        assert_eq!(name_hazard(v(15), "function__entry"), None);
+        assert_eq!(name_hazard(v(11), "gc__start"), None);
+        assert_eq!(name_hazard(v(11), "audit"), None);
+        assert_eq!(
+            name_hazard(v(14), "import__find__load__start"),
+            Some(NameHazard::ModuleNames)
+        );
+    }
 
     #[test]
     fn parses_versions_from_file_names() {
