@@ -41,6 +41,8 @@ enum pyprobe_limit {
 	FLOW_MAX_DEPTH = 1024,
 	/* How far below the top a return looks for its frame when returns can go missing (3.15). */
 	UNWIND_SEARCH = 8,
+	/* pyprobe agent: Prometheus histogram buckets, the last one above every bound (+Inf). */
+	AGENT_BUCKETS = 20,
 };
 
 /*
@@ -429,6 +431,26 @@ struct flow_stack {
 	__u32 matched;
 	__u32 pad;
 	struct flow_frame frames[FLOW_MAX_DEPTH];
+};
+
+/* ---- pyprobe agent (system-wide: every process of one interpreter file) ---- */
+
+/* Durations counted per Prometheus bucket: buckets[i] holds those <= bounds[i] and above the
+ * bound before (not cumulative); the last bucket holds what is above every bound. */
+struct agent_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 buckets[AGENT_BUCKETS];
+};
+
+struct agent_gc_key {
+	__u32 tgid;
+	__u32 generation;
+};
+
+struct agent_gc_stats {
+	struct agent_hist pauses;
+	__u64 collected;
 };
 
 #endif

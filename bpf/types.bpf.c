@@ -30,4 +30,7 @@ struct type_anchors {
 	struct audit_decoder audit_decoder;
 	struct object_layout object_layout;
 	struct flow_event flow_event;
+	struct agent_hist agent_hist;
+	struct agent_gc_key agent_gc_key;
+	struct agent_gc_stats agent_gc_stats;
 } type_anchors = {};

@@ -58,6 +58,7 @@ impl CountArgs {
             latency: self.latency,
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
+            lean_maps: false,
         };
         let view = CountView {
             sort: self.sort,

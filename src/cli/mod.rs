@@ -1,6 +1,7 @@
 //! The command line: clap's definitions and the argument groups every command shares (target,
 //! schedule, output). Parsing has no side effects; each command's file turns its arguments into
 //! the validated options of its tool.
+mod agent;
 mod audit;
 mod count;
 mod floor;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use agent::AgentArgs;
 pub use audit::AuditArgs;
 pub use count::CountArgs;
 pub use floor::FloorArgs;
@@ -37,6 +39,7 @@ EXAMPLES:
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+    pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
 ";
 
 #[derive(Debug, Parser)]
@@ -77,6 +80,9 @@ pub enum Command {
     #[command(after_help = gc::EXAMPLES)]
     Gc(GcArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
+    /// Every Python process on the host as Prometheus metrics: GC, imports, chosen functions
+    #[command(after_help = agent::EXAMPLES)]
+    Agent(AgentArgs),
     #[command(hide = true)]
     Floor(FloorArgs),
 }
@@ -109,6 +115,7 @@ impl Command {
             Command::Imports(a) => a.run(),
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
+            Command::Agent(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

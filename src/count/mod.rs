@@ -24,6 +24,9 @@ pub struct CountOptions {
     pub max_functions: u32,
     /// Switch on a running 3.14+ process's perf trampoline if it is off.
     pub activate_trampoline: bool,
+    /// Allocate the hash maps' entries as they are used rather than at load (the agent keeps
+    /// one tracer per process for its whole life; a session pays for speed at first sight).
+    pub lean_maps: bool,
 }
 
 /// How the table is ordered and cut.

@@ -48,6 +48,20 @@ impl CountTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
+            if opts.lean_maps {
+                let lean = |m: &mut libbpf_rs::OpenMapMut<'_>| {
+                    m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
+                        .map_err(|e| Error::bpf("sizing the maps", e))
+                };
+                lean(&mut open.maps.functions)?;
+                lean(&mut open.maps.latency_hist)?;
+                lean(&mut open.maps.stacks)?;
+                // Threads beyond the few direct-mapped stacks take the hash map.
+                open.maps
+                    .stack_slots
+                    .set_max_entries(32)
+                    .map_err(|e| Error::bpf("sizing the thread stacks", e))?;
+            }
             let usdt = !plan.eval_frame;
             open.progs.call_entry.set_autoload(usdt && plan.entries);
             open.progs.call_return.set_autoload(usdt && plan.returns);
