@@ -27,12 +27,15 @@ pub fn processes() -> Vec<Seen> {
         .collect()
 }
 
-/// The process's start time, None once it is gone.
+/// The process's start time, None once it has exited (a zombie not yet reaped included).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 pub fn comm(pid: i32) -> String {
@@ -126,5 +129,14 @@ mod tests {
         assert!(processes().iter().any(|p| p.pid == me));
         assert!(!comm(me).is_empty());
         assert_eq!(start_time(i32::MAX), None);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(start_time(pid), None, "a zombie has exited");
+        child.wait().unwrap();
     }
 }

@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -76,17 +76,26 @@ impl Server {
         exposition: Arc<Exposition>,
     ) -> Result<Server> {
         let tls = web.tls.as_ref().map(tls_acceptor).transpose()?;
-        let listener = std::net::TcpListener::bind(listen)
-            .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
-        let addr = listener.local_addr().unwrap_or(listen);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(|e| Error::Usage(format!("cannot start the HTTP server: {e}")))?;
+        // A long accept queue: connections beyond MAX_CONNECTIONS wait there, not in SYN
+        // retries.
+        let listener = runtime
+            .block_on(async {
+                let socket = if listen.is_ipv4() {
+                    TcpSocket::new_v4()
+                } else {
+                    TcpSocket::new_v6()
+                }?;
+                socket.set_reuseaddr(true)?;
+                socket.bind(listen)?;
+                socket.listen(1024)
+            })
+            .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener.local_addr().unwrap_or(listen);
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             exposition,
@@ -118,18 +127,11 @@ impl Drop for Server {
 }
 
 async fn accept_loop(
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
 ) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("pyprobe: agent: cannot serve HTTP: {e}");
-            return;
-        }
-    };
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut told_error = false;
     while !stop.load(Ordering::SeqCst) {
