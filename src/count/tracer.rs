@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::filter;
 use crate::function::Function;
 use crate::histogram::Histogram;
-use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH};
+use crate::kernel::limits::MAX_DEPTH;
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
@@ -99,14 +99,15 @@ impl CountTracer {
     /// Every matched function's statistics: its table entry's plus its direct-mapped slot's.
     fn functions(&self) -> Result<Vec<FunctionStats>> {
         let mut functions = Vec::new();
-        let map = &self.skel.maps.functions;
-        for key in map.keys() {
-            let Some(value) = map
-                .lookup(&key, MapFlags::ANY)
-                .map_err(|e| Error::bpf("reading the function table", e))?
-            else {
-                continue;
-            };
+        // In batches: a process's table is read every second by the agent.
+        let batch = |e| Error::bpf("reading the function table", e);
+        for (_, value) in self
+            .skel
+            .maps
+            .functions
+            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
+            .map_err(batch)?
+        {
             let e: FnEntry = record(&value);
             if e.matched == 0 {
                 continue;
@@ -125,14 +126,13 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let slots = &self.skel.maps.fn_slots;
-        for idx in 0..FN_SLOTS as u32 {
-            let Some(value) = slots
-                .lookup(&idx.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| Error::bpf("reading the function slots", e))?
-            else {
-                continue;
-            };
+        for (_, value) in self
+            .skel
+            .maps
+            .fn_slots
+            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
+            .map_err(batch)?
+        {
             let slot: FnSlot = record(&value);
             if slot.name_ptr == 0 || slot.matched == 0 {
                 continue;
@@ -158,13 +158,17 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let hist = &self.skel.maps.latency_hist;
-        for key in hist.keys() {
+        let Ok(buckets) =
+            self.skel
+                .maps
+                .latency_hist
+                .lookup_batch(1024, MapFlags::ANY, MapFlags::ANY)
+        else {
+            return;
+        };
+        for (key, v) in buckets {
             let k: HistKey = record(&key);
-            let Some(&i) = by_id.get(&k.fn_id) else {
-                continue;
-            };
-            if let Ok(Some(v)) = hist.lookup(&key, MapFlags::ANY) {
+            if let Some(&i) = by_id.get(&k.fn_id) {
                 functions[i]
                     .histogram
                     .add(k.bucket, u64::from_ne_bytes(v[..8].try_into().unwrap()));
