@@ -39,6 +39,16 @@ impl Functions {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<Functions> {
         let mut tracer = CountTracer::attach(target, opts)?;
         let meter = tracer.probes().meter(target.pid)?;
+        static TOLD: std::sync::Once = std::sync::Once::new();
+        if !meter.counts_runs() {
+            TOLD.call_once(|| {
+                eprintln!(
+                    "pyprobe: agent: the kernel does not count BPF program runs here (that takes \
+                     CAP_SYS_ADMIN, or sysctl kernel.bpf_stats_enabled=1): the overhead budget \
+                     cannot be measured, and function probes are never stopped"
+                )
+            });
+        }
         tracer.probes().arm()?;
         Ok(Functions {
             tracer,
