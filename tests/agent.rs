@@ -58,7 +58,10 @@ fn prometheus_reads_exact_counts_of_every_process() {
     let e = early.go();
     let s = chrooted.go();
     let l = late.go();
-    assert_eq!((e.collections.clone(), e.calls), (vec![3, 2, 1], 1500));
+    assert_eq!(
+        (e.collections.clone(), e.calls, e.imports),
+        (vec![3, 2, 1], 1500, 3)
+    );
     assert_eq!(s.collections[2], 3);
     assert_eq!((l.collections.clone(), l.calls), (vec![1, 1, 2], 2000));
 
@@ -94,6 +97,15 @@ fn prometheus_reads_exact_counts_of_every_process() {
             l.collected_since_start[g],
         );
     }
+    // The early process's imports since the agent came: the chain of three.
+    exact(
+        format!("python_imports_total{{pid=\"{e_pid}\"}}"),
+        e.imports,
+    );
+    exact(
+        format!("python_import_duration_seconds_count{{pid=\"{e_pid}\"}}"),
+        e.imports,
+    );
     let calls = |pid: &str| {
         format!("python_function_calls_total{{pid=\"{pid}\",function=\"agent_handle\"}}")
     };

@@ -66,11 +66,14 @@ impl Interpreter {
         })
     }
 
-    /// What every process of this file recorded, by process id.
-    pub fn read(&self) -> Result<HashMap<u32, ProcessReading>> {
+    /// What every process of this file recorded, by process id, and how full each map is:
+    /// (map, entries, capacity).
+    pub fn read(&self) -> Result<(HashMap<u32, ProcessReading>, [(&'static str, u64, u64); 2])> {
         let mut out: HashMap<u32, ProcessReading> = HashMap::new();
+        let (mut gc_entries, mut import_entries) = (0, 0);
         let read_err = |e| Error::bpf("reading the agent's statistics", e);
         for (k, v) in batch(&self.skel.maps.gc_stats).map_err(read_err)? {
+            gc_entries += 1;
             let key: AgentGcKey = record(&k);
             let s: AgentGcStats = record(&v);
             if let Some(g) = out
@@ -86,11 +89,21 @@ impl Interpreter {
             }
         }
         for (k, v) in batch(&self.skel.maps.import_stats).map_err(read_err)? {
+            import_entries += 1;
             let tgid = u32::from_ne_bytes(k[..4].try_into().expect("a u32 key"));
             let h: AgentHist = record(&v);
             out.entry(tgid).or_default().imports = Buckets::from_kernel(&h);
         }
-        Ok(out)
+        let maps = &self.skel.maps;
+        let fill = [
+            ("gc_stats", gc_entries, maps.gc_stats.max_entries().into()),
+            (
+                "import_stats",
+                import_entries,
+                maps.import_stats.max_entries().into(),
+            ),
+        ];
+        Ok((out, fill))
     }
 
     /// Forgets a process that exited (or is not traced): its entries would otherwise stay.
@@ -124,17 +137,6 @@ impl Interpreter {
             ("imports_too_deep", l.too_deep),
             ("threads_full", l.threads_full),
             ("processes_full", full),
-        ]
-    }
-
-    /// Capacity of the per-process maps: (map, capacity).
-    pub fn capacities(&self) -> [(&'static str, u64); 2] {
-        [
-            ("gc_stats", self.skel.maps.gc_stats.max_entries().into()),
-            (
-                "import_stats",
-                self.skel.maps.import_stats.max_entries().into(),
-            ),
         ]
     }
 

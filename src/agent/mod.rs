@@ -289,9 +289,9 @@ impl Agent {
         let mut lost: HashMap<&'static str, u64> = HashMap::new();
         let mut maps: HashMap<&'static str, (u64, u64)> = HashMap::new();
         for (id, interp) in &self.interpreters {
-            let r = interp.read().unwrap_or_else(|e| {
+            let (r, fill) = interp.read().unwrap_or_else(|e| {
                 eprintln!("pyprobe: agent: {}", e.one_line());
-                HashMap::new()
+                Default::default()
             });
             // Processes the kernel saw that are not traced (excluded, or gone already).
             for &tgid in r.keys() {
@@ -302,18 +302,9 @@ impl Agent {
                     interp.forget(tgid);
                 }
             }
-            let gc_series = r
-                .values()
-                .filter(|p| p.gc.iter().any(|g| g.pauses.count > 0))
-                .count();
-            for (map, capacity) in interp.capacities() {
-                let used = if map == "gc_stats" {
-                    gc_series * 3
-                } else {
-                    r.len()
-                };
+            for (map, used, capacity) in fill {
                 let e = maps.entry(map).or_default();
-                e.0 += used as u64;
+                e.0 += used;
                 e.1 += capacity;
             }
             for (kind, n) in interp.losses() {

@@ -135,12 +135,18 @@ async fn accept_loop(
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut told_error = false;
     while !stop.load(Ordering::SeqCst) {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        // Both waits are bounded, only to look at the stop flag.
+        let slot =
+            match tokio::time::timeout(Duration::from_millis(200), slots.clone().acquire_owned())
+                .await
+            {
+                Err(_) => continue,
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return,
+            };
         let stream = match tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
         {
-            Err(_) => continue, // only to look at the stop flag
+            Err(_) => continue,
             Ok(Ok((stream, _))) => stream,
             Ok(Err(e)) => {
                 // Out of descriptors, or a connection reset before it was accepted: the

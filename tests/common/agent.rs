@@ -280,6 +280,8 @@ pub struct Own {
     /// ...and since the interpreter started.
     pub collected_since_start: Vec<u64>,
     pub calls: u64,
+    /// Modules it loaded.
+    pub imports: u64,
 }
 
 impl Workload {
@@ -337,6 +339,7 @@ impl Workload {
         let v = self.ask("go");
         let mut own = own(&v);
         own.calls = v["calls"].as_u64().unwrap_or(0);
+        own.imports = v["imports"].as_u64().unwrap_or(0);
         own
     }
 }
@@ -365,6 +368,7 @@ pub fn own(v: &serde_json::Value) -> Own {
             .map(|g| stat("after", g, "collected") + stat("after", g, "uncollectable"))
             .collect(),
         calls: 0,
+        imports: 0,
     }
 }
 

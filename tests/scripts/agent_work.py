@@ -1,4 +1,5 @@
-"""Known behaviour for pyprobe agent: GC collections per generation and calls of one function,
+"""Known behaviour for pyprobe agent: GC collections per generation, calls of one function and
+the imports of a chain of three modules (svcpkg_a -> b -> c, where they are beside this file),
 each counted by the workload itself. Prints "ready", waits for a line on stdin, works, prints
 one JSON line (its own gc.get_stats() before and after, and its calls), then idles until stdin
 closes or says "exit".
@@ -7,6 +8,7 @@ argv: COLLECTIONS (per generation, e.g. "3,2,1")  CALLS  [busy: call forever aft
 """
 import gc
 import json
+import os
 import sys
 
 gc.disable()  # only the collections made here (and the interpreter's own before this line)
@@ -36,12 +38,18 @@ for generation, n in enumerate(gens):
     for _ in range(n):
         garbage(10)
         gc.collect(generation)
+chain = ["svcpkg_a", "svcpkg_b", "svcpkg_c"]
+imported = 0
+if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "svcpkg_a.py")):
+    import svcpkg_a  # noqa: F401
+
+    imported = sum(m in sys.modules for m in chain)
 made = 0
 for i in range(calls):
     agent_handle(i)
     agent_other(i)
     made += 1
-print(json.dumps({"before": before, "after": gc.get_stats(), "calls": made}), flush=True)
+print(json.dumps({"before": before, "after": gc.get_stats(), "calls": made, "imports": imported}), flush=True)
 if busy:
     # Keeps the function probes hot until stdin says what next; each line: collections of
     # generation 2 to make, then a JSON line of stats.
