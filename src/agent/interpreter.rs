@@ -22,6 +22,9 @@ pub struct ProcessReading {
     pub imports: Buckets,
 }
 
+/// A kernel map's name, entries and capacity.
+pub type MapFill = (&'static str, u64, u64);
+
 pub struct Interpreter {
     skel: Loaded<AgentSkel<'static>>,
     probes: Probes,
@@ -68,7 +71,7 @@ impl Interpreter {
 
     /// What every process of this file recorded, by process id, and how full each map is:
     /// (map, entries, capacity).
-    pub fn read(&self) -> Result<(HashMap<u32, ProcessReading>, [(&'static str, u64, u64); 2])> {
+    pub fn read(&self) -> Result<(HashMap<u32, ProcessReading>, [MapFill; 2])> {
         let mut out: HashMap<u32, ProcessReading> = HashMap::new();
         let (mut gc_entries, mut import_entries) = (0, 0);
         let read_err = |e| Error::bpf("reading the agent's statistics", e);
