@@ -79,10 +79,10 @@ pub enum Command {
     /// GC pause histograms per generation, percentiles, objects collected, share of wall time [pygc]
     #[command(after_help = gc::EXAMPLES)]
     Gc(GcArgs),
-    /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     /// Every Python process on the host as Prometheus metrics: GC, imports, chosen functions
     #[command(after_help = agent::EXAMPLES)]
     Agent(AgentArgs),
+    /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
 }
