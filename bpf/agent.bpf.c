@@ -11,11 +11,17 @@
 /* The buckets' upper bounds in ns (src/agent/buckets.rs), ascending; the last bucket has none. */
 const volatile __u64 bounds_ns[AGENT_BUCKETS - 1] = {};
 
+/*
+ * The hash maps allocate their entries as processes and threads use them, not at load: an
+ * agent keeps one set per interpreter file for its whole life, mostly empty.
+ */
+
 /* Processes whose statistics did not fit (gc_stats or import_stats full): counted, not kept. */
 __u64 stats_full = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 10240);
 	__type(key, __u32);
 	__type(value, struct gc_start);
@@ -23,6 +29,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 3 * 4096);
 	__type(key, struct agent_gc_key);
 	__type(value, struct agent_gc_stats);
@@ -30,6 +37,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct import_stack);
@@ -44,6 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct agent_hist);
