@@ -379,3 +379,37 @@ fn bad_input_is_one_line() {
     assert_clean_failure(&["agent", "--filter", "a b"], "invalid filter");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_latency_counts_calls_without_tracing_mode() {
+    let _one = serial();
+    let mut w = Workload::start(&Python::debian(), &["0,0,0", "700"]);
+    let agent = Agent::start(&args(&["--filter", "agent_handle", "--no-latency"]));
+    let pid = w.pid().to_string();
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
+    // Returns only: the line probe's semaphore (3.11's tracing mode) stays down.
+    let sems: std::collections::HashMap<String, u16> = semaphores(w.pid()).into_iter().collect();
+    assert_eq!(
+        (
+            sems["function__return"],
+            sems["function__entry"],
+            sems["line"]
+        ),
+        (1, 0, 0),
+        "{sems:?}"
+    );
+    assert_eq!(w.go().calls, 700);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = agent.scrape();
+        let labels = [("pid", pid.as_str()), ("function", "agent_handle")];
+        if sample(&text, "python_function_calls_total", &labels) == Some(700.0) {
+            assert!(!text.contains("python_function_duration_seconds"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+}

@@ -48,7 +48,8 @@ pub struct FunctionSeries {
     pub file: String,
     pub line: i32,
     pub calls: u64,
-    pub latency: Buckets,
+    /// None with --no-latency.
+    pub latency: Option<Buckets>,
 }
 
 /// Where a process's function probes are.
@@ -243,7 +244,7 @@ impl Collector for Snapshot {
             "Duration of the calls of the functions selected with --filter, entry to return",
             Some(&seconds),
             MetricType::Histogram,
-            functions().map(|(l, f)| (l, f.latency.clone())),
+            functions().filter_map(|(l, f)| f.latency.clone().map(|b| (l, b))),
             histogram,
         )?;
         let traced = || procs.iter().filter(|p| p.function_probes.is_some());
@@ -403,7 +404,7 @@ mod tests {
                 file: "/srv/app.py".into(),
                 line: 7,
                 calls: 5,
-                latency: Buckets::default(),
+                latency: Some(Buckets::default()),
             }],
             dropped_calls: 0,
             function_probes: Some(FunctionProbes::Active),

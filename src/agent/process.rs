@@ -35,7 +35,7 @@ pub struct Functions {
 }
 
 impl Functions {
-    /// Attaches function counting with latency for `target`, armed at once.
+    /// Attaches function counting (with `opts.latency`, timing) for `target`, armed at once.
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<Functions> {
         let mut tracer = CountTracer::attach(target, opts)?;
         let meter = tracer.probes().meter(target.pid)?;

@@ -22,7 +22,7 @@ GC pauses and imports come from probes attached once per interpreter file, for a
 processes (started later ones included). Functions selected with --filter are counted per
 process; a process whose function probes cost more than --max-overhead loses them (a log line
 and pyprobe_function_probes_active say so). On CPython 3.11 latency needs tracing mode: about
-2 us per Python call of the process while attached.
+2 us per Python call of the process while attached (--no-latency: about 0.8 us, calls only).
 ";
 
 #[derive(Debug, Args, Clone)]
@@ -42,6 +42,10 @@ pub struct AgentArgs {
     /// Count and time matching functions in every process: NAME, PREFIX*, or FILE:NAME; repeatable
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
+    /// Count the --filter functions' calls without timing them: no duration histogram, and
+    /// on CPython 3.11 no tracing mode (about 0.8 us per Python call of the process instead of 1.9)
+    #[arg(long)]
+    pub no_latency: bool,
     /// Function series exported at most (over every process); the calls of the others are counted in pyprobe_function_calls_dropped_total
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_series: usize,
@@ -68,6 +72,7 @@ impl AgentArgs {
                 .map(|g| Glob::parse("--exclude-comm", g))
                 .collect::<Result<_>>()?,
             filters: filter::parse_all(&self.filter)?,
+            latency: !self.no_latency,
             max_series: self.max_series,
             max_overhead: self.max_overhead,
             interval: self.interval,
