@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use metrics::{FunctionProbes, ProcessLabels, Snapshot};
-pub use webconfig::WebConfig;
+use metrics::{ProcessLabels, Snapshot};
+use webconfig::WebConfig;
 
 use crate::count::CountOptions;
 use crate::error::{Error, Result};
@@ -103,20 +103,22 @@ struct Agent {
     processes: HashMap<i32, Process>,
     /// Processes looked at and left alone (not Python, excluded), by start time.
     ignored: HashMap<i32, u64>,
-    /// Function series exported, by (pid, the kernel's function id): once in, a series stays.
-    admitted: HashSet<(i32, u32)>,
+    series: SeriesLimit,
 }
 
 impl Agent {
     fn new(opts: AgentOptions) -> Agent {
         Agent {
-            opts,
             me: std::process::id() as i32,
             interpreters: HashMap::new(),
             refused: HashMap::new(),
             processes: HashMap::new(),
             ignored: HashMap::new(),
-            admitted: HashSet::new(),
+            series: SeriesLimit {
+                admitted: HashSet::new(),
+                max: opts.max_series,
+            },
+            opts,
         }
     }
 
@@ -279,42 +281,15 @@ impl Agent {
         if let Some(i) = p.file.and_then(|f| self.interpreters.get(&f)) {
             i.forget(pid as u32);
         }
-        self.admitted.retain(|(owner, _)| *owner != pid);
+        self.series.admitted.retain(|(owner, _)| *owner != pid);
         eprintln!("pyprobe: agent: PID {pid} ({}) exited", p.labels.comm);
         // Its function probes go with it (dropping the tracer detaches them).
     }
 
     /// Reads every count and builds the snapshot the next scrapes get.
     fn collect(&mut self) -> Snapshot {
-        let mut readings: HashMap<FileId, HashMap<u32, ProcessReading>> = HashMap::new();
-        let mut health = Health::default();
-        let mut lost: HashMap<&'static str, u64> = HashMap::new();
-        let mut maps: HashMap<&'static str, (u64, u64)> = HashMap::new();
-        for (id, interp) in &self.interpreters {
-            let (r, fill) = interp.read().unwrap_or_else(|e| {
-                eprintln!("pyprobe: agent: {}", e.one_line());
-                Default::default()
-            });
-            // Processes the kernel saw that are not traced (excluded, or gone already).
-            for &tgid in r.keys() {
-                let pid = tgid as i32;
-                if !self.processes.contains_key(&pid)
-                    && (self.ignored.contains_key(&pid) || discovery::start_time(pid).is_none())
-                {
-                    interp.forget(tgid);
-                }
-            }
-            for (map, used, capacity) in fill {
-                let e = maps.entry(map).or_default();
-                e.0 += used;
-                e.1 += capacity;
-            }
-            for (kind, n) in interp.losses() {
-                *lost.entry(kind).or_default() += n;
-            }
-            readings.insert(*id, r);
-        }
-        let budget = self.opts.max_overhead;
+        let mut tally = Tally::default();
+        let readings = self.read_interpreters(&mut tally);
         let mut pids: Vec<i32> = self.processes.keys().copied().collect();
         pids.sort();
         let mut processes = Vec::new();
@@ -347,6 +322,7 @@ impl Agent {
                 overhead: None,
             };
             if let Some(f) = &mut p.functions {
+                let budget = self.opts.max_overhead;
                 match f.update(budget) {
                     Ok(Some(cost)) => eprintln!(
                         "pyprobe: agent: PID {pid} ({}): function probes stopped: they cost {} \
@@ -358,14 +334,10 @@ impl Agent {
                     Err(e) => eprintln!("pyprobe: agent: PID {pid}: {}", e.one_line()),
                 }
                 for s in &f.last.functions {
-                    let key = (pid, s.function.id);
-                    if !self.admitted.contains(&key) {
-                        if self.admitted.len() >= self.opts.max_series {
-                            m.dropped_calls += s.count;
-                            health.dropped_series += 1;
-                            continue;
-                        }
-                        self.admitted.insert(key);
+                    if !self.series.admit(pid, s.function.id) {
+                        m.dropped_calls += s.count;
+                        tally.dropped_series += 1;
+                        continue;
                     }
                     m.functions.push(FunctionSeries {
                         name: s.function.name.clone(),
@@ -379,27 +351,51 @@ impl Agent {
                     });
                 }
                 for l in &f.last.losses.0 {
-                    *lost.entry(loss_kind(l.loss)).or_default() += l.count;
+                    *tally.lost.entry(loss_kind(l.loss)).or_default() += l.count;
                 }
                 m.function_probes = Some(f.state.clone());
                 m.overhead = f.cost.map(|c| c.slowdown - 1.0);
             }
             processes.push(m);
         }
-        health.interpreters = self.interpreters.len();
-        health.processes = self.processes.len();
-        let mut lost: Vec<_> = lost.into_iter().collect();
-        lost.sort();
-        health.lost = lost;
-        let mut maps: Vec<_> = maps.into_iter().map(|(m, (n, c))| (m, n, c)).collect();
-        maps.sort();
-        health.maps = maps;
-        (health.cpu_seconds, health.rss_bytes) = own_usage();
         Snapshot {
             processes,
             unsupported,
-            health,
+            health: tally.health(self.interpreters.len(), self.processes.len()),
         }
+    }
+
+    /// What every interpreter file's processes recorded; forgets the processes not traced.
+    fn read_interpreters(
+        &self,
+        tally: &mut Tally,
+    ) -> HashMap<FileId, HashMap<u32, ProcessReading>> {
+        let mut readings = HashMap::new();
+        for (id, interp) in &self.interpreters {
+            let (r, fill) = interp.read().unwrap_or_else(|e| {
+                eprintln!("pyprobe: agent: {}", e.one_line());
+                Default::default()
+            });
+            // Processes the kernel saw that are not traced (excluded, or gone already).
+            for &tgid in r.keys() {
+                let pid = tgid as i32;
+                if !self.processes.contains_key(&pid)
+                    && (self.ignored.contains_key(&pid) || discovery::start_time(pid).is_none())
+                {
+                    interp.forget(tgid);
+                }
+            }
+            for (map, used, capacity) in fill {
+                let e = tally.maps.entry(map).or_default();
+                e.0 += used;
+                e.1 += capacity;
+            }
+            for (kind, n) in interp.losses() {
+                *tally.lost.entry(kind).or_default() += n;
+            }
+            readings.insert(*id, r);
+        }
+        readings
     }
 
     fn detach(&mut self) {
@@ -408,6 +404,55 @@ impl Agent {
             i.detach();
         }
         self.interpreters.clear();
+    }
+}
+
+/// --max-series: the function series exported, by (pid, the kernel's function id). Once in, a
+/// series stays (a series that came and went would read as a counter reset).
+struct SeriesLimit {
+    admitted: HashSet<(i32, u32)>,
+    max: usize,
+}
+
+impl SeriesLimit {
+    fn admit(&mut self, pid: i32, function: u32) -> bool {
+        let key = (pid, function);
+        if self.admitted.contains(&key) {
+            return true;
+        }
+        if self.admitted.len() >= self.max {
+            return false;
+        }
+        self.admitted.insert(key);
+        true
+    }
+}
+
+/// What a collection adds up over interpreters and processes for the agent's own health.
+#[derive(Default)]
+struct Tally {
+    lost: HashMap<&'static str, u64>,
+    /// Entries and capacity per map.
+    maps: HashMap<&'static str, (u64, u64)>,
+    dropped_series: u64,
+}
+
+impl Tally {
+    fn health(self, interpreters: usize, processes: usize) -> Health {
+        let mut lost: Vec<_> = self.lost.into_iter().collect();
+        lost.sort();
+        let mut maps: Vec<_> = self.maps.into_iter().map(|(m, (n, c))| (m, n, c)).collect();
+        maps.sort();
+        let (cpu_seconds, rss_bytes) = own_usage();
+        Health {
+            interpreters,
+            processes,
+            lost,
+            maps,
+            dropped_series: self.dropped_series,
+            cpu_seconds,
+            rss_bytes,
+        }
     }
 }
 
