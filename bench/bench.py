@@ -69,6 +69,13 @@ class Mode:
 def attached(mode, w, tracer, out_path):
     """Waits until the tracer's probes are live: pyprobe says so in its banner (printed once
     every probe is armed); bpftrace is watched through the probe's semaphore."""
+    if mode.kind == "agent":
+        # The agent logs each process it takes on, and what it traces there.
+        while not re.search(rf"PID {w.pid} \(.*tracing.*functions", open(out_path).read()):
+            if tracer.poll() is not None:
+                raise RuntimeError(f"{mode.name}: agent exited: {open(out_path).read()}")
+            time.sleep(0.001)
+        return
     if mode.kind in ("pyprobe", "py-spy"):
         ready = "Tracing" if mode.kind == "pyprobe" else "Sampling process"
         while ready not in open(out_path).read():
@@ -219,6 +226,69 @@ def profilers(args):
     with open(args.json, "w") as f:
         json.dump({"rounds": rounds, "profilers": table}, f, indent=2)
     print(f"\nwritten: {args.json}")
+FLEET = 20
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def fleet(quick):
+    """The agent on a host with FLEET Python services (bench/workloads/service.py, each under
+    the command name pyfleet so that the agent leaves every other Python process alone),
+    scraped every second: its CPU time and memory, without and with function probes."""
+    import urllib.request
+    window = 5 if quick else 15
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "pyfleet")
+        os.symlink(PYTHON, exe)
+        services = [subprocess.Popen([exe, workload("service.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    for _ in range(FLEET)]
+        try:
+            for s in services:
+                assert s.stdout.readline().strip() == "ready"
+            for name, extra in [("GC and imports", []),
+                                ("--filter handle", ["--filter", "handle", "--max-overhead", "1000"])]:
+                out_path = os.path.join(tmp, "agent.out")
+                agent = subprocess.Popen([PYPROBE, "agent", "--listen", "127.0.0.1:0", "--exclude-comm", "python*", *extra],
+                                         stdout=subprocess.DEVNULL, stderr=open(out_path, "w"))
+                deadline = time.monotonic() + 60
+                while open(out_path).read().count("(pyfleet,") < FLEET:
+                    if agent.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"agent: {open(out_path).read()}")
+                    time.sleep(0.05)
+                port = re.search(r"127\.0\.0\.1:(\d+)/metrics", open(out_path).read()).group(1)
+                time.sleep(2)
+                cpu0, t0, scraped = proc_cpu_seconds(agent.pid), time.monotonic(), 0
+                while time.monotonic() - t0 < window:
+                    scraped = len(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
+                    time.sleep(1)
+                cpu = (proc_cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0)
+                rss = proc_status_kb(agent.pid, "VmRSS") / 1024
+                stopped = open(out_path).read().count("function probes stopped")
+                status, usage = stop(agent)
+                rows.append({"mode": name, "processes": FLEET, "cpu_percent": cpu * 100, "rss_mb": rss,
+                             "peak_rss_mb": usage.ru_maxrss / 1024, "scrape_kb": scraped / 1024, "stopped": stopped})
+        finally:
+            for s in services:
+                s.stdin.close()
+            for s in services:
+                s.wait(timeout=30)
+    print(f"\n## pyprobe agent with {FLEET} Python services (bench/workloads/service.py, 2000 calls/s each), "
+          f"scraped every second, over {window} s\n")
+    print("| agent | CPU % of one core | RSS MB | peak RSS MB | /metrics KB |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['mode']} | {r['cpu_percent']:.2f} | {r['rss_mb']:.1f} | {r['peak_rss_mb']:.1f} | {r['scrape_kb']:.0f} |")
+    return rows
 
 
 def median_range(xs):
@@ -323,6 +393,13 @@ def main():
              [P, "floor", "--pid", "{pid}", "--probe", "function__entry", "--probe", "function__return", "--tracing-mode"]),
         Mode("pycount --latency", "calls.py", [P, "count", "--pid", "{pid}", "--latency"], floor="floor: empty on entry+return, tracing mode"),
     ]
+    if has_subcommand("agent"):
+        # The agent's function probes on one process: calls and latency of func1 (1 of 3), with
+        # a budget it cannot reach, to show what they cost while they run.
+        modes.append(Mode("agent --filter func1", "calls.py",
+                          [P, "agent", "--pid", "{pid}", "--filter", "func1", "--max-overhead", "1000",
+                           "--listen", "127.0.0.1:0"],
+                          kind="agent", floor="floor: empty on entry+return, tracing mode"))
     if has_subcommand("flow"):
         modes.append(Mode("pyflow --output FILE", "calls.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"],
                           floor="floor: empty on entry+return, tracing mode"))
@@ -473,11 +550,19 @@ def main():
                            abs(r["estimated_share"] - r["measured_share"]), 0.10))
     globs = glob_matrix(rounds)
     print_glob_matrix(globs, checks)
+    if has_subcommand("agent"):
+        fleet_rows = fleet(quick=args.quick)
+        for r, cpu in zip(fleet_rows, [1, 5]):
+            checks.append((f"agent with {FLEET} processes, {r['mode']}: CPU % of one core <= {cpu}", r["cpu_percent"], cpu))
+            checks.append((f"agent with {FLEET} processes, {r['mode']}: RSS MB <= 30", r["rss_mb"], 30))
+    else:
+        fleet_rows = []
     print("\n| target | measured | limit | met |\n|---|---|---|---|")
     for what, value, limit in checks:
         print(f"| {what} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |")
     with open(args.json, "w") as f:
-        json.dump({"rounds": rounds, "table": table, "globs": globs, "checks": [{"target": w, "value": v, "limit": l, "met": v <= l} for w, v, l in checks]}, f, indent=2)
+        json.dump({"rounds": rounds, "table": table, "globs": globs, "agent_fleet": fleet_rows,
+                   "checks": [{"target": w, "value": v, "limit": l, "met": v <= l} for w, v, l in checks]}, f, indent=2)
     print(f"\nwritten: {args.json}")
 
 

@@ -47,6 +47,8 @@ enum pyprobe_limit {
 	MAX_STACK_DEPTH = 128,
 	/* Thread states the kernel looks through to find the sampled thread's (all interpreters). */
 	MAX_THREAD_WALK = 256,
+	/* pyprobe agent: Prometheus histogram buckets, the last one above every bound (+Inf). */
+	AGENT_BUCKETS = 20,
 };
 
 /*
@@ -527,6 +529,26 @@ struct sample_key {
 	__u64 stack_id;
 	__u32 tid;
 	__u32 pad;
+};
+
+/* ---- pyprobe agent (system-wide: every process of one interpreter file) ---- */
+
+/* Durations counted per Prometheus bucket: buckets[i] holds those <= bounds[i] and above the
+ * bound before (not cumulative); the last bucket holds what is above every bound. */
+struct agent_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 buckets[AGENT_BUCKETS];
+};
+
+struct agent_gc_key {
+	__u32 tgid;
+	__u32 generation;
+};
+
+struct agent_gc_stats {
+	struct agent_hist pauses;
+	__u64 collected;
 };
 
 #endif

@@ -33,4 +33,7 @@ struct type_anchors {
 	struct stack_layout stack_layout;
 	struct stack_record stack_record;
 	struct sample_key sample_key;
+	struct agent_hist agent_hist;
+	struct agent_gc_key agent_gc_key;
+	struct agent_gc_stats agent_gc_stats;
 } type_anchors = {};

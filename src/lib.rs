@@ -1,5 +1,6 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
 //! ARCHITECTURE.md maps the modules and the one-way flow between them.
+pub mod agent;
 pub mod audit;
 pub mod children;
 pub mod cli;

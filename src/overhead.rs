@@ -136,6 +136,15 @@ impl Meter {
         }
     }
 
+    /// Whether the kernel counts the programs' runs: this meter switched the statistics on
+    /// (CAP_SYS_ADMIN), or the host keeps them on (`sysctl kernel.bpf_stats_enabled=1`).
+    /// Without them every estimate is zero.
+    pub fn counts_runs(&self) -> bool {
+        self._stats.is_some()
+            || std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+                .is_ok_and(|v| v.trim() == "1")
+    }
+
     /// The cost since the previous estimate (or the start).
     pub fn estimate(&mut self) -> Estimate {
         let now = self.read();

@@ -66,6 +66,7 @@ impl CountArgs {
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
             force: self.force,
+            lean_maps: false,
         };
         let view = CountView {
             sort: self.sort,

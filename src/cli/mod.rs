@@ -1,6 +1,7 @@
 //! The command line: clap's definitions and the argument groups every command shares (target,
 //! schedule, output). Parsing has no side effects; each command's file turns its arguments into
 //! the validated options of its tool.
+mod agent;
 mod audit;
 mod count;
 mod floor;
@@ -20,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod usage_error;
 
+pub use agent::AgentArgs;
 pub use audit::AuditArgs;
 pub use count::CountArgs;
 pub use floor::FloorArgs;
@@ -50,6 +52,7 @@ EXAMPLES:
     pyprobe stacks --pid 1234             # what every thread is doing now
     pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
     pyprobe top --pid 1234                # the same, live
+    pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
 ";
 
 #[derive(Debug, Parser)]
@@ -98,6 +101,9 @@ pub enum Command {
     /// A live view of the functions a process spends its time in (like py-spy top)
     #[command(after_help = top::EXAMPLES)]
     Top(TopArgs),
+    /// Every Python process on the host as Prometheus metrics: GC, imports, chosen functions
+    #[command(after_help = agent::EXAMPLES)]
+    Agent(AgentArgs),
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -134,6 +140,7 @@ impl Command {
             Command::Stacks(a) => a.run(),
             Command::Record(a) => a.run(),
             Command::Top(a) => a.run(),
+            Command::Agent(a) => a.run(),
             Command::Floor(a) => a.run(),
         }
     }

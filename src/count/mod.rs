@@ -26,6 +26,9 @@ pub struct CountOptions {
     pub activate_trampoline: bool,
     /// Attach even where CPython's probe code would fail on a file name (`tools::check_file_names`).
     pub force: bool,
+    /// Allocate the hash maps' entries as they are used rather than at load (the agent keeps
+    /// one tracer per process for its whole life; a session pays for speed at first sight).
+    pub lean_maps: bool,
 }
 
 /// How the table is ordered and cut.

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::filter::{self, Pattern};
 use crate::function::Function;
 use crate::histogram::Histogram;
-use crate::kernel::limits::{FN_SLOTS, MAX_DEPTH, PATH_SCRATCH};
+use crate::kernel::limits::{MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
@@ -51,6 +51,20 @@ impl CountTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
+            if opts.lean_maps {
+                let lean = |m: &mut libbpf_rs::OpenMapMut<'_>| {
+                    m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
+                        .map_err(|e| Error::bpf("sizing the maps", e))
+                };
+                lean(&mut open.maps.functions)?;
+                lean(&mut open.maps.latency_hist)?;
+                lean(&mut open.maps.stacks)?;
+                // Threads beyond the few direct-mapped stacks take the hash map.
+                open.maps
+                    .stack_slots
+                    .set_max_entries(32)
+                    .map_err(|e| Error::bpf("sizing the thread stacks", e))?;
+            }
             let usdt = !plan.eval_frame;
             open.progs.call_entry.set_autoload(usdt && plan.entries);
             open.progs.call_return.set_autoload(usdt && plan.returns);
@@ -89,14 +103,15 @@ impl CountTracer {
     /// Every matched function's statistics: its table entry's plus its direct-mapped slot's.
     fn functions(&self) -> Result<Vec<FunctionStats>> {
         let mut functions = Vec::new();
-        let map = &self.skel.maps.functions;
-        for key in map.keys() {
-            let Some(value) = map
-                .lookup(&key, MapFlags::ANY)
-                .map_err(|e| Error::bpf("reading the function table", e))?
-            else {
-                continue;
-            };
+        // In batches: a process's table is read every second by the agent.
+        let batch = |e| Error::bpf("reading the function table", e);
+        for (_, value) in self
+            .skel
+            .maps
+            .functions
+            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
+            .map_err(batch)?
+        {
             let e: FnEntry = record(&value);
             if e.matched == 0 {
                 continue;
@@ -115,14 +130,13 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let slots = &self.skel.maps.fn_slots;
-        for idx in 0..FN_SLOTS as u32 {
-            let Some(value) = slots
-                .lookup(&idx.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| Error::bpf("reading the function slots", e))?
-            else {
-                continue;
-            };
+        for (_, value) in self
+            .skel
+            .maps
+            .fn_slots
+            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
+            .map_err(batch)?
+        {
             let slot: FnSlot = record(&value);
             if slot.name_ptr == 0 || slot.matched == 0 {
                 continue;
@@ -148,13 +162,17 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let hist = &self.skel.maps.latency_hist;
-        for key in hist.keys() {
+        let Ok(buckets) =
+            self.skel
+                .maps
+                .latency_hist
+                .lookup_batch(1024, MapFlags::ANY, MapFlags::ANY)
+        else {
+            return;
+        };
+        for (key, v) in buckets {
             let k: HistKey = record(&key);
-            let Some(&i) = by_id.get(&k.fn_id) else {
-                continue;
-            };
-            if let Ok(Some(v)) = hist.lookup(&key, MapFlags::ANY) {
+            if let Some(&i) = by_id.get(&k.fn_id) {
                 functions[i]
                     .histogram
                     .add(k.bucket, u64::from_ne_bytes(v[..8].try_into().unwrap()));

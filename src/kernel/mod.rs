@@ -25,7 +25,7 @@ pub mod skel {
         )*};
     }
     skeleton!(
-        audit, children, count, floor, flow, gc, imports, lines, sample, types
+        agent, audit, children, count, floor, flow, gc, imports, lines, sample, types
     );
 }
 
@@ -34,6 +34,7 @@ pub mod skel {
 /// own copy of the types its variables use; `same_struct` converts those.)
 pub mod types {
     pub use super::skel::types::types::{
+        agent_gc_key as AgentGcKey, agent_gc_stats as AgentGcStats, agent_hist as AgentHist,
         arg_kind as ArgKind, arg_reg as ArgReg, audit_decoder as AuditDecoder,
         audit_event as AuditEvent, audit_value as AuditValue, eval_layout as EvalLayout,
         flow_event as FlowRecord, flow_kind as FlowKind, fn_entry as FnEntry, fn_key as FnKey,
@@ -47,6 +48,9 @@ pub mod types {
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
+    unsafe impl plain::Plain for AgentGcKey {}
+    unsafe impl plain::Plain for AgentGcStats {}
+    unsafe impl plain::Plain for AgentHist {}
     unsafe impl plain::Plain for AuditEvent {}
     unsafe impl plain::Plain for FlowRecord {}
     unsafe impl plain::Plain for FnEntry {}
@@ -87,6 +91,7 @@ pub mod limits {
     pub const MAX_DECODED_EVENTS: usize = of(Limit::MAX_DECODED_EVENTS);
     pub const FLOW_MAX_DEPTH: usize = of(Limit::FLOW_MAX_DEPTH);
     pub const MAX_STACK_DEPTH: usize = of(Limit::MAX_STACK_DEPTH);
+    pub const AGENT_BUCKETS: usize = of(Limit::AGENT_BUCKETS);
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.

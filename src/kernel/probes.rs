@@ -58,6 +58,20 @@ impl Probes {
         self.keep(link, prog)
     }
 
+    /// Attaches `prog` to `python:<probe>` in every process that runs the file at `path`, now
+    /// or later (no process filter: the kernel raises the probe's semaphore in each of them).
+    pub fn usdt_everywhere(
+        &mut self,
+        prog: &ProgramMut<'_>,
+        path: &std::path::Path,
+        probe: &str,
+    ) -> Result<()> {
+        let link = prog
+            .attach_usdt(-1, path, "python", probe)
+            .map_err(|e| Error::bpf(format!("attaching to python:{probe} system-wide"), e))?;
+        self.keep(link, prog)
+    }
+
     /// Attaches `prog` at a file offset of the target's interpreter (a uretprobe with
     /// `ret`); `what` names the place in errors.
     pub fn uprobe(

@@ -1,6 +1,7 @@
 //! Shared test harness: real CPython workloads and the real pyprobe binary, cleaned up on drop.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod flow_calls;
 pub mod known_calls;
 pub mod python;

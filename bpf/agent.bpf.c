@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* pyprobe agent's kernel side: GC pauses and module loads of every process of one interpreter
+ * file (attached with no process filter), kept per process in Prometheus buckets. */
+#include "common.bpf.h"
+
+/*
+ * Unlike the one-process tools (see common.bpf.h), these programs run in every process that
+ * maps the file, including ones started after attach: everything here is keyed by process.
+ */
+
+/* The buckets' upper bounds in ns (src/agent/buckets.rs), ascending; the last bucket has none. */
+const volatile __u64 bounds_ns[AGENT_BUCKETS - 1] = {};
+
+/*
+ * The hash maps allocate their entries as processes and threads use them, not at load: an
+ * agent keeps one set per interpreter file for its whole life, mostly empty.
+ */
+
+/* Processes whose statistics did not fit (gc_stats or import_stats full): counted, not kept. */
+__u64 stats_full = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct gc_start);
+} gc_starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 3 * 4096);
+	__type(key, struct agent_gc_key);
+	__type(value, struct agent_gc_stats);
+} gc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct import_stack);
+} import_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct import_stack);
+} empty_import_stack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct agent_hist);
+} import_stats SEC(".maps");
+
+/* The process's entry in a per-process statistics map, created zeroed on first use. */
+static __always_inline void *stats_of(void *map, const void *key)
+{
+	struct agent_gc_stats zero = {};
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	/* Both value types fit in `zero`; a racing CPU's insert wins (EEXIST) and is used. */
+	bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		__sync_fetch_and_add(&stats_full, 1);
+	return v;
+}
+
+static __always_inline void hist_record(struct agent_hist *h, __u64 d)
+{
+	__u32 b = AGENT_BUCKETS - 1;
+
+	for (__u32 i = 0; i < AGENT_BUCKETS - 1; i++) {
+		if (d <= bounds_ns[i]) {
+			b = i;
+			break;
+		}
+	}
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, d);
+	if (b >= AGENT_BUCKETS)
+		b = AGENT_BUCKETS - 1;
+	__sync_fetch_and_add(&h->buckets[b], 1);
+}
+
+SEC("usdt")
+int BPF_USDT(gc_start, int generation)
+{
+	struct gc_start s = { .generation = generation };
+	__u32 tid = current_tid();
+
+	if (!armed())
+		return 0;
+	s.ts = bpf_ktime_get_ns();
+	/* A full table leaves this pause unpaired: gc_done counts it as gc_unpaired. */
+	bpf_map_update_elem(&gc_starts, &tid, &s, BPF_ANY);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(gc_done, long collected)
+{
+	struct agent_gc_key key = { .tgid = current_pid() };
+	struct agent_gc_stats *st;
+	__u32 tid = current_tid();
+	struct gc_start *s;
+	__u64 d;
+
+	if (!armed())
+		return 0;
+	s = bpf_map_lookup_elem(&gc_starts, &tid);
+	if (!s) {
+		/* The collection was already running at attach (or the start table was full). */
+		__sync_fetch_and_add(&losses.gc_unpaired, 1);
+		return 0;
+	}
+	d = bpf_ktime_get_ns() - s->ts;
+	key.generation = s->generation;
+	bpf_map_delete_elem(&gc_starts, &tid);
+	if (key.generation >= GC_GENERATIONS)
+		return 0;
+	st = stats_of(&gc_stats, &key);
+	if (!st)
+		return 0;
+	hist_record(&st->pauses, d);
+	__sync_fetch_and_add(&st->collected, collected);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(import_start, const char *module)
+{
+	struct import_stack *st;
+	__u32 d;
+
+	if (!armed())
+		return 0;
+	st = thread_entry(&import_stacks, &empty_import_stack, current_tid(), true);
+	if (!st)
+		return 0;
+	d = st->depth;
+	if (d < MAX_IMPORT_DEPTH) {
+		st->ts[d] = bpf_ktime_get_ns();
+		st->module_ptr[d] = (__u64)module;
+	} else {
+		__sync_fetch_and_add(&losses.too_deep, 1);
+	}
+	st->depth = d + 1;
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(import_done, const char *module, int found)
+{
+	__u32 tid = current_tid(), tgid = current_pid(), top;
+	struct import_stack *st;
+	struct agent_hist *h;
+	__u64 start = 0, opened = 0;
+
+	if (!armed())
+		return 0;
+	st = thread_entry(&import_stacks, &empty_import_stack, tid, false);
+	if (!st || st->depth == 0) {
+		__sync_fetch_and_add(&losses.unpaired_dones, 1);
+		return 0;
+	}
+	top = st->depth - 1;
+	st->depth = top;
+	if (top < MAX_IMPORT_DEPTH) {
+		start = st->ts[top];
+		opened = st->module_ptr[top];
+	}
+	if (top == 0)
+		/* Nothing open on this thread: free its entry, so ended threads do not fill the map. */
+		bpf_map_delete_elem(&import_stacks, &tid);
+	if (top >= MAX_IMPORT_DEPTH)
+		return 0;
+	if (opened != (__u64)module) {
+		__sync_fetch_and_add(&losses.unpaired_dones, 1);
+		return 0;
+	}
+	h = stats_of(&import_stats, &tgid);
+	if (h)
+		hist_record(h, bpf_ktime_get_ns() - start);
+	return 0;
+}

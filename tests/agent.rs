@@ -1,0 +1,415 @@
+//! `pyprobe agent` against a real Prometheus (Debian's package): exact GC collections and
+//! filtered call counts of several processes read back through Prometheus' HTTP API, a process
+//! started later, one that exits, one in the sid chroot; bad scrapes; the overhead budget;
+//! TLS and basic auth; SIGTERM.
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::agent::{Agent, ONLY_OURS, Prometheus, Workload, curl, sample};
+use common::{Python, SID, assert_clean_failure, semaphores};
+
+/// One agent at a time: each is system-wide, and one's probes would show in another's checks.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = ONLY_OURS.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+fn gc_semaphore(pid: i32) -> u16 {
+    pyprobe::target::Target::from_pid(pid)
+        .unwrap()
+        .semaphore_value("gc__start")
+        .unwrap()
+}
+
+#[test]
+fn prometheus_reads_exact_counts_of_every_process() {
+    let _one = serial();
+    let debian = Python::debian();
+    let mut early = Workload::start(&debian, &["3,2,1", "1500"]);
+    let mut chrooted = Workload::start(&Python::sid("3.14"), &["0,0,3", "0"]);
+    let agent = Agent::start(&args(&[
+        "--filter",
+        "agent_handle",
+        "--max-overhead",
+        "1000",
+    ]));
+    let prom = Prometheus::start(agent.port);
+    let (e_pid, s_pid) = (early.pid().to_string(), chrooted.pid().to_string());
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &e_pid)], WAIT);
+    agent.wait_for("python_gc_collections_total", &[("pid", &s_pid)], WAIT);
+
+    // Started after the agent: found within a scan, and counted from its first collection.
+    let mut late = Workload::start(&debian, &["1,1,2", "2000"]);
+    let l_pid = late.pid().to_string();
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &l_pid)], WAIT);
+
+    let e = early.go();
+    let s = chrooted.go();
+    let l = late.go();
+    assert_eq!(
+        (e.collections.clone(), e.calls, e.imports),
+        (vec![3, 2, 1], 1500, 3)
+    );
+    assert_eq!(s.collections[2], 3);
+    assert_eq!((l.collections.clone(), l.calls), (vec![1, 1, 2], 2000));
+
+    let exact = |expr: String, want: u64| {
+        let got = prom.wait_value(&expr, want as f64, WAIT);
+        assert_eq!(
+            got,
+            Some(want as f64),
+            "{expr}; the agent said:\n{}",
+            agent.said()
+        );
+    };
+    for g in 0..3 {
+        let at = |pid: &str, metric: &str| {
+            format!("{metric}{{job=\"pyprobe\",pid=\"{pid}\",generation=\"{g}\"}}")
+        };
+        // Attached after the early process started: its window; the late one: its whole life.
+        exact(at(&e_pid, "python_gc_collections_total"), e.collections[g]);
+        exact(
+            at(&e_pid, "python_gc_pause_seconds_count"),
+            e.collections[g],
+        );
+        exact(
+            at(&e_pid, "python_gc_collected_objects_total"),
+            e.collected[g],
+        );
+        exact(
+            at(&l_pid, "python_gc_collections_total"),
+            l.collections_since_start[g],
+        );
+        exact(
+            at(&l_pid, "python_gc_collected_objects_total"),
+            l.collected_since_start[g],
+        );
+    }
+    // The early process's imports since the agent came: the chain of three.
+    exact(
+        format!("python_imports_total{{pid=\"{e_pid}\"}}"),
+        e.imports,
+    );
+    exact(
+        format!("python_import_duration_seconds_count{{pid=\"{e_pid}\"}}"),
+        e.imports,
+    );
+    let calls = |pid: &str| {
+        format!("python_function_calls_total{{pid=\"{pid}\",function=\"agent_handle\"}}")
+    };
+    exact(calls(&e_pid), 1500);
+    exact(calls(&l_pid), 2000);
+    exact(
+        format!(
+            "python_function_duration_seconds_count{{pid=\"{l_pid}\",function=\"agent_handle\"}}"
+        ),
+        2000,
+    );
+    assert!(
+        prom.query("python_function_calls_total{function=\"agent_other\"}")
+            .is_empty(),
+        "only --filter's functions are exported"
+    );
+
+    // The sid chroot's process: found through /proc/PID/root, labelled with its root and
+    // version, its collections counted; its functions refused with the reason (3.14 without
+    // the perf trampoline).
+    exact(
+        format!("python_gc_collections_total{{pid=\"{s_pid}\",generation=\"2\"}}"),
+        3,
+    );
+    let sid = prom.query(&format!(
+        "python_gc_collections_total{{pid=\"{s_pid}\",generation=\"2\"}}"
+    ));
+    assert_eq!(sid[0].0["container"], SID);
+    assert!(
+        sid[0].0["python_version"].starts_with("3.14."),
+        "{:?}",
+        sid[0].0
+    );
+    assert_eq!(sid[0].0["comm"], common::agent::COMM);
+    let refused = prom.query(&format!(
+        "pyprobe_unsupported_processes{{pid=\"{s_pid}\",what=\"functions\"}}"
+    ));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].0["reason"].contains("trampoline"), "{refused:?}");
+
+    // An exited process stops being exported; Prometheus marks its series stale.
+    early.guard.send_line("exit");
+    let gone = format!("python_gc_collections_total{{pid=\"{e_pid}\"}}");
+    assert!(prom.wait_empty(&gone, WAIT), "{gone} still there");
+    assert!(
+        prom.query(&format!("python_gc_collections_total{{pid=\"{l_pid}\"}}"))
+            .len()
+            == 3,
+        "the others stay"
+    );
+    assert!(
+        agent
+            .said()
+            .contains(&format!("PID {e_pid} (agentwork) exited"))
+    );
+
+    // SIGTERM: a clean end, every probe gone, every semaphore back to 0.
+    let late_pid = late.pid();
+    assert!(semaphores(late_pid).iter().any(|(_, v)| *v > 0));
+    assert_eq!(gc_semaphore(late_pid), 1);
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+    assert!(said.contains("stopped: probes detached"), "{said}");
+    assert!(semaphores(late_pid).iter().all(|(_, v)| *v == 0));
+    assert_eq!(gc_semaphore(late_pid), 0);
+}
+
+#[test]
+fn bad_scrapes_neither_stop_it_nor_lose_counts() {
+    let _one = serial();
+    let mut w = Workload::start(&Python::debian(), &["0,0,0", "0", "busy"]);
+    let mut agent = Agent::start(&args(&[]));
+    let pid = w.pid().to_string();
+    agent.wait_for("python_gc_collections_total", &[("pid", &pid)], WAIT);
+    w.go();
+    let addr = format!("127.0.0.1:{}", agent.port);
+
+    // A client that sends requests and never reads the answers, kept open throughout.
+    let mut never_reads = TcpStream::connect(&addr).unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    let _ = never_reads.write_all(request.as_bytes());
+
+    let mut made = 0;
+    for round in 0..3 {
+        // 1000 connections at once, each with half a request, held for a second.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut held = Vec::new();
+        for _ in 0..1000 {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Ok(mut c) =
+                TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1))
+            {
+                let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost:");
+                held.push(c);
+            }
+        }
+        // Garbage of every kind.
+        for junk in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            b"NOT HTTP AT ALL\r\n\r\n",
+            b"GET /metrics HTTP/9.9\r\n\r\n",
+            b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            &[0u8; 4096][..],
+        ] {
+            if let Ok(mut c) = TcpStream::connect(&addr) {
+                let _ = c.write_all(junk);
+            }
+        }
+        let own = common::agent::own(&w.ask("5"));
+        made += own.collections[2];
+        std::thread::sleep(Duration::from_secs(1));
+        drop(held);
+        assert!(
+            agent.guard.child().try_wait().unwrap().is_none(),
+            "round {round}"
+        );
+    }
+    assert_eq!(made, 15);
+    // Still serving, and nothing lost.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = sample(
+            &agent.scrape(),
+            "python_gc_collections_total",
+            &[("pid", &pid), ("generation", "2")],
+        );
+        if got == Some(made as f64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "got {got:?}, want {made}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(curl(&[&format!("http://{addr}/healthz")]), "ok\n");
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+}
+
+#[test]
+fn a_process_over_budget_loses_its_function_probes_only() {
+    let _one = serial();
+    let mut w = Workload::start(&Python::debian(), &["0,0,0", "0", "busy"]);
+    let agent = Agent::start(&args(&["--filter", "agent_handle"]));
+    let pid = w.pid().to_string();
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
+    w.go(); // from here it calls agent_handle as fast as it can
+    let deadline = Instant::now() + WAIT;
+    while !agent
+        .said()
+        .contains(&format!("PID {pid} (agentwork): function probes stopped"))
+    {
+        assert!(Instant::now() < deadline, "{}", agent.said());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = agent.scrape();
+    let active = sample(&text, "pyprobe_function_probes_active", &[("pid", &pid)]);
+    let overhead = sample(&text, "pyprobe_overhead_ratio", &[("pid", &pid)]).unwrap();
+    let calls = sample(&text, "python_function_calls_total", &[("pid", &pid)]).unwrap();
+    assert_eq!(active, Some(0.0));
+    assert!(overhead > 0.05, "{overhead}");
+    assert!(calls > 0.0);
+    // Its function probes are gone (their semaphores are 0), its GC probe stays.
+    assert!(semaphores(w.pid()).iter().all(|(_, v)| *v == 0));
+    assert_eq!(gc_semaphore(w.pid()), 1);
+    let own = common::agent::own(&w.ask("4"));
+    assert_eq!(own.collections[2], 4);
+    agent.wait_for(
+        "python_gc_collections_total",
+        &[("pid", &pid), ("generation", "2")],
+        WAIT,
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = agent.scrape();
+        if sample(
+            &text,
+            "python_gc_collections_total",
+            &[("pid", &pid), ("generation", "2")],
+        ) == Some(4.0)
+        {
+            // The last counts stay, no longer updated.
+            assert_eq!(
+                sample(&text, "python_function_calls_total", &[("pid", &pid)]),
+                Some(calls)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+}
+
+#[test]
+fn tls_and_basic_auth_from_a_web_config_file() {
+    let _one = serial();
+    let dir = std::env::temp_dir().join(format!("pyprobe-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-keyout", "server.key", "-out", "server.crt"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("web.yml").to_string_lossy().into_owned();
+    let agent = Agent::start(&args(&["--web-config-file", &config]));
+    let url = format!("https://127.0.0.1:{}/metrics", agent.port);
+    let ca = dir.join("server.crt").to_string_lossy().into_owned();
+    let status = |extra: &[&str]| {
+        let mut a = vec!["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca];
+        a.extend_from_slice(extra);
+        a.push(&url);
+        curl(&a)
+    };
+    assert_eq!(status(&[]), "401");
+    assert_eq!(status(&["-u", "prometheus:wrong"]), "401");
+    assert_eq!(status(&["-u", "someone:s3cret"]), "401");
+    assert_eq!(status(&["-u", "prometheus:s3cret"]), "200");
+    let body = curl(&["--cacert", &ca, "-u", "prometheus:s3cret", &url]);
+    assert!(body.contains("pyprobe_traced_processes"), "{body}");
+    // Plain HTTP gets no answer from the TLS port.
+    assert_eq!(curl(&[&url.replace("https", "http")]), "");
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_one_line() {
+    let _one = serial();
+    assert_clean_failure(
+        &["agent", "--web-config-file", "/nonexistent/web.yml"],
+        "/nonexistent/web.yml",
+    );
+    let dir = std::env::temp_dir().join(format!("pyprobe-webcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("web.yml");
+    std::fs::write(&bad, "http_server_config:\n  http2: false\n").unwrap();
+    assert_clean_failure(
+        &["agent", "--web-config-file", bad.to_str().unwrap()],
+        "http_server_config is not supported",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_clean_failure(&["agent", "--listen", &addr], "cannot listen on");
+    assert_clean_failure(&["agent", "--filter", "a b"], "invalid filter");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_latency_counts_calls_without_tracing_mode() {
+    let _one = serial();
+    let mut w = Workload::start(&Python::debian(), &["0,0,0", "700"]);
+    let agent = Agent::start(&args(&["--filter", "agent_handle", "--no-latency"]));
+    let pid = w.pid().to_string();
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
+    // Returns only: the line probe's semaphore (3.11's tracing mode) stays down.
+    let sems: std::collections::HashMap<String, u16> = semaphores(w.pid()).into_iter().collect();
+    assert_eq!(
+        (
+            sems["function__return"],
+            sems["function__entry"],
+            sems["line"]
+        ),
+        (1, 0, 0),
+        "{sems:?}"
+    );
+    assert_eq!(w.go().calls, 700);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = agent.scrape();
+        let labels = [("pid", pid.as_str()), ("function", "agent_handle")];
+        if sample(&text, "python_function_calls_total", &labels) == Some(700.0) {
+            assert!(!text.contains("python_function_duration_seconds"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+}
