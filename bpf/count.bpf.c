@@ -253,6 +253,7 @@ static __always_inline void record_return(__u64 start, struct fn_key *key)
 			record_duration(&slot->stats, slot->id, start);
 		return;
 	}
+	key->pid = key_pid();
 	e = bpf_map_lookup_elem(&functions, key);
 	if (e && e->matched)
 		record_duration(&e->stats, e->id, start);

@@ -8,6 +8,13 @@ const volatile struct function_source source = {};
 const volatile struct name_filter filters[MAX_FILTERS] = {};
 const volatile __u32 nr_filters = 0;
 
+/*
+ * --subprocesses: the probes are inherited by the processes forked from the target, which run
+ * the same code at the same addresses, so a function is keyed by its process too, and the
+ * direct-mapped cache (keyed by address alone) is left unused.
+ */
+const volatile bool per_process = false;
+
 /* Ids number functions densely so that histograms and events carry 4 bytes, not a key. */
 __u32 next_fn_id = 0;
 
@@ -345,8 +352,16 @@ static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, st
 	return function_key_of(ctx, name_reg, frame_code(current_frame(ctx)), key);
 }
 
+/* The process part of a function's key. */
+static __always_inline __u32 key_pid(void)
+{
+	return per_process ? current_pid() : 0;
+}
+
 static __always_inline struct fn_slot *slot_of(__u64 code)
 {
+	if (per_process)
+		return NULL;
 	/* Fibonacci hashing of the code object's address (16-byte aligned). */
 	__u32 idx = ((code >> 4) * 0x9E3779B97F4A7C15ULL) >> 52;
 
@@ -582,7 +597,10 @@ static __always_inline __u64 eval_return_sp(struct pt_regs *ctx)
 /* The function of a key from function_key(), named on first sight. */
 static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct fn_key *key, bool has_code)
 {
-	struct fn_entry *e = bpf_map_lookup_elem(&functions, key);
+	struct fn_entry *e;
+
+	key->pid = key_pid();
+	e = bpf_map_lookup_elem(&functions, key);
 
 	if (e)
 		return e;

@@ -56,13 +56,14 @@ enum pyprobe_limit {
  * object freed and its address reused by another keeps neither, mostly (its name string may be
  * freed and reused too, which the def line still tells apart). Where the code object cannot be
  * reached, code holds the file pointer and lineno the line seen at entry (the def line of a
- * fresh call).
+ * fresh call). With --subprocesses, pid is the process's: a fork copies the code objects to the
+ * same addresses, and each process's calls are counted apart (0 otherwise).
  */
 struct fn_key {
 	__u64 code;
 	__u64 name_ptr;
 	__u32 lineno;
-	__u32 pad;
+	__u32 pid;
 };
 
 struct fn_stats {

@@ -22,6 +22,11 @@ pub trait Tracer {
 
     fn probes(&mut self) -> &mut Probes;
 
+    /// Whether its probes follow the processes the target forks (`--subprocesses`).
+    fn follows_children(&self) -> bool {
+        false
+    }
+
     /// Takes what the kernel streamed into `events`, waiting for it up to `timeout`; a tracer
     /// that only aggregates in maps just waits.
     fn poll(&mut self, timeout: Duration, _events: &mut Vec<Self::Event>) -> Result<()> {
@@ -109,7 +114,7 @@ impl Session {
         out.start().map_err(io)?;
         let mut last = T::Report::default();
         let pid = self.target.pid;
-        // Children forked meanwhile are not traced, but told of; a kernel that cannot watch
+        // Children forked meanwhile are told of, traced or not; a kernel that cannot watch
         // for them (no BTF tracepoints) says so once.
         let mut children = Children::watch(pid)
             .inspect_err(|e| {
@@ -139,7 +144,8 @@ impl Session {
             c.probes().detach();
         }
         self.tracee.finish();
-        if let Some(line) = children.as_ref().and_then(|c| c.told(pid)) {
+        let followed = tracer.follows_children();
+        if let Some(line) = children.as_ref().and_then(|c| c.told(pid, followed)) {
             eprintln!("{line}");
         }
         ran?;

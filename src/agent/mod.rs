@@ -267,6 +267,7 @@ impl Agent {
             // A process running code from a file name CPython's probes fail on is listed as
             // unsupported with the reason, never put at risk by an exporter.
             force: false,
+            subprocesses: false,
             lean_maps: true,
         };
         match Functions::attach(target, &opts) {

@@ -14,6 +14,7 @@ EXAMPLES:
     pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles for 10 seconds
     pycount --json -- python3 script.py         # from the first call of a new process
     pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
+    pycount --subprocesses -- python3 pool.py   # the command and every process it forks
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
 stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which
@@ -53,6 +54,13 @@ pub struct CountArgs {
     /// the program (UnicodeEncodeError, then SystemError) when it runs that code
     #[arg(long)]
     pub force: bool,
+    /// Also count in the processes the target forks during the session (os.fork,
+    /// multiprocessing's fork workers, gunicorn's workers) and those they fork, each apart,
+    /// from its first instruction: every row gets the PID it was counted in. A child that runs
+    /// another program (exec: subprocess, multiprocessing's spawn and forkserver) is told and
+    /// not followed
+    #[arg(long)]
+    pub subprocesses: bool,
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
@@ -66,6 +74,7 @@ impl CountArgs {
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
             force: self.force,
+            subprocesses: self.subprocesses,
             lean_maps: false,
         };
         let view = CountView {

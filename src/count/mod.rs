@@ -26,6 +26,9 @@ pub struct CountOptions {
     pub activate_trampoline: bool,
     /// Attach even where CPython's probe code would fail on a file name (`tools::check_file_names`).
     pub force: bool,
+    /// Follow the processes the target forks (`--subprocesses`): each is counted apart, from
+    /// its first instruction, and every row carries its PID.
+    pub subprocesses: bool,
     /// Allocate the hash maps' entries as they are used rather than at load (the agent keeps
     /// one tracer per process for its whole life; a session pays for speed at first sight).
     pub lean_maps: bool,
@@ -50,6 +53,8 @@ pub enum SortKey {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionStats {
     pub function: Function,
+    /// The process the calls were made in, when following forked ones (`--subprocesses`).
+    pub pid: Option<u32>,
     pub count: u64,
     /// Calls whose duration was measured (entry and return both seen).
     pub timed: u64,
@@ -97,6 +102,8 @@ pub struct CallReport {
     pub functions: Vec<FunctionStats>,
     pub losses: Losses,
     pub latency: bool,
+    /// Rows carry their process (`--subprocesses`).
+    pub per_process: bool,
     /// What the report cannot show on this target (calls its source does not see).
     pub notes: Vec<String>,
 }
@@ -121,6 +128,7 @@ impl Report for CallReport {
             functions,
             losses: self.losses.since(&earlier.losses),
             latency: self.latency,
+            per_process: self.per_process,
             notes: self.notes.clone(),
         }
     }
@@ -146,6 +154,7 @@ impl CallReport {
                 .then_with(|| a.function.file.cmp(&b.function.file))
                 .then_with(|| a.function.line.cmp(&b.function.line))
                 .then_with(|| a.function.name.cmp(&b.function.name))
+                .then_with(|| a.pid.cmp(&b.pid))
         });
         if let Some(n) = view.top {
             fs.truncate(n);

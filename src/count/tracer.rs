@@ -11,8 +11,8 @@ use crate::function::Function;
 use crate::histogram::Histogram;
 use crate::kernel::limits::{MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
-use crate::kernel::types::{FnEntry, FnSlot, HistKey};
-use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
+use crate::kernel::types::{FnEntry, FnKey, FnSlot, HistKey};
+use crate::kernel::{Loaded, Probes, inherit, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
 use crate::output::Never;
 use crate::session::Tracer;
@@ -25,6 +25,7 @@ pub struct CountTracer {
     skel: Loaded<CountSkel<'static>>,
     probes: Probes,
     latency: bool,
+    per_process: bool,
     pub source: FunctionSource,
     /// Calls the source cannot see on this target, said in every report.
     hidden: Option<&'static str>,
@@ -47,6 +48,7 @@ impl CountTracer {
             ro.filters = same_struct(&filters);
             ro.nr_filters = nr_filters;
             ro.timed = opts.latency;
+            ro.per_process = opts.subprocesses;
             open.maps
                 .functions
                 .set_max_entries(opts.max_functions)
@@ -74,9 +76,16 @@ impl CountTracer {
                 .eval_return
                 .set_autoload(plan.eval_frame && plan.returns);
             open.progs.init_entry.set_autoload(plan.init);
+            if opts.subprocesses {
+                inherit::for_perf_events(&mut open.progs.call_entry);
+                inherit::for_perf_events(&mut open.progs.call_return);
+            }
             Ok(())
         })?;
         let mut probes = skel.probes()?;
+        if opts.subprocesses {
+            probes.inherit_into_children();
+        }
         source.attach(
             plan,
             &mut probes,
@@ -94,6 +103,7 @@ impl CountTracer {
             skel,
             probes,
             latency: opts.latency,
+            per_process: opts.subprocesses,
             source,
             hidden: source.hidden(plan),
             filters: opts.filters.clone(),
@@ -105,7 +115,7 @@ impl CountTracer {
         let mut functions = Vec::new();
         // In batches: a process's table is read every second by the agent.
         let batch = |e| Error::bpf("reading the function table", e);
-        for (_, value) in self
+        for (key, value) in self
             .skel
             .maps
             .functions
@@ -116,8 +126,10 @@ impl CountTracer {
             if e.matched == 0 {
                 continue;
             }
+            let key: FnKey = record(&key);
             functions.push(FunctionStats {
                 function: Function::from_entry(&e),
+                pid: self.per_process.then_some(key.pid),
                 count: e.stats.count,
                 timed: e.stats.timed,
                 total_ns: e.stats.total_ns,
@@ -185,6 +197,10 @@ impl Tracer for CountTracer {
     type Event = Never;
     type Report = CallReport;
 
+    fn follows_children(&self) -> bool {
+        self.per_process
+    }
+
     fn probes(&mut self) -> &mut Probes {
         &mut self.probes
     }
@@ -216,6 +232,7 @@ impl Tracer for CountTracer {
             functions: self.functions()?,
             losses,
             latency: self.latency,
+            per_process: self.per_process,
             notes: self
                 .hidden
                 .iter()

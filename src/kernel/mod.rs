@@ -1,5 +1,6 @@
 //! The kernel's data formats: the generated skeletons, the one Rust view of `bpf/pyprobe.h`
 //! (types, limits and record kinds as the skeleton generated them), and record decoding.
+pub mod inherit;
 mod loaded;
 mod probes;
 mod ring;

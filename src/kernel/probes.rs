@@ -4,12 +4,19 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
 
+use super::inherit::{self, Place, TraceEvent, UsdtSpecs};
 use crate::error::{Error, Result};
 use crate::overhead::Meter;
 use crate::target::Target;
 
 pub struct Probes {
     links: Vec<Link>,
+    /// With `inherit`, the trace events the links' perf events use: dropped after the links.
+    events: Vec<TraceEvent>,
+    /// Probes are inherited by the processes the target forks (`--subprocesses`).
+    inherit: bool,
+    /// Where the argument specs of the USDT probes pyprobe attaches itself go (`inherit`).
+    usdt_specs: Option<UsdtSpecs>,
     control: MapHandle,
     /// Each attached program once, for the cost meter.
     programs: Vec<OwnedFd>,
@@ -26,12 +33,26 @@ impl Probes {
             .expect("every program includes bpf/common.bpf.h, which defines the control map");
         let control =
             MapHandle::try_from(&map).map_err(|e| Error::bpf("opening the control map", e))?;
+        let usdt_specs = object
+            .maps()
+            .find(|m| m.name() == "__bpf_usdt_specs")
+            .and_then(|m| MapHandle::try_from(&m).ok())
+            .map(UsdtSpecs::of);
         Ok(Probes {
             links: Vec::new(),
+            events: Vec::new(),
+            inherit: false,
+            usdt_specs,
             control,
             programs: Vec::new(),
             tracing_mode: false,
         })
+    }
+
+    /// From now on, probes are attached so that every process the target forks later inherits
+    /// them, its calls seen from its first instruction (src/kernel/inherit.rs).
+    pub fn inherit_into_children(&mut self) {
+        self.inherit = true;
     }
 
     /// Attaches `prog` to `python:<probe>` in the target (libbpf reads argument locations from
@@ -52,9 +73,49 @@ impl Probes {
                 ),
             });
         }
+        if self.inherit {
+            return self.usdt_inherited(prog, target, probe);
+        }
         let link = prog
             .attach_usdt(target.pid, target.attach_path()?, "python", probe)
             .map_err(|e| Error::bpf(format!("attaching to python:{probe}"), e))?;
+        self.keep(link, prog)
+    }
+
+    /// Each site of `python:<probe>`, attached as an inherited trace event, its arguments'
+    /// spec stored where `bpf_usdt_arg` finds it by the link's cookie.
+    fn usdt_inherited(&mut self, prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<()> {
+        let path = target.attach_path()?;
+        let sites: Vec<_> = target
+            .elf
+            .python_probes()
+            .filter(|p| p.name == probe)
+            .cloned()
+            .collect();
+        for site in sites {
+            let offset = target.elf.file_offset(site.pc).ok_or_else(|| Error::BadElf {
+                path: target.interpreter.clone().into(),
+                why: format!("python:{probe} at {:#x} is outside the file's segments", site.pc),
+            })?;
+            let specs = self
+                .usdt_specs
+                .as_mut()
+                .expect("every program includes usdt.bpf.h, which defines the spec map");
+            let cookie = specs.add(&site.args)?;
+            let place = Place {
+                path: &path,
+                offset,
+                ret: false,
+                ref_ctr: (site.semaphore != 0).then_some(site.semaphore_offset),
+            };
+            self.inherited(prog, target.pid, &place, cookie)?;
+        }
+        Ok(())
+    }
+
+    fn inherited(&mut self, prog: &ProgramMut<'_>, pid: i32, place: &Place<'_>, cookie: u64) -> Result<()> {
+        let (link, event) = inherit::attach(prog, pid, place, cookie)?;
+        self.events.push(event);
         self.keep(link, prog)
     }
 
@@ -82,6 +143,15 @@ impl Probes {
         ret: bool,
         what: &str,
     ) -> Result<()> {
+        if self.inherit {
+            let place = Place {
+                path: &target.attach_path()?,
+                offset,
+                ret,
+                ref_ctr: None,
+            };
+            return self.inherited(prog, target.pid, &place, 0);
+        }
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
@@ -159,6 +229,19 @@ impl Probes {
                 target.interpreter
             ))
         })?;
+        self.tracing_mode = true;
+        if self.inherit {
+            let place = Place {
+                path: &target.attach_path()?,
+                offset: entry,
+                ret: false,
+                ref_ctr: Some(line.semaphore_offset),
+            };
+            let (link, event) = inherit::attach(prog, target.pid, &place, 0)?;
+            self.events.push(event);
+            self.links.push(link);
+            return Ok(());
+        }
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
@@ -170,7 +253,6 @@ impl Probes {
                 },
             )
             .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))?;
-        self.tracing_mode = true;
         // It never runs: no program to meter.
         self.links.push(link);
         Ok(())
@@ -234,6 +316,7 @@ impl Probes {
     /// Removes every probe (the kernel lowers their semaphores); the maps stay readable.
     pub fn detach(&mut self) {
         self.links.clear();
+        self.events.clear();
     }
 }
 
@@ -244,20 +327,20 @@ const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
 const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
 
 /// The first 64 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER0), all a
-/// CPU-clock sampler sets.
+/// CPU-clock sampler or an inherited trace event sets (`sample_freq` is the period without `freq`).
 #[repr(C)]
 #[derive(Default)]
-struct PerfEventAttr {
-    kind: u32,
-    size: u32,
-    config: u64,
-    sample_freq: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
+pub(super) struct PerfEventAttr {
+    pub kind: u32,
+    pub size: u32,
+    pub config: u64,
+    pub sample_freq: u64,
+    pub sample_type: u64,
+    pub read_format: u64,
+    pub flags: u64,
+    pub wakeup_events: u32,
+    pub bp_type: u32,
+    pub config1: u64,
 }
 
 /// The online CPUs, from /sys/devices/system/cpu/online (`0-3,5`).

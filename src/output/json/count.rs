@@ -31,6 +31,9 @@ pub fn report(report: &CallReport, view: CountView) -> Value {
                 "file_truncated": func.file_truncated,
                 "count": f.count,
             });
+            if let Some(pid) = f.pid {
+                v["pid"] = json!(pid);
+            }
             if report.latency {
                 let p = f.percentiles(&[50.0, 90.0, 99.0]);
                 v["timed"] = json!(f.timed);

@@ -18,15 +18,29 @@ impl Table {
 pub fn table(report: &CallReport, view: CountView) -> String {
     let mut out = String::new();
     let fs = report.ordered(view);
+    // Only when following forked processes: a column of the one PID would say nothing.
+    let pid = |p: Option<u32>| match (report.per_process, p) {
+        (false, _) => String::new(),
+        (true, Some(p)) => format!("{p:>8} "),
+        (true, None) => format!("{:>8} ", "PID"),
+    };
     if report.latency {
         out.push_str(&format!(
-            "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  FUNCTION\n",
-            "CALLS", "TOTAL", "AVG", "P50", "P90", "P99", "MAX"
+            "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  FUNCTION\n",
+            pid(None),
+            "CALLS",
+            "TOTAL",
+            "AVG",
+            "P50",
+            "P90",
+            "P99",
+            "MAX"
         ));
         for f in fs {
             let p = f.percentiles(&[50.0, 90.0, 99.0]);
             out.push_str(&format!(
-                "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                pid(f.pid),
                 f.count,
                 duration(f.total_ns),
                 duration(f.avg_ns()),
@@ -38,9 +52,14 @@ pub fn table(report: &CallReport, view: CountView) -> String {
             ));
         }
     } else {
-        out.push_str(&format!("{:>10}  FUNCTION\n", "CALLS"));
+        out.push_str(&format!("{}{:>10}  FUNCTION\n", pid(None), "CALLS"));
         for f in fs {
-            out.push_str(&format!("{:>10}  {}\n", f.count, f.function.label()));
+            out.push_str(&format!(
+                "{}{:>10}  {}\n",
+                pid(f.pid),
+                f.count,
+                f.function.label()
+            ));
         }
     }
     for n in &report.notes {
