@@ -3,6 +3,7 @@
 #define PYPROBE_FUNCTIONS_BPF_H
 
 #include "common.bpf.h"
+#include <bpf/bpf_core_read.h>
 
 const volatile struct function_source source = {};
 const volatile struct name_filter filters[MAX_FILTERS] = {};
@@ -14,6 +15,22 @@ const volatile __u32 nr_filters = 0;
  * direct-mapped cache (keyed by address alone) is left unused.
  */
 const volatile bool per_process = false;
+
+/*
+ * With per_process, the top of the traced process's stack (/proc/PID/stat's startstack): a fork
+ * keeps it, an exec moves it. A child that ran another program keeps its inherited probes; where
+ * that program is the same interpreter they fire, with addresses pyprobe never read: skipped.
+ */
+const volatile __u64 family_stack = 0;
+
+/* Only the fields read, relocated against the running kernel's BTF (CO-RE). */
+struct mm_struct {
+	unsigned long start_stack;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct mm_struct *mm;
+} __attribute__((preserve_access_index));
 
 /* Ids number functions densely so that histograms and events carry 4 bytes, not a key. */
 __u32 next_fn_id = 0;
@@ -352,6 +369,14 @@ static __always_inline bool function_key(struct pt_regs *ctx, __u32 name_reg, st
 	return function_key_of(ctx, name_reg, frame_code(current_frame(ctx)), key);
 }
 
+/* Whether the current process still runs the program the traced one runs (it has not exec'd). */
+static __always_inline bool same_program(void)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, mm, start_stack) == family_stack;
+}
+
 /* The process part of a function's key. */
 static __always_inline __u32 key_pid(void)
 {
@@ -599,6 +624,8 @@ static __always_inline struct fn_entry *lookup_key(struct pt_regs *ctx, struct f
 {
 	struct fn_entry *e;
 
+	if (per_process && !same_program())
+		return NULL;
 	key->pid = key_pid();
 	e = bpf_map_lookup_elem(&functions, key);
 

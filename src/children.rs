@@ -52,6 +52,21 @@ impl Children {
     }
 }
 
+/// The top of a process's stack (`startstack` of /proc/PID/stat): a forked child has the same,
+/// a process that ran another program (exec) has another.
+pub fn stack_top(pid: i32) -> Result<u64> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    parse_stack_top(&text)
+        .ok_or_else(|| Error::io(&path, std::io::Error::other("no startstack field")))
+}
+
+fn parse_stack_top(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may hold anything, ')' included) start at field 3.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(28 - 3)?.parse().ok()
+}
+
 /// What the family of the traced process did during a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Born {
@@ -98,6 +113,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stack_top_is_field_28() {
+        let stat = "42 (a) b) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 9 1 2 \
+                    94000 94100 94200 140737488346000 0 0";
+        assert_eq!(parse_stack_top(stat), Some(140737488346000));
+        assert_eq!(parse_stack_top("42 (a) S 1"), None);
+        assert!(stack_top(std::process::id() as i32).unwrap() > 0);
+    }
+
+    #[test]
     fn what_is_told_of_the_family() {
         let b = |forked, floor, execed| Born {
             forked,
@@ -106,10 +130,9 @@ mod tests {
         };
         assert_eq!(b(0, false, 0).told(7, true), None);
         assert!(
-            b(3, false, 0)
-                .told(7, false)
-                .unwrap()
-                .starts_with("pyprobe: 3 processes forked from PID 7 during the session, not traced:")
+            b(3, false, 0).told(7, false).unwrap().starts_with(
+                "pyprobe: 3 processes forked from PID 7 during the session, not traced:"
+            )
         );
         assert_eq!(
             b(1, true, 0).told(7, true).unwrap(),

@@ -49,6 +49,9 @@ impl CountTracer {
             ro.nr_filters = nr_filters;
             ro.timed = opts.latency;
             ro.per_process = opts.subprocesses;
+            if opts.subprocesses {
+                ro.family_stack = crate::children::stack_top(target.pid)?;
+            }
             open.maps
                 .functions
                 .set_max_entries(opts.max_functions)

@@ -6,8 +6,9 @@
 //! kernel re-creates at every fork from a path in the tracer's memory, read in the forking
 //! process's context. Trace events defined in tracefs' `uprobe_events` are inherited as any
 //! tracepoint is: a child's copy shares the event's BPF programs, and the kernel filters hits
-//! by the child's own memory. `remove_on_exec` drops a child's copy when it runs another
-//! program (whose addresses pyprobe has not read), so only forks are followed.
+//! by the child's own memory. A child that runs another program keeps its copy (dropping it with
+//! `remove_on_exec` made the kernel lose siblings' copies now and then: calls went missing), and
+//! the kernel side skips its hits (bpf/functions.bpf.h, `family_stack`).
 //!
 //! The BPF program is not attached to the inherited event itself: Linux 6.18 gives each
 //! inherited copy the parent's program, and freeing a copy (its process exited) detaches that
@@ -22,8 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use libbpf_rs::{
-    Link, MapCore, MapFlags, MapHandle, OpenProgramMut, PerfEventOpts, ProgramType,
-    ProgramMut,
+    Link, MapCore, MapFlags, MapHandle, OpenProgramMut, PerfEventOpts, ProgramMut, ProgramType,
 };
 
 use super::probes::PerfEventAttr;
@@ -97,7 +97,10 @@ impl TraceEvent {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let path = place.path.to_str().filter(|p| !p.contains(char::is_whitespace));
+        let path = place
+            .path
+            .to_str()
+            .filter(|p| !p.contains(char::is_whitespace));
         let Some(path) = path else {
             return Err(trace_error(
                 "defining a uprobe trace event",
@@ -109,7 +112,10 @@ impl TraceEvent {
             .ref_ctr
             .map(|r| format!("({r:#x})"))
             .unwrap_or_default();
-        let line = format!("{kind}:{GROUP}/{name} {path}:{:#x}{ref_ctr}\n", place.offset);
+        let line = format!(
+            "{kind}:{GROUP}/{name} {path}:{:#x}{ref_ctr}\n",
+            place.offset
+        );
         write_events(&line).map_err(|e| trace_error("defining a uprobe trace event", e))?;
         Ok(TraceEvent {
             inherited: None,
@@ -193,8 +199,6 @@ const PERF_TYPE_TRACEPOINT: u32 = 2;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 /// `inherit`: children forked later get a copy of the event.
 const PERF_ATTR_FLAG_INHERIT: u64 = 1 << 1;
-/// `remove_on_exec` (Linux 5.13): a copy goes when its process runs another program.
-const PERF_ATTR_FLAG_REMOVE_ON_EXEC: u64 = 1 << 36;
 
 /// Opens the trace event `id` on process `pid`, with `inherit` for its children to come.
 fn open_event(id: u64, pid: i32, inherit: bool) -> Result<OwnedFd> {
@@ -204,7 +208,7 @@ fn open_event(id: u64, pid: i32, inherit: bool) -> Result<OwnedFd> {
         size: std::mem::size_of::<PerfEventAttr>() as u32,
         config: id,
         sample_freq: 1,
-        flags: inherit | PERF_ATTR_FLAG_REMOVE_ON_EXEC,
+        flags: inherit,
         wakeup_events: 1,
         ..Default::default()
     };
@@ -221,13 +225,8 @@ fn open_event(id: u64, pid: i32, inherit: bool) -> Result<OwnedFd> {
     };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        let hint = if e.raw_os_error() == Some(libc::EINVAL) {
-            " (following forked processes needs Linux 5.13 or later)"
-        } else {
-            ""
-        };
         return Err(Error::bpf(
-            format!("opening a perf event on PID {pid}{hint}"),
+            format!("opening a perf event on PID {pid}"),
             libbpf_rs::Error::from(e),
         ));
     }
@@ -296,7 +295,11 @@ fn encode_spec(args: &str) -> std::result::Result<Vec<u8>, String> {
             } else {
                 off.parse::<i64>().map_err(|_| "bad offset")?
             };
-            (ARG_REG_DEREF, off, pt_regs_offset(r).ok_or("unknown register")?)
+            (
+                ARG_REG_DEREF,
+                off,
+                pt_regs_offset(r).ok_or("unknown register")?,
+            )
         } else {
             return Err("unsupported location".into());
         };
@@ -362,7 +365,10 @@ mod tests {
         assert_eq!(i16::from_ne_bytes([s[14], s[15]]), 32);
         assert_eq!(s[17], 0);
         let eax = &s[2 * ARG_SIZE..3 * ARG_SIZE];
-        assert_eq!((i16::from_ne_bytes([eax[14], eax[15]]), eax[16], eax[17]), (80, 1, 32));
+        assert_eq!(
+            (i16::from_ne_bytes([eax[14], eax[15]]), eax[16], eax[17]),
+            (80, 1, 32)
+        );
         let s = encode_spec("-4@-292(%rbp) 8@(%rax) -4@$5").unwrap();
         assert_eq!(i64::from_ne_bytes(s[0..8].try_into().unwrap()), -292);
         assert_eq!(s[8], ARG_REG_DEREF);

@@ -84,7 +84,12 @@ impl Probes {
 
     /// Each site of `python:<probe>`, attached as an inherited trace event, its arguments'
     /// spec stored where `bpf_usdt_arg` finds it by the link's cookie.
-    fn usdt_inherited(&mut self, prog: &ProgramMut<'_>, target: &Target, probe: &str) -> Result<()> {
+    fn usdt_inherited(
+        &mut self,
+        prog: &ProgramMut<'_>,
+        target: &Target,
+        probe: &str,
+    ) -> Result<()> {
         let path = target.attach_path()?;
         let sites: Vec<_> = target
             .elf
@@ -93,10 +98,16 @@ impl Probes {
             .cloned()
             .collect();
         for site in sites {
-            let offset = target.elf.file_offset(site.pc).ok_or_else(|| Error::BadElf {
-                path: target.interpreter.clone().into(),
-                why: format!("python:{probe} at {:#x} is outside the file's segments", site.pc),
-            })?;
+            let offset = target
+                .elf
+                .file_offset(site.pc)
+                .ok_or_else(|| Error::BadElf {
+                    path: target.interpreter.clone().into(),
+                    why: format!(
+                        "python:{probe} at {:#x} is outside the file's segments",
+                        site.pc
+                    ),
+                })?;
             let specs = self
                 .usdt_specs
                 .as_mut()
@@ -113,7 +124,13 @@ impl Probes {
         Ok(())
     }
 
-    fn inherited(&mut self, prog: &ProgramMut<'_>, pid: i32, place: &Place<'_>, cookie: u64) -> Result<()> {
+    fn inherited(
+        &mut self,
+        prog: &ProgramMut<'_>,
+        pid: i32,
+        place: &Place<'_>,
+        cookie: u64,
+    ) -> Result<()> {
         let (link, event) = inherit::attach(prog, pid, place, cookie)?;
         self.events.push(event);
         self.keep(link, prog)
