@@ -17,6 +17,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * No program checks the process id: every probe is attached for one process, and the kernel
  * runs a uprobe's programs only in the process it was attached for (a child forked from the
  * target inherits the breakpoint, and the kernel filters the child's hits out and removes it).
+ * With --subprocesses the probes are inherited on purpose (src/kernel/inherit.rs): the function
+ * tools key by process then (functions.bpf.h, per_process).
  */
 
 /* One access the compiler may neither split, merge nor move across another such access. */
