@@ -2,7 +2,7 @@
 //! through the target's function source, and reads per-function statistics out of its maps.
 use std::collections::HashMap;
 
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::MapCore;
 
 use super::{CallReport, CountOptions, FunctionStats};
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::histogram::Histogram;
 use crate::kernel::limits::{MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnSlot, HistKey};
-use crate::kernel::{Loaded, Probes, load, loss_counters, record, same_struct};
+use crate::kernel::{Loaded, Probes, entries, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
 use crate::output::Never;
 use crate::session::Tracer;
@@ -105,13 +105,7 @@ impl CountTracer {
         let mut functions = Vec::new();
         // In batches: a process's table is read every second by the agent.
         let batch = |e| Error::bpf("reading the function table", e);
-        for (_, value) in self
-            .skel
-            .maps
-            .functions
-            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
-            .map_err(batch)?
-        {
+        for (_, value) in entries(&self.skel.maps.functions).map_err(batch)? {
             let e: FnEntry = record(&value);
             if e.matched == 0 {
                 continue;
@@ -130,13 +124,7 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        for (_, value) in self
-            .skel
-            .maps
-            .fn_slots
-            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
-            .map_err(batch)?
-        {
+        for (_, value) in entries(&self.skel.maps.fn_slots).map_err(batch)? {
             let slot: FnSlot = record(&value);
             if slot.name_ptr == 0 || slot.matched == 0 {
                 continue;
@@ -162,12 +150,7 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let Ok(buckets) =
-            self.skel
-                .maps
-                .latency_hist
-                .lookup_batch(1024, MapFlags::ANY, MapFlags::ANY)
-        else {
+        let Ok(buckets) = entries(&self.skel.maps.latency_hist) else {
             return;
         };
         for (key, v) in buckets {
