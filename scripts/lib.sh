@@ -1,4 +1,4 @@
-# Shared by scripts/demo, scripts/test and scripts/bench: idempotent set-up on Debian as root.
+# Shared by scripts/demo, scripts/test, scripts/bench and scripts/deb: idempotent set-up on Debian as root.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 

@@ -221,3 +221,72 @@ fn the_man_page_renders_and_lists_every_command_and_option() {
     }
     assert!(text.contains("pyprobe man | gzip > /usr/share/man/man1/pyprobe.1.gz"));
 }
+
+#[test]
+fn the_deb_holds_the_binary_its_links_man_page_and_completions() {
+    let dir = TempDir::new("deb");
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/deb"))
+        .arg(dir.0.join("out"))
+        .env("PYPROBE_BIN", pyprobe_bin())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "scripts/deb: {stderr}");
+    let deb = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        deb.ends_with(&format!("/pyprobe_{version}_amd64.deb")),
+        "{deb}"
+    );
+
+    let field = |name: &str| {
+        let o = Command::new("dpkg-deb")
+            .args(["--field", &deb, name])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(field("Package"), "pyprobe");
+    assert_eq!(field("Version"), version);
+    assert!(
+        field("Depends").starts_with("libc6 (>= 2."),
+        "{}",
+        field("Depends")
+    );
+
+    let root = dir.0.join("root");
+    let x = Command::new("dpkg-deb")
+        .args(["-x", &deb])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(x.success());
+    let run = |name: &str, args: &[&str]| {
+        let o = Command::new(root.join("usr/bin").join(name))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name} {args:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        run("pyprobe", &["--version"]),
+        format!("pyprobe {version}\n")
+    );
+    // pycount is pyprobe count by its name.
+    assert!(run("pycount", &["--help"]).contains("--latency"));
+    let page = Command::new("gzip")
+        .arg("-dc")
+        .arg(root.join("usr/share/man/man1/pycount.1.gz"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(page.stdout).unwrap(), generated(&["man"]));
+    for completion in [
+        "usr/share/bash-completion/completions/pyprobe",
+        "usr/share/zsh/vendor-completions/_pyprobe",
+        "usr/share/fish/vendor_completions.d/pyprobe.fish",
+    ] {
+        let text = std::fs::read_to_string(root.join(completion)).unwrap();
+        assert!(text.contains("completions"), "{completion}");
+    }
+}
