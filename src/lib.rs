@@ -1,6 +1,7 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
 //! ARCHITECTURE.md maps the modules and the one-way flow between them.
 pub mod audit;
+pub mod breakpoints;
 pub mod children;
 pub mod cli;
 pub mod count;
