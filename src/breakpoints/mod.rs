@@ -222,10 +222,13 @@ impl Watch {
             }
             let what = format!("{} ({})", stub.qualname, stub.file);
             if (self.stubs.len() + 1) * self.registers_per_stub() > REGISTERS {
-                self.notes.push(format!(
-                    "{what} ran first during the session and is not counted: the {REGISTERS} debug \
-                     registers are all watching other functions"
-                ));
+                // Where the shared probe still runs, it stays and counts this function too.
+                if !self.handover {
+                    self.notes.push(format!(
+                        "{what} ran first during the session and is not counted: the \
+                         {REGISTERS} debug registers are all watching other functions"
+                    ));
+                }
                 continue;
             }
             // Where the shared probe still runs, it counted this function's calls until now;
@@ -282,8 +285,8 @@ impl Watch {
     }
 }
 
-/// Where a stub's call returns (Python/asm_trampoline.S on x86-64: an optional `endbr64`,
-/// `sub $8, %rsp`, `call *%reg`): the instruction after the call.
+/// Where a stub's call returns (Python/asm_trampoline.S on x86-64: an optional `endbr64`, a
+/// stack adjustment, `call *%reg`): the instruction after the call.
 fn return_address(pid: i32, stub: &Stub) -> Option<u64> {
     use std::os::unix::fs::FileExt;
     let mut code = vec![0; stub.size.min(32) as usize];
@@ -297,10 +300,15 @@ fn call_end(code: &[u8]) -> Option<usize> {
     if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
         at += 4;
     }
-    if code.get(at..at + 4)? != [0x48, 0x83, 0xec, 0x08] {
+    // 3.12-3.13: sub $8, %rsp; 3.14: push %rbp; mov %rsp, %rbp. Either way the call's own
+    // stack pointer is 16 below the stub's entry (what bpf/count.bpf.c's handover relies on).
+    if code.get(at..at + 4)? == [0x48, 0x83, 0xec, 0x08] {
+        at += 4;
+    } else if code.get(at..at + 4)? == [0x55, 0x48, 0x89, 0xe5] {
+        at += 4;
+    } else {
         return None;
     }
-    at += 4;
     if code.get(at)? & 0xf0 == 0x40 {
         at += 1;
     }
@@ -327,6 +335,11 @@ mod tests {
             0xf3, 0x0f, 0x1e, 0xfa, 0x48, 0x83, 0xec, 0x08, 0x41, 0xff, 0xd0, 0x48,
         ];
         assert_eq!(call_end(&cet), Some(11));
+        // Debian's 3.14: endbr64; push %rbp; mov %rsp,%rbp; call *%rcx; pop %rbp; ret
+        let frame = [
+            0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0xff, 0xd1, 0x5d, 0xc3,
+        ];
+        assert_eq!(call_end(&frame), Some(10));
         assert_eq!(call_end(&[0x55, 0x48, 0x89, 0xe5]), None);
     }
 }

@@ -39,10 +39,9 @@ pub struct CountTracer {
 
 /// Whether the shared probe and breakpoints count together (bpf/count.bpf.c: a call both see
 /// is the breakpoint's).
-fn set_handover(skel: &mut Loaded<CountSkel<'static>>, on: bool) {
+fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
     if let Some(bss) = skel.maps.bss_data.as_deref_mut() {
-        // SAFETY: a flag the kernel reads under us: written as one store.
-        unsafe { std::ptr::write_volatile(&mut bss.bp_handover, on) };
+        bss.bp_handover = true;
     }
 }
 
@@ -131,7 +130,7 @@ impl CountTracer {
                     .expect("breakpoints need the eval-frame source");
                 let what = "_PyEval_EvalFrameDefault";
                 if w.handover {
-                    set_handover(&mut skel, true);
+                    set_handover(&mut skel);
                     probes.uprobe(&skel.progs.eval_entry, target, entry, false, what)?;
                 }
                 if let (true, Some(offset)) = (plan.init, init) {
@@ -270,8 +269,9 @@ impl Tracer for CountTracer {
                 ret: &self.skel.progs.bp_return,
             };
             if w.poll(&mut self.probes, &progs) {
+                // The breakpoints keep marking their calls: the uprobe may still run a while
+                // for calls in flight once its link is gone.
                 self.probes.detach_program(&self.skel.progs.eval_entry);
-                set_handover(&mut self.skel, false);
             }
         }
         Ok(())
