@@ -4,7 +4,6 @@
 mod events;
 mod perf_map;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::ProgramMut;
@@ -65,7 +64,7 @@ pub fn choose(
             watch.stubs.push(Watched {
                 stub,
                 ret,
-                threads: HashSet::new(),
+                armed: false,
             });
         }
     }
@@ -92,11 +91,11 @@ pub fn choose(
     Choice::Breakpoints(Box::new(watch))
 }
 
-/// A stub watched (or to be): its function, where its call returns, the threads it covers.
+/// A stub watched (or to be): its function, where its call returns.
 struct Watched {
     stub: Stub,
     ret: Option<u64>,
-    threads: HashSet<i32>,
+    armed: bool,
 }
 
 /// The breakpoints of one session and the perf map they follow.
@@ -157,50 +156,41 @@ impl Watch {
             .collect()
     }
 
-    /// Sets a breakpoint on every watched stub in every thread that has none yet. Threads are
-    /// listed until no new one shows: a thread started meanwhile by one not yet covered would
-    /// inherit nothing.
+    /// Sets a breakpoint on every watched stub not yet armed, in every thread now: threads
+    /// started later inherit it from the thread that starts them. Never twice for one stub:
+    /// a thread that inherited a breakpoint and got its own would count each call twice.
     pub fn arm(
         &mut self,
         probes: &mut Probes,
         progs: &Programs<'_, '_>,
     ) -> std::result::Result<(), ArmError> {
         let latency = self.latency;
-        for w in &mut self.stubs {
-            loop {
-                let fresh: Vec<i32> = events::threads(self.pid)
-                    .into_iter()
-                    .filter(|t| !w.threads.contains(t))
-                    .collect();
-                if fresh.is_empty() {
-                    break;
+        for w in self.stubs.iter_mut().filter(|w| !w.armed) {
+            w.armed = true;
+            for tid in events::threads(self.pid) {
+                let mut sites = vec![(w.stub.addr, progs.entry)];
+                if latency && let Some(ret) = w.ret {
+                    sites.push((ret, progs.ret));
                 }
-                for tid in fresh {
-                    let mut sites = vec![(w.stub.addr, progs.entry)];
-                    if latency && let Some(ret) = w.ret {
-                        sites.push((ret, progs.ret));
-                    }
-                    for (addr, prog) in sites {
-                        match events::open(tid, addr, true) {
-                            Ok(fd) => probes.breakpoint(prog, fd).map_err(ArmError::Other)?,
-                            // The thread ended meanwhile.
-                            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                                return Err(ArmError::NoRegister(format!(
-                                    "thread {tid} of PID {} has no debug register free (a debugger \
+                for (addr, prog) in sites {
+                    match events::open(tid, addr, true) {
+                        Ok(fd) => probes.breakpoint(prog, fd).map_err(ArmError::Other)?,
+                        // The thread ended meanwhile.
+                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                            return Err(ArmError::NoRegister(format!(
+                                "thread {tid} of PID {} has no debug register free (a debugger \
                                      such as gdb may hold them)",
-                                    self.pid
-                                )));
-                            }
-                            Err(e) => {
-                                return Err(ArmError::Other(Error::bpf(
-                                    format!("setting a hardware breakpoint in thread {tid}"),
-                                    libbpf_rs::Error::from(e),
-                                )));
-                            }
+                                self.pid
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(ArmError::Other(Error::bpf(
+                                format!("setting a hardware breakpoint in thread {tid}"),
+                                libbpf_rs::Error::from(e),
+                            )));
                         }
                     }
-                    w.threads.insert(tid);
                 }
             }
         }
@@ -243,7 +233,7 @@ impl Watch {
             self.stubs.push(Watched {
                 stub,
                 ret,
-                threads: HashSet::new(),
+                armed: false,
             });
             added = true;
         }
@@ -302,13 +292,11 @@ fn call_end(code: &[u8]) -> Option<usize> {
     }
     // 3.12-3.13: sub $8, %rsp; 3.14: push %rbp; mov %rsp, %rbp. Either way the call's own
     // stack pointer is 16 below the stub's entry (what bpf/count.bpf.c's handover relies on).
-    if code.get(at..at + 4)? == [0x48, 0x83, 0xec, 0x08] {
-        at += 4;
-    } else if code.get(at..at + 4)? == [0x55, 0x48, 0x89, 0xe5] {
-        at += 4;
-    } else {
+    let adjust = code.get(at..at + 4)?;
+    if adjust != [0x48, 0x83, 0xec, 0x08] && adjust != [0x55, 0x48, 0x89, 0xe5] {
         return None;
     }
+    at += 4;
     if code.get(at)? & 0xf0 == 0x40 {
         at += 1;
     }
