@@ -29,15 +29,8 @@ int bp_entry(struct bpf_perf_event_data *ctx)
 		bpf_map_update_elem(&bp_counted, &tid, &sp, BPF_ANY);
 	}
 	slot = slot_of(stub);
-	if (slot && slot->code == stub && READ_ONCE(slot->name_ptr) == STUB_SLOT) {
-		barrier();
-		creation = slot->generator && creates_generator(frame);
-		if (slot->matched && !creation)
-			__sync_fetch_and_add(&slot->stats.count, 1);
-		if (timed)
-			push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+	if (count_stub_call(slot, stub, frame, sp, timed))
 		return 0;
-	}
 	if (!eval_frame_key(frame, &key))
 		return 0;
 	count_key(regs, &key, true, frame, &creation, &id);

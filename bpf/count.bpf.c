@@ -329,6 +329,25 @@ static __always_inline bool counted_by_breakpoint(__u64 call_sp)
 	return true;
 }
 
+/* A call through a stub whose slot is already claimed: counted (a generator's creation is no
+ * call) and, timed, its entry pushed, without reading the code object. False where the slot
+ * belongs to no stub yet. */
+static __always_inline bool count_stub_call(struct fn_slot *slot, __u64 stub, __u64 frame,
+					    __u64 sp, bool timed)
+{
+	bool creation;
+
+	if (!slot || slot->code != stub || READ_ONCE(slot->name_ptr) != STUB_SLOT)
+		return false;
+	barrier();
+	creation = slot->generator && creates_generator(frame);
+	if (slot->matched && !creation)
+		__sync_fetch_and_add(&slot->stats.count, 1);
+	if (timed)
+		push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+	return true;
+}
+
 /* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating. With the perf
  * trampoline, a function's stub (one read of the stack) finds its slot without reading its
  * code object; the code object is read the first time, and where there is no stub. */
@@ -349,15 +368,8 @@ int eval_entry(struct pt_regs *ctx)
 	stub = trampoline_stub(ctx, sp);
 	if (stub) {
 		slot = slot_of(stub);
-		if (slot && slot->code == stub && READ_ONCE(slot->name_ptr) == STUB_SLOT) {
-			barrier();
-			creation = slot->generator && creates_generator(frame);
-			if (slot->matched && !creation)
-				__sync_fetch_and_add(&slot->stats.count, 1);
-			if (timed)
-				push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+		if (count_stub_call(slot, stub, frame, sp, timed))
 			return 0;
-		}
 	}
 	if (!eval_frame_key(frame, &key))
 		return 0;
