@@ -1,6 +1,8 @@
-//! Compiles every `bpf/*.bpf.c` into a libbpf-rs skeleton in `OUT_DIR`.
+//! Compiles every `bpf/*.bpf.c` into a libbpf-rs skeleton in `OUT_DIR`, and links what libelf
+//! needs statically.
 use std::env;
 use std::path::PathBuf;
+use std::process::Command;
 
 use libbpf_cargo::SkeletonBuilder;
 
@@ -13,6 +15,7 @@ fn main() {
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
         panic!("pyprobe's BPF programs are written for x86-64 only");
     }
+    link_what_libelf_needs();
     println!("cargo:rerun-if-changed=bpf");
     let mut sources: Vec<PathBuf> = std::fs::read_dir("bpf")
         .expect("bpf/ holds the BPF sources")
@@ -36,5 +39,29 @@ fn main() {
             ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
+    }
+}
+
+/// libbpf-sys links libelf.a and libz.a (libbpf-rs's "static" feature, with the directory in
+/// .cargo/config.toml), but not what a distribution's libelf was built with besides (zstd in
+/// Debian 13's): pkg-config names it.
+fn link_what_libelf_needs() {
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    let Ok(out) = Command::new("pkg-config")
+        .args(["--static", "--libs-only-l", "libelf"])
+        .output()
+    else {
+        return;
+    };
+    let flags = String::from_utf8_lossy(&out.stdout);
+    for lib in flags
+        .split_whitespace()
+        .filter_map(|f| f.strip_prefix("-l"))
+    {
+        if !matches!(lib, "elf" | "z") {
+            // A link argument comes after every library on the linker's command line, so after
+            // libbpf-sys's libelf.a, whose references it resolves.
+            println!("cargo:rustc-link-arg=-l:lib{lib}.a");
+        }
     }
 }

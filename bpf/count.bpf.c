@@ -304,6 +304,51 @@ int call_return(struct pt_regs *ctx)
 	return 0;
 }
 
+/*
+ * While the shared probe hands a function over to its breakpoints (src/breakpoints/), a call
+ * both see is counted once, by the breakpoint: it marks the thread with the stack pointer at
+ * the stub, which the same call's eval-frame entry finds 16 bytes above its own (the stub's
+ * `sub $8, %rsp` and its `call`).
+ */
+bool bp_handover = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} bp_counted SEC(".maps");
+
+static __always_inline bool counted_by_breakpoint(__u64 call_sp)
+{
+	__u32 tid = current_tid();
+	__u64 *sp = bpf_map_lookup_elem(&bp_counted, &tid);
+
+	if (!sp || *sp != call_sp + 16)
+		return false;
+	*sp = 0;
+	return true;
+}
+
+/* A call through a stub whose slot is already claimed: counted (a generator's creation is no
+ * call) and, timed, its entry pushed, without reading the code object. False where the slot
+ * belongs to no stub yet. */
+static __always_inline bool count_stub_call(struct fn_slot *slot, __u64 stub, __u64 frame,
+					    __u64 sp, bool timed)
+{
+	bool creation;
+
+	if (!slot || slot->code != stub || READ_ONCE(slot->name_ptr) != STUB_SLOT)
+		return false;
+	barrier();
+	creation = slot->generator && creates_generator(frame);
+	if (slot->matched && !creation)
+		__sync_fetch_and_add(&slot->stats.count, 1);
+	if (timed)
+		push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+	return true;
+}
+
 /* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating. With the perf
  * trampoline, a function's stub (one read of the stack) finds its slot without reading its
  * code object; the code object is read the first time, and where there is no stub. */
@@ -319,18 +364,13 @@ int eval_entry(struct pt_regs *ctx)
 
 	if (!armed())
 		return 0;
+	if (bp_handover && counted_by_breakpoint(sp))
+		return 0;
 	stub = trampoline_stub(ctx, sp);
 	if (stub) {
 		slot = slot_of(stub);
-		if (slot && slot->code == stub && READ_ONCE(slot->name_ptr) == STUB_SLOT) {
-			barrier();
-			creation = slot->generator && creates_generator(frame);
-			if (slot->matched && !creation)
-				__sync_fetch_and_add(&slot->stats.count, 1);
-			if (timed)
-				push_entry(sp, STUB_SLOT, creation ? 0 : stub, 0);
+		if (count_stub_call(slot, stub, frame, sp, timed))
 			return 0;
-		}
 	}
 	if (!eval_frame_key(frame, &key))
 		return 0;
@@ -392,3 +432,5 @@ int tracing_mode(void *ctx)
 {
 	return 0;
 }
+
+#include "breakpoints.bpf.h"

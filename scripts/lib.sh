@@ -1,4 +1,4 @@
-# Shared by scripts/demo, scripts/test and scripts/bench: idempotent set-up on Debian as root.
+# Shared by scripts/demo, scripts/test, scripts/bench and scripts/deb: idempotent set-up on Debian as root.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -19,12 +19,14 @@ apt_ensure() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What building pyprobe and running its tests need: clang for the BPF C, libelf and zlib for
-# libbpf, Debian's CPython 3.11 (it has the USDT probes), setpriv for the not-root test,
-# bpftrace as an independent oracle in the tests and a competitor in the bench.
+# What building pyprobe and running its tests need: clang for the BPF C, the static archives of
+# libelf and zlib for libbpf (pyprobe links them in; libzstd-dev for a libelf built with zstd, as
+# Debian 13's is), Debian's CPython 3.11 (it has the USDT probes), setpriv for the not-root test,
+# bpftrace as an independent oracle in the tests and a competitor in the bench, man and groff to
+# render the man page in its test.
 install_build_deps() {
-    apt_ensure clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev linux-libc-dev \
-        python3.11 util-linux bpftrace
+    apt_ensure clang llvm libelf-dev zlib1g-dev libzstd-dev pkg-config make gcc libc6-dev \
+        linux-libc-dev python3.11 util-linux bpftrace groff-base man-db
     command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo (Rust) is required"
     export PATH="$HOME/.cargo/bin:$PATH"
 }

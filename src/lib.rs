@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md maps the modules and the one-way flow between them.
 pub mod agent;
 pub mod audit;
+pub mod breakpoints;
 pub mod children;
 pub mod cli;
 pub mod count;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// The programs of a session, whose run counts and run times the kernel keeps while run-time
 /// statistics are on (`BPF_ENABLE_STATS`, for as long as this holds its descriptor).
 pub struct Meter {
-    programs: Vec<OwnedFd>,
+    programs: Vec<(OwnedFd, Trap)>,
     /// The traced process, whose CPU time the probes' time is a share of.
     pid: i32,
     _stats: Option<OwnedFd>,
@@ -23,11 +23,32 @@ pub struct Meter {
     tracing_mode: bool,
 }
 
+/// What brings a program to run in the target, each with its own cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trap {
+    /// A uprobe's breakpoint instruction.
+    Uprobe,
+    /// A hardware breakpoint's debug exception, and perf's handling of it.
+    Breakpoint,
+}
+
+impl Trap {
+    /// What one hit costs on this machine, the program aside.
+    pub fn ns(self) -> f64 {
+        match self {
+            Trap::Uprobe => trap_ns(),
+            Trap::Breakpoint => breakpoint_ns(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Reading {
     at: Option<Instant>,
     runs: u64,
     run_ns: u64,
+    /// The traps' time: each program's runs times its trap's cost.
+    trap_ns: f64,
     /// The target's CPU time (all threads, user and system: a probe's time is system time),
     /// in clock ticks, the dead threads' included.
     cpu_ns: Option<u64>,
@@ -103,7 +124,7 @@ pub fn slowdown(probe_share: f64) -> f64 {
 
 impl Meter {
     /// Starts measuring `programs` (the session's attached programs) of the target `pid`.
-    pub fn start(pid: i32, programs: Vec<OwnedFd>, tracing_mode: bool) -> Meter {
+    pub fn start(pid: i32, programs: Vec<(OwnedFd, Trap)>, tracing_mode: bool) -> Meter {
         // SAFETY: an FFI call with a plain enum value; it returns a new descriptor or < 0.
         let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
         // SAFETY: a descriptor the kernel just gave us, owned from here.
@@ -122,15 +143,18 @@ impl Meter {
     }
 
     fn read(&self) -> Reading {
-        let (runs, run_ns) = self
+        let (runs, run_ns, trap_ns) = self
             .programs
             .iter()
-            .filter_map(|p| run_stats(p.as_fd()))
-            .fold((0, 0), |(r, t), (r1, t1)| (r + r1, t + t1));
+            .filter_map(|(p, trap)| run_stats(p.as_fd()).map(|(r, t)| (r, t, r as f64 * trap.ns())))
+            .fold((0, 0, 0.0), |(r, t, x), (r1, t1, x1)| {
+                (r + r1, t + t1, x + x1)
+            });
         Reading {
             at: Some(Instant::now()),
             runs,
             run_ns,
+            trap_ns,
             cpu_ns: cpu_ns(self.pid),
             live_ns: live_threads_ns(self.pid),
         }
@@ -168,11 +192,15 @@ impl Meter {
         };
         let runs = now.runs.saturating_sub(before.runs) as f64;
         let run_ns = now.run_ns.saturating_sub(before.run_ns) as f64;
-        let trap = trap_ns();
+        let trap = if runs > 0.0 {
+            (now.trap_ns - before.trap_ns).max(0.0) / runs
+        } else {
+            trap_ns()
+        };
         // Tracing mode slows every call, about 400 ns per call measured beside a 700 ns trap:
         // half of it per run (an entry or a return), scaled by this machine's trap.
         let tracing_mode = if self.tracing_mode {
-            200.0 * trap / FALLBACK_TRAP_NS
+            200.0 * trap_ns() / FALLBACK_TRAP_NS
         } else {
             0.0
         };
@@ -269,6 +297,17 @@ pub fn trap_ns() -> f64 {
 
 static TRAP: OnceLock<f64> = OnceLock::new();
 
+/// What one hit of a hardware breakpoint costs on this machine (a debug exception and perf's
+/// handling), measured by `calibrate_in_background` after the trap.
+pub fn breakpoint_ns() -> f64 {
+    BREAKPOINT.get().copied().unwrap_or(FALLBACK_BREAKPOINT_NS)
+}
+
+static BREAKPOINT: OnceLock<f64> = OnceLock::new();
+
+/// Measured here on a VM: about 11 us (issue 13).
+const FALLBACK_BREAKPOINT_NS: f64 = 11_000.0;
+
 /// Starts measuring a trap's cost (calls of a function of ours with an empty uprobe on it,
 /// against the same calls without) on a thread of its own. Started as a session opens: a
 /// uprobe's detach waits for a kernel grace period that a traced interpreter's pending
@@ -280,6 +319,11 @@ pub fn calibrate_in_background() {
             if calibrate().is_err() {
                 let _ = TRAP.set(FALLBACK_TRAP_NS);
             }
+            let _ = BREAKPOINT.set(
+                crate::breakpoints::measure_hit()
+                    .filter(|ns| (1_000.0..200_000.0).contains(ns))
+                    .unwrap_or(FALLBACK_BREAKPOINT_NS),
+            );
         });
     }
 }

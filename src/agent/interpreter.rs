@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::MapCore;
 
 use super::buckets::{BOUNDS_NS, Buckets};
 use super::metrics::GcGeneration;
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::kernel::limits::GC_GENERATIONS;
 use crate::kernel::skel::agent::{AgentSkel, AgentSkelBuilder};
 use crate::kernel::types::{AgentGcKey, AgentGcStats, AgentHist};
-use crate::kernel::{Loaded, Probes, load, loss_counters, record};
+use crate::kernel::{Loaded, Probes, entries, load, loss_counters, record};
 use crate::target::Target;
 use crate::tools::{self, Needs};
 
@@ -75,7 +75,7 @@ impl Interpreter {
         let mut out: HashMap<u32, ProcessReading> = HashMap::new();
         let (mut gc_entries, mut import_entries) = (0, 0);
         let read_err = |e| Error::bpf("reading the agent's statistics", e);
-        for (k, v) in batch(&self.skel.maps.gc_stats).map_err(read_err)? {
+        for (k, v) in entries(&self.skel.maps.gc_stats).map_err(read_err)? {
             gc_entries += 1;
             let key: AgentGcKey = record(&k);
             let s: AgentGcStats = record(&v);
@@ -91,7 +91,7 @@ impl Interpreter {
                 };
             }
         }
-        for (k, v) in batch(&self.skel.maps.import_stats).map_err(read_err)? {
+        for (k, v) in entries(&self.skel.maps.import_stats).map_err(read_err)? {
             import_entries += 1;
             let tgid = u32::from_ne_bytes(k[..4].try_into().expect("a u32 key"));
             let h: AgentHist = record(&v);
@@ -148,11 +148,4 @@ impl Interpreter {
         let _ = self.probes.disarm();
         self.probes.detach();
     }
-}
-
-/// Every entry of a hash map, in as few system calls as the kernel allows.
-fn batch<M: MapCore>(map: &M) -> libbpf_rs::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    Ok(map
-        .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)?
-        .collect())
 }

@@ -1,6 +1,8 @@
 //! One traced process: its labels, and where --filter asks for functions, its own function
 //! probes (attached for this process alone, so that one process over the overhead budget
 //! loses them while the others keep theirs), their cost, and their last reading.
+use std::time::Duration;
+
 use super::discovery::FileId;
 use super::metrics::{FunctionProbes, ProcessLabels};
 use crate::count::{CallReport, CountOptions, CountTracer};
@@ -67,6 +69,9 @@ impl Functions {
         if self.state == FunctionProbes::Stopped {
             return Ok(None);
         }
+        // Breakpoints follow the filtered functions that ran for the first time (3.12+ with the
+        // trampoline; elsewhere nothing to do).
+        self.tracer.poll(Duration::ZERO, &mut Vec::new())?;
         let cost = self.meter.estimate();
         self.cost = Some(cost);
         self.over_budget = if cost.overhead_percent() > budget {

@@ -3,17 +3,20 @@
 //! the validated options of its tool.
 mod agent;
 mod audit;
+mod completions;
 mod count;
 mod floor;
 mod flow;
 mod gc;
 mod imports;
 mod lines;
+mod manual;
 mod record;
 mod stacks;
 mod top;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,12 +26,14 @@ pub mod usage_error;
 
 pub use agent::AgentArgs;
 pub use audit::AuditArgs;
+pub use completions::CompletionsArgs;
 pub use count::CountArgs;
 pub use floor::FloorArgs;
 pub use flow::FlowArgs;
 pub use gc::GcArgs;
 pub use imports::ImportsArgs;
 pub use lines::LinesArgs;
+pub use manual::ManArgs;
 pub use record::{RecordArgs, SampleArgs};
 pub use stacks::{StacksArgs, ThreadArgs};
 pub use top::TopArgs;
@@ -53,6 +58,18 @@ EXAMPLES:
     pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
     pyprobe top --pid 1234                # the same, live
     pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
+
+WHAT ATTACHING CHANGES:
+    pyprobe writes nothing into the target's memory (but see --activate-trampoline). The kernel
+    puts a breakpoint in the target's own copy of each probed code page and raises each used
+    USDT probe's semaphore, and undoes both when pyprobe ends, however it ends (SIGKILL
+    included). While attached, each probe hit costs the target roughly a microsecond (every
+    session prints its estimate; --max-overhead PCT ends it past PCT percent), and on CPython
+    3.11 pycount --latency, pyflow and lines switch the interpreter into tracing mode, slower
+    until they detach. CPython's own code behind some probes fails inside a program that runs
+    code from a file whose name is not UTF-8 (3.11's function probes, the line probe, the import
+    probes): pycount, pyflow and lines refuse such a process unless --force. README.md's \"What
+    attaching changes\" has the details.
 ";
 
 #[derive(Debug, Parser)]
@@ -107,6 +124,12 @@ pub enum Command {
     /// Empty BPF programs on the given probes: the cost floor that scripts/bench compares with
     #[command(hide = true)]
     Floor(FloorArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = completions::EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print pyprobe's manual page (roff, for man)
+    #[command(after_help = manual::EXAMPLES)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +165,8 @@ impl Command {
             Command::Top(a) => a.run(),
             Command::Agent(a) => a.run(),
             Command::Floor(a) => a.run(),
+            Command::Completions(a) => a.run(),
+            Command::Man(a) => a.run(),
         }
     }
 }
@@ -348,6 +373,16 @@ fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as u64 } else { 4096 }
+}
+
+/// Writes a generated script or page to standard output; a reader that stopped reading (`| head`)
+/// took what it wanted, and that is no error.
+fn print_generated(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
 }
 
 /// pycount, pyflow and pygc are pyprobe under another name: map the name to the subcommand.

@@ -185,8 +185,13 @@ pub fn run(
     } else {
         "calls"
     });
-    if let Some(note) = tracer.source.banner_note() {
-        what.push_str(&format!(" ({note})"));
+    let notes: Vec<String> = tracer
+        .source_note()
+        .into_iter()
+        .chain(tracer.source.banner_note().map(str::to_string))
+        .collect();
+    if !notes.is_empty() {
+        what.push_str(&format!(" ({})", notes.join("; ")));
     }
     session.run(&mut tracer, out.as_mut(), &what, schedule)
 }

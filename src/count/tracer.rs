@@ -1,10 +1,12 @@
 //! pycount's kernel side from userspace: loads bpf/count.bpf.c for one target, attaches it
 //! through the target's function source, and reads per-function statistics out of its maps.
 use std::collections::HashMap;
+use std::time::Duration;
 
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::MapCore;
 
 use super::{CallReport, CountOptions, FunctionStats};
+use crate::breakpoints::{self, ArmError, Choice, Watch};
 use crate::error::{Error, Result};
 use crate::filter::{self, Pattern};
 use crate::function::Function;
@@ -12,11 +14,11 @@ use crate::histogram::Histogram;
 use crate::kernel::limits::{MAX_DEPTH, PATH_SCRATCH};
 use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
 use crate::kernel::types::{FnEntry, FnKey, FnSlot, HistKey};
-use crate::kernel::{Loaded, Probes, inherit, load, loss_counters, record, same_struct};
+use crate::kernel::{Loaded, Probes, entries, inherit, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
 use crate::output::Never;
 use crate::session::Tracer;
-use crate::source::{FunctionPrograms, FunctionSource};
+use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
 use crate::tools;
 
@@ -30,6 +32,18 @@ pub struct CountTracer {
     /// Calls the source cannot see on this target, said in every report.
     hidden: Option<&'static str>,
     filters: Vec<Pattern>,
+    /// Hardware breakpoints on the filtered functions, where they serve.
+    breakpoints: Option<Box<Watch>>,
+    /// Why the shared probe counts where breakpoints could have been asked for.
+    why_probe: Option<String>,
+}
+
+/// Whether the shared probe and breakpoints count together (bpf/count.bpf.c: a call both see
+/// is the breakpoint's).
+fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
+    if let Some(bss) = skel.maps.bss_data.as_deref_mut() {
+        bss.bp_handover = true;
+    }
 }
 
 impl CountTracer {
@@ -37,7 +51,44 @@ impl CountTracer {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
-        let skel = load(CountSkelBuilder::default(), |open| {
+        let choice = match breakpoints::choose(target, &source, &opts.filters, opts.latency) {
+            // A breakpoint is set in one process's threads; inherited probes follow forks.
+            Choice::Breakpoints(_) if opts.subprocesses => Choice::Probe(Some(
+                "hardware breakpoints do not follow forked processes (--subprocesses)".into(),
+            )),
+            choice => choice,
+        };
+        match choice {
+            Choice::Breakpoints(watch) => {
+                match Self::load(target, opts, source, plan, Some(watch), None)? {
+                    Ok(tracer) => Ok(tracer),
+                    Err(why) => {
+                        eprintln!(
+                            "pyprobe: no hardware breakpoints: {why}; counting on the shared probe"
+                        );
+                        Self::load(target, opts, source, plan, None, Some(why))?
+                            .map_err(Error::ProbeUnavailable)
+                    }
+                }
+            }
+            Choice::Probe(why) => {
+                Self::load(target, opts, source, plan, None, why)?.map_err(Error::ProbeUnavailable)
+            }
+        }
+    }
+
+    /// Loads and attaches on the shared probe, or with `watch` on breakpoints (the inner error
+    /// then says why they could not be set).
+    fn load(
+        target: &Target,
+        opts: &CountOptions,
+        source: FunctionSource,
+        plan: Plan,
+        mut watch: Option<Box<Watch>>,
+        why_probe: Option<String>,
+    ) -> Result<std::result::Result<CountTracer, String>> {
+        let shared = watch.as_ref().is_none_or(|w| w.handover);
+        let mut skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps
                 .rodata_data
@@ -74,35 +125,68 @@ impl CountTracer {
             open.progs.call_entry.set_autoload(usdt && plan.entries);
             open.progs.call_return.set_autoload(usdt && plan.returns);
             open.progs.tracing_mode.set_autoload(plan.tracing_mode);
-            open.progs.eval_entry.set_autoload(plan.eval_frame);
+            open.progs
+                .eval_entry
+                .set_autoload(plan.eval_frame && shared);
             open.progs
                 .eval_return
-                .set_autoload(plan.eval_frame && plan.returns);
+                .set_autoload(plan.eval_frame && plan.returns && watch.is_none());
             open.progs.init_entry.set_autoload(plan.init);
             if opts.subprocesses {
                 inherit::for_perf_events(&mut open.progs.call_entry);
                 inherit::for_perf_events(&mut open.progs.call_return);
             }
+            open.progs.bp_entry.set_autoload(watch.is_some());
+            open.progs
+                .bp_return
+                .set_autoload(watch.is_some() && opts.latency);
             Ok(())
         })?;
         let mut probes = skel.probes()?;
         if opts.subprocesses {
             probes.inherit_into_children();
         }
-        source.attach(
-            plan,
-            &mut probes,
-            target,
-            FunctionPrograms {
-                entry: &skel.progs.call_entry,
-                ret: &skel.progs.call_return,
-                tracing_mode: &skel.progs.tracing_mode,
-                eval_entry: &skel.progs.eval_entry,
-                eval_return: &skel.progs.eval_return,
-                init: Some(&skel.progs.init_entry),
-            },
-        )?;
-        Ok(CountTracer {
+        let programs = FunctionPrograms {
+            entry: &skel.progs.call_entry,
+            ret: &skel.progs.call_return,
+            tracing_mode: &skel.progs.tracing_mode,
+            eval_entry: &skel.progs.eval_entry,
+            eval_return: &skel.progs.eval_return,
+            init: Some(&skel.progs.init_entry),
+        };
+        match &mut watch {
+            None => source.attach(plan, &mut probes, target, programs)?,
+            Some(w) => {
+                // Breakpoints need the trampoline, which only the eval-frame source has.
+                let (entry, init) = source
+                    .eval_offsets()
+                    .expect("breakpoints need the eval-frame source");
+                let what = "_PyEval_EvalFrameDefault";
+                if w.handover {
+                    set_handover(&mut skel);
+                    probes.uprobe(&skel.progs.eval_entry, target, entry, false, what)?;
+                }
+                if let (true, Some(offset)) = (plan.init, init) {
+                    probes.uprobe(
+                        &skel.progs.init_entry,
+                        target,
+                        offset,
+                        false,
+                        "3.13's instantiation call",
+                    )?;
+                }
+                let progs = breakpoints::Programs {
+                    entry: &skel.progs.bp_entry,
+                    ret: &skel.progs.bp_return,
+                };
+                match w.arm(&mut probes, &progs) {
+                    Ok(()) => {}
+                    Err(ArmError::NoRegister(why)) => return Ok(Err(why)),
+                    Err(ArmError::Other(e)) => return Err(e),
+                }
+            }
+        }
+        Ok(Ok(CountTracer {
             skel,
             probes,
             latency: opts.latency,
@@ -110,7 +194,18 @@ impl CountTracer {
             source,
             hidden: source.hidden(plan),
             filters: opts.filters.clone(),
-        })
+            breakpoints: watch,
+            why_probe,
+        }))
+    }
+
+    /// What the banner says of where the calls come from, beyond the source's own note.
+    pub fn source_note(&self) -> Option<String> {
+        match (&self.breakpoints, &self.why_probe) {
+            (Some(w), _) => Some(w.banner()),
+            (None, Some(why)) => Some(format!("the shared probe: {why}")),
+            (None, None) => None,
+        }
     }
 
     /// Every matched function's statistics: its table entry's plus its direct-mapped slot's.
@@ -118,13 +213,7 @@ impl CountTracer {
         let mut functions = Vec::new();
         // In batches: a process's table is read every second by the agent.
         let batch = |e| Error::bpf("reading the function table", e);
-        for (key, value) in self
-            .skel
-            .maps
-            .functions
-            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
-            .map_err(batch)?
-        {
+        for (key, value) in entries(&self.skel.maps.functions).map_err(batch)? {
             let e: FnEntry = record(&value);
             if e.matched == 0 {
                 continue;
@@ -145,13 +234,7 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        for (_, value) in self
-            .skel
-            .maps
-            .fn_slots
-            .lookup_batch(256, MapFlags::ANY, MapFlags::ANY)
-            .map_err(batch)?
-        {
+        for (_, value) in entries(&self.skel.maps.fn_slots).map_err(batch)? {
             let slot: FnSlot = record(&value);
             if slot.name_ptr == 0 || slot.matched == 0 {
                 continue;
@@ -177,12 +260,7 @@ impl CountTracer {
             .enumerate()
             .map(|(i, f)| (f.function.id, i))
             .collect();
-        let Ok(buckets) =
-            self.skel
-                .maps
-                .latency_hist
-                .lookup_batch(1024, MapFlags::ANY, MapFlags::ANY)
-        else {
+        let Ok(buckets) = entries(&self.skel.maps.latency_hist) else {
             return;
         };
         for (key, v) in buckets {
@@ -206,6 +284,24 @@ impl Tracer for CountTracer {
 
     fn probes(&mut self) -> &mut Probes {
         &mut self.probes
+    }
+
+    /// Waits; meanwhile breakpoints follow the functions that run for the first time, and the
+    /// shared probe goes once each pattern has one.
+    fn poll(&mut self, timeout: Duration, _events: &mut Vec<Never>) -> Result<()> {
+        std::thread::sleep(timeout);
+        if let Some(w) = &mut self.breakpoints {
+            let progs = breakpoints::Programs {
+                entry: &self.skel.progs.bp_entry,
+                ret: &self.skel.progs.bp_return,
+            };
+            if w.poll(&mut self.probes, &progs) {
+                // The breakpoints keep marking their calls: the uprobe may still run a while
+                // for calls in flight once its link is gone.
+                self.probes.detach_program(&self.skel.progs.eval_entry);
+            }
+        }
+        Ok(())
     }
 
     fn read(&mut self) -> Result<CallReport> {
@@ -241,6 +337,11 @@ impl Tracer for CountTracer {
                 .iter()
                 .map(|h| h.to_string())
                 .chain(filter::unmatched_notes(&self.filters, bss.filter_hits))
+                .chain(
+                    self.breakpoints
+                        .iter()
+                        .flat_map(|w| w.notes().iter().cloned()),
+                )
                 .collect(),
         })
     }

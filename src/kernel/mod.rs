@@ -1,10 +1,12 @@
 //! The kernel's data formats: the generated skeletons, the one Rust view of `bpf/pyprobe.h`
 //! (types, limits and record kinds as the skeleton generated them), and record decoding.
+mod entries;
 pub mod inherit;
 mod loaded;
 mod probes;
 mod ring;
 
+pub use entries::entries;
 pub use loaded::{Loaded, load};
 pub use probes::Probes;
 pub use ring::Ring;

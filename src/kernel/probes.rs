@@ -1,16 +1,18 @@
 //! The probes of one session: attached disarmed, armed and disarmed by one store each into the
 //! `control` map every program reads (bpf/common.bpf.h), and detached together.
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
 
 use super::inherit::{self, Place, TraceEvent, UsdtSpecs};
 use crate::error::{Error, Result};
-use crate::overhead::Meter;
+use crate::overhead::{Meter, Trap};
 use crate::target::Target;
 
 pub struct Probes {
-    links: Vec<Link>,
+    /// Each link with the program it runs (its descriptor number), so that one program's
+    /// links can go alone (`detach_program`).
+    links: Vec<(Link, i32)>,
     /// With `inherit`, the trace events the links' perf events use: dropped after the links.
     events: Vec<TraceEvent>,
     /// Probes are inherited by the processes the target forks (`--subprocesses`).
@@ -18,8 +20,8 @@ pub struct Probes {
     /// Where the argument specs of the USDT probes pyprobe attaches itself go (`inherit`).
     usdt_specs: Option<UsdtSpecs>,
     control: MapHandle,
-    /// Each attached program once, for the cost meter.
-    programs: Vec<OwnedFd>,
+    /// Each attached program once, with the trap that runs it, for the cost meter.
+    programs: Vec<(OwnedFd, Trap)>,
     /// CPython 3.11's tracing mode is on while these probes are attached.
     tracing_mode: bool,
 }
@@ -223,7 +225,7 @@ impl Probes {
                 unsafe { libc::close(fd as i32) };
                 Error::bpf(format!("attaching to the perf event of CPU {cpu}"), e)
             })?;
-            self.links.push(link);
+            self.links.push((link, -1));
         }
         Ok(())
     }
@@ -256,7 +258,7 @@ impl Probes {
             };
             let (link, event) = inherit::attach(prog, target.pid, &place, 0)?;
             self.events.push(event);
-            self.links.push(link);
+            self.links.push((link, -1));
             return Ok(());
         }
         let link = prog
@@ -271,7 +273,7 @@ impl Probes {
             )
             .map_err(|e| Error::bpf("raising the line probe's semaphore (tracing mode)", e))?;
         // It never runs: no program to meter.
-        self.links.push(link);
+        self.links.push((link, -1));
         Ok(())
     }
 
@@ -281,22 +283,41 @@ impl Probes {
         let link = prog
             .attach()
             .map_err(|e| Error::bpf(format!("attaching to the {name} tracepoint"), e))?;
-        self.links.push(link);
+        self.links.push((link, -1));
         Ok(())
     }
 
+    /// Attaches `prog` to a perf event the caller opened (a hardware breakpoint), which the
+    /// link then owns; metered at a debug exception's cost.
+    pub fn breakpoint(&mut self, prog: &ProgramMut<'_>, event: OwnedFd) -> Result<()> {
+        let link = prog
+            .attach_perf_event(event.into_raw_fd())
+            .map_err(|e| Error::bpf("attaching to a hardware breakpoint", e))?;
+        self.keep_as(link, prog, Trap::Breakpoint)
+    }
+
+    /// Removes the links of one program, the others staying (the maps stay readable).
+    pub fn detach_program(&mut self, prog: &ProgramMut<'_>) {
+        let fd = prog.as_fd().as_raw_fd();
+        self.links.retain(|(_, p)| *p != fd);
+    }
+
     fn keep(&mut self, link: Link, prog: &ProgramMut<'_>) -> Result<()> {
-        self.links.push(link);
+        self.keep_as(link, prog, Trap::Uprobe)
+    }
+
+    fn keep_as(&mut self, link: Link, prog: &ProgramMut<'_>, trap: Trap) -> Result<()> {
         let fd = prog.as_fd();
+        self.links.push((link, fd.as_raw_fd()));
         if !self
             .programs
             .iter()
-            .any(|p| p.as_raw_fd() == fd.as_raw_fd())
+            .any(|(p, _)| p.as_raw_fd() == fd.as_raw_fd())
         {
             let owned = fd
                 .try_clone_to_owned()
                 .map_err(|e| Error::bpf("keeping a program", libbpf_rs::Error::from(e)))?;
-            self.programs.push(owned);
+            self.programs.push((owned, trap));
         }
         Ok(())
     }
@@ -306,7 +327,7 @@ impl Probes {
         let programs = self
             .programs
             .iter()
-            .map(|p| p.try_clone())
+            .map(|(p, trap)| p.try_clone().map(|p| (p, *trap)))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| Error::bpf("metering the programs", libbpf_rs::Error::from(e)))?;
         Ok(Meter::start(pid, programs, self.tracing_mode))

@@ -76,8 +76,19 @@ pub struct Interpreter {
     pub layout: InterpreterLayout,
     /// Run-time address of `_PyRuntime`.
     pub runtime: u64,
-    codes: HashMap<u64, Rc<Code>>,
+    /// By address, with what the code object there pointed at when it was read.
+    codes: HashMap<u64, (CodeFingerprint, Rc<Code>)>,
     types: HashMap<u64, Rc<str>>,
+}
+
+/// A code object's name and file pointers and first line: a cached code object whose address
+/// now holds other ones was freed and the address reused (a module's body run at start-up
+/// leaves its address to a function compiled later), and is read again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CodeFingerprint {
+    name: u64,
+    file: u64,
+    firstlineno: u32,
 }
 
 impl Interpreter {
@@ -344,7 +355,16 @@ impl Interpreter {
     /// A code object, read once per address; refused when the object there is no code object
     /// (a frame torn by a running thread).
     pub fn code(&mut self, addr: u64) -> Result<Rc<Code>> {
-        if let Some(c) = self.codes.get(&addr) {
+        let l = self.layout;
+        let name_field = l.code_qualname.unwrap_or(l.code_name);
+        let fingerprint = CodeFingerprint {
+            name: self.u64(addr + name_field, "co_qualname")?,
+            file: self.u64(addr + l.code_filename, "co_filename")?,
+            firstlineno: self.u32(addr + l.code_firstlineno, "co_firstlineno")?,
+        };
+        if let Some((seen, c)) = self.codes.get(&addr)
+            && *seen == fingerprint
+        {
             return Ok(c.clone());
         }
         if &*self.type_name(addr)? != "code" {
@@ -356,11 +376,9 @@ impl Interpreter {
                 source: io::Error::new(io::ErrorKind::InvalidData, "not a code object"),
             });
         }
-        let l = self.layout;
-        let name_field = l.code_qualname.unwrap_or(l.code_name);
-        let name = self.name(self.u64(addr + name_field, "co_qualname")?)?;
-        let file = self.name(self.u64(addr + l.code_filename, "co_filename")?)?;
-        let firstlineno = self.u32(addr + l.code_firstlineno, "co_firstlineno")? as i32;
+        let name = self.name(fingerprint.name)?;
+        let file = self.name(fingerprint.file)?;
+        let firstlineno = fingerprint.firstlineno as i32;
         let (table, _) =
             self.bytes_object(self.u64(addr + l.code_linetable, "line table")?, 1 << 20)?;
         let mut local_names = Vec::new();
@@ -386,7 +404,7 @@ impl Interpreter {
             local_names,
             local_kinds,
         });
-        self.codes.insert(addr, code.clone());
+        self.codes.insert(addr, (fingerprint, code.clone()));
         Ok(code)
     }
 

@@ -241,6 +241,15 @@ impl FunctionSource {
         Ok(())
     }
 
+    /// The eval-frame uprobe's file offset, and 3.13's instantiation probe's, where they are
+    /// attached apart from `attach` (pycount's breakpoint source: src/breakpoints/).
+    pub fn eval_offsets(&self) -> Option<(u64, Option<u64>)> {
+        match &self.kind {
+            Kind::EvalFrame(e) => Some((e.entry, e.init_probe)),
+            Kind::Usdt(_) => None,
+        }
+    }
+
     /// The USDT probes a plan raises the semaphores of (CPython's code behind them runs).
     pub fn usdt_probes(&self, plan: Plan) -> Vec<&'static str> {
         match &self.kind {

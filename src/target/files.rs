@@ -248,8 +248,8 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Reads `name`, at most `limit` bytes, if it is a regular file (a link is not followed).
-    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, Refusal> {
+    /// Opens `name` for reading if it is a regular file (a link is not followed).
+    pub fn open(&self, name: &str) -> Result<TargetFile, Refusal> {
         let fd = openat2(
             &self.fd,
             name,
@@ -257,7 +257,12 @@ impl Dir {
             0,
             libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
         )?;
-        let file = TargetFile::checked(File::from(fd))?;
+        TargetFile::checked(File::from(fd))
+    }
+
+    /// Reads `name`, at most `limit` bytes, if it is a regular file (a link is not followed).
+    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, Refusal> {
+        let file = self.open(name)?;
         let mut buf = Vec::new();
         file.file.take(limit).read_to_end(&mut buf)?;
         Ok(buf)

@@ -1,0 +1,59 @@
+/* pycount's breakpoint source: hardware execute breakpoints on filtered functions' trampoline
+ * stubs (a call) and on the instruction after each stub's call (its return). */
+#ifndef PYPROBE_BREAKPOINTS_BPF_H
+#define PYPROBE_BREAKPOINTS_BPF_H
+
+#include <linux/bpf_perf_event.h>
+
+/*
+ * A hit on a stub's first instruction: the stub was called with the thread state in rdi and
+ * the frame in rsi (Python/asm_trampoline.S), and the debug exception's registers are the
+ * thread's own. Counted as eval_entry counts, keyed by the stub.
+ */
+SEC("perf_event")
+int bp_entry(struct bpf_perf_event_data *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
+	__u64 stub = regs->rip, frame = regs->rsi, sp = regs->rsp;
+	struct fn_key stub_key = { .code = stub, .name_ptr = STUB_SLOT };
+	struct fn_slot *slot;
+	struct fn_key key = {};
+	struct fn_entry *e;
+	bool creation = false;
+	__u32 id, tid;
+
+	if (!armed())
+		return 0;
+	if (bp_handover) {
+		tid = current_tid();
+		bpf_map_update_elem(&bp_counted, &tid, &sp, BPF_ANY);
+	}
+	slot = slot_of(stub);
+	if (count_stub_call(slot, stub, frame, sp, timed))
+		return 0;
+	if (!eval_frame_key(frame, &key))
+		return 0;
+	count_key(regs, &key, true, frame, &creation, &id);
+	if ((e = bpf_map_lookup_elem(&functions, &key)))
+		claim_slot(slot, &stub_key, e);
+	if (creation)
+		key.code = 0;
+	if (timed)
+		push_entry(sp, key.name_ptr, key.code, key.lineno);
+	return 0;
+}
+
+/* A hit after the stub's call: the call returned (by value or exception, or a generator
+ * yielded), with the stub's stack pointer 8 below its entry's. */
+SEC("perf_event")
+int bp_return(struct bpf_perf_event_data *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
+	struct fn_key key = {};
+
+	if (armed() && timed)
+		record_return(pop_entry_at(regs->rsp + 8, &key), &key);
+	return 0;
+}
+
+#endif

@@ -1,0 +1,108 @@
+//! Hardware execute breakpoints as perf events: one per thread of the target, inherited by the
+//! threads each one starts later; and what a hit costs on this machine.
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const PERF_TYPE_BREAKPOINT: u32 = 5;
+const HW_BREAKPOINT_X: u32 = 4;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// perf_event_attr flag bits.
+const INHERIT: u64 = 1 << 1;
+const EXCLUDE_KERNEL: u64 = 1 << 5;
+const EXCLUDE_HV: u64 = 1 << 6;
+
+/// The first 72 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER1): up to
+/// the breakpoint's address and length.
+#[repr(C)]
+#[derive(Default)]
+struct BreakpointAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    bp_addr: u64,
+    bp_len: u64,
+}
+
+/// An execute breakpoint on `addr` in thread `tid` (0: the calling thread), enabled, firing
+/// on every hit in user mode; with `inherit`, threads it starts from now on get their own.
+/// ENOSPC: the thread's four debug registers are taken (by other breakpoints, or a debugger).
+pub fn open(tid: i32, addr: u64, inherit: bool) -> io::Result<OwnedFd> {
+    let attr = BreakpointAttr {
+        kind: PERF_TYPE_BREAKPOINT,
+        size: std::mem::size_of::<BreakpointAttr>() as u32,
+        sample_period: 1,
+        flags: EXCLUDE_KERNEL | EXCLUDE_HV | if inherit { INHERIT } else { 0 },
+        bp_type: HW_BREAKPOINT_X,
+        bp_addr: addr,
+        // What x86 requires of an execute breakpoint: sizeof(long).
+        bp_len: 8,
+        ..Default::default()
+    };
+    // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const BreakpointAttr,
+            tid,
+            -1,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned from here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The threads of `pid` now.
+pub fn threads(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut tids: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// The function the measurement puts its breakpoint on.
+#[unsafe(naked)]
+extern "C" fn pyprobe_breakpoint_calibration() {
+    core::arch::naked_asm!("ret")
+}
+
+const CALLS: u32 = 500;
+const ROUNDS: usize = 5;
+
+/// What one hit of a breakpoint costs: calls of a function of ours with a breakpoint on it in
+/// this thread, against the same calls without; None where no breakpoint can be had.
+pub fn measure_hit() -> Option<f64> {
+    let time = || {
+        (0..ROUNDS)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..CALLS {
+                    pyprobe_breakpoint_calibration();
+                    std::hint::black_box(());
+                }
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::ZERO)
+    };
+    let bare = time();
+    let event = open(0, pyprobe_breakpoint_calibration as *const () as u64, false).ok()?;
+    let hit = time();
+    drop(event);
+    Some(hit.saturating_sub(bare).as_nanos() as f64 / f64::from(CALLS))
+}
