@@ -160,6 +160,17 @@ impl Meter {
         }
     }
 
+    /// How many programs it meters.
+    pub fn programs(&self) -> usize {
+        self.programs.len()
+    }
+
+    /// Meters a program attached after the start (a breakpoint set when its function first
+    /// ran): every run it made came after the start, so its counts join the next estimate.
+    pub fn add(&mut self, program: OwnedFd, trap: Trap) {
+        self.programs.push((program, trap));
+    }
+
     /// Whether the kernel counts the programs' runs: this meter switched the statistics on
     /// (CAP_SYS_ADMIN), or the host keeps them on (`sysctl kernel.bpf_stats_enabled=1`).
     /// Without them every estimate is zero.

@@ -185,6 +185,7 @@ impl Session {
             }
             if Instant::now() >= next_cost {
                 next_cost += COST_PERIOD;
+                tracer.probes().update_meter(&mut meter)?;
                 let cost = meter.estimate();
                 estimates += 1;
                 // Nothing to tell until the probes have fired.
@@ -227,6 +228,7 @@ impl Session {
             out.flush().map_err(io)?;
         };
         // The whole session's cost, once the probes fired.
+        tracer.probes().update_meter(&mut meter)?;
         if let Some(cost) = meter.overall()
             && cost.hits_per_sec > 0.0
         {

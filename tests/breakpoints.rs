@@ -167,8 +167,9 @@ fn metered_hits(stderr: &str) -> f64 {
     digits.parse::<f64>().unwrap() * scale * secs
 }
 
-#[test]
-fn each_call_metered_once_with_threads_parked_at_attach() {
+/// pycount --filter NAME --json for three seconds on tests/scripts/parked_threads.py on 3.12:
+/// the report's (name, count) pairs, and pyprobe's stderr.
+fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     let py = Python::pyenv("3.12").with_trampoline();
     let mut w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
     let pid = w.pid();
@@ -176,7 +177,7 @@ fn each_call_metered_once_with_threads_parked_at_attach() {
     let (p, rx) = start_pyprobe(&[
         "count",
         "--filter",
-        "rare",
+        name,
         "--pid",
         &pid_text,
         "--json",
@@ -188,19 +189,47 @@ fn each_call_metered_once_with_threads_parked_at_attach() {
     py.remove_perf_map(pid);
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    let counts: Vec<(&str, u64)> = report["functions"]
+    let counts = report["functions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap(), f["count"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(counts, [("rare", 3000)], "{stderr}");
+    (counts, stderr)
+}
+
+#[test]
+fn each_call_metered_once_with_threads_parked_at_attach() {
+    let (counts, stderr) = parked("rare");
+    assert_eq!(counts, pairs(&[("rare", 3000)]), "{stderr}");
     assert!(
         banner(&stderr).contains("hardware breakpoints on 1 function"),
         "{stderr}"
     );
     // Four threads, a breakpoint each on one program: 3000 runs of it, not 12000. The line
     // rounds the rate to two or three digits and the time to a tenth of a second.
+    let hits = metered_hits(&stderr);
+    assert!(
+        (hits - 3000.0).abs() < 3000.0 * 0.15,
+        "{hits} hits metered:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_breakpoint_set_during_the_session_is_metered() {
+    // late() first runs after attach: the shared probe counts that call (and meters the few
+    // calls of the second it waits), its breakpoint the 3000 after.
+    let (counts, stderr) = parked("late");
+    assert_eq!(counts, pairs(&[("late", 3001)]), "{stderr}");
+    assert!(
+        banner(&stderr).contains("the shared probe counts late until its first call"),
+        "{stderr}"
+    );
     let hits = metered_hits(&stderr);
     assert!(
         (hits - 3000.0).abs() < 3000.0 * 0.15,

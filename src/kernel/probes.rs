@@ -233,6 +233,18 @@ impl Probes {
         Ok(Meter::start(pid, programs, self.tracing_mode))
     }
 
+    /// Gives `meter` the programs attached since it started (breakpoints follow functions that
+    /// run for the first time; unmetered, their hits went missing from every estimate).
+    pub fn update_meter(&self, meter: &mut Meter) -> Result<()> {
+        for (_, p, trap) in self.programs.iter().skip(meter.programs()) {
+            let p = p
+                .try_clone()
+                .map_err(|e| Error::bpf("metering the programs", libbpf_rs::Error::from(e)))?;
+            meter.add(p, *trap);
+        }
+        Ok(())
+    }
+
     /// Every program starts recording, at once.
     pub fn arm(&self) -> Result<()> {
         self.set_armed(true)

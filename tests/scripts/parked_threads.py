@@ -1,8 +1,11 @@
-"""A rare function among hot ones, with threads that exist at attach: three threads parked
+"""Rare functions among hot ones, with threads that exist at attach: three threads parked
 before "ready" (each gets a breakpoint of its own when pycount attaches). After "go" the main
-thread calls hot() 30000 times and rare() 3000 times, prints "done", and waits for a line."""
+thread calls late() for the first time and sleeps a second (pycount sets its breakpoint
+meanwhile), then calls hot() 30000 times, rare() 3000 times and late() 3000 more times, prints
+"done", and waits for a line."""
 import sys
 import threading
+import time
 
 
 def rare():
@@ -10,6 +13,10 @@ def rare():
 
 
 def hot():
+    pass
+
+
+def late():
     pass
 
 
@@ -21,10 +28,14 @@ rare()
 hot()
 print("ready", flush=True)
 sys.stdin.readline()
+late()
+time.sleep(1)
 for i in range(30000):
     hot()
     if i % 10 == 0:
         rare()
+    elif i % 10 == 5:
+        late()
 print("done", flush=True)
 sys.stdin.readline()
 parked.set()
