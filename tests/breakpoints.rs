@@ -167,7 +167,7 @@ fn metered_hits(stderr: &str) -> f64 {
     digits.parse::<f64>().unwrap() * scale * secs
 }
 
-/// pycount --filter NAME --json for three seconds on tests/scripts/parked_threads.py on 3.12:
+/// pycount --filter NAME --json for four seconds on tests/scripts/parked_threads.py on 3.12:
 /// the report's (name, count) pairs, and pyprobe's stderr.
 fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     let py = Python::pyenv("3.12").with_trampoline();
@@ -182,7 +182,7 @@ fn parked(name: &str) -> (Vec<(String, u64)>, String) {
         &pid_text,
         "--json",
         "--duration",
-        "3",
+        "4",
     ]);
     w.send_line("go");
     let (stdout, stderr) = finish_pyprobe(p, rx);
@@ -223,7 +223,7 @@ fn each_call_metered_once_with_threads_parked_at_attach() {
 #[test]
 fn a_breakpoint_set_during_the_session_is_metered() {
     // late() first runs after attach: the shared probe counts that call (and meters the few
-    // calls of the second it waits), its breakpoint the 3000 after.
+    // calls of the two seconds it waits), its breakpoint the 3000 after.
     let (counts, stderr) = parked("late");
     assert_eq!(counts, pairs(&[("late", 3001)]), "{stderr}");
     assert!(

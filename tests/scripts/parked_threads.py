@@ -1,6 +1,6 @@
 """Rare functions among hot ones, with threads that exist at attach: three threads parked
 before "ready" (each gets a breakpoint of its own when pycount attaches). After "go" the main
-thread calls late() for the first time and sleeps a second (pycount sets its breakpoint
+thread calls late() for the first time and sleeps two seconds (pycount sets its breakpoint
 meanwhile), then calls hot() 30000 times, rare() 3000 times and late() 3000 more times, prints
 "done", and waits for a line."""
 import sys
@@ -29,7 +29,7 @@ hot()
 print("ready", flush=True)
 sys.stdin.readline()
 late()
-time.sleep(1)
+time.sleep(2)
 for i in range(30000):
     hot()
     if i % 10 == 0:
