@@ -106,11 +106,7 @@ pub fn describe() -> std::result::Result<String, String> {
             ns / 1e3,
             REGISTERS / 2
         )),
-        None => Err(
-            "this machine gives pyprobe no hardware breakpoint: the shared probe \
-                     counts"
-                .into(),
-        ),
+        None => Err("this machine gives pyprobe no hardware breakpoint".into()),
     }
 }
 
