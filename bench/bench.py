@@ -6,6 +6,11 @@ interleaved round by round, and prints medians and ranges side by side.
 workload: the target's slowdown (wall time of its hot region), each profiler's own CPU time,
 and the kernel's own time per run and per sample of pyprobe's sampling program (bpf_stats).
 
+`--pyperformance`: instead, pyperformance's richards, go, json_dumps and logging under each way
+of tracing (pycount, a --filter matching nothing, --latency, bpftrace, py-spy) on Debian's 3.11,
+and on pyenv's 3.12 untraced, with the trampoline, and under pycount --filter NAME on hardware
+breakpoints.
+
 Never a pass/fail test: these machines are noisy. Targets are compared and marked in the table.
 """
 import argparse
@@ -61,9 +66,9 @@ class Mode:
     3.11 unless `python` (and `env`) say otherwise, compared with the untraced mode `base`."""
 
     def __init__(self, name, work, tracer=None, watch="function__return", kind="pyprobe", floor=None,
-                 python=None, env=None, base=None):
+                 python=None, env=None, base=None, args=()):
         self.name, self.work, self.tracer, self.watch, self.kind, self.floor = name, work, tracer, watch, kind, floor
-        self.python, self.env, self.base = python or PYTHON, env or {}, base
+        self.python, self.env, self.base, self.args = python or PYTHON, env or {}, base, list(args)
 
 
 def attached(mode, w, tracer, out_path):
@@ -91,7 +96,7 @@ def attached(mode, w, tracer, out_path):
 
 
 def run_once(mode, size, tmp):
-    w = subprocess.Popen([mode.python, workload(mode.work), str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    w = subprocess.Popen([mode.python, workload(mode.work), str(size), *mode.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, env={**os.environ, **mode.env})
     assert w.stdout.readline().strip() == "ready"
     result = {}
@@ -120,7 +125,7 @@ def run_once(mode, size, tmp):
     w.stdin.write("done\n")
     w.stdin.flush()
     w.wait(timeout=30)
-    if mode.env is TRAMPOLINE:
+    if mode.env.get("PYTHONPERFSUPPORT"):
         # The trampoline's perf map, which a run leaves in /tmp.
         try:
             os.remove(f"/tmp/perf-{w.pid}.map")
@@ -226,6 +231,90 @@ def profilers(args):
     with open(args.json, "w") as f:
         json.dump({"rounds": rounds, "profilers": table}, f, indent=2)
     print(f"\nwritten: {args.json}")
+# pyperformance's programs (scripts/bench fetches them as scripts/test does): each one's work
+# function repeated to a hot region of about a quarter of a second untraced, and a function of it
+# for an exact --filter (its calls per repeat said in the table).
+PYPERFORMANCE = {"richards": (6, "release"), "go": (2, "score"), "json_dumps": (20, "dumps"), "logging": (2, "makeRecord")}
+
+
+def pyperformance(args):
+    """The issue's table: pyperformance's richards, go, json_dumps and logging on Debian's 3.11
+    under each way of tracing, and on pyenv's 3.12 untraced, with the trampoline and with
+    pycount --filter NAME on hardware breakpoints; hot-region time traced / untraced."""
+    rounds = args.rounds or (2 if args.quick else 3)
+    P = PYPROBE
+    u = f"usdt:{PYTHON}:python"
+    ways = [
+        ("untraced", None, {}),
+        ("pycount", [P, "count", "--pid", "{pid}"], {}),
+        ("pycount --filter (matches nothing)", [P, "count", "--pid", "{pid}", "--filter", "no_such_function"], {}),
+        ("pycount --latency", [P, "count", "--pid", "{pid}", "--latency"], {}),
+    ]
+    if BPFTRACE:
+        ways.append(("bpftrace entry count + `line {}`",
+                     [BPFTRACE, "-p", "{pid}", "-e", f"{u}:function__entry {{ @[str(arg1)] = count(); }} {u}:line {{ }}"],
+                     dict(watch="function__entry", kind="bpftrace")))
+    if os.path.exists(PY_SPY):
+        ways.append(("py-spy record 100 Hz",
+                     [PY_SPY, "record", "--pid", "{pid}", "--rate", "100", "--format", "raw", "--output", "{out}"],
+                     dict(kind="py-spy")))
+    modes = []
+    for bench, (repeat, name) in PYPERFORMANCE.items():
+        for way, tracer, kw in ways:
+            modes.append(Mode(f"{way} | {bench}", "pyperformance.py", tracer, args=[bench],
+                              base=f"untraced | {bench}", **kw))
+        if PYENV_312:
+            py = PYENV_312[0]
+            on = dict(python=py, env=TRAMPOLINE, args=[bench], base=f"3.12 untraced | {bench}")
+            modes += [
+                Mode(f"3.12 untraced | {bench}", "pyperformance.py", python=py, args=[bench], base=f"3.12 untraced | {bench}"),
+                Mode(f"3.12 trampoline | {bench}", "pyperformance.py", **on),
+                Mode(f"3.12 pycount --filter NAME (breakpoints) | {bench}", "pyperformance.py",
+                     [P, "count", "--pid", "{pid}", "--filter", name], **on),
+            ]
+    def repeat(bench):
+        return max(1, PYPERFORMANCE[bench][0] // 2) if args.quick else PYPERFORMANCE[bench][0]
+
+    results = {m.name: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in modes:
+                results[m.name].append(run_once(m, repeat(m.args[0]), tmp))
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    table = []
+    for m in modes:
+        way, bench = m.name.split(" | ")
+        rs = results[m.name]
+        row = {"way": way, "bench": bench, "repeat": repeat(bench)}
+        for clock in ("cpu_seconds", "seconds"):
+            secs = statistics.median(x[clock] for x in rs)
+            base = statistics.median(x[clock] for x in results[m.base])
+            row[clock] = secs
+            row[f"ratio_{clock}"] = secs / base
+        if m.tracer and m.kind == "pyprobe":
+            out = rs[-1]["tracer_output"]
+            row["counted"] = sum(int(line.split()[0]) for line in out.splitlines() if line.strip()[:1].isdigit())
+            row["source"] = (re.search(r"Tracing calls \(([^)]*)\)", out) or [None, ""])[1]
+        table.append(row)
+    benches = list(PYPERFORMANCE)
+    print(f"\n## pyperformance ({rounds} rounds; Debian {PYTHON}, and {' '.join(PYENV_312)} for 3.12 rows; "
+          "hot-region time traced / untraced, medians: the thread's CPU time, and wall time after /)\n")
+    print("| | " + " | ".join(benches) + " |")
+    print("|---|" + "---|" * len(benches))
+    for way in dict.fromkeys(r["way"] for r in table):
+        cells = []
+        for b in benches:
+            r = next(r for r in table if r["way"] == way and r["bench"] == b)
+            cells.append(f"{r['ratio_cpu_seconds']:.2f}x / {r['ratio_seconds']:.2f}x")
+        print(f"| {way} | " + " | ".join(cells) + " |")
+    print("\n3.12 --filter NAME: " + "; ".join(
+        f"{r['bench']}: {PYPERFORMANCE[r['bench']][1]}, {r['counted'] // r['repeat']} calls per repeat ({r['source']})"
+        for r in table if r["way"].startswith("3.12 pycount")))
+    with open(args.json, "w") as f:
+        json.dump({"rounds": rounds, "pyperformance": table}, f, indent=2)
+    print(f"\nwritten: {args.json}")
+
+
 FLEET = 20
 
 
@@ -367,7 +456,13 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--profilers", action="store_true",
                     help="pyprobe record beside py-spy record at 100 Hz (bench/profilers.json)")
+    ap.add_argument("--pyperformance", action="store_true",
+                    help="pyperformance's richards, go, json_dumps, logging under each way of tracing "
+                         "(bench/pyperformance.json)")
     args = ap.parse_args()
+    if args.pyperformance:
+        args.json = args.json or os.path.join(HERE, "pyperformance.json")
+        return pyperformance(args)
     if args.profilers:
         args.json = args.json or os.path.join(HERE, "profilers.json")
         return profilers(args)
@@ -381,7 +476,7 @@ def main():
             print(f"| {what} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |")
         return
     sizes = {"calls.py": 100_000 if args.quick else 300_000, "mixed.py": 60 if args.quick else 200, "gc_heavy.py": 50 if args.quick else 150,
-             "requests.py": 5_000 if args.quick else 20_000}
+             "requests.py": 5_000 if args.quick else 20_000, "rare.py": 200_000 if args.quick else 600_000}
 
     P = PYPROBE
     modes = [
@@ -441,6 +536,21 @@ def main():
             Mode("pycount (requests, 3.12)", "requests.py", [P, "count", "--pid", "{pid}"], python=py, env=TRAMPOLINE,
                  base="untraced (requests, 3.12)"),
         ]
+        # One function called rarely among ten hot ones (1 call in 10,000, and 1 in 100): the
+        # breakpoint source against the trampoline alone, and against the shared probe (a glob
+        # cannot use breakpoints, so `rar*` counts the same function on the shared probe).
+        for every, label in [("1000", "rare"), ("10", "1 in 100")]:
+            env = {**TRAMPOLINE, "RARE_EVERY": every}
+            base = f"untraced ({label}, 3.12, trampoline)"
+            on = dict(python=py, env=env, base=base)
+            modes += [
+                Mode(f"untraced ({label}, 3.12, no trampoline)", "rare.py", python=py, env={"RARE_EVERY": every}, base=base),
+                Mode(base, "rare.py", **on),
+                Mode(f"pycount --filter rare ({label}, 3.12, breakpoints)", "rare.py",
+                     [P, "count", "--pid", "{pid}", "--filter", "rare"], **on),
+                Mode(f"pycount --filter 'rar*' ({label}, 3.12, shared probe)", "rare.py",
+                     [P, "count", "--pid", "{pid}", "--filter", "rar*"], **on),
+            ]
     if BPFTRACE:
         u = f"usdt:{PYTHON}:python"
         modes += [
@@ -520,6 +630,11 @@ def main():
     flt = next((r for r in table if r["mode"] == "pycount --filter func1"), None)
     if flt:
         checks.append(("pycount --filter (1 of 3) <= 1.05x unfiltered pycount's floor", flt["vs_floor"], 1.05))
+    bp = next((r for r in table if r["mode"] == "pycount --filter rare (rare, 3.12, breakpoints)"), None)
+    if bp:
+        # The ratio is to the trampoline's own run: what breakpoints add to it.
+        checks.append(("pycount --filter rare on breakpoints (1 call in 10,000) <= 1.05x the trampoline alone",
+                       bp["ratio"], 1.05))
     g = next((r for r in table if r["mode"] == "pygc (gc)"), None)
     if g:
         checks.append(("pygc slowdown of the GC workload <= 1.03x", g["ratio"], 1.03))

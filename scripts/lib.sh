@@ -58,3 +58,15 @@ install_test_readers() {
     fi
     apt_ensure tmux
 }
+
+# pyperformance's benchmark programs (pinned), which nobody here wrote: the cProfile oracle of
+# scripts/test and the real-program table of scripts/bench --pyperformance.
+fetch_pyperformance() {
+    local dir=target/pyperformance
+    if [ ! -d "$dir/pyperformance/data-files/benchmarks" ]; then
+        apt_ensure python3-pip
+        mkdir -p "$dir"
+        /usr/bin/python3.11 -m pip download --quiet --no-deps --dest "$dir" pyperformance==1.14.0
+        /usr/bin/python3.11 -m zipfile -e "$dir"/pyperformance-1.14.0-py3-none-any.whl "$dir"
+    fi
+}

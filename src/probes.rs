@@ -1,9 +1,10 @@
 //! `pyprobe probes`: what an interpreter offers, read from its file and its memory: every USDT
 //! probe with its semaphore and whether it fires on the version, and which tools work there.
+use crate::breakpoints;
 use crate::error::Result;
 use crate::output::{Destination, Format, json, text};
 use crate::target::Target;
-use crate::tools::{TOOLS, means};
+use crate::tools::{Means, TOOLS, means};
 use crate::versions::{Support, probe_support};
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
@@ -50,15 +51,22 @@ impl ProbesReport {
                 support: target.version.map(|v| probe_support(v, &site.name)),
             });
         }
-        let tools = TOOLS
-            .iter()
-            .map(|t| ToolRow {
+        let mut tools = Vec::new();
+        for t in TOOLS {
+            let m = means(&target, t.needs);
+            // pycount's own source for a few exact names, where the trampoline's stubs are.
+            let stubs = matches!(&m, Ok(Means::Functions(source, _)) if breakpoints::serve(source));
+            tools.push(ToolRow {
                 name: t.name,
-                means: means(&target, t.needs)
-                    .map(|m| m.describe())
-                    .map_err(|e| e.one_line()),
-            })
-            .collect();
+                means: m.map(|m| m.describe()).map_err(|e| e.one_line()),
+            });
+            if stubs && t.name == "pycount" {
+                tools.push(ToolRow {
+                    name: "pycount --filter NAME (exact, up to 4)",
+                    means: breakpoints::describe(),
+                });
+            }
+        }
         ProbesReport {
             target,
             probes,

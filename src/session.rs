@@ -178,6 +178,8 @@ impl Session {
         let mut next_tick = schedule.interval.map(|i| start + i);
         let mut next_cost = start + COST_PERIOD;
         let mut told: Option<f64> = None;
+        // Estimates made, one per COST_PERIOD: the stop says after how many.
+        let mut estimates = 0u32;
         let mut events = Vec::new();
         let pid = self.target.pid;
         let ended = loop {
@@ -189,7 +191,9 @@ impl Session {
             }
             if Instant::now() >= next_cost {
                 next_cost += COST_PERIOD;
+                tracer.probes().update_meter(&mut meter)?;
                 let cost = meter.estimate();
+                estimates += 1;
                 // Nothing to tell until the probes have fired.
                 let news = match told {
                     None => cost.hits_per_sec > 0.0,
@@ -203,8 +207,9 @@ impl Session {
                     && cost.overhead_percent() > max
                 {
                     eprintln!(
-                        "pyprobe: stopping: tracing costs PID {pid} more than --max-overhead \
-                         {max}%: {}; what was recorded until now follows",
+                        "pyprobe: stopping after {} s: tracing costs PID {pid} more than \
+                         --max-overhead {max}%: {}; what was recorded until now follows",
+                        (COST_PERIOD * estimates).as_secs(),
                         cost.summary()
                     );
                     break Ok(());
@@ -229,6 +234,7 @@ impl Session {
             out.flush().map_err(io)?;
         };
         // The whole session's cost, once the probes fired.
+        tracer.probes().update_meter(&mut meter)?;
         if let Some(cost) = meter.overall()
             && cost.hits_per_sec > 0.0
         {

@@ -1,12 +1,13 @@
 //! pycount --filter on hardware breakpoints (src/breakpoints/): exact counts on CPython 3.12 and
 //! 3.14 with the perf trampoline, for functions that ran before attach, one first called after
 //! it, a thread started after it and a name two functions share; and the shared probe where
-//! breakpoints cannot serve, said in the banner.
+//! breakpoints cannot serve, said in the banner; their cost metered once per hit whatever the
+//! number of threads; `pyprobe probes` naming them where they serve.
 mod common;
 
 use std::time::Duration;
 
-use common::{Python, finish_pyprobe, spawn_ready, start_pyprobe};
+use common::{Python, finish_pyprobe, run_pyprobe, spawn_ready, start_pyprobe};
 
 /// Traces tests/scripts/breakpoints.py by PID with pycount ARGS --json until it exits: the
 /// report's (name, count) pairs sorted, and pyprobe's stderr.
@@ -142,5 +143,150 @@ fn the_shared_probe_where_breakpoints_cannot_serve() {
     assert!(
         banner(&stderr).contains("the shared probe: a --filter glob"),
         "{stderr}"
+    );
+}
+
+/// `R probe hits/s` and `X s` of pyprobe's whole-session cost line: the hits it metered.
+fn metered_hits(stderr: &str) -> f64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("pyprobe: over "))
+        .unwrap_or_else(|| panic!("no session cost:\n{stderr}"));
+    let secs: f64 = line["pyprobe: over ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rate = line.rsplit_once(": ").unwrap().1.split(' ').next().unwrap();
+    let (digits, scale) = match rate.as_bytes().last() {
+        Some(b'k') => (&rate[..rate.len() - 1], 1e3),
+        Some(b'M') => (&rate[..rate.len() - 1], 1e6),
+        _ => (rate, 1.0),
+    };
+    digits.parse::<f64>().unwrap() * scale * secs
+}
+
+/// pycount --filter NAME --json for four seconds on tests/scripts/parked_threads.py on 3.12:
+/// the report's (name, count) pairs, and pyprobe's stderr.
+fn parked(name: &str) -> (Vec<(String, u64)>, String) {
+    let py = Python::pyenv("3.12").with_trampoline();
+    let mut w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
+    let pid = w.pid();
+    let pid_text = pid.to_string();
+    let (p, rx) = start_pyprobe(&[
+        "count",
+        "--filter",
+        name,
+        "--pid",
+        &pid_text,
+        "--json",
+        "--duration",
+        "4",
+    ]);
+    w.send_line("go");
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    py.remove_perf_map(pid);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    let counts = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (counts, stderr)
+}
+
+#[test]
+fn each_call_metered_once_with_threads_parked_at_attach() {
+    let (counts, stderr) = parked("rare");
+    assert_eq!(counts, pairs(&[("rare", 3000)]), "{stderr}");
+    assert!(
+        banner(&stderr).contains("hardware breakpoints on 1 function"),
+        "{stderr}"
+    );
+    // Four threads, a breakpoint each on one program: 3000 runs of it, not 12000. The line
+    // rounds the rate to two or three digits and the time to a tenth of a second.
+    let hits = metered_hits(&stderr);
+    assert!(
+        (hits - 3000.0).abs() < 3000.0 * 0.15,
+        "{hits} hits metered:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_breakpoint_set_during_the_session_is_metered() {
+    // late() first runs after attach: the shared probe counts that call (and meters the few
+    // calls of the two seconds it waits), its breakpoint the 3000 after.
+    let (counts, stderr) = parked("late");
+    assert_eq!(counts, pairs(&[("late", 3001)]), "{stderr}");
+    assert!(
+        banner(&stderr).contains("the shared probe counts late until its first call"),
+        "{stderr}"
+    );
+    let hits = metered_hits(&stderr);
+    assert!(
+        (hits - 3000.0).abs() < 3000.0 * 0.15,
+        "{hits} hits metered:\n{stderr}"
+    );
+}
+
+#[test]
+fn probes_lists_breakpoints_where_the_trampoline_is_on() {
+    let row = "pycount --filter NAME (exact, up to 4)";
+    let py = Python::pyenv("3.12").with_trampoline();
+    let w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
+    let pid = w.pid().to_string();
+    let text = run_pyprobe(&["probes", "--pid", &pid]);
+    let json = run_pyprobe(&["probes", "--pid", &pid, "--json"]);
+    py.remove_perf_map(w.pid());
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no breakpoint row:\n{text}"));
+    let (works, how) = line[row.len()..].trim_start().split_once(' ').unwrap();
+    assert_eq!(works, "yes", "{line}");
+    assert!(
+        how.trim_start()
+            .starts_with("hardware breakpoints on the functions' trampoline stubs: ~")
+            && how.ends_with(
+                "us per call of them, nothing for other calls (up to 2 functions with --latency)"
+            ),
+        "{line}"
+    );
+    // Right after pycount's own row, in the same columns.
+    let tools: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("TOOL"))
+        .collect();
+    assert!(
+        tools[1].starts_with("pycount ") && tools[2] == line,
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let tools = json["tools"].as_array().unwrap();
+    assert_eq!(tools[1]["tool"], row);
+    assert_eq!(tools[1]["works"], true);
+    assert!(
+        tools[1]["how"]
+            .as_str()
+            .unwrap()
+            .starts_with("hardware breakpoints")
+    );
+
+    // No trampoline, no row: Debian's 3.11 counts on its USDT probes.
+    let w = spawn_ready(&mut Python::debian().command(&common::script("parked_threads.py")));
+    let text = run_pyprobe(&["probes", "--pid", &w.pid().to_string()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("pycount --latency") && !text.contains(row),
+        "{text}"
     );
 }

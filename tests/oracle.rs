@@ -181,6 +181,74 @@ fn matches_cprofile_on_pyperformance_programs(py: &Python) {
     );
 }
 
+/// `--max-overhead 20` on richards, which pycount slows about tenfold: the first or second
+/// per-second estimate stops the session, what was counted until then is reported, and richards
+/// runs on with no probe left in it (its code as in the file, its semaphores at 0).
+#[test]
+fn max_overhead_stops_pycount_on_richards_within_two_seconds() {
+    let py = Python::debian();
+    let file = pyperformance_benchmark("richards");
+    let driver = py.script("pyperformance_driver.py");
+    let mut w =
+        spawn_ready(&mut py.command_with(&driver, &[&file, "Richards().run(1)", "--forever"]));
+    w.send_line("go");
+    let pid = w.pid();
+    let pid_s = pid.to_string();
+    let (p, rx) = start_pyprobe(&["count", "--pid", &pid_s, "--json", "--max-overhead", "20"]);
+    // Live: the return probe's breakpoint is in richards' code (the first estimate is a
+    // second away).
+    assert_eq!(uprobes_in(pid), ["function__return"]);
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let stop = stderr
+        .lines()
+        .find(|l| l.starts_with("pyprobe: stopping"))
+        .unwrap_or_else(|| panic!("no stop:\n{stderr}"));
+    let (after, why) = stop
+        .strip_prefix("pyprobe: stopping after ")
+        .and_then(|s| s.split_once(" s: "))
+        .unwrap_or_else(|| panic!("{stop}"));
+    assert!(
+        ["1", "2"].contains(&after),
+        "stopped after {after} s: {stderr}"
+    );
+    assert!(
+        why.starts_with(&format!(
+            "tracing costs PID {pid} more than --max-overhead 20%: "
+        )) && why.ends_with("; what was recorded until now follows"),
+        "{stop}"
+    );
+    // The estimate that stopped it was told first.
+    assert!(
+        stderr.contains(&format!("pyprobe: PID {pid} spends ")),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    let counted: Vec<&str> = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("bm_richards/run_benchmark.py")
+                && f["count"].as_u64().unwrap() > 0
+        })
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for name in ["schedule", "runTask", "findtcb", "qpkt", "fn"] {
+        assert!(counted.contains(&name), "{name} not counted: {counted:?}");
+    }
+    assert!(w.alive(), "richards ended: {stderr}");
+    assert_eq!(uprobes_in(pid), Vec::<String>::new());
+    assert!(
+        semaphores(pid).iter().all(|(_, v)| *v == 0),
+        "{:?}",
+        semaphores(pid)
+    );
+}
+
 /// bpftrace, an independent tracer, counting the same returns by (file, name) in the same run.
 #[test]
 fn pycount_agrees_with_bpftrace_on_the_same_process() {

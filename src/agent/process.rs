@@ -72,6 +72,7 @@ impl Functions {
         // Breakpoints follow the filtered functions that ran for the first time (3.12+ with the
         // trampoline; elsewhere nothing to do).
         self.tracer.poll(Duration::ZERO, &mut Vec::new())?;
+        self.tracer.probes().update_meter(&mut self.meter)?;
         let cost = self.meter.estimate();
         self.cost = Some(cost);
         self.over_budget = if cost.overhead_percent() > budget {

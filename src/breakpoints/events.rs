@@ -2,7 +2,9 @@
 //! threads each one starts later; and what a hit costs on this machine.
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::overhead::thread_cpu;
 
 const PERF_TYPE_BREAKPOINT: u32 = 5;
 const HW_BREAKPOINT_X: u32 = 4;
@@ -85,17 +87,18 @@ const CALLS: u32 = 500;
 const ROUNDS: usize = 5;
 
 /// What one hit of a breakpoint costs: calls of a function of ours with a breakpoint on it in
-/// this thread, against the same calls without; None where no breakpoint can be had.
+/// this thread, against the same calls without, in this thread's CPU time (the debug
+/// exception's time is the thread's); None where no breakpoint can be had.
 pub fn measure_hit() -> Option<f64> {
     let time = || {
         (0..ROUNDS)
             .map(|_| {
-                let t = Instant::now();
+                let t = thread_cpu();
                 for _ in 0..CALLS {
                     pyprobe_breakpoint_calibration();
                     std::hint::black_box(());
                 }
-                t.elapsed()
+                thread_cpu().saturating_sub(t)
             })
             .min()
             .unwrap_or(Duration::ZERO)

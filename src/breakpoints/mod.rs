@@ -40,8 +40,7 @@ pub fn choose(
     patterns: &[Pattern],
     latency: bool,
 ) -> Choice {
-    let trampoline = matches!(&source.kind, Kind::EvalFrame(e) if e.trampoline.is_some());
-    if patterns.is_empty() || !trampoline {
+    if patterns.is_empty() || !serve(source) {
         return Choice::Probe(None);
     }
     let why = |s: &str| Choice::Probe(Some(s.to_string()));
@@ -89,6 +88,26 @@ pub fn choose(
     }
     watch.handover = !waiting.is_empty();
     Choice::Breakpoints(Box::new(watch))
+}
+
+/// Whether breakpoints can count on this source: calls run through the perf trampoline's
+/// stubs (3.12-3.14 with it on).
+pub fn serve(source: &FunctionSource) -> bool {
+    matches!(&source.kind, Kind::EvalFrame(e) if e.trampoline.is_some())
+}
+
+/// `pyprobe probes`' words for the breakpoint source: what a hit costs here (measured now), or
+/// why this machine gives none.
+pub fn describe() -> std::result::Result<String, String> {
+    match measure_hit() {
+        Some(ns) => Ok(format!(
+            "hardware breakpoints on the functions' trampoline stubs: ~{:.0} us per call of \
+             them, nothing for other calls (up to {} functions with --latency)",
+            ns / 1e3,
+            REGISTERS / 2
+        )),
+        None => Err("this machine gives pyprobe no hardware breakpoint".into()),
+    }
 }
 
 /// A stub watched (or to be): its function, where its call returns.

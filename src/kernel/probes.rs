@@ -20,8 +20,9 @@ pub struct Probes {
     /// Where the argument specs of the USDT probes pyprobe attaches itself go (`inherit`).
     usdt_specs: Option<UsdtSpecs>,
     control: MapHandle,
-    /// Each attached program once, with the trap that runs it, for the cost meter.
-    programs: Vec<(OwnedFd, Trap)>,
+    /// Each attached program once (by the descriptor number it is attached by), with the trap
+    /// that runs it, for the cost meter: a program counted twice would double its cost.
+    programs: Vec<(i32, OwnedFd, Trap)>,
     /// CPython 3.11's tracing mode is on while these probes are attached.
     tracing_mode: bool,
 }
@@ -309,15 +310,13 @@ impl Probes {
     fn keep_as(&mut self, link: Link, prog: &ProgramMut<'_>, trap: Trap) -> Result<()> {
         let fd = prog.as_fd();
         self.links.push((link, fd.as_raw_fd()));
-        if !self
-            .programs
-            .iter()
-            .any(|(p, _)| p.as_raw_fd() == fd.as_raw_fd())
-        {
+        // By the program's own descriptor, not the copy kept (a number of its own): a program
+        // attached to several threads' breakpoints or several sites is one set of run counts.
+        if !self.programs.iter().any(|(p, _, _)| *p == fd.as_raw_fd()) {
             let owned = fd
                 .try_clone_to_owned()
                 .map_err(|e| Error::bpf("keeping a program", libbpf_rs::Error::from(e)))?;
-            self.programs.push((owned, trap));
+            self.programs.push((fd.as_raw_fd(), owned, trap));
         }
         Ok(())
     }
@@ -327,10 +326,22 @@ impl Probes {
         let programs = self
             .programs
             .iter()
-            .map(|(p, trap)| p.try_clone().map(|p| (p, *trap)))
+            .map(|(_, p, trap)| p.try_clone().map(|p| (p, *trap)))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| Error::bpf("metering the programs", libbpf_rs::Error::from(e)))?;
         Ok(Meter::start(pid, programs, self.tracing_mode))
+    }
+
+    /// Gives `meter` the programs attached since it started (breakpoints follow functions that
+    /// run for the first time; unmetered, their hits went missing from every estimate).
+    pub fn update_meter(&self, meter: &mut Meter) -> Result<()> {
+        for (_, p, trap) in self.programs.iter().skip(meter.programs()) {
+            let p = p
+                .try_clone()
+                .map_err(|e| Error::bpf("metering the programs", libbpf_rs::Error::from(e)))?;
+            meter.add(p, *trap);
+        }
+        Ok(())
     }
 
     /// Every program starts recording, at once.

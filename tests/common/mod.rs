@@ -464,6 +464,23 @@ pub fn semaphores(pid: i32) -> Vec<(String, u16)> {
         .collect()
 }
 
+/// The function-related probes whose sites hold a uprobe's breakpoint now: the byte at the
+/// site in the target's memory (where the kernel writes its int3) differs from the file's.
+pub fn uprobes_in(pid: i32) -> Vec<String> {
+    let t = pyprobe::target::Target::from_pid(pid).expect("target");
+    ["function__entry", "function__return", "line"]
+        .iter()
+        .filter(|p| {
+            let site = t.elf.probe(p).expect("probe site");
+            let live = t
+                .read_memory(t.runtime_addr(site.pc), 1)
+                .expect("target memory");
+            live != t.file_bytes(site.pc, 1).expect("interpreter file")
+        })
+        .map(|p| p.to_string())
+        .collect()
+}
+
 /// A directory of this test process under /tmp, removed with everything in it on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -1,8 +1,9 @@
 """Runs one pyperformance benchmark's work function without pyperf (a stub stands in), so the
 same deterministic work can be counted by cProfile (--profile) or traced by pycount.
 
-usage: pyperformance_driver.py BENCH_FILE EXPR [--profile]
-EXPR is evaluated in the benchmark module's namespace, e.g. "Richards().run(1)".
+usage: pyperformance_driver.py BENCH_FILE EXPR [--profile | --forever]
+EXPR is evaluated in the benchmark module's namespace, e.g. "Richards().run(1)"; with --forever
+it runs again and again after "go" until the process is killed.
 """
 import cProfile
 import importlib.util
@@ -41,3 +42,5 @@ else:
     print("ready", flush=True)
     sys.stdin.readline()
     work()
+    while "--forever" in sys.argv:
+        work()

@@ -40,8 +40,15 @@ pub fn table(report: &ProbesReport) -> String {
             out.push_str(&notes.concat());
         }
     }
+    let width = report
+        .tools
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(20);
     out.push_str(&format!(
-        "\n{:<20} {:<5} HOW, OR WHY NOT\n",
+        "\n{:<width$} {:<5} HOW, OR WHY NOT\n",
         "TOOL", "WORKS"
     ));
     for t in &report.tools {
@@ -49,7 +56,7 @@ pub fn table(report: &ProbesReport) -> String {
             Ok(how) => ("yes", how.as_str()),
             Err(why) => ("no", why.as_str()),
         };
-        out.push_str(&format!("{:<20} {:<5} {how}\n", t.name, works));
+        out.push_str(&format!("{:<width$} {:<5} {how}\n", t.name, works));
     }
     out
 }
