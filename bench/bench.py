@@ -270,7 +270,7 @@ def pyperformance(args):
                 Mode(f"3.12 untraced | {bench}", "pyperformance.py", python=py, args=[bench], base=f"3.12 untraced | {bench}"),
                 Mode(f"3.12 trampoline | {bench}", "pyperformance.py", **on),
                 Mode(f"3.12 pycount --filter NAME (breakpoints) | {bench}", "pyperformance.py",
-                     [P, "count", "--pid", "{pid}", "--filter", name], **on),
+                     [P, "count", "--pid", "{pid}", "--source", "breakpoints", "--filter", name], **on),
             ]
     def repeat(bench):
         return max(1, PYPERFORMANCE[bench][0] // 2) if args.quick else PYPERFORMANCE[bench][0]
@@ -537,8 +537,8 @@ def main():
                  base="untraced (requests, 3.12)"),
         ]
         # One function called rarely among ten hot ones (1 call in 10,000, and 1 in 100): the
-        # breakpoint source against the trampoline alone, and against the shared probe (a glob
-        # cannot use breakpoints, so `rar*` counts the same function on the shared probe).
+        # breakpoint source against the trampoline alone, and against the shared probe, each
+        # chosen with --source (auto would spend the hot region's first second measuring).
         for every, label in [("1000", "rare"), ("10", "1 in 100")]:
             env = {**TRAMPOLINE, "RARE_EVERY": every}
             base = f"untraced ({label}, 3.12, trampoline)"
@@ -547,9 +547,9 @@ def main():
                 Mode(f"untraced ({label}, 3.12, no trampoline)", "rare.py", python=py, env={"RARE_EVERY": every}, base=base),
                 Mode(base, "rare.py", **on),
                 Mode(f"pycount --filter rare ({label}, 3.12, breakpoints)", "rare.py",
-                     [P, "count", "--pid", "{pid}", "--filter", "rare"], **on),
-                Mode(f"pycount --filter 'rar*' ({label}, 3.12, shared probe)", "rare.py",
-                     [P, "count", "--pid", "{pid}", "--filter", "rar*"], **on),
+                     [P, "count", "--pid", "{pid}", "--source", "breakpoints", "--filter", "rare"], **on),
+                Mode(f"pycount --filter rare ({label}, 3.12, shared probe)", "rare.py",
+                     [P, "count", "--pid", "{pid}", "--source", "probe", "--filter", "rare"], **on),
             ]
     if BPFTRACE:
         u = f"usdt:{PYTHON}:python"

@@ -290,6 +290,11 @@ fn clock_ticks() -> Option<u64> {
     u64::try_from(hz).ok().filter(|&h| h > 0)
 }
 
+/// How many times a program ran (0 where the kernel does not count runs).
+pub fn runs(prog: BorrowedFd<'_>) -> Option<u64> {
+    run_stats(prog).map(|(n, _)| n)
+}
+
 /// A program's run count and total run time, as the kernel counts them.
 fn run_stats(prog: BorrowedFd<'_>) -> Option<(u64, u64)> {
     let mut info = libbpf_sys::bpf_prog_info::default();

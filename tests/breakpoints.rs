@@ -15,7 +15,8 @@ fn count(py: &Python, args: &[&str]) -> (Vec<(String, u64)>, String) {
     let mut w = spawn_ready(&mut py.command(&py.script("breakpoints.py")));
     let pid = w.pid();
     let pid_text = pid.to_string();
-    let mut all = vec!["count"];
+    // The mechanics of breakpoints: chosen at once (auto would measure for a second first).
+    let mut all = vec!["count", "--source", "breakpoints"];
     all.extend(args);
     all.extend(["--pid", &pid_text, "--json"]);
     let (p, rx) = start_pyprobe(&all);
@@ -176,6 +177,8 @@ fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     let pid_text = pid.to_string();
     let (p, rx) = start_pyprobe(&[
         "count",
+        "--source",
+        "breakpoints",
         "--filter",
         name,
         "--pid",
@@ -289,4 +292,67 @@ fn probes_lists_breakpoints_where_the_trampoline_is_on() {
         text.contains("pycount --latency") && !text.contains(row),
         "{text}"
     );
+}
+
+/// pycount --filter NAME (--source auto) on tests/scripts/source_auto.py on 3.12 with the
+/// trampoline: the decision line once the trial is over, and NAME's count against the rounds
+/// the workload says it ran.
+fn auto(name: &str) -> (String, u64, u64) {
+    let py = Python::pyenv("3.12").with_trampoline();
+    let mut w = spawn_ready(&mut py.command(&py.script("source_auto.py")));
+    let pid = w.pid();
+    let pid_text = pid.to_string();
+    let (p, rx) = start_pyprobe(&["count", "--filter", name, "--pid", &pid_text, "--json"]);
+    w.send_line("go");
+    let decision = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("pycount decides within its trial");
+        if line.contains("counting on") {
+            break line;
+        }
+    };
+    // A second more on the chosen source, then the workload ends and so does pycount.
+    std::thread::sleep(Duration::from_secs(1));
+    w.send_line("stop");
+    let wout = w.wait_output(Duration::from_secs(60));
+    py.remove_perf_map(pid);
+    let rounds: u64 = String::from_utf8_lossy(&wout.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the workload's rounds");
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    let counted = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == name)
+        .map(|f| f["count"].as_u64().unwrap())
+        .sum();
+    (decision, counted, rounds)
+}
+
+#[test]
+fn auto_takes_breakpoints_for_a_rare_function_exactly() {
+    let (decision, counted, rounds) = auto("rare");
+    assert!(
+        decision
+            .starts_with("pyprobe: counting on hardware breakpoints: the filtered functions ran"),
+        "{decision}"
+    );
+    // One call before attach, then one per round.
+    assert_eq!(counted, rounds, "{decision}");
+}
+
+#[test]
+fn auto_keeps_the_shared_probe_for_a_hot_function_exactly() {
+    let (decision, counted, rounds) = auto("hot");
+    assert!(
+        decision.starts_with("pyprobe: counting on the shared probe: the filtered functions ran"),
+        "{decision}"
+    );
+    assert_eq!(counted, rounds * 100, "{decision}");
 }

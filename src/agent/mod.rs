@@ -269,6 +269,7 @@ impl Agent {
             force: false,
             subprocesses: false,
             lean_maps: true,
+            source: crate::count::SourceChoice::Auto,
         };
         match Functions::attach(target, &opts) {
             Ok(f) => Some(f),

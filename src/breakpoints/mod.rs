@@ -11,10 +11,11 @@ use libbpf_rs::ProgramMut;
 pub use events::measure_hit;
 use perf_map::{PerfMap, Stub};
 
+use crate::count::SourceChoice;
 use crate::error::Error;
 use crate::filter::{Pattern, unqualified};
 use crate::kernel::Probes;
-use crate::overhead::breakpoint_ns;
+use crate::overhead::{breakpoint_ns, trap_ns};
 use crate::source::{FunctionSource, Kind};
 use crate::target::Target;
 
@@ -23,6 +24,9 @@ pub const REGISTERS: usize = 4;
 
 /// How often the perf map is read for functions that run for the first time.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How long `--source auto` counts on the shared probe before it decides.
+const TRIAL: Duration = Duration::from_secs(1);
 
 /// Which source carries a filtered pycount's calls.
 pub enum Choice {
@@ -39,11 +43,15 @@ pub fn choose(
     source: &FunctionSource,
     patterns: &[Pattern],
     latency: bool,
+    mode: SourceChoice,
 ) -> Choice {
     if patterns.is_empty() || !serve(source) {
         return Choice::Probe(None);
     }
     let why = |s: &str| Choice::Probe(Some(s.to_string()));
+    if mode == SourceChoice::Probe {
+        return why("--source probe");
+    }
     if patterns.iter().any(|p| p.prefix) {
         return why("a --filter glob can match any number of functions");
     }
@@ -54,6 +62,8 @@ pub fn choose(
         map: PerfMap::of(target),
         stubs: Vec::new(),
         handover: false,
+        trial: None,
+        keep_probe: false,
         next_poll: Instant::now() + POLL,
         notes: Vec::new(),
     };
@@ -87,6 +97,12 @@ pub fn choose(
         }
     }
     watch.handover = !waiting.is_empty();
+    // --latency pairs each return with its entry on one source: no trial (a call entered on the
+    // shared probe would return on a breakpoint).
+    if mode == SourceChoice::Auto && !latency {
+        watch.handover = true;
+        watch.trial = Some(Trial::default());
+    }
     Choice::Breakpoints(Box::new(watch))
 }
 
@@ -126,8 +142,31 @@ pub struct Watch {
     stubs: Vec<Watched>,
     /// The shared probe still counts functions that have no stub yet.
     pub handover: bool,
+    /// `--source auto`: the shared probe counts alone while the rates are measured.
+    trial: Option<Trial>,
+    /// Breakpoints could not all be set after the trial: the shared probe stays.
+    keep_probe: bool,
     next_poll: Instant,
     notes: Vec<String>,
+}
+
+const NO_RUNS: &str = "the kernel does not count the shared probe's runs here (that takes \
+                       CAP_SYS_ADMIN or kernel.bpf_stats_enabled=1): breakpoints, which cost \
+                       nothing for the calls of other functions";
+
+/// The first second of `--source auto`: all calls (the shared probe's runs) and the filtered
+/// functions' calls, from the first look on.
+#[derive(Default)]
+struct Trial {
+    start: Option<(Instant, u64, u64)>,
+}
+
+/// What the trial found: breakpoints, or the shared probe and why.
+pub enum Verdict {
+    /// Still measuring.
+    Wait,
+    Breakpoints(String),
+    Probe(String),
 }
 
 /// Why a breakpoint could not be set.
@@ -144,6 +183,54 @@ pub struct Programs<'a, 'obj> {
 }
 
 impl Watch {
+    /// Whether the breakpoints wait for the trial's verdict.
+    pub fn on_trial(&self) -> bool {
+        self.trial.is_some()
+    }
+
+    /// The trial, given the shared probe's runs and the filtered functions' calls so far
+    /// (None where the kernel does not count runs): after a second, which source costs the
+    /// target less at these rates.
+    pub fn judge(&mut self, runs: Option<u64>, matched: u64) -> Verdict {
+        let Some(trial) = &mut self.trial else {
+            return Verdict::Wait;
+        };
+        let Some(runs) = runs else {
+            self.trial = None;
+            return Verdict::Breakpoints(NO_RUNS.into());
+        };
+        let Some((t0, runs0, matched0)) = trial.start else {
+            trial.start = Some((Instant::now(), runs, matched));
+            return Verdict::Wait;
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        if secs < TRIAL.as_secs_f64() {
+            return Verdict::Wait;
+        }
+        self.trial = None;
+        let all = runs.saturating_sub(runs0) as f64 / secs;
+        let filtered = matched.saturating_sub(matched0) as f64 / secs;
+        // Every filtered call passes the shared probe: none counted means no run counts.
+        if all == 0.0 && filtered > 0.0 {
+            return Verdict::Breakpoints(NO_RUNS.into());
+        }
+        let (bp, probe) = (filtered * breakpoint_ns(), all * trap_ns());
+        let rates = format!(
+            "the filtered functions ran {} of {} calls/s (breakpoints ~{:.1} ms/s of the \
+             target's time, the shared probe ~{:.1} ms/s)",
+            per_second(filtered),
+            per_second(all),
+            bp / 1e6,
+            probe / 1e6
+        );
+        // An idle target: breakpoints, free for whatever else starts running.
+        if bp <= probe {
+            Verdict::Breakpoints(rates)
+        } else {
+            Verdict::Probe(rates)
+        }
+    }
+
     fn registers_per_stub(&self) -> usize {
         if self.latency { 2 } else { 1 }
     }
@@ -262,7 +349,29 @@ impl Watch {
                 ArmError::Other(e) => e.one_line(),
             });
         }
-        if self.handover && self.unresolved().is_empty() {
+        self.settle()
+    }
+
+    /// After the trial's verdict for breakpoints: sets them; true when the shared probe can go
+    /// now (every pattern has its function; else it goes with the last one's first call).
+    pub fn take_over(&mut self, probes: &mut Probes, progs: &Programs<'_, '_>) -> bool {
+        if let Err(e) = self.arm(probes, progs) {
+            // Threads that have their breakpoint mark its calls; the shared probe counts the
+            // others'.
+            self.keep_probe = true;
+            self.notes.push(match e {
+                ArmError::NoRegister(why) => {
+                    format!("a breakpoint could not be set ({why}): the shared probe counted on")
+                }
+                ArmError::Other(e) => e.one_line(),
+            });
+        }
+        self.settle()
+    }
+
+    /// Whether the shared probe has nothing left to count: then it goes.
+    fn settle(&mut self) -> bool {
+        if self.handover && !self.keep_probe && self.unresolved().is_empty() {
             self.handover = false;
             return true;
         }
@@ -271,6 +380,11 @@ impl Watch {
 
     /// The banner's words for this source and its cost.
     pub fn banner(&self) -> String {
+        if self.trial.is_some() {
+            return "the shared probe for a second, measuring how often the filtered functions \
+                    run; then hardware breakpoints if they cost less (--source)"
+                .into();
+        }
         let n = self.stubs.len();
         let mut s = format!(
             "hardware breakpoints on {n} function{}: ~{:.0} us per call of {}, nothing for other calls",
@@ -291,6 +405,16 @@ impl Watch {
     /// What the report must say: functions that could not be counted whole.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+}
+
+/// A rate for people: 12, 3.4k, 1.2M.
+fn per_second(rate: f64) -> String {
+    match rate {
+        r if r >= 1e6 => format!("{:.1}M", r / 1e6),
+        r if r >= 1e4 => format!("{:.0}k", r / 1e3),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
     }
 }
 
@@ -329,6 +453,15 @@ fn call_end(code: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_at_a_glance() {
+        assert_eq!(per_second(0.4), "0");
+        assert_eq!(per_second(120.0), "120");
+        assert_eq!(per_second(3_400.0), "3.4k");
+        assert_eq!(per_second(56_700.0), "57k");
+        assert_eq!(per_second(1_234_567.0), "1.2M");
+    }
 
     #[test]
     fn a_stubs_call_ends_where_its_return_lands() {

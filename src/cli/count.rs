@@ -2,7 +2,7 @@
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
-use crate::count::{self, CountOptions, CountView, SortKey};
+use crate::count::{self, CountOptions, CountView, SortKey, SourceChoice};
 use crate::error::Result;
 use crate::filter;
 
@@ -61,6 +61,12 @@ pub struct CountArgs {
     /// not followed
     #[arg(long)]
     pub subprocesses: bool,
+    /// With --filter on exact names on CPython 3.12-3.14 with the perf trampoline: count on
+    /// hardware breakpoints on the functions' stubs (about 10 us per call of them, nothing for
+    /// other calls) or on the probe every call passes (about 1 us per call of any function);
+    /// auto measures the rates for a second first
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
@@ -76,6 +82,7 @@ impl CountArgs {
             force: self.force,
             subprocesses: self.subprocesses,
             lean_maps: false,
+            source: self.source,
         };
         let view = CountView {
             sort: self.sort,

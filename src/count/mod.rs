@@ -32,6 +32,23 @@ pub struct CountOptions {
     /// Allocate the hash maps' entries as they are used rather than at load (the agent keeps
     /// one tracer per process for its whole life; a session pays for speed at first sight).
     pub lean_maps: bool,
+    /// What counts a filtered pycount's calls (`--source`).
+    pub source: SourceChoice,
+}
+
+/// `--source`: where breakpoints can serve (3.12-3.14 with the trampoline, exact names), who
+/// decides between them and the shared probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// The shared probe for the first second, measuring how often the filtered functions run
+    /// among all calls; then breakpoints if they cost the target less (with --latency:
+    /// breakpoints wherever they serve)
+    #[default]
+    Auto,
+    /// Hardware breakpoints wherever they serve
+    Breakpoints,
+    /// The probe every call passes
+    Probe,
 }
 
 /// How the table is ordered and cut.

@@ -1,12 +1,13 @@
 //! pycount's kernel side from userspace: loads bpf/count.bpf.c for one target, attaches it
 //! through the target's function source, and reads per-function statistics out of its maps.
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use libbpf_rs::MapCore;
 
 use super::{CallReport, CountOptions, FunctionStats};
-use crate::breakpoints::{self, ArmError, Choice, Watch};
+use crate::breakpoints::{self, ArmError, Choice, Verdict, Watch};
 use crate::error::{Error, Result};
 use crate::filter::{self, Pattern};
 use crate::function::Function;
@@ -17,6 +18,7 @@ use crate::kernel::types::{FnEntry, FnKey, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, entries, inherit, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
 use crate::output::Never;
+use crate::overhead;
 use crate::session::Tracer;
 use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
@@ -51,13 +53,14 @@ impl CountTracer {
         let (source, plan) = tools::require_functions(target, opts.latency)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
-        let choice = match breakpoints::choose(target, &source, &opts.filters, opts.latency) {
-            // A breakpoint is set in one process's threads; inherited probes follow forks.
-            Choice::Breakpoints(_) if opts.subprocesses => Choice::Probe(Some(
-                "hardware breakpoints do not follow forked processes (--subprocesses)".into(),
-            )),
-            choice => choice,
-        };
+        let choice =
+            match breakpoints::choose(target, &source, &opts.filters, opts.latency, opts.source) {
+                // A breakpoint is set in one process's threads; inherited probes follow forks.
+                Choice::Breakpoints(_) if opts.subprocesses => Choice::Probe(Some(
+                    "hardware breakpoints do not follow forked processes (--subprocesses)".into(),
+                )),
+                choice => choice,
+            };
         match choice {
             Choice::Breakpoints(watch) => {
                 match Self::load(target, opts, source, plan, Some(watch), None)? {
@@ -179,7 +182,13 @@ impl CountTracer {
                     entry: &skel.progs.bp_entry,
                     ret: &skel.progs.bp_return,
                 };
-                match w.arm(&mut probes, &progs) {
+                // On trial, the breakpoints wait for its verdict (`poll`).
+                let armed = if w.on_trial() {
+                    Ok(())
+                } else {
+                    w.arm(&mut probes, &progs)
+                };
+                match armed {
                     Ok(()) => {}
                     Err(ArmError::NoRegister(why)) => return Ok(Err(why)),
                     Err(ArmError::Other(e)) => return Err(e),
@@ -290,6 +299,10 @@ impl Tracer for CountTracer {
     /// shared probe goes once each pattern has one.
     fn poll(&mut self, timeout: Duration, _events: &mut Vec<Never>) -> Result<()> {
         std::thread::sleep(timeout);
+        if self.breakpoints.as_ref().is_some_and(|w| w.on_trial()) {
+            self.judge()?;
+            return Ok(());
+        }
         if let Some(w) = &mut self.breakpoints {
             let progs = breakpoints::Programs {
                 entry: &self.skel.progs.bp_entry,
@@ -305,6 +318,43 @@ impl Tracer for CountTracer {
     }
 
     fn read(&mut self) -> Result<CallReport> {
+        self.read_report()
+    }
+}
+
+impl CountTracer {
+    /// `--source auto`: once the trial has its verdict, the breakpoints take the filtered
+    /// functions over from the shared probe (as for a function first called after attach:
+    /// a call both see is the breakpoint's), or they are never set.
+    fn judge(&mut self) -> Result<()> {
+        let runs = overhead::runs(self.skel.progs.eval_entry.as_fd());
+        let matched: u64 = self.functions()?.iter().map(|f| f.count).sum();
+        let Some(w) = &mut self.breakpoints else {
+            return Ok(());
+        };
+        match w.judge(runs, matched) {
+            Verdict::Wait => {}
+            Verdict::Probe(why) => {
+                eprintln!("pyprobe: counting on the shared probe: {why}");
+                self.why_probe = Some(why);
+                // Nothing marks calls any more: the shared probe counts every one.
+                self.breakpoints = None;
+            }
+            Verdict::Breakpoints(why) => {
+                eprintln!("pyprobe: counting on hardware breakpoints: {why}");
+                let progs = breakpoints::Programs {
+                    entry: &self.skel.progs.bp_entry,
+                    ret: &self.skel.progs.bp_return,
+                };
+                if w.take_over(&mut self.probes, &progs) {
+                    self.probes.detach_program(&self.skel.progs.eval_entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_report(&mut self) -> Result<CallReport> {
         let bss = self
             .skel
             .maps
