@@ -94,14 +94,8 @@ static __always_inline void hist_record(struct agent_hist *h, __u64 d)
 SEC("usdt")
 int BPF_USDT(gc_start, int generation)
 {
-	struct gc_start s = { .generation = generation };
-	__u32 tid = current_tid();
-
-	if (!armed())
-		return 0;
-	s.ts = bpf_ktime_get_ns();
-	/* A full table leaves this pause unpaired: gc_done counts it as gc_unpaired. */
-	bpf_map_update_elem(&gc_starts, &tid, &s, BPF_ANY);
+	if (armed())
+		gc_pause_start(&gc_starts, generation);
 	return 0;
 }
 
@@ -110,21 +104,14 @@ int BPF_USDT(gc_done, long collected)
 {
 	struct agent_gc_key key = { .tgid = current_pid() };
 	struct agent_gc_stats *st;
-	__u32 tid = current_tid();
-	struct gc_start *s;
+	__s32 generation;
 	__u64 d;
 
 	if (!armed())
 		return 0;
-	s = bpf_map_lookup_elem(&gc_starts, &tid);
-	if (!s) {
-		/* The collection was already running at attach (or the start table was full). */
-		__sync_fetch_and_add(&losses.gc_unpaired, 1);
+	if (!gc_pause_end(&gc_starts, bpf_ktime_get_ns(), &d, &generation))
 		return 0;
-	}
-	d = bpf_ktime_get_ns() - s->ts;
-	key.generation = s->generation;
-	bpf_map_delete_elem(&gc_starts, &tid);
+	key.generation = generation;
 	if (key.generation >= GC_GENERATIONS)
 		return 0;
 	st = stats_of(&gc_stats, &key);
@@ -138,55 +125,22 @@ int BPF_USDT(gc_done, long collected)
 SEC("usdt")
 int BPF_USDT(import_start, const char *module)
 {
-	struct import_stack *st;
-	__u32 d;
-
-	if (!armed())
-		return 0;
-	st = thread_entry(&import_stacks, &empty_import_stack, current_tid(), true);
-	if (!st)
-		return 0;
-	d = st->depth;
-	if (d < MAX_IMPORT_DEPTH) {
-		st->ts[d] = bpf_ktime_get_ns();
-		st->module_ptr[d] = (__u64)module;
-	} else {
-		__sync_fetch_and_add(&losses.too_deep, 1);
-	}
-	st->depth = d + 1;
+	if (armed())
+		import_push(&import_stacks, &empty_import_stack, module);
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(import_done, const char *module, int found)
 {
-	__u32 tid = current_tid(), tgid = current_pid(), top;
-	struct import_stack *st;
+	__u32 tgid = current_pid(), top;
 	struct agent_hist *h;
-	__u64 start = 0, opened = 0;
+	__u64 start = 0;
 
 	if (!armed())
 		return 0;
-	st = thread_entry(&import_stacks, &empty_import_stack, tid, false);
-	if (!st || st->depth == 0) {
-		__sync_fetch_and_add(&losses.unpaired_dones, 1);
+	if (!import_pop(&import_stacks, &empty_import_stack, module, &start, &top))
 		return 0;
-	}
-	top = st->depth - 1;
-	st->depth = top;
-	if (top < MAX_IMPORT_DEPTH) {
-		start = st->ts[top];
-		opened = st->module_ptr[top];
-	}
-	if (top == 0)
-		/* Nothing open on this thread: free its entry, so ended threads do not fill the map. */
-		bpf_map_delete_elem(&import_stacks, &tid);
-	if (top >= MAX_IMPORT_DEPTH)
-		return 0;
-	if (opened != (__u64)module) {
-		__sync_fetch_and_add(&losses.unpaired_dones, 1);
-		return 0;
-	}
 	h = stats_of(&import_stats, &tgid);
 	if (h)
 		hist_record(h, bpf_ktime_get_ns() - start);

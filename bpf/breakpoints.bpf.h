@@ -29,7 +29,7 @@ int bp_entry(struct bpf_perf_event_data *ctx)
 		bpf_map_update_elem(&bp_counted, &tid, &sp, BPF_ANY);
 	}
 	slot = slot_of(stub);
-	if (count_stub_call(slot, stub, frame, sp, timed))
+	if (count_stub_call(slot, stub, frame, sp))
 		return 0;
 	if (!eval_frame_key(frame, &key))
 		return 0;

@@ -331,10 +331,9 @@ static __always_inline bool counted_by_breakpoint(__u64 call_sp)
 }
 
 /* A call through a stub whose slot is already claimed: counted (a generator's creation is no
- * call) and, timed, its entry pushed, without reading the code object. False where the slot
- * belongs to no stub yet. */
-static __always_inline bool count_stub_call(struct fn_slot *slot, __u64 stub, __u64 frame,
-					    __u64 sp, bool timed)
+ * call) and, with --latency, its entry pushed, without reading the code object. False where
+ * the slot belongs to no stub yet. */
+static __always_inline bool count_stub_call(struct fn_slot *slot, __u64 stub, __u64 frame, __u64 sp)
 {
 	bool creation;
 
@@ -369,7 +368,7 @@ int eval_entry(struct pt_regs *ctx)
 	stub = trampoline_stub(ctx, sp);
 	if (stub) {
 		slot = slot_of(stub);
-		if (count_stub_call(slot, stub, frame, sp, timed))
+		if (count_stub_call(slot, stub, frame, sp))
 			return 0;
 	}
 	if (!eval_frame_key(frame, &key))

@@ -307,6 +307,25 @@ static __always_inline void read_qualname(__u64 code, struct qualname *q)
 }
 
 /* Name a code object seen for the first time, decide the filter once, and remember both. */
+/*
+ * A function named for the first time: matched against the filters, given its id, and put in
+ * the table (or the entry another CPU put there first); NULL, counted, when the table is full.
+ */
+static __always_inline struct fn_entry *publish_function(struct fn_key *key, struct fn_entry *e,
+							  __u32 flen, const struct qualname *q)
+{
+	long err;
+
+	e->matched = passes_filters(e, flen, q);
+	e->id = __sync_fetch_and_add(&next_fn_id, 1);
+	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU named it first */) {
+		__sync_fetch_and_add(&losses.functions_full, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&functions, key);
+}
+
 static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code, const char *file,
 					      const char *name)
 {
@@ -314,7 +333,6 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	struct scratch *s;
 	struct fn_entry *e;
 	long n;
-	int err;
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
@@ -333,15 +351,7 @@ static __noinline struct fn_entry *first_sight(struct fn_key *key, bool has_code
 	e->firstlineno = key->lineno;
 
 	read_qualname(has_code ? key->code : 0, &s->qualname);
-	e->matched = passes_filters(e, flen, &s->qualname);
-	e->id = __sync_fetch_and_add(&next_fn_id, 1);
-
-	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);
-	if (err && err != -17 /* EEXIST: another CPU named it first */) {
-		__sync_fetch_and_add(&losses.functions_full, 1);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&functions, key);
+	return publish_function(key, e, flen, &s->qualname);
 }
 
 /*
@@ -481,7 +491,6 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	struct fn_entry *e;
 	bool ok = true;
 	__u64 file, nbytes = 0;
-	int err;
 
 	s = bpf_map_lookup_elem(&scratch_space, &zero);
 	if (!s)
@@ -503,15 +512,7 @@ static __noinline struct fn_entry *first_sight_code(struct fn_key *key)
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(key->code + source.eval.co_flags));
 	e->generator = (flags & CO_MAKES_GENERATOR) != 0;
 	read_qualname(key->code, &s->qualname);
-	e->matched = passes_filters(e, flen, &s->qualname);
-	e->id = __sync_fetch_and_add(&next_fn_id, 1);
-
-	err = bpf_map_update_elem(&functions, key, e, BPF_NOEXIST);
-	if (err && err != -17 /* EEXIST: another CPU named it first */) {
-		__sync_fetch_and_add(&losses.functions_full, 1);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&functions, key);
+	return publish_function(key, e, flen, &s->qualname);
 }
 
 /*

@@ -32,14 +32,8 @@ struct {
 SEC("usdt")
 int BPF_USDT(gc_start, int generation)
 {
-	struct gc_start s = { .generation = generation };
-	__u32 tid = current_tid();
-
-	if (!armed())
-		return 0;
-	s.ts = bpf_ktime_get_ns();
-	/* A full table leaves this pause unpaired: gc_done counts it as gc_unpaired. */
-	bpf_map_update_elem(&starts, &tid, &s, BPF_ANY);
+	if (armed())
+		gc_pause_start(&starts, generation);
 	return 0;
 }
 
@@ -65,25 +59,16 @@ static __always_inline void stream_pause(__u64 now, __u64 d, long collected, __s
 SEC("usdt")
 int BPF_USDT(gc_done, long collected)
 {
-	__u32 tid = current_tid(), gen;
 	struct gc_gen_stats *st;
-	struct gc_start *s;
 	__s32 generation;
 	__u64 now, d;
+	__u32 gen;
 
 	if (!armed())
 		return 0;
 	now = bpf_ktime_get_ns();
-	s = bpf_map_lookup_elem(&starts, &tid);
-	if (!s) {
-		/* The collection was already running at attach (or the start table was full). */
-		__sync_fetch_and_add(&losses.gc_unpaired, 1);
+	if (!gc_pause_end(&starts, now, &d, &generation))
 		return 0;
-	}
-	d = now - s->ts;
-	generation = s->generation;
-	bpf_map_delete_elem(&starts, &tid);
-
 	gen = generation;
 	st = gen < GC_GENERATIONS ? bpf_map_lookup_elem(&generations, &gen) : NULL;
 	if (st) {

@@ -21,67 +21,27 @@ struct {
 	__type(value, struct import_stack);
 } empty_import_stack SEC(".maps");
 
-static __always_inline struct import_stack *import_stack_of(__u32 tid, bool create)
-{
-	return thread_entry(&import_stacks, &empty_import_stack, tid, create);
-}
-
 SEC("usdt")
 int BPF_USDT(import_start, const char *module)
 {
-	struct import_stack *st;
-	__u32 d;
-
-	if (!armed())
-		return 0;
-	st = import_stack_of(current_tid(), true);
-	if (!st)
-		return 0;
-	d = st->depth;
-	if (d < MAX_IMPORT_DEPTH) {
-		st->ts[d] = bpf_ktime_get_ns();
-		st->module_ptr[d] = (__u64)module;
-	} else {
-		/* Still counted in depth, so the dones above the limit pop nothing below it. */
-		__sync_fetch_and_add(&losses.too_deep, 1);
-	}
-	st->depth = d + 1;
+	if (armed())
+		import_push(&import_stacks, &empty_import_stack, module);
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(import_done, const char *module, int found)
 {
-	struct import_stack *st;
 	struct import_event *ev;
-	__u32 top;
-	__u64 start;
+	__u64 start = 0;
+	__u32 top = 0;
 	long n;
 	char last = 0;
 
 	if (!armed())
 		return 0;
-	st = import_stack_of(current_tid(), false);
-	if (!st || st->depth == 0) {
-		/* Started before pyprobe attached. */
-		__sync_fetch_and_add(&losses.unpaired_dones, 1);
+	if (!import_pop(&import_stacks, &empty_import_stack, module, &start, &top))
 		return 0;
-	}
-	top = st->depth - 1;
-	st->depth = top;
-	if (top >= MAX_IMPORT_DEPTH)
-		return 0;
-	if (st->module_ptr[top] != (__u64)module) {
-		__sync_fetch_and_add(&losses.unpaired_dones, 1);
-		return 0;
-	}
-	start = st->ts[top];
-	if (top == 0) {
-		/* Nothing open on this thread: free its stack, so ended threads do not fill the map. */
-		__u32 tid = current_tid();
-
-		bpf_map_delete_elem(&import_stacks, &tid);
-	}
 	ev = bpf_ringbuf_reserve(&import_events, sizeof(*ev), 0);
 	if (!ev) {
 		__sync_fetch_and_add(&losses.events_lost, 1);
