@@ -188,6 +188,13 @@ impl Watch {
         self.trial.is_some()
     }
 
+    /// Whether the trial looks now: its start, or its end (`judge` wants the counts then).
+    pub fn trial_due(&self) -> bool {
+        self.trial
+            .as_ref()
+            .is_some_and(|t| t.start.is_none_or(|(t0, ..)| t0.elapsed() >= TRIAL))
+    }
+
     /// The trial, given the shared probe's runs and the filtered functions' calls so far
     /// (None where the kernel does not count runs): after a second, which source costs the
     /// target less at these rates.
