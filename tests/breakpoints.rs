@@ -29,11 +29,7 @@ fn count(py: &Python, args: &[&str]) -> (Vec<(String, u64)>, String) {
         String::from_utf8_lossy(&wout.stderr)
     );
     let (stdout, stderr) = finish_pyprobe(p, rx);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    let mut counts: Vec<(String, u64)> = report["functions"]
-        .as_array()
-        .expect("functions")
+    let mut counts: Vec<(String, u64)> = functions(&stdout, &stderr)
         .iter()
         .map(|f| {
             (
@@ -44,6 +40,13 @@ fn count(py: &Python, args: &[&str]) -> (Vec<(String, u64)>, String) {
         .collect();
     counts.sort();
     (counts, stderr)
+}
+
+/// The functions of pycount's JSON report.
+fn functions(stdout: &str, stderr: &str) -> Vec<serde_json::Value> {
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    report["functions"].as_array().expect("functions").clone()
 }
 
 fn pairs(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -190,11 +193,7 @@ fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     w.send_line("go");
     let (stdout, stderr) = finish_pyprobe(p, rx);
     py.remove_perf_map(pid);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    let counts = report["functions"]
-        .as_array()
-        .unwrap()
+    let counts = functions(&stdout, &stderr)
         .iter()
         .map(|f| {
             (
@@ -323,11 +322,7 @@ fn auto(name: &str) -> (String, u64, u64) {
         .and_then(|l| l.trim().parse().ok())
         .expect("the workload's rounds");
     let (stdout, stderr) = finish_pyprobe(p, rx);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    let counted = report["functions"]
-        .as_array()
-        .unwrap()
+    let counted = functions(&stdout, &stderr)
         .iter()
         .filter(|f| f["name"] == name)
         .map(|f| f["count"].as_u64().unwrap())
