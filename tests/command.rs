@@ -3,7 +3,6 @@
 //! told of. Scratch files live in a TempDir, world-readable (the user may not read the checkout).
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -23,14 +22,7 @@ sys.exit(int(sys.argv[1]))
 "#;
 
 fn run(args: &[&str]) -> std::process::Output {
-    Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_output(Duration::from_secs(60))
+    run_pyprobe_within(args, Duration::from_secs(60))
 }
 
 fn ids(stderr: &str) -> Value {

@@ -271,6 +271,11 @@ pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
 
 /// Runs pyprobe to completion with no target interaction (bad-input tests).
 pub fn run_pyprobe(args: &[&str]) -> Output {
+    run_pyprobe_within(args, Duration::from_secs(30))
+}
+
+/// run_pyprobe for a session that runs a command of its own: killed if it overstays `limit`.
+pub fn run_pyprobe_within(args: &[&str], limit: Duration) -> Output {
     Guard::spawn(
         Command::new(pyprobe_bin())
             .args(args)
@@ -278,7 +283,7 @@ pub fn run_pyprobe(args: &[&str]) -> Output {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     )
-    .wait_output(Duration::from_secs(30))
+    .wait_output(limit)
 }
 
 /// Traces a stdin-gated workload by PID: attach, release the workload, and collect the report
