@@ -20,7 +20,7 @@ fn offsets_of(file: &str, hint: &str) -> DebugOffsets {
 
 fn sid(version: &str) -> DebugOffsets {
     offsets_of(
-        &format!("/opt/sidroot/usr/bin/python{version}"),
+        &format!("/var/lib/pyprobe/testbeds/sid/usr/bin/python{version}"),
         "run scripts/test, which builds the sid chroot",
     )
 }

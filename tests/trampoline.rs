@@ -47,13 +47,13 @@ fn toggled() -> String {
 
 /// A Python of the sid chroot (3.13-3.15, built by scripts/test), with its flags and code.
 fn sid(version: &str, flags: &[&str], code: &str) -> Command {
-    let python = format!("/opt/sidroot/usr/bin/python{version}");
+    let python = format!("{}/usr/bin/python{version}", common::SID);
     assert!(
         std::path::Path::new(&python).exists(),
         "{python} missing: run scripts/test"
     );
     let mut cmd = Command::new("chroot");
-    cmd.args(["/opt/sidroot", &format!("/usr/bin/python{version}")])
+    cmd.args([common::SID, &format!("/usr/bin/python{version}")])
         .args(flags)
         .args(["-c", code]);
     cmd
@@ -362,7 +362,7 @@ fn activate_works_for_a_target_of_another_user() {
     let mut cmd = Command::new("chroot");
     cmd.args([
         "--userspec=65534:65534",
-        "/opt/sidroot",
+        common::SID,
         "/usr/bin/python3.15",
         "-c",
         BUSY,

@@ -172,13 +172,32 @@ fn sweep_stale() {
     });
 }
 
+/// Where tracefs is, mounting it at its usual place when nothing has (a fresh machine and many
+/// containers mount neither tracefs nor debugfs; perf and bpftrace mount it the same way).
 fn tracefs() -> PathBuf {
     let mounted = PathBuf::from("/sys/kernel/tracing");
+    let debug = PathBuf::from("/sys/kernel/debug/tracing");
     if mounted.join("uprobe_events").exists() {
-        mounted
-    } else {
-        PathBuf::from("/sys/kernel/debug/tracing")
+        return mounted;
     }
+    if debug.join("uprobe_events").exists() {
+        return debug;
+    }
+    static MOUNT: std::sync::Once = std::sync::Once::new();
+    MOUNT.call_once(|| {
+        // SAFETY: mount(2) with NUL-terminated strings we own; failure leaves errors to the
+        // open that follows, which names the path it tried.
+        unsafe {
+            libc::mount(
+                c"tracefs".as_ptr(),
+                c"/sys/kernel/tracing".as_ptr(),
+                c"tracefs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            );
+        }
+    });
+    mounted
 }
 
 fn write_events(line: &str) -> std::io::Result<()> {
