@@ -144,7 +144,7 @@ static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key)
 /*
  * Pops the entry of the eval-frame call that returns with the stack pointer `sp`. The stack
  * grows down, so entries pushed with a lower stack pointer belong to frames that ended without
- * their return being seen: the kernel keeps at most 64 returns pending per thread.
+ * their return being seen (a return site pyprobe did not probe).
  */
 static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key)
 {
@@ -386,7 +386,7 @@ int eval_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uretprobe")
+SEC("uprobe")
 int eval_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};

@@ -267,10 +267,10 @@ static long unwind_deeper(__u64 i, void *ctx)
 }
 
 /*
- * The eval-frame source's returns (a uretprobe). The kernel keeps at most 64 returns pending
- * per thread: the frames deeper than the returning one ended without theirs, and are unwound.
+ * The eval-frame source's returns (uprobes on the function's `ret`s). Frames deeper than the
+ * returning one ended without a return seen, and are unwound.
  */
-SEC("uretprobe")
+SEC("uprobe")
 int flow_eval_return(struct pt_regs *ctx)
 {
 	struct unwind u = { .now = bpf_ktime_get_ns(), .sp = eval_return_sp(ctx), .tid = current_tid() };

@@ -614,10 +614,11 @@ static __always_inline __u64 eval_call_sp(struct pt_regs *ctx)
 	return ctx->rsp + source.eval.sp_adjust;
 }
 
-/* The same stack pointer at its return (the uretprobe runs after `ret` popped the address). */
+/* The same stack pointer at its return: the probe sits on a `ret`, the return address on top
+ * (src/source/exits.rs: why no uretprobe). */
 static __always_inline __u64 eval_return_sp(struct pt_regs *ctx)
 {
-	return ctx->rsp - 8;
+	return ctx->rsp;
 }
 
 /* The function of a key from function_key(), named on first sight. */

@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::error::Result;
+use crate::kernel::private_code::PrivateCode;
 use crate::kernel::skel::floor::{FloorSkel, FloorSkelBuilder};
 use crate::kernel::{Loaded, Probes, load};
 use crate::output::{Never, Output, Window};
@@ -88,13 +89,13 @@ impl Tracer for Floor {
     }
 }
 
-/// Runs `f` with an empty uprobe at `offset` of this executable (calibrating a trap's cost).
-pub fn with_empty_uprobe<T>(offset: u64, f: impl FnOnce() -> T) -> Result<T> {
+/// Runs `f` with an empty uprobe on pyprobe's private code (calibrating a trap's cost).
+pub fn with_empty_uprobe<T>(code: &PrivateCode, f: impl FnOnce() -> T) -> Result<T> {
     let skel = load(FloorSkelBuilder::default(), |_| Ok(()))?;
     let link = skel
         .progs
         .empty_uprobe
-        .attach_uprobe(false, 0, "/proc/self/exe", offset as usize)
+        .attach_uprobe(false, 0, code.path(), 0)
         .map_err(|e| crate::error::Error::bpf("calibrating a uprobe's cost", e))?;
     let out = f();
     drop(link);

@@ -2,12 +2,14 @@
 //! kernel's own run counts of pyprobe's programs) times what each hit costs (the program's own
 //! run time, also the kernel's count, plus the trap that runs it, measured on this machine).
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use libbpf_rs::libbpf_sys;
 
 use crate::error::{Error, Result};
+use crate::kernel::private_code::PrivateCode;
 
 /// The programs of a session, whose run counts and run times the kernel keeps while run-time
 /// statistics are on (`BPF_ENABLE_STATS`, for as long as this holds its descriptor).
@@ -349,22 +351,15 @@ const FALLBACK_TRAP_NS: f64 = 700.0;
 const CALIBRATION_CALLS: u32 = 4_000;
 const ROUNDS: usize = 5;
 
-/// The function the calibration probes: a push first, which the kernel emulates as it does
-/// the instructions pyprobe's probes sit on.
-#[unsafe(naked)]
-extern "C" fn pyprobe_trap_calibration() {
-    core::arch::naked_asm!("push rbp", "pop rbp", "ret")
-}
-
-/// Measures and records (in `TRAP`) a trap's cost, before the calibration probe is detached.
+/// Measures and records (in `TRAP`) a trap's cost, before the calibration probe is detached:
+/// calls of pyprobe's private code (`PrivateCode`: why not its own executable) with an empty
+/// uprobe on it, against the same calls without.
 fn calibrate() -> Result<()> {
-    let addr = pyprobe_trap_calibration as *const () as u64;
-    let offset = self_file_offset(addr)
-        .ok_or_else(|| Error::Usage("cannot find pyprobe's own code to calibrate with".into()))?;
+    let code = PrivateCode::new().map_err(|e| Error::io(Path::new("memfd"), e))?;
     let time = |n: u32| {
         let t = thread_cpu();
         for _ in 0..n {
-            pyprobe_trap_calibration();
+            code.call();
             std::hint::black_box(());
         }
         thread_cpu().saturating_sub(t)
@@ -372,7 +367,7 @@ fn calibrate() -> Result<()> {
     // The least of a few rounds: a round can only be slowed by the machine, never sped up.
     let least = |f: &dyn Fn() -> std::time::Duration| (0..ROUNDS).map(|_| f()).min();
     let bare = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
-    crate::floor::with_empty_uprobe(offset, || {
+    crate::floor::with_empty_uprobe(&code, || {
         let probed = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
         let per_call = probed.saturating_sub(bare).as_nanos() as f64 / f64::from(CALIBRATION_CALLS);
         // A measurement disturbed into nonsense falls back to the known floor.
@@ -395,17 +390,6 @@ pub(crate) fn thread_cpu() -> std::time::Duration {
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
-/// The file offset of an address of this executable's code, from /proc/self/maps.
-fn self_file_offset(addr: u64) -> Option<u64> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let exe = std::fs::read_link("/proc/self/exe").ok()?;
-    let exe = exe.to_string_lossy();
-    crate::target::parse_maps(&maps)
-        .into_iter()
-        .find(|m| m.path == exe && (m.start..m.end).contains(&addr))
-        .map(|m| addr - m.start + m.offset)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use crate::kernel::private_code::PrivateCode;
 use crate::overhead::thread_cpu;
 
 const PERF_TYPE_BREAKPOINT: u32 = 5;
@@ -77,12 +78,6 @@ pub fn threads(pid: i32) -> Vec<i32> {
     tids
 }
 
-/// The function the measurement puts its breakpoint on.
-#[unsafe(naked)]
-extern "C" fn pyprobe_breakpoint_calibration() {
-    core::arch::naked_asm!("ret")
-}
-
 const CALLS: u32 = 500;
 const ROUNDS: usize = 5;
 
@@ -90,12 +85,14 @@ const ROUNDS: usize = 5;
 /// this thread, against the same calls without, in this thread's CPU time (the debug
 /// exception's time is the thread's); None where no breakpoint can be had.
 pub fn measure_hit() -> Option<f64> {
+    // On code of pyprobe's own, in no file another pyprobe runs (PrivateCode says why).
+    let code = PrivateCode::new().ok()?;
     let time = || {
         (0..ROUNDS)
             .map(|_| {
                 let t = thread_cpu();
                 for _ in 0..CALLS {
-                    pyprobe_breakpoint_calibration();
+                    code.call();
                     std::hint::black_box(());
                 }
                 thread_cpu().saturating_sub(t)
@@ -104,7 +101,7 @@ pub fn measure_hit() -> Option<f64> {
             .unwrap_or(Duration::ZERO)
     };
     let bare = time();
-    let event = open(0, pyprobe_breakpoint_calibration as *const () as u64, false).ok()?;
+    let event = open(0, code.addr(), false).ok()?;
     let hit = time();
     drop(event);
     Some(hit.saturating_sub(bare).as_nanos() as f64 / f64::from(CALLS))

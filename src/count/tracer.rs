@@ -167,14 +167,13 @@ impl CountTracer {
                 let what = "_PyEval_EvalFrameDefault";
                 if w.handover {
                     set_handover(&mut skel);
-                    probes.uprobe(&skel.progs.eval_entry, target, entry, false, what)?;
+                    probes.uprobe(&skel.progs.eval_entry, target, entry, what)?;
                 }
                 if let (true, Some(offset)) = (plan.init, init) {
                     probes.uprobe(
                         &skel.progs.init_entry,
                         target,
                         offset,
-                        false,
                         "3.13's instantiation call",
                     )?;
                 }

@@ -44,8 +44,6 @@ pub struct TraceEvent {
 pub struct Place<'a> {
     pub path: &'a Path,
     pub offset: u64,
-    /// A return probe (`r:`), else an entry probe (`p:`).
-    pub ret: bool,
     /// The file offset of a semaphore the kernel raises while the probe is attached.
     pub ref_ctr: Option<u64>,
 }
@@ -107,7 +105,8 @@ impl TraceEvent {
                 std::io::Error::other(format!("unusable path {}", place.path.display())),
             ));
         };
-        let kind = if place.ret { 'r' } else { 'p' };
+        // Always an entry probe (`p:`): no return probe (`r:`) ever, see Probes::uprobe.
+        let kind = 'p';
         let ref_ctr = place
             .ref_ctr
             .map(|r| format!("({r:#x})"))

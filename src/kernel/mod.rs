@@ -3,6 +3,7 @@
 mod entries;
 pub mod inherit;
 mod loaded;
+pub mod private_code;
 mod probes;
 mod ring;
 

@@ -119,7 +119,6 @@ impl Probes {
             let place = Place {
                 path: &path,
                 offset,
-                ret: false,
                 ref_ctr: (site.semaphore != 0).then_some(site.semaphore_offset),
             };
             self.inherited(prog, target.pid, &place, cookie)?;
@@ -153,21 +152,22 @@ impl Probes {
         self.keep(link, prog)
     }
 
-    /// Attaches `prog` at a file offset of the target's interpreter (a uretprobe with
-    /// `ret`); `what` names the place in errors.
+    /// Attaches `prog` at a file offset of the target's interpreter; `what` names the place in
+    /// errors. Never a uretprobe: the kernel holds one for as long as any call it saw is still
+    /// running, and a thread parked forever in a Python call made detaching wait forever (and
+    /// every other uprobe user of the host with it); returns are probed on their `ret`
+    /// instructions instead (src/source/exits.rs).
     pub fn uprobe(
         &mut self,
         prog: &ProgramMut<'_>,
         target: &Target,
         offset: u64,
-        ret: bool,
         what: &str,
     ) -> Result<()> {
         if self.inherit {
             let place = Place {
                 path: &target.attach_path()?,
                 offset,
-                ret,
                 ref_ctr: None,
             };
             return self.inherited(prog, target.pid, &place, 0);
@@ -177,15 +177,9 @@ impl Probes {
                 target.pid,
                 target.attach_path()?,
                 offset as usize,
-                UprobeOpts {
-                    retprobe: ret,
-                    ..Default::default()
-                },
+                UprobeOpts::default(),
             )
-            .map_err(|e| {
-                let kind = if ret { "uretprobe" } else { "uprobe" };
-                Error::bpf(format!("attaching a {kind} to {what}"), e)
-            })?;
+            .map_err(|e| Error::bpf(format!("attaching a uprobe to {what}"), e))?;
         self.keep(link, prog)
     }
 
@@ -254,7 +248,6 @@ impl Probes {
             let place = Place {
                 path: &target.attach_path()?,
                 offset: entry,
-                ret: false,
                 ref_ctr: Some(line.semaphore_offset),
             };
             let (link, event) = inherit::attach(prog, target.pid, &place, 0)?;

@@ -4,6 +4,7 @@
 //! a uprobe on `_PyEval_EvalFrameDefault`, which sees every frame the interpreter evaluates on
 //! 3.6-3.10 and, with CPython's perf trampoline on, on 3.12+ (3.11 inlines calls and has no
 //! trampoline).
+mod exits;
 mod init313;
 mod prologue;
 
@@ -49,13 +50,15 @@ pub struct Usdt {
     name_reg_return: u32,
 }
 
-/// A uprobe on `_PyEval_EvalFrameDefault` (and a uretprobe for returns).
+/// A uprobe on `_PyEval_EvalFrameDefault` (and uprobes on its `ret` instructions for returns).
 #[derive(Debug, Clone, Copy)]
 pub struct EvalFrame {
     layout: EvalLayout,
-    /// File offsets of the entry probe and of the return probe.
+    /// File offsets of the entry probe and of the return sites (`exits`: why not a uretprobe);
+    /// no sites where the function's code could not be decoded.
     entry: u64,
-    ret: u64,
+    returns: [u64; exits::MAX_EXITS],
+    n_returns: usize,
     /// The kernel emulates the probed instruction (else each call is single-stepped).
     pub emulated: bool,
     /// 3.12+: every call passes the function only through the perf trampoline.
@@ -158,6 +161,15 @@ impl FunctionSource {
 
     /// Refuses a plan this target cannot serve.
     pub fn check(&self, plan: Plan, target: &Target) -> Result<()> {
+        if let Kind::EvalFrame(e) = &self.kind
+            && plan.returns
+            && e.n_returns == 0
+        {
+            return Err(unavailable(format!(
+                "pyprobe found no return instruction it can probe in {}'s                  _PyEval_EvalFrameDefault, so calls cannot be timed or followed there                  (counting works)",
+                target.interpreter
+            )));
+        }
         if plan.tracing_mode && target.elf.probe("line").is_none() {
             return Err(unavailable(format!(
                 "{} has no line probe, whose semaphore CPython {} needs for function__entry",
@@ -229,12 +241,14 @@ impl FunctionSource {
             }
             Kind::EvalFrame(e) => {
                 let what = "_PyEval_EvalFrameDefault";
-                probes.uprobe(programs.eval_entry, target, e.entry, false, what)?;
+                probes.uprobe(programs.eval_entry, target, e.entry, what)?;
                 if plan.returns {
-                    probes.uprobe(programs.eval_return, target, e.ret, true, what)?;
+                    for &offset in e.return_sites() {
+                        probes.uprobe(programs.eval_return, target, offset, what)?;
+                    }
                 }
                 if let (true, Some(offset), Some(prog)) = (plan.init, e.init_probe, programs.init) {
-                    probes.uprobe(prog, target, offset, false, "3.13's instantiation call")?;
+                    probes.uprobe(prog, target, offset, "3.13's instantiation call")?;
                 }
             }
         }
@@ -315,7 +329,9 @@ impl FunctionSource {
                     }
                 );
                 if plan.returns {
-                    s.push_str(&format!(" + uretprobe at {:#x}", e.ret));
+                    let sites: Vec<String> =
+                        e.return_sites().iter().map(|o| format!("{o:#x}")).collect();
+                    s.push_str(&format!(" + uprobes on its ret at {}", sites.join(", ")));
                 }
                 if plan.init {
                     s.push_str(" + 3.13's instantiation call");
@@ -442,10 +458,22 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
         .unwrap_or(0);
     layout.interp_lo = target.runtime_addr(layout.interp_lo);
     layout.interp_hi = target.runtime_addr(layout.interp_hi);
+    let mut returns = [0u64; exits::MAX_EXITS];
+    let mut n_returns = 0;
+    if function.head.len() as u64 >= function.size {
+        for (slot, site) in returns.iter_mut().zip(
+            exits::returns(&function.head[..function.size as usize], function.addr)
+                .unwrap_or_default(),
+        ) {
+            *slot = offset(site)?;
+            n_returns += 1;
+        }
+    }
     Ok(EvalFrame {
         layout,
         entry: offset(at.entry)?,
-        ret: offset(at.ret)?,
+        returns,
+        n_returns,
         emulated: at.emulated,
         trampoline,
         init_probe: (version.minor == 13)
@@ -453,6 +481,13 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
             .flatten(),
         qualname,
     })
+}
+
+impl EvalFrame {
+    /// File offsets of the probed `ret` instructions.
+    fn return_sites(&self) -> &[u64] {
+        &self.returns[..self.n_returns]
+    }
 }
 
 /// On 3.12+ calls pass `_PyEval_EvalFrameDefault` only through CPython's perf trampoline.

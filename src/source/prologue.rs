@@ -15,9 +15,6 @@ pub enum Reg {
 pub struct Placement {
     /// Offset from the function's start of the entry probe.
     pub entry: u64,
-    /// Offset where the stack pointer is still the caller's: a uretprobe must sit there (a
-    /// later one would take the wrong return address).
-    pub ret: u64,
     /// What the prologue subtracted from rsp before `entry`.
     pub sp_adjust: u32,
     /// The kernel emulates the instruction at `entry`; if not, each hit is single-stepped.
@@ -28,15 +25,14 @@ const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 
 /// Where to probe a function whose first bytes are `code`, keeping `keep` readable.
 pub fn place(code: &[u8], keep: &[Reg]) -> Placement {
-    let ret = if code.starts_with(&ENDBR64) { 4 } else { 0 };
-    let mut off = ret as usize;
+    let start = if code.starts_with(&ENDBR64) { 4 } else { 0 };
+    let mut off = start;
     let mut sp_adjust = 0u32;
     for _ in 0..8 {
         let b = &code[off.min(code.len())..];
         if emulated(b) {
             return Placement {
                 entry: off as u64,
-                ret,
                 sp_adjust,
                 emulated: true,
             };
@@ -50,8 +46,7 @@ pub fn place(code: &[u8], keep: &[Reg]) -> Placement {
         }
     }
     Placement {
-        entry: ret,
-        ret,
+        entry: start as u64,
         sp_adjust: 0,
         emulated: false,
     }
@@ -111,7 +106,6 @@ mod tests {
             p,
             Placement {
                 entry: 0,
-                ret: 0,
                 sp_adjust: 0,
                 emulated: true
             }
@@ -126,7 +120,6 @@ mod tests {
             p,
             Placement {
                 entry: 4,
-                ret: 4,
                 sp_adjust: 0,
                 emulated: true
             }
@@ -144,7 +137,6 @@ mod tests {
             p,
             Placement {
                 entry: 14,
-                ret: 4,
                 sp_adjust: 0x1a8,
                 emulated: true
             }
@@ -158,7 +150,6 @@ mod tests {
             p,
             Placement {
                 entry: 4,
-                ret: 4,
                 sp_adjust: 0,
                 emulated: false
             }
