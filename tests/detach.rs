@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -105,6 +105,76 @@ fn ends_after_duration(py: &Python, args: &[&str]) {
     assert!(breakpoints_left(svc.pid()).is_empty());
 }
 
+/// `pyprobe ARGS -d 2 -- PY parked_forever.py --now` (the workers park from the start, under
+/// the probes), and the same ended by SIGINT: within 3 s of the banner, within 1 s of SIGINT.
+fn spawned_ends_on_time(py: &Python, args: &[&str]) {
+    let path = py.script("parked_forever.py");
+    let mut argv = py.argv(&path);
+    argv.push("--now".into());
+    for sigint in [false, true] {
+        let mut all: Vec<&str> = args.to_vec();
+        if !sigint {
+            all.extend(["-d", "2"]);
+        }
+        all.push("--");
+        all.extend(argv.iter().map(String::as_str));
+        let mut cmd = Command::new(pyprobe_bin());
+        cmd.args(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if py.trampoline {
+            cmd.env("PYTHONPERFSUPPORT", "1");
+        }
+        let mut p = Guard::spawn(&mut cmd);
+        let stderr = p.child().stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(line);
+            }
+        });
+        let banner = Instant::now() + Duration::from_secs(20);
+        while !rx
+            .recv_timeout(Duration::from_millis(100))
+            .is_ok_and(|l| l.starts_with("Tracing"))
+        {
+            assert!(Instant::now() < banner && p.alive(), "{all:?}: no banner");
+        }
+        let armed = Instant::now();
+        let limit = if sigint {
+            // Long enough for every worker to park inside a traced call.
+            thread::sleep(Duration::from_millis(500));
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(p.pid(), libc::SIGINT) };
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
+        };
+        let from = Instant::now();
+        while p.alive() && from.elapsed() < Duration::from_secs(20) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let took = if sigint {
+            from.elapsed()
+        } else {
+            armed.elapsed()
+        };
+        if p.alive() {
+            // A pyprobe stuck in the kernel's detach waits for the parked workers: end them,
+            // or it (and this test) would wait forever.
+            kill_children(p.pid());
+        }
+        let said: Vec<String> = rx.try_iter().collect();
+        assert!(
+            took < limit,
+            "{all:?} ended {took:?} after {}\n{}",
+            if sigint { "SIGINT" } else { "its banner" },
+            said.join("\n")
+        );
+    }
+}
+
 /// `pyprobe ARGS --pid P` on a parked service, then SIGINT: ends within a second, and another
 /// pyprobe starting meanwhile on another process is not held up.
 fn ends_on_sigint(py: &Python, args: &[&str]) {
@@ -159,6 +229,22 @@ fn pycount_latency_ends_on_time_over_parked_workers() {
     for (what, py) in pythons() {
         eprintln!("{what}");
         ends_after_duration(&py, &["count", "--latency"]);
+    }
+}
+
+#[test]
+fn pycount_latency_on_a_command_whose_workers_park_ends_on_time() {
+    for (what, py) in pythons() {
+        eprintln!("{what}");
+        spawned_ends_on_time(&py, &["count", "--latency"]);
+    }
+}
+
+#[test]
+fn pyflow_on_a_command_whose_workers_park_ends_on_time() {
+    for (what, py) in pythons() {
+        eprintln!("{what}");
+        spawned_ends_on_time(&py, &["flow", "--filter", "wait_*", "-o", "/dev/null"]);
     }
 }
 
@@ -222,6 +308,25 @@ fn the_agent_ends_on_sigterm_over_parked_workers_it_timed() {
         );
         assert!(svc.guard.alive());
         assert!(breakpoints_left(svc.pid()).is_empty());
+    }
+}
+
+/// SIGKILLs the children of `pid` (the command a pyprobe started).
+fn kill_children(pid: i32) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+    {
+        let path = task.unwrap().path().join("children");
+        for child in std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            if let Ok(c) = child.parse::<i32>() {
+                // SAFETY: a signal to a process this test's pyprobe started.
+                unsafe { libc::kill(c, libc::SIGKILL) };
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 """A live service whose worker threads park forever inside Python calls (a queue get, a socket
 accept, a long sleep, a lock) while the main thread keeps calling `tick`: a uretprobe's pending
 return on any of them never comes back. Prints "ready", parks its workers on a line from stdin
-(so that they park while a tracer is attached), then prints "parked" and ticks on."""
+(so that they park while a tracer is attached; at once with --now), then prints "parked" and
+ticks on."""
 import queue
 import socket
 import sys
@@ -47,8 +48,9 @@ def main():
     s.listen()
     lock = threading.Lock()
     lock.acquire()
-    print("ready", flush=True)
-    sys.stdin.readline()
+    if "--now" not in sys.argv:
+        print("ready", flush=True)
+        sys.stdin.readline()
     for fn, args in ((wait_queue, (q,)), (wait_accept, (s,)), (wait_sleep, ()), (wait_lock, (lock,))):
         threading.Thread(target=worker, args=(fn, *args), daemon=True).start()
     parked.wait()
