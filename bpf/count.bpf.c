@@ -390,9 +390,13 @@ SEC("uprobe")
 int eval_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
+	__u64 sp;
 
-	if (armed() && timed)
-		record_return(pop_entry_at(eval_return_sp(ctx), &key), &key);
+	if (!armed() || !timed)
+		return 0;
+	sp = eval_return_sp(ctx);
+	if (sp)
+		record_return(pop_entry_at(sp, &key), &key);
 	return 0;
 }
 

@@ -277,7 +277,7 @@ int flow_eval_return(struct pt_regs *ctx)
 	struct flow_stack *st;
 	__u32 top;
 
-	if (!armed() || (only_tid && u.tid != only_tid))
+	if (!armed() || (only_tid && u.tid != only_tid) || !u.sp)
 		return 0;
 	st = flow_stack(u.tid, false);
 	if (!st || st->depth == 0) {

@@ -614,11 +614,46 @@ static __always_inline __u64 eval_call_sp(struct pt_regs *ctx)
 	return ctx->rsp + source.eval.sp_adjust;
 }
 
-/* The same stack pointer at its return: the probe sits on a `ret`, the return address on top
- * (src/source/exits.rs: why no uretprobe). */
+/* Whether x86 condition `cc` (the low nibble of a jcc's opcode) holds for `flags`. */
+static __always_inline bool condition_holds(__u32 cc, __u64 flags)
+{
+	bool cf = flags & (1 << 0), pf = flags & (1 << 2), zf = flags & (1 << 6);
+	bool sf = flags & (1 << 7), of = flags & (1 << 11);
+	bool holds;
+
+	switch (cc >> 1) {
+	case 0: holds = of; break;
+	case 1: holds = cf; break;
+	case 2: holds = zf; break;
+	case 3: holds = cf || zf; break;
+	case 4: holds = sf; break;
+	case 5: holds = pf; break;
+	case 6: holds = sf != of; break;
+	default: holds = zf || sf != of; break;
+	}
+	return (cc & 1) ? !holds : holds;
+}
+
+/*
+ * The same stack pointer at the call's return, on one of the sites src/source/exits.rs finds
+ * where _PyEval_EvalFrameDefault returns (no uretprobe: exits.rs says why). The site's cookie
+ * says what to add to rsp or rbp, and for a conditional branch the condition under which it
+ * returns; 0 where this pass does not return.
+ */
 static __always_inline __u64 eval_return_sp(struct pt_regs *ctx)
 {
-	return ctx->rsp;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 cc = (cookie >> 40) & 0x1f;
+	__u64 rsp = ctx->rsp, rbp = ctx->rbp, base;
+
+	/* Both read as they are: the verifier refuses a context read at a computed offset. */
+	barrier_var(rsp);
+	barrier_var(rbp);
+	base = (cookie >> 32) & 1 ? rbp : rsp;
+
+	if (cc && !condition_holds(cc - 1, ctx->eflags))
+		return 0;
+	return base + (__s64)(__s32)(__u32)cookie;
 }
 
 /* The function of a key from function_key(), named on first sight. */

@@ -327,9 +327,8 @@ static BREAKPOINT: OnceLock<f64> = OnceLock::new();
 const FALLBACK_BREAKPOINT_NS: f64 = 9_500.0;
 
 /// Starts measuring a trap's cost (calls of a function of ours with an empty uprobe on it,
-/// against the same calls without) on a thread of its own. Started as a session opens: a
-/// uprobe's detach waits for a kernel grace period that a traced interpreter's pending
-/// uretprobes can stretch to seconds, which no session loop may wait for.
+/// against the same calls without) on a thread of its own, started as a session opens: the
+/// calibration takes tens of milliseconds that no session loop should wait for.
 pub fn calibrate_in_background() {
     static STARTED: OnceLock<()> = OnceLock::new();
     if STARTED.set(()).is_ok() {

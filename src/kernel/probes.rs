@@ -154,14 +154,26 @@ impl Probes {
 
     /// Attaches `prog` at a file offset of the target's interpreter; `what` names the place in
     /// errors. Never a uretprobe: the kernel holds one for as long as any call it saw is still
-    /// running, and a thread parked forever in a Python call made detaching wait forever (and
-    /// every other uprobe user of the host with it); returns are probed on their `ret`
-    /// instructions instead (src/source/exits.rs).
+    /// running, and a command whose threads kept calls open made detaching wait for good (and
+    /// every other uprobe user of the host with it); returns are probed where the function
+    /// returns instead (src/source/exits.rs).
     pub fn uprobe(
         &mut self,
         prog: &ProgramMut<'_>,
         target: &Target,
         offset: u64,
+        what: &str,
+    ) -> Result<()> {
+        self.uprobe_with_cookie(prog, target, offset, 0, what)
+    }
+
+    /// `uprobe`, with a cookie the program reads (`bpf_get_attach_cookie`).
+    pub fn uprobe_with_cookie(
+        &mut self,
+        prog: &ProgramMut<'_>,
+        target: &Target,
+        offset: u64,
+        cookie: u64,
         what: &str,
     ) -> Result<()> {
         if self.inherit {
@@ -170,14 +182,17 @@ impl Probes {
                 offset,
                 ref_ctr: None,
             };
-            return self.inherited(prog, target.pid, &place, 0);
+            return self.inherited(prog, target.pid, &place, cookie);
         }
         let link = prog
             .attach_uprobe_with_opts(
                 target.pid,
                 target.attach_path()?,
                 offset as usize,
-                UprobeOpts::default(),
+                UprobeOpts {
+                    cookie,
+                    ..Default::default()
+                },
             )
             .map_err(|e| Error::bpf(format!("attaching a uprobe to {what}"), e))?;
         self.keep(link, prog)

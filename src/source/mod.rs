@@ -57,7 +57,7 @@ pub struct EvalFrame {
     /// File offsets of the entry probe and of the return sites (`exits`: why not a uretprobe);
     /// no sites where the function's code could not be decoded.
     entry: u64,
-    returns: [u64; exits::MAX_EXITS],
+    returns: [ReturnSite; exits::MAX_SITES],
     n_returns: usize,
     /// The kernel emulates the probed instruction (else each call is single-stepped).
     pub emulated: bool,
@@ -243,8 +243,14 @@ impl FunctionSource {
                 let what = "_PyEval_EvalFrameDefault";
                 probes.uprobe(programs.eval_entry, target, e.entry, what)?;
                 if plan.returns {
-                    for &offset in e.return_sites() {
-                        probes.uprobe(programs.eval_return, target, offset, what)?;
+                    for site in e.return_sites() {
+                        probes.uprobe_with_cookie(
+                            programs.eval_return,
+                            target,
+                            site.offset,
+                            site.cookie,
+                            what,
+                        )?;
                     }
                 }
                 if let (true, Some(offset), Some(prog)) = (plan.init, e.init_probe, programs.init) {
@@ -329,9 +335,22 @@ impl FunctionSource {
                     }
                 );
                 if plan.returns {
-                    let sites: Vec<String> =
-                        e.return_sites().iter().map(|o| format!("{o:#x}")).collect();
-                    s.push_str(&format!(" + uprobes on its ret at {}", sites.join(", ")));
+                    let sites: Vec<String> = e
+                        .return_sites()
+                        .iter()
+                        .map(|r| {
+                            let stepped = if r.stepped {
+                                " (its ret, single-stepped)"
+                            } else {
+                                ""
+                            };
+                            format!("{:#x}{stepped}", r.offset)
+                        })
+                        .collect();
+                    s.push_str(&format!(
+                        " + uprobes where it returns ({})",
+                        sites.join(", ")
+                    ));
                 }
                 if plan.init {
                     s.push_str(" + 3.13's instantiation call");
@@ -458,17 +477,21 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
         .unwrap_or(0);
     layout.interp_lo = target.runtime_addr(layout.interp_lo);
     layout.interp_hi = target.runtime_addr(layout.interp_hi);
-    let mut returns = [0u64; exits::MAX_EXITS];
-    let mut n_returns = 0;
-    if function.head.len() as u64 >= function.size {
-        for (slot, site) in returns.iter_mut().zip(
-            exits::returns(&function.head[..function.size as usize], function.addr)
-                .unwrap_or_default(),
-        ) {
-            *slot = offset(site)?;
-            n_returns += 1;
+    let mut returns = [ReturnSite::default(); exits::MAX_SITES];
+    let n_returns = match return_sites(target, function) {
+        Some(sites) => {
+            for (slot, site) in returns.iter_mut().zip(&sites) {
+                *slot = ReturnSite {
+                    offset: offset(site.addr - function.addr)
+                        .or_else(|_| island_offset(target, site.addr))?,
+                    cookie: site.cookie(),
+                    stepped: site.condition.is_none() && site.offset == 0 && !site.from_rbp,
+                };
+            }
+            sites.len()
         }
-    }
+        None => 0,
+    };
     Ok(EvalFrame {
         layout,
         entry: offset(at.entry)?,
@@ -483,11 +506,78 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
     })
 }
 
+/// One of the places where `_PyEval_EvalFrameDefault` returns (`exits`).
+#[derive(Debug, Clone, Copy, Default)]
+struct ReturnSite {
+    /// File offset of the probed instruction.
+    offset: u64,
+    /// What the kernel side needs to find the returning call there (`exits::Site::cookie`).
+    cookie: u64,
+    /// A `ret` probed itself: single-stepped, about 15 us a hit.
+    stepped: bool,
+}
+
 impl EvalFrame {
-    /// File offsets of the probed `ret` instructions.
-    fn return_sites(&self) -> &[u64] {
+    fn return_sites(&self) -> &[ReturnSite] {
         &self.returns[..self.n_returns]
     }
+}
+
+/// The largest function whose code is read to find its returns (CPython's eval loops: 35-60
+/// KiB), and the most cold blocks followed, each read up to `ISLAND_LEN`.
+const MAX_BODY: u64 = 512 << 10;
+const MAX_ISLANDS: usize = 1024;
+const ISLAND_LEN: usize = 512;
+
+/// Where `function` returns: its code and its cold blocks (reached by its branches, and theirs)
+/// read from the interpreter file and decoded; None where they cannot be read or decoded.
+fn return_sites(target: &Target, function: &crate::target::Symbol) -> Option<Vec<exits::Site>> {
+    if function.size == 0 || function.size > MAX_BODY {
+        return None;
+    }
+    let body = target
+        .file_bytes(function.addr, function.size as usize)
+        .ok()?;
+    let range = function.addr..function.addr + function.size;
+    let code = exits::Code {
+        addr: function.addr,
+        bytes: &body,
+    };
+    let follow_epilogues = target.version.is_some_and(|v| v.minor <= 10);
+    let mut todo = if follow_epilogues {
+        exits::branches_out(&code, range.clone(), false)
+    } else {
+        Vec::new()
+    };
+    let mut islands: Vec<(u64, Vec<u8>)> = Vec::new();
+    while let Some(at) = todo.pop() {
+        if islands.len() >= MAX_ISLANDS || islands.iter().any(|(a, _)| *a == at) {
+            continue;
+        }
+        let Ok(bytes) = target.file_bytes(at, ISLAND_LEN) else {
+            continue;
+        };
+        let island = exits::Code {
+            addr: at,
+            bytes: &bytes,
+        };
+        todo.extend(exits::branches_out(&island, range.clone(), true));
+        islands.push((at, bytes));
+    }
+    let islands: Vec<exits::Code<'_>> = islands
+        .iter()
+        .map(|(addr, bytes)| exits::Code { addr: *addr, bytes })
+        .collect();
+    exits::sites(&code, &islands, follow_epilogues)
+}
+
+fn island_offset(target: &Target, vaddr: u64) -> Result<u64> {
+    target.elf.file_offset(vaddr).ok_or_else(|| {
+        unavailable(format!(
+            "{}: a return site of _PyEval_EvalFrameDefault is not in the file",
+            target.interpreter
+        ))
+    })
 }
 
 /// On 3.12+ calls pass `_PyEval_EvalFrameDefault` only through CPython's perf trampoline.

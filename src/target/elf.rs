@@ -40,8 +40,7 @@ pub struct Symbol {
     pub name: String,
     pub addr: u64,
     pub size: u64,
-    /// Up to `HEAD_LEN` bytes from its start (the whole function, up to `BODY_LEN`, for those
-    /// whose returns pyprobe probes), when they are in the file (not .bss).
+    /// Up to `HEAD_LEN` bytes from its start, when they are in the file (not .bss).
     pub head: Vec<u8>,
 }
 
@@ -58,11 +57,6 @@ const WANTED_SECTIONS: &[&str] = &[".text", ".rodata", ".data.rel.ro"];
 
 /// How much of each wanted symbol's content is kept.
 pub const HEAD_LEN: usize = 8192;
-
-/// Functions kept whole (up to `BODY_LEN`): where their returns are is found in their code.
-const WHOLE_SYMBOLS: &[&str] = &["_PyEval_EvalFrameDefault"];
-/// The largest body kept: CPython's eval loops measure 35-60 KiB.
-pub const BODY_LEN: usize = 512 << 10;
 
 /// The parts of an ELF file pyprobe uses.
 #[derive(Debug, Clone, Default)]
@@ -189,12 +183,7 @@ impl ElfInfo {
             if WANTED_SYMBOLS.contains(&name) && info.symbol(name).is_none() {
                 let head = vaddr_to_offset(&info.segments, sym.address())
                     .and_then(|off| {
-                        let keep = if WHOLE_SYMBOLS.contains(&name) {
-                            sym.size().clamp(HEAD_LEN as u64, BODY_LEN as u64)
-                        } else {
-                            HEAD_LEN as u64
-                        };
-                        let len = data.len().ok()?.saturating_sub(off).min(keep);
+                        let len = data.len().ok()?.saturating_sub(off).min(HEAD_LEN as u64);
                         data.read_bytes_at(off, len).ok()
                     })
                     .unwrap_or_default()
