@@ -35,4 +35,5 @@ pub mod tools;
 pub mod top;
 pub mod tracee;
 pub mod trampoline;
+pub mod trusted;
 pub mod versions;

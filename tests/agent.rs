@@ -339,22 +339,230 @@ fn tls_and_basic_auth_from_a_web_config_file() {
     let agent = Agent::start(&args(&["--web-config-file", &config]));
     let url = format!("https://127.0.0.1:{}/metrics", agent.port);
     let ca = dir.join("server.crt").to_string_lossy().into_owned();
+    // Each request (`--next` starts another) writes only its status.
     let status = |extra: &[&str]| {
-        let mut a = vec!["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca];
-        a.extend_from_slice(extra);
+        let each = ["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca];
+        let mut a = each.to_vec();
+        for arg in extra {
+            a.push(arg);
+            if *arg == "--next" {
+                a.extend_from_slice(&each);
+            }
+        }
         a.push(&url);
         curl(&a)
     };
     assert_eq!(status(&[]), "401");
-    assert_eq!(status(&["-u", "prometheus:wrong"]), "401");
-    assert_eq!(status(&["-u", "someone:s3cret"]), "401");
+    // One curl for several requests, so that they follow each other by milliseconds: a failed
+    // password holds back the next verification for a second, with a cheap 429...
+    assert_eq!(
+        status(&[
+            "-u",
+            "prometheus:wrong",
+            &url,
+            "--next",
+            "-u",
+            "prometheus:s3cret"
+        ]),
+        "401429"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // ...and an unknown user is refused as a known user's wrong password is, backoff included;
+    // credentials verified once are not held back.
     assert_eq!(status(&["-u", "prometheus:s3cret"]), "200");
+    assert_eq!(
+        status(&[
+            "-u",
+            "someone:s3cret",
+            &url,
+            "--next",
+            "-u",
+            "prometheus:s3cret",
+            &url,
+            "--next",
+            "-u",
+            "someone:s3cret",
+        ]),
+        "401200429"
+    );
     let body = curl(&["--cacert", &ca, "-u", "prometheus:s3cret", &url]);
     assert!(body.contains("pyprobe_traced_processes"), "{body}");
     // Plain HTTP gets no answer from the TLS port.
     assert_eq!(curl(&[&url.replace("https", "http")]), "");
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CPU time (user and system) the process has used so far.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis((f[0] + f[1]) * 1000 / hz)
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_costs_the_agent_little() {
+    let _one = serial();
+    let dir = std::env::temp_dir().join(format!("pyprobe-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Cost 10: about 80 ms of CPU per verification. Unbounded, 40 connections sending wrong
+    // passwords kept both cores busy.
+    let hash = bcrypt::hash("s3cret", 10).unwrap();
+    let config = dir.join("web.yml");
+    std::fs::write(
+        &config,
+        format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    let agent = Agent::start(&args(&["--web-config-file", config.to_str().unwrap()]));
+    let url = agent.url();
+    let code = |user: &str| curl(&["-o", "/dev/null", "-w", "%{http_code}", "-u", user, &url]);
+    assert_eq!(code("prometheus:s3cret"), "200");
+    let before = cpu_time(agent.guard.pid());
+    let started = Instant::now();
+    let (mut refused, mut held_back) = (0, 0);
+    while started.elapsed() < Duration::from_secs(4) {
+        let mut a = vec!["-Z", "--parallel-max", "40", "-w", "%{http_code}\n"];
+        a.extend(["-u", "prometheus:wrong"]);
+        for _ in 0..40 {
+            a.extend(["-o", "/dev/null", &url]);
+        }
+        for line in curl(&a).lines() {
+            match line {
+                "401" => refused += 1,
+                "429" => held_back += 1,
+                other => panic!("answered {other}"),
+            }
+        }
+    }
+    let spent = cpu_time(agent.guard.pid()) - before;
+    // Verifications at 0, 1, 3 and 7 s at most (the backoff doubles), the rest answered 429.
+    assert!(
+        (1..=4).contains(&refused),
+        "{refused} verified, {held_back} held back"
+    );
+    assert!(held_back >= 40, "{refused} verified, {held_back} held back");
+    assert!(
+        spent < Duration::from_secs(3),
+        "the agent spent {spent:?} of CPU"
+    );
+    // A scraper verified before the flood is not held back by it.
+    assert_eq!(code("prometheus:s3cret"), "200");
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn web_config_files_others_may_write_or_that_never_end_are_refused() {
+    let _one = serial();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("pyprobe-webtrust-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let chmod = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let users = format!("basic_auth_users:\n  prometheus: '{hash}'\n");
+    let refused = |config: &std::path::Path, why: &str| {
+        let started = Instant::now();
+        assert_clean_failure(
+            &["agent", "--web-config-file", config.to_str().unwrap()],
+            why,
+        );
+        // Refused unread, never waited on.
+        assert!(started.elapsed() < Duration::from_secs(3), "{why}");
+    };
+    let controls = ": whoever can write it controls the agent's TLS and users";
+
+    let web = dir.join("web.yml");
+    std::fs::write(&web, &users).unwrap();
+    chmod(&web, 0o666);
+    refused(
+        &web,
+        &format!(
+            "{0}: {0} is writable by others (mode 666){controls}",
+            web.display()
+        ),
+    );
+    chmod(&web, 0o644);
+    std::os::unix::fs::chown(&web, Some(65534), None).unwrap();
+    refused(
+        &web,
+        &format!("{} belongs to user 65534{controls}", web.display()),
+    );
+    std::os::unix::fs::chown(&web, Some(0), None).unwrap();
+
+    let open_dir = dir.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::write(open_dir.join("web.yml"), &users).unwrap();
+    chmod(&open_dir, 0o777);
+    refused(
+        &open_dir.join("web.yml"),
+        &format!(
+            "its directory {} is writable by others (mode 777){controls}",
+            open_dir.display()
+        ),
+    );
+
+    // A link another user planted in a sticky directory, leading to a good file.
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777);
+    let link = shared.join("web.yml");
+    std::os::unix::fs::symlink(&web, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    refused(
+        &link,
+        &format!(
+            "{} is a symbolic link of user 65534{controls}",
+            link.display()
+        ),
+    );
+
+    // A certificate that never ends, a config that blocks open(), one too large.
+    let tls = dir.join("tls.yml");
+    std::fs::write(
+        &tls,
+        "tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n",
+    )
+    .unwrap();
+    refused(
+        &tls,
+        "web config /dev/zero: it is a character device, not a regular file",
+    );
+    let fifo = dir.join("fifo.yml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo of a path we made.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    refused(&fifo, "it is a FIFO, not a regular file");
+    let big = dir.join("big.yml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    refused(&big, "it is larger than 1 MiB");
+
+    // Hashes that are not bcrypt, or would take days per attempt.
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "basic_auth_users:\n  alice: $2garbage\n").unwrap();
+    refused(&bad, "line 2: the password of alice is not a bcrypt hash");
+    let slow = hash.replacen("$04$", "$31$", 1);
+    std::fs::write(&bad, format!("{users}  bob: '{slow}'\n")).unwrap();
+    refused(
+        &bad,
+        "line 3: the password of bob has cost 31, outside 4..=14",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -307,6 +307,142 @@ fn a_link_of_another_user_in_a_shared_directory_is_not_followed() {
     );
 }
 
+fn mkfifo(p: &Path) {
+    // SAFETY: mkfifo of a path we made.
+    assert_eq!(unsafe { libc::mkfifo(c_path(p).as_ptr(), 0o600) }, 0);
+}
+
+/// The read end of a FIFO, opened without waiting for a writer, never read.
+fn fifo_reader(p: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+        .unwrap()
+}
+
+#[test]
+fn an_output_fifo_without_reader_is_refused_before_anything_attaches() {
+    let s = Scratch::new("output-fifo");
+    let fifo = s.path("ofifo");
+    mkfifo(&fifo);
+    let target = common::start_workload("forever.py");
+    let pid = target.pid().to_string();
+    let started = std::time::Instant::now();
+    let o = common::run_pyprobe_within(
+        &[
+            "count",
+            "--pid",
+            &pid,
+            "-d",
+            "1",
+            "-o",
+            fifo.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "pyprobe: error: --output {}: a FIFO with no reader: pyprobe would wait for one with \
+             its probes attached (start the reader first)",
+            fifo.display()
+        )
+    );
+    // It used to wait in open() for ten minutes, past -d and SIGTERM.
+    assert!(started.elapsed() < Duration::from_secs(3), "{err}");
+    assert!(common::uprobes_in(target.pid()).is_empty());
+    assert!(
+        common::semaphores(target.pid())
+            .iter()
+            .all(|(_, v)| *v == 0)
+    );
+}
+
+#[test]
+fn an_output_fifo_with_a_reader_gets_the_results() {
+    let s = Scratch::new("output-fifo-read");
+    let fifo = s.path("ofifo");
+    mkfifo(&fifo);
+    // The reader: a thread of this test, there before pyprobe starts, reading as it writes
+    // (the interpreter's start alone is more than a pipe holds).
+    let mut reader = fifo_reader(&fifo);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let reading = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                // No writer (not yet, or no more): over once pyprobe has ended.
+                Ok(_) if finished.load(std::sync::atomic::Ordering::SeqCst) => break,
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("reading the FIFO: {e}"),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let o = run_pyprobe(&[
+        "flow",
+        "-o",
+        fifo.to_str().unwrap(),
+        "--",
+        common::PYTHON,
+        "-c",
+        "def traced(): pass\ntraced()",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = reading.join().unwrap();
+    assert!(written.starts_with("    TIME(us)"), "{written}");
+    assert!(written.contains("-> <string>:1 traced"), "{written}");
+}
+
+#[test]
+fn an_output_fifo_whose_reader_never_reads_does_not_hold_the_session() {
+    let s = Scratch::new("output-fifo-stuck");
+    let fifo = s.path("ofifo");
+    mkfifo(&fifo);
+    // Held open, never read: pyflow on a busy target writes far more than the pipe holds.
+    let _unread = fifo_reader(&fifo);
+    let target = common::start_workload("forever.py");
+    let pid = target.pid().to_string();
+    let o = common::run_pyprobe_within(
+        &[
+            "flow",
+            "--pid",
+            &pid,
+            "-d",
+            "2",
+            "-o",
+            fifo.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "bytes of output not written to {}",
+            fifo.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        common::semaphores(target.pid())
+            .iter()
+            .all(|(_, v)| *v == 0)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // A file name that is not UTF-8: CPython 3.6-3.11's code behind the function and line probes
 // fails on it inside the program (versions::NameHazard).

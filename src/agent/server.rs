@@ -2,18 +2,19 @@
 //! scrape never waits on the kernel) and `/healthz`, over hyper, optionally TLS (rustls) and
 //! basic auth (bcrypt). Read-only: no request changes what is traced. Every connection is
 //! bounded in time and in number, so garbage, floods and clients that never read cost a slot
-//! for a while, not the agent.
+//! for a while, not the agent; and the bcrypt work of basic auth is bounded too (`Auth`).
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,7 +27,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::metrics::CONTENT_TYPE as METRICS_TYPE;
-use super::webconfig::WebConfig;
+use super::webconfig::{self, WebConfig};
 use crate::error::{Error, Result};
 
 /// Connections served at once; more wait in the kernel's accept queue.
@@ -53,10 +54,134 @@ impl Exposition {
 /// What every connection shares.
 struct Shared {
     exposition: Arc<Exposition>,
+    /// None: no basic auth.
+    auth: Option<Auth>,
+}
+
+/// The first wait after a failed password; it doubles with each failure in a row...
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// ...up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Basic auth against the web config's bcrypt hashes, with the work that clients who do not
+/// know a password can cause bounded: bcrypt is slow on purpose (80 ms at cost 10, seconds at
+/// 14), so unbounded it lets anyone burn the agent's CPU. One verification runs at a time;
+/// after a failure, verifications wait (globally: an attacker has many addresses) for a
+/// backoff that doubles with each failure in a row, answered meanwhile by a cheap 429.
+/// Credentials once verified are remembered, so a Prometheus that scrapes each second pays
+/// bcrypt once and is never held back by someone else's failures.
+struct Auth {
     users: Vec<(String, String)>,
-    /// Authorization headers already verified: bcrypt is slow on purpose, a scrape each
-    /// second must not pay it each time.
-    verified: Mutex<HashSet<String>>,
+    /// Checked for an unknown user, at the largest cost among the users, so that refusing
+    /// one takes as long as refusing a known user's wrong password (names are not told by
+    /// timing).
+    dummy: String,
+    /// Verified credentials as keyed hashes of user and password (the key is random per
+    /// process, so the set holds nothing an attacker could match or reverse).
+    keys: RandomState,
+    verified: Mutex<HashSet<u64>>,
+    verifying: Arc<Semaphore>,
+    backoff: Mutex<Backoff>,
+}
+
+/// What a request's credentials got.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Refused,
+    /// Not verified now: another verification is running, or failures are being backed off
+    /// from; ask again after this.
+    Later(Duration),
+}
+
+/// Failures in a row and the end of the wait they earned.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.until
+            .filter(|&until| until > now)
+            .map(|until| until - now)
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = BACKOFF_FIRST
+            .saturating_mul(1 << (self.failures - 1).min(16))
+            .min(BACKOFF_MAX);
+        self.until = Some(now + wait);
+    }
+}
+
+impl Auth {
+    fn new(users: Vec<(String, String)>) -> Option<Auth> {
+        let cost = users
+            .iter()
+            .filter_map(|(_, h)| webconfig::check_hash(h).ok())
+            .max()?;
+        Some(Auth {
+            users,
+            dummy: dummy_hash(cost),
+            keys: RandomState::new(),
+            verified: Mutex::new(HashSet::new()),
+            verifying: Arc::new(Semaphore::new(1)),
+            backoff: Mutex::new(Backoff::default()),
+        })
+    }
+
+    /// The hash that `user`'s password is checked against: theirs, or the dummy.
+    fn hash_of(&self, user: &str) -> (&str, bool) {
+        match self.users.iter().find(|(u, _)| u == user) {
+            Some((_, h)) => (h, true),
+            None => (&self.dummy, false),
+        }
+    }
+
+    async fn check(&self, user: String, password: String) -> Verdict {
+        let key = self.keys.hash_one((&user, &password));
+        if lock(&self.verified).contains(&key) {
+            return Verdict::Allowed;
+        }
+        if let Some(wait) = lock(&self.backoff).wait(Instant::now()) {
+            return Verdict::Later(wait);
+        }
+        // One at a time: a second client gets its answer at once rather than a thread.
+        let Ok(permit) = self.verifying.clone().try_acquire_owned() else {
+            return Verdict::Later(Duration::from_secs(1));
+        };
+        let (hash, known) = self.hash_of(&user);
+        let hash = hash.to_string();
+        // bcrypt takes tens of milliseconds by design: off the thread that serves the others,
+        // its permit held until it ends even if the client has gone.
+        let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        if matched && known {
+            lock(&self.verified).insert(key);
+            *lock(&self.backoff) = Backoff::default();
+            Verdict::Allowed
+        } else {
+            lock(&self.backoff).failed(Instant::now());
+            Verdict::Refused
+        }
+    }
+}
+
+/// A well-formed bcrypt hash of `cost` that no password is checked to match (the result of
+/// checking it is discarded anyway): bcrypt does its full work on it.
+fn dummy_hash(cost: u32) -> String {
+    format!("$2b${cost:02}$pyprobe.dummy.salt.0uu8dWa9.aFa1fl5opHiBzKrG10rgnBCR.")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The server thread; stops when dropped.
@@ -99,8 +224,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             exposition,
-            users: web.users,
-            verified: Mutex::new(HashSet::new()),
+            auth: Auth::new(web.users),
         });
         let has_tls = tls.is_some();
         let stopping = stop.clone();
@@ -196,13 +320,31 @@ async fn respond(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
-    if !shared.users.is_empty() && !authorized(&req, shared).await {
-        let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
-        r.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"pyprobe\""),
-        );
-        return r;
+    if let Some(auth) = &shared.auth {
+        let verdict = match credentials(&req) {
+            Some((user, password)) => auth.check(user, password).await,
+            None => Verdict::Refused,
+        };
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::Refused => {
+                let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"pyprobe\""),
+                );
+                return r;
+            }
+            Verdict::Later(wait) => {
+                let mut r = plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many failed passwords: try again later\n",
+                );
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+                return r;
+            }
+        }
     }
     match req.uri().path() {
         "/metrics" => {
@@ -230,73 +372,30 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// Basic auth against the web config's bcrypt hashes.
-async fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
-    let Some(header) = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-    else {
-        return false;
-    };
-    if shared
-        .verified
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(header)
-    {
-        return true;
-    }
-    let Some((user, password)) = header
-        .strip_prefix("Basic ")
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| {
-            s.split_once(':')
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-        })
-    else {
-        return false;
-    };
-    let Some(hash) = shared
-        .users
-        .iter()
-        .find(|(u, _)| *u == user)
-        .map(|(_, h)| h.clone())
-    else {
-        return false;
-    };
-    // bcrypt takes tens of milliseconds by design: off the thread that serves the others.
-    let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-        .await
-        .unwrap_or(false);
-    if ok {
-        shared
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(header.to_string());
-    }
-    ok
+/// The user and password of a Basic Authorization header.
+fn credentials(req: &Request<Incoming>) -> Option<(String, String)> {
+    let header = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(header.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 fn tls_acceptor(files: &super::webconfig::TlsFiles) -> Result<TlsAcceptor> {
     let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| {
         Error::Usage(format!("web config: {}: {e}", what.display()))
     };
-    let certs = CertificateDer::pem_file_iter(&files.cert_file)
-        .map_err(|e| bad(&files.cert_file, &e))?
+    // Read under the web config's checks (owner, mode, a regular file, its size).
+    let cert_pem = webconfig::read_trusted(&files.cert_file)?;
+    let key_pem = webconfig::read_trusted(&files.key_file)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| bad(&files.cert_file, &e))?;
     if certs.is_empty() {
         return Err(bad(&files.cert_file, &"no certificate in it"));
     }
-    let key =
-        PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| bad(&files.key_file, &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad(&files.key_file, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -305,4 +404,92 @@ fn tls_acceptor(files: &super::webconfig::TlsFiles) -> Result<TlsAcceptor> {
         .with_single_cert(certs, key)
         .map_err(|e| bad(&files.cert_file, &e))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bcrypt of "s3cret" at cost 4.
+    const HASH: &str = "$2b$04$abcdefghijklmnopqrstuuLZYjhNQAOdpbzt4WxWlUHjv1wsyH5DG";
+
+    fn auth() -> Auth {
+        Auth::new(vec![("prometheus".into(), HASH.into())]).unwrap()
+    }
+
+    fn check(a: &Auth, user: &str, password: &str) -> Verdict {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(a.check(user.into(), password.into()))
+    }
+
+    #[test]
+    fn an_unknown_user_costs_a_full_bcrypt_of_the_same_cost() {
+        let a = auth();
+        assert!(bcrypt::verify("s3cret", HASH).unwrap());
+        let (dummy, known) = a.hash_of("nobody");
+        assert!(!known);
+        assert_eq!(webconfig::check_hash(dummy), Ok(4));
+        // A full verification that finds no match, not an early error.
+        assert_eq!(bcrypt::verify("s3cret", dummy).ok(), Some(false));
+        assert_eq!(a.hash_of("prometheus"), (HASH, true));
+        let a = Auth::new(vec![
+            ("a".into(), HASH.into()),
+            ("b".into(), HASH.replacen("$04$", "$06$", 1)),
+        ])
+        .unwrap();
+        assert_eq!(webconfig::check_hash(&a.dummy), Ok(6));
+    }
+
+    #[test]
+    fn failures_back_off_and_verified_credentials_do_not_wait() {
+        let a = auth();
+        assert_eq!(check(&a, "prometheus", "wrong"), Verdict::Refused);
+        // Backing off: even the right password is not verified now...
+        let Verdict::Later(wait) = check(&a, "prometheus", "s3cret") else {
+            panic!("no backoff after a failure")
+        };
+        assert!(wait <= BACKOFF_FIRST && wait > Duration::ZERO, "{wait:?}");
+        assert!(matches!(check(&a, "nobody", "x"), Verdict::Later(_)));
+        // ...until the wait is over.
+        *lock(&a.backoff) = Backoff::default();
+        assert_eq!(check(&a, "prometheus", "s3cret"), Verdict::Allowed);
+        // A failure after that holds back others, not credentials already verified.
+        assert_eq!(check(&a, "nobody", "s3cret"), Verdict::Refused);
+        assert_eq!(check(&a, "prometheus", "s3cret"), Verdict::Allowed);
+        assert!(matches!(
+            check(&a, "prometheus", "other"),
+            Verdict::Later(_)
+        ));
+        assert_eq!(lock(&a.verified).len(), 1);
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        let now = Instant::now();
+        let mut b = Backoff::default();
+        let waits: Vec<Duration> = (0..6)
+            .map(|_| {
+                b.failed(now);
+                b.wait(now).unwrap()
+            })
+            .collect();
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            waits,
+            [secs(1), secs(2), secs(4), secs(5), secs(5), secs(5)]
+        );
+        assert_eq!(b.wait(now + secs(5)), None);
+    }
+
+    #[test]
+    fn one_verification_at_a_time() {
+        let a = auth();
+        let _running = a.verifying.clone().try_acquire_owned().unwrap();
+        assert_eq!(
+            check(&a, "prometheus", "s3cret"),
+            Verdict::Later(Duration::from_secs(1))
+        );
+    }
 }

@@ -9,9 +9,20 @@
 //! basic_auth_users:
 //!   prometheus: $2y$10$...     # bcrypt hashes (htpasswd -nBC 10 "" | tr -d ':')
 //! ```
+//!
+//! The file, the certificate and the key are read only if nobody but root (or pyprobe's user)
+//! could have written them (`crate::trusted`): whoever can write them controls the agent's TLS
+//! and users. Each hash must be bcrypt ($2a$, $2b$, $2y$) of a cost in `COSTS`, checked here,
+//! so that a typo or a cost-31 hash (days per attempt) fails at start, not at each scrape.
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::trusted::{self, Refusal};
+
+/// bcrypt costs accepted: 4 is bcrypt's least; each step doubles the work, and 14 already
+/// takes about a second per attempt on a server core.
+pub const COSTS: RangeInclusive<u32> = 4..=14;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WebConfig {
@@ -28,11 +39,68 @@ pub struct TlsFiles {
 
 impl WebConfig {
     pub fn read(path: &Path) -> Result<WebConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_trusted(path)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::Usage(format!(
+                "web config {}: it is not UTF-8 text",
+                path.display()
+            ))
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        parse(&text, dir)
-            .map_err(|why| Error::Usage(format!("web config {}: {why}", path.display())))
+        let config = parse(&text, dir)
+            .map_err(|why| Error::Usage(format!("web config {}: {why}", path.display())))?;
+        if let Some(tls) = &config.tls {
+            // Checked now, with the config: the server reads them again as it starts.
+            read_trusted(&tls.cert_file)?;
+            read_trusted(&tls.key_file)?;
+        }
+        Ok(config)
     }
+}
+
+/// A file of the web config (itself, its certificate, its key), read under `trusted`'s checks.
+pub fn read_trusted(path: &Path) -> Result<Vec<u8>> {
+    trusted::read(path).map_err(|refusal| {
+        let why = match refusal {
+            Refusal::OthersMayWrite(why) => {
+                format!("{why}: whoever can write it controls the agent's TLS and users")
+            }
+            Refusal::Unfit(why) => why,
+        };
+        Error::Usage(format!("web config {}: {why}", path.display()))
+    })
+}
+
+/// Checks a bcrypt hash as bcrypt itself would read it; its cost.
+pub fn check_hash(hash: &str) -> std::result::Result<u32, String> {
+    let rest = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| hash.strip_prefix(p))
+        .ok_or("is not a bcrypt hash ($2a$, $2b$ or $2y$)")?;
+    let (cost, salted) = rest
+        .split_once('$')
+        .ok_or("is not a bcrypt hash (no cost)")?;
+    let cost: u32 = cost
+        .parse()
+        .ok()
+        .filter(|_| cost.len() == 2)
+        .ok_or("is not a bcrypt hash (its cost is not two digits)")?;
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
+    if salted.len() != 53 || !salted.chars().all(alphabet) {
+        return Err(
+            "is not a bcrypt hash (salt and hash are not 53 characters of bcrypt's \
+                    base64)"
+                .into(),
+        );
+    }
+    if !COSTS.contains(&cost) {
+        return Err(format!(
+            "has cost {cost}, outside {}..={} (each step doubles the time an attempt takes)",
+            COSTS.start(),
+            COSTS.end()
+        ));
+    }
+    Ok(cost)
 }
 
 fn parse(text: &str, dir: &Path) -> std::result::Result<WebConfig, String> {
@@ -78,9 +146,7 @@ fn parse(text: &str, dir: &Path) -> std::result::Result<WebConfig, String> {
                 )));
             }
             (Some("basic_auth_users"), user) => {
-                if !v.starts_with("$2") {
-                    return Err(at(format!("the password of {user} is not a bcrypt hash")));
-                }
+                check_hash(&v).map_err(|why| at(format!("the password of {user} {why}")))?;
                 config.users.push((user.to_string(), v));
             }
             _ => return Err(at(format!("{k} is outside any section"))),
@@ -124,8 +190,10 @@ mod tests {
 
     #[test]
     fn reads_tls_and_users() {
-        let text = "# pyprobe\ntls_server_config:\n  cert_file: tls/server.crt\n  key_file: \"/etc/k.key\"  # key\n\nbasic_auth_users:\n  prometheus: '$2y$10$abc'\n";
-        let c = parse(text, Path::new("/etc/pyprobe")).unwrap();
+        let text = format!(
+            "# pyprobe\ntls_server_config:\n  cert_file: tls/server.crt\n  key_file: \"/etc/k.key\"  # key\n\nbasic_auth_users:\n  prometheus: '{HASH}'\n"
+        );
+        let c = parse(&text, Path::new("/etc/pyprobe")).unwrap();
         assert_eq!(
             c.tls,
             Some(TlsFiles {
@@ -133,7 +201,46 @@ mod tests {
                 key_file: "/etc/k.key".into()
             })
         );
-        assert_eq!(c.users, vec![("prometheus".into(), "$2y$10$abc".into())]);
+        assert_eq!(c.users, vec![("prometheus".into(), HASH.into())]);
+    }
+
+    /// bcrypt of "s3cret" at cost 10.
+    const HASH: &str = "$2b$10$abcdefghijklmnopqrstuu3KWNuWLhBnmgYfnzONPueahDuedC/lu";
+
+    #[test]
+    fn hashes_are_checked_and_bounded() {
+        assert_eq!(check_hash(HASH), Ok(10));
+        assert!(bcrypt::verify("s3cret", HASH).unwrap());
+        let y = HASH.replacen("$2b$", "$2y$", 1);
+        assert_eq!(check_hash(&y), Ok(10));
+        let cost = |c: &str| HASH.replacen("$10$", &format!("${c}$"), 1);
+        assert_eq!(check_hash(&cost("04")), Ok(4));
+        assert_eq!(check_hash(&cost("14")), Ok(14));
+        for (bad, why) in [
+            ("$2garbage", "is not a bcrypt hash ($2a$"),
+            ("$2x$10$abc", "is not a bcrypt hash ($2a$"),
+            (&cost("31"), "has cost 31, outside 4..=14"),
+            (&cost("03"), "has cost 3, outside 4..=14"),
+            (&cost("1"), "its cost is not two digits"),
+            (&HASH[..HASH.len() - 1], "53 characters"),
+            (&HASH.replacen("abc", "!bc", 1), "53 characters"),
+        ] {
+            let err = check_hash(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let err = parse(
+            &format!(
+                "basic_auth_users:\n  alice: '{HASH}'\n  bob: '{}'\n",
+                cost("31")
+            ),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "line 3: the password of bob has cost 31, outside 4..=14 (each step doubles the \
+             time an attempt takes)"
+        );
     }
 
     #[test]

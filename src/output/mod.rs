@@ -15,11 +15,10 @@ pub(crate) mod testing;
 pub mod text;
 
 use std::fmt;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::error::Result;
-use file::OutputFile;
 
 /// One output format for one command's results: `E` streamed as it happens, `R` reported per
 /// interval and at the end.
@@ -95,7 +94,7 @@ impl Destination {
     /// is created (or emptied) only when the first byte is written (`file`).
     pub fn open(&self) -> Result<Box<dyn Write>> {
         Ok(match &self.path {
-            Some(p) => Box::new(BufWriter::new(OutputFile::check(p)?)),
+            Some(p) => file::open(p)?,
             None => Box::new(pipe::DetachedStdout::new()),
         })
     }

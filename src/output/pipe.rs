@@ -1,6 +1,6 @@
-//! Standard output written by a thread of its own, so that a reader who stops reading (a full
-//! pipe) never stops a session: its deadline and signals still end it, and what could not be
-//! written is said on stderr.
+//! Standard output (or an `--output` FIFO or terminal) written by a thread of its own, so that a
+//! reader who stops reading (a full pipe) never stops a session: its deadline and signals still
+//! end it, and what could not be written is said on stderr.
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -31,6 +31,8 @@ struct Shared {
 
 /// A `Write` for standard output that never blocks the session.
 pub struct DetachedStdout {
+    /// What stderr calls it: "standard output", or the FIFO's name.
+    name: String,
     buf: Vec<u8>,
     tx: Option<Sender<Vec<u8>>>,
     shared: Arc<Shared>,
@@ -42,6 +44,13 @@ impl DetachedStdout {
         Self::with_sink(io::stdout(), signals::request_stop)
     }
 
+    /// The same for an `--output` that is a FIFO with a reader or a terminal.
+    pub fn to_file(file: std::fs::File, name: String) -> DetachedStdout {
+        let mut out = Self::with_sink(file, signals::request_stop);
+        out.name = name;
+        out
+    }
+
     /// `on_close` is called once the reader has gone away (the session ends).
     fn with_sink<W: Write + Send + 'static>(sink: W, on_close: fn()) -> DetachedStdout {
         let shared = Arc::new(Shared::default());
@@ -51,6 +60,7 @@ impl DetachedStdout {
             thread::spawn(move || write_all(sink, rx, &shared, on_close))
         };
         DetachedStdout {
+            name: "standard output".into(),
             buf: Vec::with_capacity(CHUNK),
             tx: Some(tx),
             shared,
@@ -104,7 +114,10 @@ impl DetachedStdout {
             Some(e) => e.to_string(),
             None => "its reader did not keep up".to_string(),
         };
-        eprintln!("pyprobe: {unwritten} bytes of output not written to standard output: {why}");
+        eprintln!(
+            "pyprobe: {unwritten} bytes of output not written to {}: {why}",
+            self.name
+        );
     }
 }
 
