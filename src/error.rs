@@ -27,6 +27,9 @@ pub enum Error {
     ProbeUnavailable(String),
     #[error("{0}")]
     Usage(String),
+    /// Nothing of what was asked could be read from the target (each part says why).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("invalid filter {pattern:?}: {why}")]
     InvalidFilter { pattern: String, why: String },
     #[error("{path}: {source}")]

@@ -453,3 +453,36 @@ fn a_stopped_3_11_stays_stopped() {
 fn a_stopped_3_9_stays_stopped() {
     a_stopped_process_stays_stopped(Python::pyenv("3.9"));
 }
+
+/// A stack deeper than stacks shows (4096 frames) says how many frames it left out, in text
+/// and in JSON; the frames shown are the innermost.
+#[test]
+fn a_stack_past_the_limit_says_what_it_left_out() {
+    let w = start_workload("deep_stack.py");
+    let pid = w.pid().to_string();
+    let out = run_pyprobe(&["stacks", "--pid", &pid]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(frames.len(), 4097, "{text}");
+    assert!(frames[0].starts_with("    park ("), "{}", frames[0]);
+    assert!(frames[4095].starts_with("    down ("), "{}", frames[4095]);
+    // 5002 frames: 4096 shown, 906 (the outermost: down and <module>) left out.
+    assert_eq!(
+        frames[4096],
+        "    ... 906 more frames not shown (limit 4096)"
+    );
+
+    let doc = stacks_json(w.pid(), &[]);
+    let t = thread_of(&doc, w.pid() as i64);
+    assert_eq!(t["frames"].as_array().unwrap().len(), 4096);
+    assert_eq!(t["frames_not_shown"], 906);
+    assert_eq!(
+        (&t["error"], &doc["threads_not_shown"]),
+        (&Value::Null, &Value::from(0))
+    );
+}
