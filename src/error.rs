@@ -113,7 +113,8 @@ impl Error {
         }
     }
 
-    /// The message and its causes on one line, with a hint where the cause is a known one.
+    /// The message and its causes on one line, with a hint where the cause is a known one;
+    /// escaped, as errors may quote the target's file names.
     pub fn one_line(&self) -> String {
         let mut msg = self.to_string();
         let mut source = std::error::Error::source(self);
@@ -130,7 +131,7 @@ impl Error {
         {
             msg.push_str(" (loading BPF needs root, or CAP_BPF and CAP_PERFMON)");
         }
-        msg.replace('\n', " ")
+        crate::escape::escape_controls(&msg.replace('\n', " ")).into_owned()
     }
 
     pub fn bpf(what: impl Into<String>, source: libbpf_rs::Error) -> Error {
