@@ -27,6 +27,9 @@ pub enum Error {
     ProbeUnavailable(String),
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C or SIGTERM during a read that is not a session's (a stack dump).
+    #[error("stopped before the read was done")]
+    Stopped,
     /// Nothing of what was asked could be read from the target (each part says why).
     #[error("{0}")]
     Unreadable(String),

@@ -13,6 +13,7 @@ pub use lines::line_at;
 pub use values::Value;
 
 use crate::error::{Error, Result};
+use crate::signals::stop_requested;
 use crate::target::Target;
 use crate::versions::{DebugOffsets, Gil, Instr, InterpreterLayout};
 
@@ -22,9 +23,11 @@ pub const MAX_THREADS: usize = 4096;
 const MAX_INTERPRETERS: usize = 64;
 pub const MAX_FRAMES: usize = 4096;
 /// Past what is kept, the rest of a list is only counted (to say how much was not shown), up
-/// to this many elements in all (a quarter of a second of reads); a list that goes on is taken
-/// for a cycle, which only a corrupt or torn list makes.
-const MAX_WALK: usize = 1 << 18;
+/// to this many elements in all (about 0.1 s of reads): a list that goes on is a cycle (a
+/// corrupt or torn list, or a hostile target's) or deeper than pyprobe counts. Each walk also
+/// looks at Ctrl-C every `STOP_CHECK` elements, so that a target cannot hold pyprobe.
+const MAX_WALK: usize = 1 << 16;
+const STOP_CHECK: usize = 1024;
 /// Bytes of a name or path read at most.
 const MAX_TEXT: u64 = 4096;
 
@@ -63,9 +66,21 @@ pub struct FrameWalk {
     pub error: Option<String>,
 }
 
-/// Errors that end a whole read, not just one list: the process is gone, or unreadable.
+/// Errors that end a whole read, not just one list: the process is gone, or unreadable, or
+/// Ctrl-C.
 fn ends_the_read(e: &Error) -> bool {
-    matches!(e, Error::NoSuchProcess(_) | Error::NoAccess { .. })
+    matches!(
+        e,
+        Error::NoSuchProcess(_) | Error::NoAccess { .. } | Error::Stopped
+    )
+}
+
+/// Ctrl-C (or SIGTERM) asked for during a long walk: it ends the read.
+fn check_stop(step: usize) -> Result<()> {
+    if step % STOP_CHECK == STOP_CHECK - 1 && stop_requested() {
+        return Err(Error::Stopped);
+    }
+    Ok(())
 }
 
 /// A frame as read: its code object and where it is (f_lasti or the instruction pointer).
@@ -217,6 +232,7 @@ impl Interpreter {
             let mut ts = self.u64(interp + l.interp_threads_head, "interp->threads.head")?;
             while ts != 0 {
                 walked += 1;
+                check_stop(walked)?;
                 if walked > MAX_WALK {
                     return Err(endless(self.pid, "tstate->next", ts));
                 }
@@ -286,8 +302,19 @@ impl Interpreter {
     /// the process is gone or unreadable: a chain that breaks, or is longer than `MAX_FRAMES`,
     /// keeps the frames read and says what was not (one bad thread spoils no other).
     pub fn frames(&self, ts: &ThreadState) -> Result<FrameWalk> {
+        self.walk(ts, MAX_FRAMES, MAX_WALK)
+    }
+
+    /// Only the innermost `keep` frames, in at most twice as many steps, as the kernel's
+    /// sampler walks them (bpf/sample.bpf.c): `not_shown` is 1 where there are more, and the
+    /// rest is not counted (a sampler reads every tick).
+    pub fn innermost_frames(&self, ts: &ThreadState, keep: usize) -> Result<FrameWalk> {
+        self.walk(ts, keep, 2 * keep)
+    }
+
+    fn walk(&self, ts: &ThreadState, keep: usize, steps: usize) -> Result<FrameWalk> {
         let mut walk = FrameWalk::default();
-        match self.walk_frames(ts, &mut walk) {
+        match self.walk_frames(ts, &mut walk, keep, steps) {
             Err(e) if ends_the_read(&e) => Err(e),
             Err(e) => {
                 walk.error = Some(why(&e));
@@ -297,16 +324,26 @@ impl Interpreter {
         }
     }
 
-    fn walk_frames(&self, ts: &ThreadState, walk: &mut FrameWalk) -> Result<()> {
+    /// Keeps `keep` frames and counts the rest, in at most `steps` steps: where that is all
+    /// of `MAX_WALK`, a chain that goes on is an error; else the walk just ends there.
+    fn walk_frames(
+        &self,
+        ts: &ThreadState,
+        walk: &mut FrameWalk,
+        keep: usize,
+        steps: usize,
+    ) -> Result<()> {
         let l = &self.layout;
+        let counts = steps >= MAX_WALK;
         let mut frame = self.u64(ts.addr + l.tstate_frame, "tstate's current frame")?;
         if let (Some(o), true) = (l.cframe_frame, frame != 0) {
             frame = self.u64(frame + o, "cframe->current_frame")?;
         }
-        for _ in 0..MAX_WALK {
+        for step in 0..steps {
             if frame == 0 {
                 return Ok(());
             }
+            check_stop(step)?;
             let shim = match (l.frame_owner, l.owner_shim) {
                 (Some(o), Some(min)) => {
                     let mut b = [0u8];
@@ -317,7 +354,7 @@ impl Interpreter {
             };
             if shim {
                 // A C-stack entry frame: no Python function, neither shown nor counted.
-            } else if walk.frames.len() < MAX_FRAMES {
+            } else if walk.frames.len() < keep {
                 walk.frames.push(RawFrame {
                     addr: frame,
                     code: self.u64(frame + l.frame_code, "frame's code")? & !l.tag_mask,
@@ -325,10 +362,16 @@ impl Interpreter {
                 });
             } else {
                 walk.not_shown += 1;
+                if !counts {
+                    return Ok(());
+                }
             }
             frame = self.u64(frame + l.frame_previous, "frame->previous")?;
         }
-        Err(endless(self.pid, "frame->previous", frame))
+        match counts {
+            true => Err(endless(self.pid, "frame->previous", frame)),
+            false => Ok(()),
+        }
     }
 
     /// The type name of an object (`ob_type->tp_name`), cached per type.
@@ -556,14 +599,16 @@ fn read_process(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A list read from the target that did not end within `MAX_WALK` elements: a cycle.
+/// A list read from the target that did not end within `MAX_WALK` elements.
 fn endless(pid: i32, link: &'static str, addr: u64) -> Error {
     Error::TargetMemory {
         pid,
         action: "follow",
         what: link,
         addr,
-        source: io::Error::other(format!("no end within {MAX_WALK} elements (a cycle)")),
+        source: io::Error::other(format!(
+            "not followed past {MAX_WALK} elements (a cycle, or deeper than pyprobe counts)"
+        )),
     }
 }
 
@@ -720,6 +765,23 @@ mod tests {
         assert_eq!(walk.not_shown, (MAX_WALK - MAX_FRAMES) as u64);
         let why = walk.error.expect("a cycle is an error");
         assert!(why.contains("a cycle"), "{why}");
+    }
+
+    #[test]
+    fn the_samplers_walk_keeps_the_innermost_and_counts_nothing_past_them() {
+        let c = chain(300, &[1]);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!(walk.frames.len(), 128);
+        assert_eq!(walk.frames[1].code, 0x1002, "the shim is skipped");
+        assert_eq!((walk.not_shown, walk.error), (1, None), "more, uncounted");
+        let mut c = chain(3, &[]);
+        let first = c.addr(0);
+        c.link(2, first);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!((walk.frames.len(), walk.not_shown), (128, 1));
+        let c = chain(50, &[]);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!((walk.frames.len(), walk.not_shown), (50, 0));
     }
 
     #[test]

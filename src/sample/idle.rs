@@ -104,13 +104,12 @@ impl IdleSampler {
             if stacks::thread_status(self.pid, tid).1 {
                 continue;
             }
-            let Ok(walk) = interp.frames(&t) else {
+            let Ok(walk) = interp.innermost_frames(&t, MAX_STACK_DEPTH) else {
                 continue;
             };
             // As the kernel's walk: the innermost frames read are kept, what was cut counted.
-            let mut frames = walk.frames;
-            let truncated = frames.len() > MAX_STACK_DEPTH || walk.not_shown > 0;
-            frames.truncate(MAX_STACK_DEPTH);
+            let frames = walk.frames;
+            let truncated = walk.not_shown > 0;
             if frames.is_empty() {
                 continue;
             }
