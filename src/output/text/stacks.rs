@@ -93,10 +93,11 @@ pub fn text(s: &ProcessStacks) -> String {
                 f.line
             ));
             for l in f.locals.iter().flatten() {
+                // A value is written as Python writes it, its own escapes included.
                 out.push_str(&format!(
                     "        {} = {}\n",
                     escape(&l.name),
-                    escape(&l.value.to_string())
+                    escape_controls(&l.value.to_string())
                 ));
             }
         }
@@ -242,6 +243,13 @@ Thread 8 (idle)
         let mut t = thread(7, &["x\x1b]0;pwned\x07\r\nFAKE LINE"], 0, None);
         t.name = Some("w\x1b[2J".into());
         t.frames[0].file = "/w/\u{9b}a.py".into();
+        t.frames[0].locals = Some(vec![crate::pystate::Local {
+            name: "s".into(),
+            value: crate::pystate::Value::Str {
+                text: "a\\b\x1b".into(),
+                len: 3,
+            },
+        }]);
         let mut s = process(vec![t]);
         s.cmdline = "python3 \x1b[31mred".into();
         let out = text(&s);
@@ -257,6 +265,8 @@ Thread 8 (idle)
             out.starts_with("Process 7: python3 \\x1b[31mred\n"),
             "{out}"
         );
+        // The value as Python's repr-like display wrote it, its backslash not doubled again.
+        assert!(out.contains("\n        s = \"a\\\\b\\u{1b}\"\n"), "{out}");
         assert!(!out.bytes().any(|b| b < 0x20 && b != b'\n'), "{out}");
     }
 }
