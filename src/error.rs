@@ -27,6 +27,12 @@ pub enum Error {
     ProbeUnavailable(String),
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C or SIGTERM during a read that is not a session's (a stack dump).
+    #[error("stopped before the read was done")]
+    Stopped,
+    /// Nothing of what was asked could be read from the target (each part says why).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("invalid filter {pattern:?}: {why}")]
     InvalidFilter { pattern: String, why: String },
     #[error("{path}: {source}")]
@@ -110,7 +116,8 @@ impl Error {
         }
     }
 
-    /// The message and its causes on one line, with a hint where the cause is a known one.
+    /// The message and its causes on one line, with a hint where the cause is a known one;
+    /// escaped, as errors may quote the target's file names.
     pub fn one_line(&self) -> String {
         let mut msg = self.to_string();
         let mut source = std::error::Error::source(self);
@@ -127,7 +134,7 @@ impl Error {
         {
             msg.push_str(" (loading BPF needs root, or CAP_BPF and CAP_PERFMON)");
         }
-        msg.replace('\n', " ")
+        crate::escape::escape_controls(&msg.replace('\n', " ")).into_owned()
     }
 
     pub fn bpf(what: impl Into<String>, source: libbpf_rs::Error) -> Error {

@@ -1,5 +1,6 @@
 //! A Python function as every tool names it: file, def line and name (`file:line name`), the
 //! one identity that keeps apart the many functions sharing a name in one file.
+use crate::escape::escape;
 use crate::kernel::c_string;
 use crate::kernel::types::{FnEntry, TextEncoding};
 
@@ -29,14 +30,15 @@ impl Function {
         }
     }
 
-    /// `file:line name`, marking what the kernel had to cut.
+    /// `file:line name` as text shows it: marking what the kernel had to cut, and escaped
+    /// (the names are the target's, and may hold control sequences).
     pub fn label(&self) -> String {
         format!(
             "{}{}:{} {}{}",
             if self.file_truncated { "..." } else { "" },
-            self.file,
+            escape(&self.file),
             self.line,
-            self.name,
+            escape(&self.name),
             if self.name_truncated {
                 "...[truncated]"
             } else {
@@ -102,5 +104,10 @@ mod tests {
         f.file_truncated = true;
         f.name_truncated = true;
         assert_eq!(f.label(), "...pkg/app.py:12 handle...[truncated]");
+        f.name = "x\x1b]0;pwned\x07\r\nFAKE".into();
+        assert_eq!(
+            f.label(),
+            "...pkg/app.py:12 x\\x1b]0;pwned\\x07\\x0d\\x0aFAKE...[truncated]"
+        );
     }
 }

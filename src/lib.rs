@@ -7,6 +7,7 @@ pub mod children;
 pub mod cli;
 pub mod count;
 pub mod error;
+pub mod escape;
 pub mod filter;
 pub mod floor;
 pub mod flow;

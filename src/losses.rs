@@ -159,6 +159,14 @@ impl Losses {
         }
     }
 
+    /// Adds what userspace counted to a loss the kernel counts too (keeping its limit).
+    pub fn add(&mut self, loss: Loss, count: u64) {
+        match self.0.iter_mut().find(|l| l.loss == loss) {
+            Some(l) => l.count += count,
+            None => self.set(loss, count),
+        }
+    }
+
     /// The losses since an earlier reading (for --interval windows).
     pub fn since(&self, earlier: &Losses) -> Losses {
         Losses(
@@ -211,5 +219,21 @@ mod tests {
             (d.get(Loss::FunctionsFull), d.get(Loss::EventsLost)),
             (2, 0)
         );
+    }
+
+    #[test]
+    fn userspace_counts_add_to_the_kernels() {
+        let mut l = Losses::read(
+            &LossCounters {
+                stacks_truncated: 4,
+                ..Default::default()
+            },
+            &[(Loss::StacksTruncated, Some(128))],
+        );
+        l.add(Loss::StacksTruncated, 3);
+        l.add(Loss::StackReadErrors, 2);
+        assert_eq!(l.get(Loss::StacksTruncated), 7);
+        assert_eq!(l.0[0].limit, Some(128), "the limit is kept");
+        assert_eq!(l.get(Loss::StackReadErrors), 2);
     }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 use pyprobe::cli::{Cli, args_for_invocation, usage_error};
+use pyprobe::escape::escape_controls;
 use pyprobe::signals::install_stop_handler;
 
 fn main() -> ExitCode {
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unexpected failure".into());
-        eprintln!("pyprobe: error: {}", msg.replace('\n', " "));
+        eprintln!(
+            "pyprobe: error: {}",
+            escape_controls(&msg.replace('\n', " "))
+        );
     }));
     install_stop_handler();
     match cli.command.run() {

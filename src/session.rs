@@ -133,7 +133,7 @@ impl Session {
                 "Tracing {what} in PID {} (CPython {}, {})... Hit Ctrl-C to end.",
                 self.target.pid,
                 self.target.version_text(),
-                self.target.interpreter
+                crate::escape::escape(&self.target.interpreter)
             );
             self.until_stopped(tracer, out, schedule, &mut last)
         });

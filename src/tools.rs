@@ -1,6 +1,7 @@
 //! Every tracing tool and what it needs from an interpreter, listed once: a refusal says what
 //! works on that interpreter instead, and `pyprobe probes` shows the same list for a target.
 use crate::error::{Error, Result};
+use crate::escape::escape_bytes;
 use crate::source::{FunctionSource, Plan};
 use crate::target::{Loaded, Target, non_utf8_files};
 use crate::versions::{NameHazard, Support, name_hazard, probe_support};
@@ -188,7 +189,7 @@ pub fn check_file_names(target: &Target, probes: &[&str], force: bool) -> Result
         Ok(Loaded::Modules(files)) => files.first().map(|f| {
             format!(
                 "its module {} was loaded from {}",
-                f.module,
+                crate::escape::escape(&f.module),
                 escape_bytes(&f.path)
             )
         }),
@@ -237,27 +238,4 @@ fn command_line_name(pid: i32) -> Option<String> {
     std::str::from_utf8(cwd)
         .is_err()
         .then(|| format!("it runs in the directory {}", escape_bytes(cwd)))
-}
-
-/// Bytes as text, the ones that are not UTF-8 written `\xNN` (as Python writes them).
-pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_written_as_python_does() {
-        assert_eq!(escape_bytes(b"/srv/caf\xe9/app.py"), "/srv/caf\\xe9/app.py");
-        assert_eq!(escape_bytes("/srv/café".as_bytes()), "/srv/café");
-    }
 }

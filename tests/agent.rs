@@ -621,3 +621,33 @@ fn no_latency_counts_calls_without_tracing_mode() {
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
 }
+
+/// A process names itself (its comm is its own to set) with a terminal control sequence and a
+/// forged line: the agent's log line about it carries them escaped.
+#[test]
+fn a_hostile_process_name_is_logged_escaped() {
+    let _one = serial();
+    let script = "import sys\n\
+                  open('/proc/self/comm', 'wb').write(b'py\\x1b]0;x\\x07\\r\\nX')\n\
+                  print('ready', flush=True)\n\
+                  sys.stdin.readline()\n";
+    let w = common::spawn_ready(std::process::Command::new(common::PYTHON).args(["-c", script]));
+    let pid = w.pid().to_string();
+    let agent = Agent::start(&["--pid", &pid, "--no-latency"]);
+    let needle = format!("pyprobe: agent: PID {pid} (");
+    let deadline = Instant::now() + WAIT;
+    while !agent.said().contains(&needle) {
+        assert!(Instant::now() < deadline, "{}", agent.said());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, said) = agent.terminate();
+    let line = said.lines().find(|l| l.starts_with(&needle)).unwrap();
+    assert!(
+        line.starts_with(&format!(r"{needle}py\x1b]0;x\x07\x0d\x0aX, CPython 3.11")),
+        "{line}"
+    );
+    assert!(
+        !said.chars().any(|c| c != '\n' && c.is_control()),
+        "{said:?}"
+    );
+}

@@ -617,3 +617,152 @@ fn cpython_3_15_passes_no_file_name_and_lives() {
     let (count, file) = count_f(&Python::sid("3.15"), "3-15");
     assert_eq!((count, file.as_str()), (1000, "<unknown>"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Names that are terminal control sequences: control_names.py renames its functions and their
+// file with OSC, CR LF, DEL, a C1 CSI and a ';'. pyprobe's text must carry none of them raw.
+
+/// control_names.py's names as pyprobe's text shows them (src/escape.rs).
+const NAME_SHOWN: &str = r"evil\x1b]0;pwned\x07\x0d\x0aFAKE LINE\x7f\u{009b}2J;end";
+const FILE_SHOWN: &str = r"/tmp/\x1b[31mred\x1b[0m\x0d\x0afile.py";
+/// `work`'s def line in control_names.py, and the line `park` waits at.
+const WORK_LINE: u32 = 12;
+const PARK_LINE: u32 = 20;
+
+fn control_names(mode: &str) -> Guard {
+    let py = Python::debian();
+    spawn_ready(&mut py.command_with(&py.script("control_names.py"), &[mode]))
+}
+
+/// No byte a terminal acts on: no C0 control but the newline between lines, no DEL, no C1
+/// control (U+0080-U+009F); and the forged line did not become a line of its own.
+fn assert_inert(what: &str, out: &str) {
+    let bad: Vec<(usize, char)> = out
+        .char_indices()
+        .filter(|&(_, c)| c != '\n' && c.is_control())
+        .collect();
+    assert!(bad.is_empty(), "{what}: raw controls at {bad:?} in:\n{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("FAKE LINE")),
+        "{what}: a forged line:\n{out}"
+    );
+}
+
+#[test]
+fn stacks_escapes_the_targets_names() {
+    let w = control_names("park");
+    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert_inert("stacks", &text);
+    assert!(
+        text.contains(&format!(
+            "\n    {NAME_SHOWN} ({FILE_SHOWN}:{PARK_LINE})\n    outer ("
+        )),
+        "{text}"
+    );
+}
+
+/// pyprobe ARGS --pid on control_names.py `mode`, released once tracing began; its stdout.
+fn trace_control_names(args: &[&str], mode: &str) -> String {
+    let mut w = control_names(mode);
+    let pid = w.pid().to_string();
+    let mut args = args.to_vec();
+    args.extend(["--pid", &pid]);
+    let (p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    let wout = w.wait_output(Duration::from_secs(30));
+    assert!(
+        wout.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wout.stderr)
+    );
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    assert_inert("stderr", &stderr);
+    stdout
+}
+
+#[test]
+fn count_escapes_the_targets_names() {
+    let out = trace_control_names(&["count"], "calls");
+    assert_inert("count", &out);
+    assert!(
+        out.contains(&format!(
+            "\n       100  {FILE_SHOWN}:{WORK_LINE} {NAME_SHOWN}\n"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn flow_escapes_the_targets_names() {
+    let out = trace_control_names(&["flow"], "calls");
+    assert_inert("flow", &out);
+    let call = format!("-> {FILE_SHOWN}:{WORK_LINE} {NAME_SHOWN}");
+    let ret = format!("<- {FILE_SHOWN}:{WORK_LINE} {NAME_SHOWN} (");
+    let (calls, returns) = (
+        out.lines().filter(|l| l.ends_with(&call)).count(),
+        out.lines().filter(|l| l.contains(&ret)).count(),
+    );
+    assert_eq!((calls, returns), (100, 100), "{out}");
+}
+
+/// `record --pid` of control_names.py burning in its renamed function, for a second.
+fn record_control_names(w: &Guard, extra: &[&str]) -> String {
+    let pid = w.pid().to_string();
+    let mut args = vec!["record", "--pid", &pid, "-d", "1"];
+    args.extend(extra);
+    let out = run_pyprobe(&args);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_inert("record's stderr", &err);
+    text
+}
+
+#[test]
+fn record_escapes_the_targets_names_in_every_text_format() {
+    let mut w = control_names("burn");
+    w.send_line("go");
+    let table = record_control_names(&w, &["--format", "text"]);
+    assert_inert("record text", &table);
+    let row = table
+        .lines()
+        .find(|l| l.ends_with(&format!("  {NAME_SHOWN} ({FILE_SHOWN}:{WORK_LINE})")))
+        .unwrap_or_else(|| panic!("no row of the renamed function:\n{table}"));
+    // It runs all the time: nearly every sample is in it.
+    let own: f64 = row
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(own > 80.0, "{row}");
+
+    // Folded stacks: ';' separates frames and a newline ends a stack, so a name holds neither.
+    let folded = record_control_names(&w, &["--format", "folded"]);
+    assert_inert("folded", &folded);
+    let frame = format!("{} ({}:", NAME_SHOWN.replace(';', ":"), FILE_SHOWN);
+    let lines: Vec<&str> = folded.lines().collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let (stack, n) = l.rsplit_once(' ').unwrap();
+        assert!(n.parse::<u64>().is_ok(), "{l}");
+        let frames: Vec<&str> = stack.split(';').collect();
+        assert!(frames[0].starts_with("<module> ("), "{l}");
+        // The only call is the renamed one (a sample may fall in <module> between two).
+        assert!(frames.len() == 1 || frames[1].starts_with(&frame), "{l}");
+        assert!(frames.len() <= 2, "{l}");
+    }
+    assert!(lines.iter().any(|l| l.contains(&frame)), "{folded}");
+
+    // The SVG: XML-escaped by inferno, and no control character (which XML 1.0 forbids).
+    let svg = record_control_names(&w, &["--format", "svg"]);
+    assert_inert("svg", &svg.replace('\n', ""));
+    assert!(
+        svg.contains("evil\\x1b]0:pwned\\x07\\x0d\\x0aFAKE LINE"),
+        "{svg}"
+    );
+    assert!(svg.contains("&lt;module&gt; ("), "{svg}");
+}

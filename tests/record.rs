@@ -409,3 +409,26 @@ fn bad_input_is_one_line() {
         "pyprobe knows the layouts of CPython 3.8 to 3.15",
     );
 }
+
+/// --idle samples a parked thread from userspace; a stack deeper than the sampler keeps is
+/// marked truncated, and each of its samples is counted as truncated, as the kernel counts
+/// its own.
+#[test]
+fn idle_samples_of_deep_stacks_are_counted_as_truncated() {
+    let w = start_workload("deep_stack.py");
+    let doc = record_json(w.pid(), &["--idle"]);
+    let stacks = doc["stacks"].as_array().unwrap();
+    let truncated: u64 = stacks
+        .iter()
+        .filter(|s| s["truncated"] == true)
+        .map(|s| s["samples"].as_u64().unwrap())
+        .sum();
+    let deep = stacks
+        .iter()
+        .find(|s| s["frames"][0]["name"] == "park")
+        .unwrap_or_else(|| panic!("no sample of the parked thread: {doc}"));
+    assert_eq!(deep["truncated"], true);
+    assert_eq!(deep["frames"].as_array().unwrap().len(), 128);
+    assert!(truncated >= 50, "a second at 100 Hz: {doc}");
+    assert_eq!(doc["lost"]["stacks_truncated"], truncated, "{doc}");
+}

@@ -453,3 +453,135 @@ fn a_stopped_3_11_stays_stopped() {
 fn a_stopped_3_9_stays_stopped() {
     a_stopped_process_stays_stopped(Python::pyenv("3.9"));
 }
+
+/// A stack deeper than stacks shows (4096 frames) says how many frames it left out, in text
+/// and in JSON; the frames shown are the innermost.
+#[test]
+fn a_stack_past_the_limit_says_what_it_left_out() {
+    let w = start_workload("deep_stack.py");
+    let pid = w.pid().to_string();
+    let out = run_pyprobe(&["stacks", "--pid", &pid]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
+    assert_eq!(frames.len(), 4097, "{text}");
+    assert!(frames[0].starts_with("    park ("), "{}", frames[0]);
+    assert!(frames[4095].starts_with("    down ("), "{}", frames[4095]);
+    // 5002 frames: 4096 shown, 906 (the outermost: down and <module>) left out.
+    assert_eq!(
+        frames[4096],
+        "    ... 906 more frames not shown (limit 4096)"
+    );
+
+    let doc = stacks_json(w.pid(), &[]);
+    let t = thread_of(&doc, w.pid() as i64);
+    assert_eq!(t["frames"].as_array().unwrap().len(), 4096);
+    assert_eq!(t["frames_not_shown"], 906);
+    assert_eq!(
+        (&t["error"], &doc["threads_not_shown"]),
+        (&Value::Null, &Value::from(0))
+    );
+}
+
+/// corrupt_frame.py `how` on Debian's 3.11, ready: its worker's frame chain is broken below w2.
+fn corrupt_frame(how: &str) -> Guard {
+    let py = Python::debian();
+    spawn_ready(&mut py.command_with(&py.script("corrupt_frame.py"), &[how]))
+}
+
+/// The worker's lines of a text dump (its header, frames and notes), and the main thread's.
+fn thread_lines(text: &str, pid: i32) -> (Vec<String>, Vec<String>) {
+    let mut blocks = text
+        .split("\n\n")
+        .skip(1)
+        .map(|b| b.lines().map(String::from).collect::<Vec<_>>());
+    let (a, b) = (blocks.next().unwrap(), blocks.next().unwrap());
+    assert!(a[0].starts_with(&format!("Thread {pid} (main")), "{text}");
+    (b, a)
+}
+
+/// A thread whose frame chain points into unmapped memory (made so in a live process with
+/// ctypes) is shown to where it breaks, marked, and the other thread is shown as usual; exit 0.
+#[test]
+fn a_corrupt_frame_pointer_marks_its_thread_only() {
+    let w = corrupt_frame("unmapped");
+    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (worker, main) = thread_lines(&text, w.pid());
+    assert_eq!(main.len(), 2, "{text}");
+    assert!(main[1].starts_with("    <module> ("), "{text}");
+    let frames: Vec<&str> = worker[1..]
+        .iter()
+        .map(|l| l.trim().split(" (").next().unwrap())
+        .collect();
+    assert_eq!(
+        frames[..3],
+        ["Condition.wait", "Event.wait", "w2"],
+        "{text}"
+    );
+    // On 3.11 the next frame's code is read first: 0x10 + 32.
+    assert_eq!(
+        frames[3], "... stack unreadable after 3 frames: frame's code at 0x30: Bad address",
+        "{text}"
+    );
+    assert_eq!(frames.len(), 4, "{text}");
+
+    let doc = stacks_json(w.pid(), &[]);
+    let main = thread_of(&doc, w.pid() as i64);
+    assert_eq!(main["error"], Value::Null);
+    let bad = doc["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| !t["error"].is_null())
+        .expect("the worker is marked");
+    assert_eq!(bad["frames"].as_array().unwrap().len(), 3);
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("frame's code at 0x30: "),
+        "{bad}"
+    );
+}
+
+/// A frame chain that loops (w2 its own caller) is walked to pyprobe's bound, the frames past
+/// 4096 counted, and the thread marked; the read ends at once.
+#[test]
+fn a_frame_cycle_is_counted_to_the_bound_and_marked() {
+    let w = corrupt_frame("cycle");
+    let started = Instant::now();
+    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (worker, _) = thread_lines(&text, w.pid());
+    assert_eq!(worker.len(), 1 + 4096 + 2, "{}", worker[..5].join("\n"));
+    assert_eq!(
+        worker[4097],
+        "    ... 61440 more frames not shown (limit 4096)"
+    );
+    assert!(
+        worker[4098]
+            .starts_with("    ... stack unreadable after 65536 frames: frame->previous at 0x")
+            && worker[4098].ends_with(
+                "not followed past 65536 elements (a cycle, or deeper than pyprobe counts)"
+            ),
+        "{}",
+        worker[4098]
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

@@ -37,9 +37,11 @@ pub fn start_time(pid: i32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// The process's command name, as the process set it (any bytes: not UTF-8 ones are replaced,
+/// not lost; log lines escape it).
 pub fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim_end().to_string())
+    fs::read(format!("/proc/{pid}/comm"))
+        .map(|c| String::from_utf8_lossy(&c).trim_end().to_string())
         .unwrap_or_default()
 }
 

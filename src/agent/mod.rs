@@ -22,6 +22,7 @@ use webconfig::WebConfig;
 
 use crate::count::CountOptions;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::filter::Pattern;
 use crate::glob::Glob;
 use crate::losses::Loss;
@@ -189,12 +190,13 @@ impl Agent {
             None => (None, None),
         };
         eprintln!(
-            "pyprobe: agent: PID {pid} ({comm}, CPython {}{}): {}",
+            "pyprobe: agent: PID {pid} ({}, CPython {}{}): {}",
+            escape(&comm),
             labels.python_version,
             if labels.container.is_empty() {
                 String::new()
             } else {
-                format!(", in {}", labels.container)
+                format!(", in {}", escape(&labels.container))
             },
             describe(file.is_some(), functions.is_some(), &unsupported)
         );
@@ -288,7 +290,10 @@ impl Agent {
             i.forget(pid as u32);
         }
         self.series.admitted.retain(|(owner, _)| *owner != pid);
-        eprintln!("pyprobe: agent: PID {pid} ({}) exited", p.labels.comm);
+        eprintln!(
+            "pyprobe: agent: PID {pid} ({}) exited",
+            escape(&p.labels.comm)
+        );
         // Its function probes go with it (dropping the tracer detaches them).
     }
 
@@ -333,7 +338,7 @@ impl Agent {
                     Ok(Some(cost)) => eprintln!(
                         "pyprobe: agent: PID {pid} ({}): function probes stopped: they cost {} \
                          (over --max-overhead {budget}%); its GC and import metrics go on",
-                        p.labels.comm,
+                        escape(&p.labels.comm),
                         cost.summary()
                     ),
                     Ok(None) => {}

@@ -5,6 +5,7 @@ mod tracer;
 pub use tracer::AuditTracer;
 
 use crate::error::Result;
+use crate::escape::escape;
 use crate::glob::Glob;
 use crate::kernel::c_string;
 use crate::kernel::limits::ARG_LEN;
@@ -146,7 +147,8 @@ impl ArgValue {
     pub fn display(&self) -> String {
         let cut = |t: &str, truncated: bool| format!("{t}{}", if truncated { "..." } else { "" });
         match self {
-            ArgValue::Str { text, truncated } => cut(text, *truncated),
+            // Text the target passed: escaped (bytes are escaped as they are decoded).
+            ArgValue::Str { text, truncated } => cut(&escape(text), *truncated),
             ArgValue::NonAsciiStr { chars } => {
                 format!("<non-ASCII str of {chars} characters, not decoded>")
             }
@@ -161,7 +163,7 @@ impl ArgValue {
                 items,
             } => {
                 if items.is_empty() && *len > 0 {
-                    return format!("<{type_name} of {len}>");
+                    return format!("<{} of {len}>", escape(type_name));
                 }
                 let mut parts: Vec<String> = items.iter().map(|i| i.display()).collect();
                 if (items.len() as u64) < *len {
@@ -174,7 +176,7 @@ impl ArgValue {
                 };
                 format!("{open}{}{close}", parts.join(", "))
             }
-            ArgValue::Other { type_name } => format!("<{type_name}>"),
+            ArgValue::Other { type_name } => format!("<{}>", escape(type_name)),
             ArgValue::Unreadable => "<unreadable>".into(),
         }
     }

@@ -99,7 +99,8 @@ pub fn run(
     let mut session = Session::open(spec, true)?;
     let title = format!(
         "pyflow: PID {} ({})",
-        session.target.pid, session.target.exe
+        session.target.pid,
+        crate::escape::escape(&session.target.exe)
     );
     let mut out: Box<dyn Output<FlowEvent, FlowSummary>> = match dest.format {
         Format::Json => Box::new(json::flow::JsonLines::new(w)),

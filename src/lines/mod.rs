@@ -38,7 +38,7 @@ impl LineStats {
         format!(
             "{}{}:{}",
             if self.file_truncated { "..." } else { "" },
-            self.file,
+            crate::escape::escape(&self.file),
             self.line
         )
     }

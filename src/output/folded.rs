@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
+use crate::escape::folded_frame;
 use crate::flow::{EventKind, FlowEvent, FlowSummary};
 use crate::output::{Never, Output, Window};
 use crate::sample::{Profile, frame_label};
@@ -55,10 +56,11 @@ impl Folded {
     }
 }
 
-/// A frame as flame graphs show it (as py-spy does); ';' separates frames, so none may contain it.
+/// A frame as flame graphs show it (as py-spy does), escaped: ';' separates frames and a newline
+/// ends a stack, so the target's names may hold neither.
 fn frame(ev: &FlowEvent) -> String {
     let f = &ev.function;
-    format!("{} ({}:{})", f.name, f.file, f.line).replace(';', ":")
+    folded_frame(&format!("{} ({}:{})", f.name, f.file, f.line))
 }
 
 impl Output<FlowEvent, FlowSummary> for Folded {
@@ -177,7 +179,7 @@ pub fn profile_lines(p: &Profile, per_thread: bool) -> Vec<String> {
             Some(s) => path.extend(s.frames.iter().rev().map(frame_label)),
             None => path.push("<no Python frame>".into()),
         }
-        let path: Vec<String> = path.into_iter().map(|f| f.replace(';', ":")).collect();
+        let path: Vec<String> = path.iter().map(|f| folded_frame(f)).collect();
         *totals.entry(path.join(";")).or_insert(0) += c.count;
     }
     totals

@@ -13,13 +13,21 @@ pub use lines::line_at;
 pub use values::Value;
 
 use crate::error::{Error, Result};
+use crate::signals::stop_requested;
 use crate::target::Target;
 use crate::versions::{DebugOffsets, Gil, Instr, InterpreterLayout};
 
-/// Bounds every walk of a list read from a live process (a torn read can make a cycle).
-const MAX_THREADS: usize = 4096;
+/// Bounds every walk of a list read from a live process (a torn read can make a cycle): at most
+/// this many threads and frames per thread are kept.
+pub const MAX_THREADS: usize = 4096;
 const MAX_INTERPRETERS: usize = 64;
-const MAX_FRAMES: usize = 4096;
+pub const MAX_FRAMES: usize = 4096;
+/// Past what is kept, the rest of a list is only counted (to say how much was not shown), up
+/// to this many elements in all (about 0.1 s of reads): a list that goes on is a cycle (a
+/// corrupt or torn list, or a hostile target's) or deeper than pyprobe counts. Each walk also
+/// looks at Ctrl-C every `STOP_CHECK` elements, so that a target cannot hold pyprobe.
+const MAX_WALK: usize = 1 << 16;
+const STOP_CHECK: usize = 1024;
 /// Bytes of a name or path read at most.
 const MAX_TEXT: u64 = 4096;
 
@@ -33,6 +41,46 @@ pub struct ThreadState {
     pub native_id: Option<u32>,
     /// Its interpreter's id (0: the main interpreter).
     pub interp_id: i64,
+}
+
+/// Every thread state as one walk of the interpreters' lists read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadList {
+    /// At most `MAX_THREADS`, the newest interpreter's first.
+    pub threads: Vec<ThreadState>,
+    /// Thread states past `MAX_THREADS`: counted, not kept.
+    pub not_shown: u64,
+    /// Why the walk ended before the end of the lists: the threads before are kept.
+    pub error: Option<String>,
+}
+
+/// One thread's frames as one walk of its frame chain read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameWalk {
+    /// Innermost first, at most `MAX_FRAMES`.
+    pub frames: Vec<RawFrame>,
+    /// Frames past `MAX_FRAMES` (the outermost): counted, not kept.
+    pub not_shown: u64,
+    /// Why the walk ended before the outermost frame (a pointer into unmapped memory, a
+    /// chain with no end): the frames read before are kept.
+    pub error: Option<String>,
+}
+
+/// Errors that end a whole read, not just one list: the process is gone, or unreadable, or
+/// Ctrl-C.
+fn ends_the_read(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NoSuchProcess(_) | Error::NoAccess { .. } | Error::Stopped
+    )
+}
+
+/// Ctrl-C (or SIGTERM) asked for during a long walk: it ends the read.
+fn check_stop(step: usize) -> Result<()> {
+    if step % STOP_CHECK == STOP_CHECK - 1 && stop_requested() {
+        return Err(Error::Stopped);
+    }
+    Ok(())
 }
 
 /// A frame as read: its code object and where it is (f_lasti or the instruction pointer).
@@ -157,10 +205,24 @@ impl Interpreter {
         Ok(b)
     }
 
-    /// Every thread state of every interpreter, the newest interpreter's first.
-    pub fn threads(&self) -> Result<Vec<ThreadState>> {
+    /// Every thread state of every interpreter, the newest interpreter's first. Fails only
+    /// where no thread could be read (or the process is gone); a list that breaks later, or
+    /// is longer than `MAX_THREADS`, keeps what was read and says what was not.
+    pub fn threads(&self) -> Result<ThreadList> {
+        let mut list = ThreadList::default();
+        match self.walk_threads(&mut list) {
+            Err(e) if ends_the_read(&e) || list.threads.is_empty() => Err(e),
+            Err(e) => {
+                list.error = Some(why(&e));
+                Ok(list)
+            }
+            Ok(()) => Ok(list),
+        }
+    }
+
+    fn walk_threads(&self, list: &mut ThreadList) -> Result<()> {
         let l = &self.layout;
-        let mut out = Vec::new();
+        let mut walked = 0;
         let mut interp = self.u64(self.runtime + l.interpreters_head, "interpreters.head")?;
         for _ in 0..MAX_INTERPRETERS {
             if interp == 0 {
@@ -168,22 +230,31 @@ impl Interpreter {
             }
             let interp_id = self.i64(interp + l.interp_id, "interp->id")?;
             let mut ts = self.u64(interp + l.interp_threads_head, "interp->threads.head")?;
-            while ts != 0 && out.len() < MAX_THREADS {
-                let native_id = match l.tstate_native_thread_id {
-                    Some(o) => Some(self.u64(ts + o, "tstate->native_thread_id")? as u32),
-                    None => None,
-                };
-                out.push(ThreadState {
-                    addr: ts,
-                    thread_id: self.u64(ts + l.tstate_thread_id, "tstate->thread_id")?,
-                    native_id,
-                    interp_id,
-                });
+            while ts != 0 {
+                walked += 1;
+                check_stop(walked)?;
+                if walked > MAX_WALK {
+                    return Err(endless(self.pid, "tstate->next", ts));
+                }
+                if list.threads.len() < MAX_THREADS {
+                    let native_id = match l.tstate_native_thread_id {
+                        Some(o) => Some(self.u64(ts + o, "tstate->native_thread_id")? as u32),
+                        None => None,
+                    };
+                    list.threads.push(ThreadState {
+                        addr: ts,
+                        thread_id: self.u64(ts + l.tstate_thread_id, "tstate->thread_id")?,
+                        native_id,
+                        interp_id,
+                    });
+                } else {
+                    list.not_shown += 1;
+                }
                 ts = self.u64(ts + l.tstate_next, "tstate->next")?;
             }
             interp = self.u64(interp + l.interp_next, "interp->next")?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The thread state holding the GIL, where the version tells (the main interpreter's GIL).
@@ -227,18 +298,52 @@ impl Interpreter {
         None
     }
 
-    /// A thread's frames, innermost first, without the shim frames of 3.12+.
-    pub fn frames(&self, ts: &ThreadState) -> Result<Vec<RawFrame>> {
+    /// A thread's frames, innermost first, without the shim frames of 3.12+. Fails only where
+    /// the process is gone or unreadable: a chain that breaks, or is longer than `MAX_FRAMES`,
+    /// keeps the frames read and says what was not (one bad thread spoils no other).
+    pub fn frames(&self, ts: &ThreadState) -> Result<FrameWalk> {
+        self.walk(ts, MAX_FRAMES, MAX_WALK)
+    }
+
+    /// Only the innermost `keep` frames, in at most twice as many steps, as the kernel's
+    /// sampler walks them (bpf/sample.bpf.c): `not_shown` is 1 where there are more, and the
+    /// rest is not counted (a sampler reads every tick).
+    pub fn innermost_frames(&self, ts: &ThreadState, keep: usize) -> Result<FrameWalk> {
+        self.walk(ts, keep, 2 * keep)
+    }
+
+    fn walk(&self, ts: &ThreadState, keep: usize, steps: usize) -> Result<FrameWalk> {
+        let mut walk = FrameWalk::default();
+        match self.walk_frames(ts, &mut walk, keep, steps) {
+            Err(e) if ends_the_read(&e) => Err(e),
+            Err(e) => {
+                walk.error = Some(why(&e));
+                Ok(walk)
+            }
+            Ok(()) => Ok(walk),
+        }
+    }
+
+    /// Keeps `keep` frames and counts the rest, in at most `steps` steps: where that is all
+    /// of `MAX_WALK`, a chain that goes on is an error; else the walk just ends there.
+    fn walk_frames(
+        &self,
+        ts: &ThreadState,
+        walk: &mut FrameWalk,
+        keep: usize,
+        steps: usize,
+    ) -> Result<()> {
         let l = &self.layout;
+        let counts = steps >= MAX_WALK;
         let mut frame = self.u64(ts.addr + l.tstate_frame, "tstate's current frame")?;
         if let (Some(o), true) = (l.cframe_frame, frame != 0) {
             frame = self.u64(frame + o, "cframe->current_frame")?;
         }
-        let mut out = Vec::new();
-        for _ in 0..MAX_FRAMES {
+        for step in 0..steps {
             if frame == 0 {
-                break;
+                return Ok(());
             }
+            check_stop(step)?;
             let shim = match (l.frame_owner, l.owner_shim) {
                 (Some(o), Some(min)) => {
                     let mut b = [0u8];
@@ -247,16 +352,26 @@ impl Interpreter {
                 }
                 _ => false,
             };
-            if !shim {
-                out.push(RawFrame {
+            if shim {
+                // A C-stack entry frame: no Python function, neither shown nor counted.
+            } else if walk.frames.len() < keep {
+                walk.frames.push(RawFrame {
                     addr: frame,
                     code: self.u64(frame + l.frame_code, "frame's code")? & !l.tag_mask,
                     instr: self.u64(frame + l.frame_instr, "frame's instruction")?,
                 });
+            } else {
+                walk.not_shown += 1;
+                if !counts {
+                    return Ok(());
+                }
             }
             frame = self.u64(frame + l.frame_previous, "frame->previous")?;
         }
-        Ok(out)
+        match counts {
+            true => Err(endless(self.pid, "frame->previous", frame)),
+            false => Ok(()),
+        }
     }
 
     /// The type name of an object (`ob_type->tp_name`), cached per type.
@@ -484,6 +599,29 @@ fn read_process(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A list read from the target that did not end within `MAX_WALK` elements.
+fn endless(pid: i32, link: &'static str, addr: u64) -> Error {
+    Error::TargetMemory {
+        pid,
+        action: "follow",
+        what: link,
+        addr,
+        source: io::Error::other(format!(
+            "not followed past {MAX_WALK} elements (a cycle, or deeper than pyprobe counts)"
+        )),
+    }
+}
+
+/// What ended one list's walk, in short: the field that could not be read, and why.
+fn why(e: &Error) -> String {
+    match e {
+        Error::TargetMemory {
+            what, addr, source, ..
+        } => format!("{what} at {addr:#x}: {source}"),
+        e => e.one_line(),
+    }
+}
+
 fn memory_error(pid: i32, what: &'static str, addr: u64, source: io::Error) -> Error {
     if gone(pid) {
         return Error::NoSuchProcess(pid);
@@ -512,4 +650,151 @@ pub fn gone(pid: i32) -> bool {
         .rsplit_once(") ")
         .and_then(|(_, rest)| rest.chars().next());
     matches!(state, Some('Z' | 'X') | None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::PyVersion;
+
+    /// 3.12's layout: frames with an owner byte (shims) behind a cframe.
+    fn own_interpreter() -> Interpreter {
+        Interpreter {
+            pid: std::process::id() as i32,
+            layout: InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap(),
+            runtime: 0,
+            codes: HashMap::new(),
+            types: HashMap::new(),
+        }
+    }
+
+    /// A frame chain in this process's own memory, read through process_vm_readv as a
+    /// target's is: `n` frames, innermost first, each the caller of the one before; `shims`
+    /// are C-stack entry frames. Returns the frames (kept alive) and the thread state.
+    struct Chain {
+        frames: Vec<[u64; 10]>,
+        cframe: Box<[u64; 1]>,
+        tstate: Box<[u64; 16]>,
+    }
+
+    fn chain(n: usize, shims: &[usize]) -> Chain {
+        let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
+        let mut frames = vec![[0u64; 10]; n];
+        let base = frames.as_ptr() as u64;
+        for (i, f) in frames.iter_mut().enumerate() {
+            f[(l.frame_code / 8) as usize] = 0x1000 + i as u64;
+            f[(l.frame_instr / 8) as usize] = 0x2000 + i as u64;
+            f[(l.frame_previous / 8) as usize] = if i + 1 < n {
+                base + 80 * (i as u64 + 1)
+            } else {
+                0
+            };
+            if shims.contains(&i) {
+                let owner = l.frame_owner.unwrap();
+                f[(owner / 8) as usize] = u64::from(l.owner_shim.unwrap()) << (8 * (owner % 8));
+            }
+        }
+        let cframe = Box::new([base]);
+        let mut tstate = Box::new([0u64; 16]);
+        tstate[(l.tstate_frame / 8) as usize] = cframe.as_ptr() as u64;
+        Chain {
+            frames,
+            cframe,
+            tstate,
+        }
+    }
+
+    impl Chain {
+        fn state(&self) -> ThreadState {
+            ThreadState {
+                addr: self.tstate.as_ptr() as u64,
+                thread_id: 0,
+                native_id: None,
+                interp_id: 0,
+            }
+        }
+
+        fn link(&mut self, i: usize, to: u64) {
+            let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
+            self.frames[i][(l.frame_previous / 8) as usize] = to;
+        }
+
+        fn addr(&self, i: usize) -> u64 {
+            self.frames.as_ptr() as u64 + 80 * i as u64
+        }
+    }
+
+    #[test]
+    fn a_whole_chain_is_read_without_its_shims() {
+        let c = chain(6, &[2]);
+        let walk = own_interpreter().frames(&c.state()).unwrap();
+        let codes: Vec<u64> = walk.frames.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [0x1000, 0x1001, 0x1003, 0x1004, 0x1005]);
+        assert_eq!((walk.not_shown, walk.error), (0, None));
+        assert_eq!(c.cframe[0], c.addr(0));
+    }
+
+    #[test]
+    fn frames_past_the_limit_are_counted() {
+        let c = chain(5003, &[1000, 2000, 4500]);
+        let walk = own_interpreter().frames(&c.state()).unwrap();
+        assert_eq!(walk.frames.len(), MAX_FRAMES);
+        assert_eq!(walk.not_shown, 5000 - MAX_FRAMES as u64);
+        assert_eq!(walk.error, None);
+        assert_eq!(walk.frames[0].code, 0x1000);
+    }
+
+    #[test]
+    fn a_corrupt_frame_pointer_keeps_the_frames_before_it() {
+        let mut c = chain(20, &[]);
+        c.link(4, 0x10);
+        let walk = own_interpreter().frames(&c.state()).unwrap();
+        assert_eq!(walk.frames.len(), 5);
+        assert_eq!(walk.frames[4].code, 0x1004);
+        let why = walk.error.expect("the walk says why it stopped");
+        assert!(why.starts_with("frame->owner at 0x56: "), "{why}");
+    }
+
+    #[test]
+    fn a_cycle_ends_the_walk_with_an_error() {
+        let mut c = chain(3, &[]);
+        let first = c.addr(0);
+        c.link(2, first);
+        let walk = own_interpreter().frames(&c.state()).unwrap();
+        assert_eq!(walk.frames.len(), MAX_FRAMES);
+        assert_eq!(walk.not_shown, (MAX_WALK - MAX_FRAMES) as u64);
+        let why = walk.error.expect("a cycle is an error");
+        assert!(why.contains("a cycle"), "{why}");
+    }
+
+    #[test]
+    fn the_samplers_walk_keeps_the_innermost_and_counts_nothing_past_them() {
+        let c = chain(300, &[1]);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!(walk.frames.len(), 128);
+        assert_eq!(walk.frames[1].code, 0x1002, "the shim is skipped");
+        assert_eq!((walk.not_shown, walk.error), (1, None), "more, uncounted");
+        let mut c = chain(3, &[]);
+        let first = c.addr(0);
+        c.link(2, first);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!((walk.frames.len(), walk.not_shown), (128, 1));
+        let c = chain(50, &[]);
+        let walk = own_interpreter().innermost_frames(&c.state(), 128).unwrap();
+        assert_eq!((walk.frames.len(), walk.not_shown), (50, 0));
+    }
+
+    #[test]
+    fn an_unreadable_thread_state_is_an_error_of_its_own() {
+        let mut c = chain(1, &[]);
+        let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
+        c.tstate[(l.tstate_frame / 8) as usize] = 0x20;
+        let walk = own_interpreter().frames(&c.state()).unwrap();
+        assert!(walk.frames.is_empty());
+        assert!(
+            walk.error
+                .unwrap()
+                .starts_with("cframe->current_frame at 0x20")
+        );
+    }
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::escape::escape;
 use crate::kernel::Probes;
 use crate::output::{Destination, Format, Never, Output, folded, json, pprof, speedscope, text};
 use crate::sample::{Profile, SampleOptions, SampleTracer};
@@ -99,7 +100,7 @@ pub fn run(
     let title = format!(
         "pyprobe record: PID {} ({}), {} Hz{}",
         session.target.pid,
-        session.target.exe,
+        escape(&session.target.exe),
         opts.sample.rate_hz,
         if opts.sample.idle {
             ", idle included"

@@ -30,6 +30,10 @@ pub struct IdleSampler {
     learnt: Option<Instant>,
     counts: HashMap<(u32, u64), u64>,
     samples: u64,
+    /// Samples of stacks deeper than the kernel keeps, and of stacks read only in part: the
+    /// kernel counts its own (`loss_counters`), these are added to them.
+    truncated: u64,
+    read_errors: u64,
 }
 
 /// How often unknown thread states may trigger a new look at the threads' ids (before 3.11 it
@@ -47,6 +51,8 @@ impl IdleSampler {
             learnt: None,
             counts: HashMap::new(),
             samples: 0,
+            truncated: 0,
+            read_errors: 0,
         }
     }
 
@@ -56,6 +62,11 @@ impl IdleSampler {
 
     pub fn samples(&self) -> u64 {
         self.samples
+    }
+
+    /// Samples of stacks cut at `MAX_STACK_DEPTH`, and of stacks whose walk broke off.
+    pub fn losses(&self) -> (u64, u64) {
+        (self.truncated, self.read_errors)
     }
 
     pub fn counts(&self) -> impl Iterator<Item = ((u32, u64), u64)> + '_ {
@@ -68,7 +79,7 @@ impl IdleSampler {
         }
         self.learnt = Some(Instant::now());
         if let Ok((threads, _)) = stacks::take(interp) {
-            for t in threads {
+            for t in threads.threads {
                 if let Some(tid) = t.tid {
                     self.tids.insert(t.state.addr, tid);
                 }
@@ -80,7 +91,7 @@ impl IdleSampler {
     pub fn tick(&mut self, interp: &mut Interpreter, named: &mut HashMap<u64, Rc<Stack>>) {
         // Ticks missed while pyprobe was busy are not made up: each tick is one sample.
         self.next = (self.next + self.period).max(Instant::now());
-        let Ok(threads) = interp.threads() else {
+        let Ok(threads) = interp.threads().map(|l| l.threads) else {
             return;
         };
         if threads.iter().any(|t| !self.tids.contains_key(&t.addr)) {
@@ -93,14 +104,17 @@ impl IdleSampler {
             if stacks::thread_status(self.pid, tid).1 {
                 continue;
             }
-            let Ok(mut frames) = interp.frames(&t) else {
+            let Ok(walk) = interp.innermost_frames(&t, MAX_STACK_DEPTH) else {
                 continue;
             };
-            let truncated = frames.len() > MAX_STACK_DEPTH;
-            frames.truncate(MAX_STACK_DEPTH);
+            // As the kernel's walk: the innermost frames read are kept, what was cut counted.
+            let frames = walk.frames;
+            let truncated = walk.not_shown > 0;
             if frames.is_empty() {
                 continue;
             }
+            self.truncated += u64::from(truncated);
+            self.read_errors += u64::from(walk.error.is_some());
             let id = stack_id(&frames, truncated);
             named.entry(id).or_insert_with(|| {
                 Rc::new(Stack {

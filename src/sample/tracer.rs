@@ -231,7 +231,7 @@ impl Tracer for SampleTracer {
             .bss_data
             .as_deref()
             .expect("sample.bpf.c has bss");
-        let losses = Losses::read(
+        let mut losses = Losses::read(
             &loss_counters(&bss.losses),
             &[
                 (Loss::SamplesFull, Some(u64::from(opts.max_stacks))),
@@ -239,6 +239,12 @@ impl Tracer for SampleTracer {
                 (Loss::StackReadErrors, None),
             ],
         );
+        // --idle's samples are taken in userspace: its cut stacks are counted there.
+        if let Some(i) = &self.idle {
+            let (truncated, read_errors) = i.losses();
+            losses.add(Loss::StacksTruncated, truncated);
+            losses.add(Loss::StackReadErrors, read_errors);
+        }
         Ok(Profile {
             counts,
             rate_hz: opts.rate_hz,

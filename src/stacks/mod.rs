@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::filter::{Pattern, unqualified};
 use crate::output::{Destination, Format, Never, Output, Window, json, text};
 use crate::privileges::check_privileges;
-use crate::pystate::{Interpreter, Local, RawFrame, ThreadState};
+use crate::pystate::{FrameWalk, Interpreter, Local, RawFrame, ThreadState};
 use crate::target::Target;
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
@@ -56,6 +56,10 @@ pub struct ThreadStack {
     pub active: bool,
     pub interp_id: i64,
     pub frames: Vec<Frame>,
+    /// Outermost frames past the limit (`pystate::MAX_FRAMES`): counted, not shown.
+    pub frames_not_shown: u64,
+    /// Why the stack could not be read past `frames` (the thread is still shown).
+    pub error: Option<String>,
 }
 
 /// Every thread of the process at one moment.
@@ -70,6 +74,28 @@ pub struct ProcessStacks {
     /// The process was held still for the read.
     pub paused: bool,
     pub threads: Vec<ThreadStack>,
+    /// Thread states past the limit (`pystate::MAX_THREADS`): counted, not shown.
+    pub threads_not_shown: u64,
+    /// Why the thread list could not be read to its end (the threads before are shown).
+    pub threads_error: Option<String>,
+}
+
+impl ProcessStacks {
+    /// The read failed as a whole where no thread's stack could be read at all: then every
+    /// thread shown is only its error, and that is an error (a dump with at least one stack
+    /// read is an answer, its bad threads marked).
+    pub fn failure(&self) -> Option<String> {
+        let unread = |t: &ThreadStack| t.frames.is_empty() && t.error.is_some();
+        if self.threads.is_empty() || !self.threads.iter().all(unread) {
+            return None;
+        }
+        let why = self.threads[0].error.as_deref().unwrap_or_default();
+        Some(format!(
+            "no stack of PID {} could be read ({} threads; the first: {why})",
+            self.pid,
+            self.threads.len()
+        ))
+    }
 }
 
 /// A thread state with its frames as read, and its kernel thread id where known.
@@ -77,7 +103,15 @@ pub struct ProcessStacks {
 pub struct RawThread {
     pub state: ThreadState,
     pub tid: Option<i32>,
-    pub frames: Vec<RawFrame>,
+    pub walk: FrameWalk,
+}
+
+/// Every thread as one read saw them, and what of the thread list it could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawThreads {
+    pub threads: Vec<RawThread>,
+    pub not_shown: u64,
+    pub error: Option<String>,
 }
 
 /// Kernel thread ids by the id the target's pid namespace gives them (NSpid's last field).
@@ -98,13 +132,14 @@ fn host_tids(pid: i32) -> HashMap<u32, i32> {
 
 /// Every thread's frames as they are now; with `paused`, thread ids come from the threads'
 /// FS bases where the version keeps no native id.
-fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<Vec<RawThread>> {
+fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<RawThreads> {
     let by_ns = host_tids(interp.pid);
     let by_fs: HashMap<u64, i32> = paused
         .map(|p| p.tids().filter_map(|t| Some((p.fs_base(t)?, t))).collect())
         .unwrap_or_default();
-    interp
-        .threads()?
+    let list = interp.threads()?;
+    let threads = list
+        .threads
         .into_iter()
         .map(|state| {
             let tid = match state.native_id {
@@ -112,19 +147,24 @@ fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<Vec<Raw
                 None => by_fs.get(&state.thread_id).copied(),
             };
             Ok(RawThread {
-                frames: interp.frames(&state)?,
+                walk: interp.frames(&state)?,
                 state,
                 tid,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(RawThreads {
+        threads,
+        not_shown: list.not_shown,
+        error: list.error,
+    })
 }
 
 /// Every thread's stack at one moment: read twice while the process runs, and if the two reads
 /// differ (or the version needs the threads' registers), once more with every thread held.
 /// Returns whether it held them. Where the threads cannot be held (another tracer, such as a
 /// debugger or strace, has them), the last read stands, without thread ids before 3.11.
-pub fn take(interp: &Interpreter) -> Result<(Vec<RawThread>, bool)> {
+pub fn take(interp: &Interpreter) -> Result<(RawThreads, bool)> {
     let mut last = None;
     if interp.layout.tstate_native_thread_id.is_some() {
         let (a, b) = (read_threads(interp, None), read_threads(interp, None));
@@ -199,7 +239,7 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
     let (process_name, _) = thread_status(target.pid, target.pid);
     let mut threads = Vec::new();
     let mut seen_tids = Vec::new();
-    for t in &raw {
+    for t in &raw.threads {
         let (name, active) = t.tid.map_or((None, false), status_of);
         seen_tids.extend(t.tid);
         threads.push(ThreadStack {
@@ -210,7 +250,9 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
             gil: Some(gil == Some(t.state.addr)),
             active,
             interp_id: t.state.interp_id,
-            frames: symbolize(&mut interp, &t.frames, opts.locals),
+            frames: symbolize(&mut interp, &t.walk.frames, opts.locals),
+            frames_not_shown: t.walk.not_shown,
+            error: t.walk.error.clone(),
         });
     }
     if opts.all_threads {
@@ -226,6 +268,8 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
                     active,
                     interp_id: -1,
                     frames: Vec::new(),
+                    frames_not_shown: 0,
+                    error: None,
                 });
             }
         }
@@ -255,6 +299,8 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
             .unwrap_or_default(),
         paused,
         threads,
+        threads_not_shown: raw.not_shown,
+        threads_error: raw.error,
     })
 }
 
@@ -277,5 +323,9 @@ pub fn run(pid: i32, opts: &StacksOptions, dest: Destination) -> Result<()> {
     };
     out.report(&stacks, &Window::default())
         .and_then(|()| out.flush())
-        .map_err(Error::Output)
+        .map_err(Error::Output)?;
+    match stacks.failure() {
+        Some(why) => Err(Error::Unreadable(why)),
+        None => Ok(()),
+    }
 }

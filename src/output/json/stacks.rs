@@ -37,6 +37,8 @@ fn thread(t: &ThreadStack) -> Value {
         "active": t.active,
         "interpreter_id": t.interp_id,
         "frames": t.frames.iter().map(frame).collect::<Vec<_>>(),
+        "frames_not_shown": t.frames_not_shown,
+        "error": t.error,
     })
 }
 
@@ -49,6 +51,8 @@ pub fn document(s: &ProcessStacks) -> Value {
         "cmdline": s.cmdline,
         "paused": s.paused,
         "threads": s.threads.iter().map(thread).collect::<Vec<_>>(),
+        "threads_not_shown": s.threads_not_shown,
+        "threads_error": s.threads_error,
     })
 }
 

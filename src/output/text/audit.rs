@@ -2,6 +2,7 @@
 use std::io::{self, Write};
 
 use crate::audit::{AuditEvent, AuditSummary};
+use crate::escape::escape;
 use crate::output::{Output, Window};
 
 pub struct Table {
@@ -20,7 +21,11 @@ pub fn row(e: &AuditEvent) -> String {
         e.time_ns as f64 / 1e9,
         e.pid,
         e.tid,
-        format!("{}{}", e.name, if e.name_truncated { "..." } else { "" }),
+        format!(
+            "{}{}",
+            escape(&e.name),
+            if e.name_truncated { "..." } else { "" }
+        ),
         e.detail()
     )
 }

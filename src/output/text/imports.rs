@@ -1,6 +1,7 @@
 //! pyprobe imports as text: the import tree, slowest first, with cumulative and self time.
 use std::io::{self, Write};
 
+use crate::escape::escape;
 use crate::imports::{ImportNode, ImportReport, threads};
 use crate::output::{Never, Output, Window, duration};
 
@@ -47,7 +48,7 @@ fn row(out: &mut String, n: &ImportNode, depth: usize, many_threads: bool) {
         duration(n.cumulative_ns()),
         duration(n.self_ns()),
         "  ".repeat(depth),
-        n.event.module,
+        escape(&n.event.module),
         if n.event.module_truncated {
             "...[truncated]"
         } else {

@@ -1,4 +1,5 @@
 //! `pyprobe probes` as text: the interpreter, its probes, and which tools work on it.
+use crate::escape::escape;
 use crate::probes::{ProbesReport, verdict};
 
 pub fn table(report: &ProbesReport) -> String {
@@ -6,8 +7,8 @@ pub fn table(report: &ProbesReport) -> String {
     let mut out = format!(
         "PID {}: {}\ninterpreter file: {} (CPython {})\n",
         target.pid,
-        target.exe,
-        target.interpreter,
+        escape(&target.exe),
+        escape(&target.interpreter),
         target.version_text()
     );
     if report.probes.is_empty() {

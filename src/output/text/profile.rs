@@ -3,6 +3,7 @@
 //! and the time those samples stand for.
 use std::io::{self, Write};
 
+use crate::escape::escape;
 use crate::output::{Never, Output, Window};
 use crate::sample::{FunctionKey, FunctionSamples, Profile};
 
@@ -96,8 +97,8 @@ pub fn table_lines(
             pct(r.window.total, n),
             secs(r.overall.own, overall.rate_hz),
             secs(r.overall.total, overall.rate_hz),
-            r.function.name,
-            r.function.file,
+            escape(&r.function.name),
+            escape(&r.function.file),
             r.function.def_line
         ));
     }
