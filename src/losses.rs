@@ -50,6 +50,9 @@ pub enum Loss {
     StacksTruncated,
     /// Samples whose frame chain could not be read to its end.
     StackReadErrors,
+    /// `--idle` passes over the off-CPU threads not taken at the rate asked: a pass over many
+    /// threads took longer than the sampling period (limit: the passes due).
+    IdlePassesMissed,
 }
 
 impl Loss {
@@ -74,6 +77,7 @@ impl Loss {
             Loss::SamplesFull => "samples_full",
             Loss::StacksTruncated => "stacks_truncated",
             Loss::StackReadErrors => "stack_read_errors",
+            Loss::IdlePassesMissed => "idle_passes_missed",
         }
     }
 
@@ -108,7 +112,7 @@ impl Loss {
             Loss::SamplesFull => c.samples_full,
             Loss::StacksTruncated => c.stacks_truncated,
             Loss::StackReadErrors => c.stack_read_errors,
-            Loss::InProgress => return None,
+            Loss::InProgress | Loss::IdlePassesMissed => return None,
         })
     }
 }
@@ -156,6 +160,14 @@ impl Losses {
                 count,
                 limit: None,
             }),
+        }
+    }
+
+    /// Sets a loss userspace counts itself, with the limit it ran into.
+    pub fn set_limited(&mut self, loss: Loss, count: u64, limit: u64) {
+        self.set(loss, count);
+        if let Some(l) = self.0.iter_mut().find(|l| l.loss == loss) {
+            l.limit = Some(limit);
         }
     }
 

@@ -182,6 +182,7 @@ impl Session {
         let mut estimates = 0u32;
         let mut events = Vec::new();
         let pid = self.target.pid;
+        let program = executable(pid).map(|(id, _)| id);
         let ended = loop {
             if stop_requested()
                 || schedule.duration.is_some_and(|d| start.elapsed() >= d)
@@ -191,6 +192,17 @@ impl Session {
             }
             if Instant::now() >= next_cost {
                 next_cost += COST_PERIOD;
+                // An exec replaced the traced program: its probes went with the old one.
+                if let (Some(was), Some(now)) = (program, executable(pid))
+                    && was != now.0
+                {
+                    eprintln!(
+                        "pyprobe: PID {pid} replaced its program (exec) with {}: the traced \
+                         interpreter and its probes are gone; what was recorded until then follows",
+                        crate::escape::escape(&now.1)
+                    );
+                    break Ok(());
+                }
                 tracer.probes().update_meter(&mut meter)?;
                 let cost = meter.estimate();
                 estimates += 1;
@@ -246,4 +258,16 @@ impl Session {
         }
         ended
     }
+}
+
+/// The identity (device, inode) of the program a process runs, with its path: an exec changes
+/// it.
+fn executable(pid: i32) -> Option<((u64, u64), String)> {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{pid}/exe");
+    let meta = std::fs::metadata(&link).ok()?;
+    let path = std::fs::read_link(&link)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(((meta.dev(), meta.ino()), path))
 }

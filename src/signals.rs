@@ -8,10 +8,12 @@ use std::time::Duration;
 static STOP: AtomicBool = AtomicBool::new(false);
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
-/// How long an orderly stop may take once signalled: more than a session's end needs (its
-/// last report, the 2 s a slow reader of standard output is given), less than an operator's
-/// patience.
-pub const FORCE_AFTER: Duration = Duration::from_secs(3);
+/// How long an orderly stop may take once signalled: a signal ends pyprobe within a second,
+/// whatever it is doing (a session's end needs tens of milliseconds; a slow reader of standard
+/// output is given `SIGNALLED_GRACE` of it).
+pub const FORCE_AFTER: Duration = Duration::from_millis(800);
+/// How long the end of a signalled session waits for a slow reader of its output.
+pub const SIGNALLED_GRACE: Duration = Duration::from_millis(400);
 
 /// Installs the handler that turns Ctrl-C, SIGTERM and SIGHUP into a stop request.
 pub fn install_stop_handler() {
@@ -27,8 +29,8 @@ pub fn install_stop_handler() {
             .spawn(|| {
                 std::thread::sleep(FORCE_AFTER);
                 force_exit(&format!(
-                    "still stopping {} s after the signal: ending at once, without the last report",
-                    FORCE_AFTER.as_secs()
+                    "still stopping {} ms after the signal: ending at once, without the last report",
+                    FORCE_AFTER.as_millis()
                 ));
             });
     });
@@ -51,6 +53,11 @@ fn force_exit(why: &str) -> ! {
 /// standard output that went away).
 pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
+}
+
+/// A signal (not a key or a reader going away) asked pyprobe to stop.
+pub fn signalled() -> bool {
+    SIGNALLED.load(Ordering::SeqCst)
 }
 
 pub fn stop_requested() -> bool {

@@ -766,3 +766,37 @@ fn record_escapes_the_targets_names_in_every_text_format() {
     );
     assert!(svg.contains("&lt;module&gt; ("), "{svg}");
 }
+
+#[test]
+fn an_exec_into_another_program_mid_session_is_told_and_ends_it() {
+    let mut w = spawn_ready(Command::new(common::PYTHON).arg(common::script("exec_away.py")));
+    let pid = w.pid().to_string();
+    let (p, rx) = start_pyprobe(&["count", "--json", "--pid", &pid, "--filter", "step"]);
+    let started = std::time::Instant::now();
+    w.send_line("go");
+    let (out, err) = finish_pyprobe(p, rx);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pyprobe went on for {:?} after the exec\n{err}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains(&format!(
+            "PID {pid} replaced its program (exec) with /usr/bin/sleep"
+        )) || err.contains(&format!(
+            "PID {pid} replaced its program (exec) with /bin/sleep"
+        )),
+        "{err}"
+    );
+    // What was counted before the exec is reported.
+    let report = common::last_json(&out);
+    let calls: u64 = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == "step")
+        .map(|f| f["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 500, "{out}");
+    assert!(w.alive(), "the exec'd program runs on");
+}

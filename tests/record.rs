@@ -432,3 +432,28 @@ fn idle_samples_of_deep_stacks_are_counted_as_truncated() {
     assert!(truncated >= 50, "a second at 100 Hz: {doc}");
     assert_eq!(doc["lost"]["stacks_truncated"], truncated, "{doc}");
 }
+
+/// --idle on 2000 parked threads: a pass over them outlasts the 10 ms period, and the passes
+/// not taken are reported (before: a tenth of the rate asked, said nowhere).
+#[test]
+fn idle_passes_missed_over_many_threads_are_reported() {
+    let w = start_workload("many_parked.py");
+    let doc = record_json(w.pid(), &["--idle", "--rate", "100"]);
+    // Each pass samples every parked thread once: the passes taken are one thread's samples.
+    let per_thread: Vec<u64> = samples_with(&doc, "park");
+    assert!(
+        per_thread.len() >= 1900,
+        "{} threads sampled",
+        per_thread.len()
+    );
+    let passes = *per_thread.iter().max().unwrap();
+    let missed = doc["lost"]["idle_passes_missed"].as_u64().unwrap_or(0);
+    // About 100 passes were due in the second (and the end): taken and missed add up to them.
+    assert!(
+        (85..=135).contains(&(passes + missed)),
+        "{passes} passes taken, {missed} reported missed"
+    );
+    if passes < 80 {
+        assert!(missed > 0, "{passes} passes taken, none reported missed");
+    }
+}

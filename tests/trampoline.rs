@@ -373,3 +373,24 @@ fn activate_works_for_a_target_of_another_user() {
     assert_eq!(p.leftovers(), Vec::<String>::new());
     assert!(p.sees_trampoline());
 }
+
+#[test]
+fn activate_succeeds_where_the_script_cannot_write_its_status() {
+    // The target's /tmp has inodes for the script and the perf map, none for the status file:
+    // the trampoline goes on and only the report is lost, so the process is asked.
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount -t tmpfs -o nr_inodes=3 none {}/tmp && exec chroot {} /usr/bin/python3.14 -c \"$0\"",
+            common::SID,
+            common::SID
+        ),
+        BUSY,
+    ]);
+    let p = Python::start(&mut cmd);
+    trampoline::activate(&p.target(), || {}).expect("activation without a status file");
+    assert_eq!(p.state(), TrampolineState::Active);
+}

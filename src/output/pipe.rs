@@ -93,7 +93,12 @@ impl DetachedStdout {
     fn finish(&mut self) {
         self.hand_over();
         drop(self.tx.take());
-        let deadline = Instant::now() + GRACE;
+        let grace = if signals::signalled() {
+            signals::SIGNALLED_GRACE
+        } else {
+            GRACE
+        };
+        let deadline = Instant::now() + grace;
         while let Some(w) = &self.writer {
             if w.is_finished() {
                 let _ = self.writer.take().map(|w| w.join());

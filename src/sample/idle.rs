@@ -34,6 +34,10 @@ pub struct IdleSampler {
     /// kernel counts its own (`loss_counters`), these are added to them.
     truncated: u64,
     read_errors: u64,
+    /// When sampling began, and the passes taken since: passes due but not taken (a pass over
+    /// thousands of threads outlasting the period) are counted, not made up.
+    started: Instant,
+    passes: u64,
 }
 
 /// How often unknown thread states may trigger a new look at the threads' ids (before 3.11 it
@@ -53,6 +57,8 @@ impl IdleSampler {
             samples: 0,
             truncated: 0,
             read_errors: 0,
+            started: Instant::now(),
+            passes: 0,
         }
     }
 
@@ -67,6 +73,13 @@ impl IdleSampler {
     /// Samples of stacks cut at `MAX_STACK_DEPTH`, and of stacks whose walk broke off.
     pub fn losses(&self) -> (u64, u64) {
         (self.truncated, self.read_errors)
+    }
+
+    /// Passes due since sampling began, and those of them not taken (a pass that took longer
+    /// than the period); a pass late by less than one period is not counted as missed.
+    pub fn passes_missed(&self) -> (u64, u64) {
+        let due = (self.started.elapsed().as_secs_f64() / self.period.as_secs_f64()) as u64;
+        (due, due.saturating_sub(self.passes + 1))
     }
 
     pub fn counts(&self) -> impl Iterator<Item = ((u32, u64), u64)> + '_ {
@@ -91,6 +104,7 @@ impl IdleSampler {
     pub fn tick(&mut self, interp: &mut Interpreter, named: &mut HashMap<u64, Rc<Stack>>) {
         // Ticks missed while pyprobe was busy are not made up: each tick is one sample.
         self.next = (self.next + self.period).max(Instant::now());
+        self.passes += 1;
         let Ok(threads) = interp.threads().map(|l| l.threads) else {
             return;
         };

@@ -244,6 +244,8 @@ impl Tracer for SampleTracer {
             let (truncated, read_errors) = i.losses();
             losses.add(Loss::StacksTruncated, truncated);
             losses.add(Loss::StackReadErrors, read_errors);
+            let (due, missed) = i.passes_missed();
+            losses.set_limited(Loss::IdlePassesMissed, missed, due);
         }
         Ok(Profile {
             counts,

@@ -293,11 +293,17 @@ impl<'a> MainInterpreter<'a> {
             }
             thread::sleep(POLL);
         }
+        // The script may have switched the trampoline on and failed only to say so (a /tmp
+        // with room for the perf map but not for the status file): the process is the truth.
+        if self.trampoline_on().unwrap_or(false) {
+            return Ok(());
+        }
         if taken {
             return Err(Error::TrampolineFailed {
                 pid,
-                why: "its main thread took the request but reported nothing (an audit hook or \
-                      an io.open_code hook can refuse the script; its stderr may say why)"
+                why: "its main thread took the request but reported nothing, and the trampoline \
+                      is off (an audit hook or an io.open_code hook can refuse the script; its \
+                      stderr may say why)"
                     .into(),
             });
         }

@@ -60,6 +60,11 @@ fn what(l: &Lost) -> String {
              not in memory): the frames read are kept"
                 .into()
         }
+        Loss::IdlePassesMissed => format!(
+            "--idle passes over the off-CPU threads not taken of the {limit} due: a pass took \
+             longer than the sampling period, so idle threads were sampled at a lower rate than \
+             asked (a lower --rate keeps up)"
+        ),
     }
 }
 
