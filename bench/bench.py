@@ -33,6 +33,10 @@ PYENV_312 = sorted(
     os.path.join(d.path, "bin", "python3")
     for d in os.scandir(os.path.expanduser("~/.pyenv/versions")) if d.name.startswith("3.12.")
 )[-1:] if os.path.isdir(os.path.expanduser("~/.pyenv/versions")) else []
+PYENV_310 = sorted(
+    os.path.join(d.path, "bin", "python3")
+    for d in os.scandir(os.path.expanduser("~/.pyenv/versions")) if d.name.startswith("3.10.")
+)[-1:] if os.path.isdir(os.path.expanduser("~/.pyenv/versions")) else []
 TRAMPOLINE = {"PYTHONPERFSUPPORT": "1"}
 PYPROBE = os.path.join(ROOT, "target", "release", "pyprobe")
 BPFTRACE = shutil.which("bpftrace")
@@ -43,6 +47,13 @@ BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 
 def workload(name):
     return os.path.join(HERE, "workloads", name)
+
+
+def libpython_of(python):
+    """The file holding a pyenv build's interpreter loop: its shared libpython."""
+    lib = os.path.join(os.path.dirname(os.path.dirname(python)), "lib")
+    found = sorted(f for f in os.listdir(lib) if f.startswith("libpython") and ".so" in f)
+    return os.path.join(lib, found[0]) if found else python
 
 
 def semaphore_addrs(pid):
@@ -87,6 +98,15 @@ def attached(mode, w, tracer, out_path):
             if tracer.poll() is not None:
                 raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
             time.sleep(0.001)
+        return
+    if mode.watch is None:
+        # No semaphore to watch (a build without probes): bpftrace's own line, then time for
+        # its probes to go in.
+        while "Attaching" not in open(out_path).read():
+            if tracer.poll() is not None:
+                raise RuntimeError(f"{mode.name}: tracer exited: {open(out_path).read()}")
+            time.sleep(0.001)
+        time.sleep(0.5)
         return
     addr = semaphore_addrs(w.pid)[mode.watch]
     while semaphore(w.pid, addr) == 0:
@@ -527,11 +547,11 @@ def main():
             Mode("pycount (3.12)", "calls.py", [P, "count", "--pid", "{pid}"], floor="floor: empty eval-frame uprobe (3.12)", **on),
             Mode("pycount --filter func1 (3.12)", "calls.py", [P, "count", "--pid", "{pid}", "--filter", "func1"],
                  floor="floor: empty eval-frame uprobe (3.12)", **on),
-            Mode("floor: empty eval-frame uprobe + uretprobe (3.12)", "calls.py", [P, "floor", "--pid", "{pid}", "--calls", "pairs"], **on),
+            Mode("floor: empty eval-frame uprobe + return sites (3.12)", "calls.py", [P, "floor", "--pid", "{pid}", "--calls", "pairs"], **on),
             Mode("pycount --latency (3.12)", "calls.py", [P, "count", "--pid", "{pid}", "--latency"],
-                 floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
+                 floor="floor: empty eval-frame uprobe + return sites (3.12)", **on),
             Mode("pyflow --output FILE (3.12)", "calls.py", [P, "flow", "--pid", "{pid}", "--output", "{out}"],
-                 floor="floor: empty eval-frame uprobe + uretprobe (3.12)", **on),
+                 floor="floor: empty eval-frame uprobe + return sites (3.12)", **on),
             Mode("untraced (requests, 3.12)", "requests.py", python=py, env=TRAMPOLINE, base="untraced (requests, 3.12)"),
             Mode("pycount (requests, 3.12)", "requests.py", [P, "count", "--pid", "{pid}"], python=py, env=TRAMPOLINE,
                  base="untraced (requests, 3.12)"),
@@ -551,6 +571,27 @@ def main():
                 Mode(f"pycount --filter rare ({label}, 3.12, shared probe)", "rare.py",
                      [P, "count", "--pid", "{pid}", "--source", "probe", "--filter", "rare"], **on),
             ]
+    # Returns on the eval-frame source (src/source/exits.rs): 3.10's emulated instructions before
+    # the epilogue, 3.12's single-stepped `ret`, against bpftrace's uretprobe on the same
+    # function (the choice pyprobe gave up: its pending returns stall every uprobe detach on
+    # the host while the traced process keeps calling).
+    for label, pys, env in [("3.10", PYENV_310, {}), ("3.12", PYENV_312, TRAMPOLINE)]:
+        if not pys:
+            continue
+        py, base = pys[0], f"untraced (returns, {label})"
+        on = dict(python=py, env=env, base=base)
+        modes += [
+            Mode(base, "calls.py", **on),
+            Mode(f"pycount --latency, return sites ({label})", "calls.py",
+                 [P, "count", "--pid", "{pid}", "--latency"], **on),
+        ]
+        if BPFTRACE:
+            lib = libpython_of(py)
+            f = f"{lib}:_PyEval_EvalFrameDefault"
+            modes.append(Mode(f"bpftrace uprobe + uretprobe ({label})", "calls.py",
+                              [BPFTRACE, "-p", "{pid}", "-e",
+                               f"uprobe:{f} /pid == {{pid}}/ {{ @e = count(); }} uretprobe:{f} /pid == {{pid}}/ {{ @r = count(); }}"],
+                              kind="bpftrace", watch=None, **on))
     if BPFTRACE:
         u = f"usdt:{PYTHON}:python"
         modes += [

@@ -68,7 +68,7 @@ pub const TOOLS: &[Tool] = &[
 ];
 
 /// What serves a tool on a target.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Means {
     Functions(FunctionSource, Plan),
     Probes(&'static [&'static str]),

@@ -63,7 +63,7 @@ impl CountTracer {
             };
         match choice {
             Choice::Breakpoints(watch) => {
-                match Self::load(target, opts, source, plan, Some(watch), None)? {
+                match Self::load(target, opts, source.clone(), plan, Some(watch), None)? {
                     Ok(tracer) => Ok(tracer),
                     Err(why) => {
                         eprintln!(
@@ -199,8 +199,8 @@ impl CountTracer {
             probes,
             latency: opts.latency,
             per_process: opts.subprocesses,
-            source,
             hidden: source.hidden(plan),
+            source,
             filters: opts.filters.clone(),
             breakpoints: watch,
             why_probe,

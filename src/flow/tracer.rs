@@ -102,8 +102,8 @@ impl FlowTracer {
         )?;
         let ring = Ring::open(&skel.maps.events)?;
         Ok(FlowTracer {
-            source,
             hidden: source.hidden(plan),
+            source,
             filters: opts.filters.clone(),
             skel,
             probes,

@@ -20,13 +20,13 @@ use crate::versions::{
     qualname_layout_of_build,
 };
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FunctionSource {
     pub version: PyVersion,
     pub kind: Kind,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Kind {
     Usdt(Usdt),
     EvalFrame(EvalFrame),
@@ -50,15 +50,14 @@ pub struct Usdt {
     name_reg_return: u32,
 }
 
-/// A uprobe on `_PyEval_EvalFrameDefault` (and uprobes on its `ret` instructions for returns).
-#[derive(Debug, Clone, Copy)]
+/// A uprobe on `_PyEval_EvalFrameDefault` (and uprobes where it returns, for returns).
+#[derive(Debug, Clone)]
 pub struct EvalFrame {
     layout: EvalLayout,
     /// File offsets of the entry probe and of the return sites (`exits`: why not a uretprobe);
     /// no sites where the function's code could not be decoded.
     entry: u64,
-    returns: [ReturnSite; exits::MAX_SITES],
-    n_returns: usize,
+    returns: Vec<ReturnSite>,
     /// The kernel emulates the probed instruction (else each call is single-stepped).
     pub emulated: bool,
     /// 3.12+: every call passes the function only through the perf trampoline.
@@ -163,7 +162,7 @@ impl FunctionSource {
     pub fn check(&self, plan: Plan, target: &Target) -> Result<()> {
         if let Kind::EvalFrame(e) = &self.kind
             && plan.returns
-            && e.n_returns == 0
+            && e.returns.is_empty()
         {
             return Err(unavailable(format!(
                 "pyprobe found no return instruction it can probe in {}'s                  _PyEval_EvalFrameDefault, so calls cannot be timed or followed there                  (counting works)",
@@ -477,26 +476,19 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
         .unwrap_or(0);
     layout.interp_lo = target.runtime_addr(layout.interp_lo);
     layout.interp_hi = target.runtime_addr(layout.interp_hi);
-    let mut returns = [ReturnSite::default(); exits::MAX_SITES];
-    let n_returns = match return_sites(target, function) {
-        Some(sites) => {
-            for (slot, site) in returns.iter_mut().zip(&sites) {
-                *slot = ReturnSite {
-                    offset: offset(site.addr - function.addr)
-                        .or_else(|_| island_offset(target, site.addr))?,
-                    cookie: site.cookie(),
-                    stepped: site.condition.is_none() && site.offset == 0 && !site.from_rbp,
-                };
-            }
-            sites.len()
-        }
-        None => 0,
-    };
+    let mut returns = Vec::new();
+    for site in return_sites(target, function).unwrap_or_default() {
+        returns.push(ReturnSite {
+            offset: offset(site.addr - function.addr)
+                .or_else(|_| island_offset(target, site.addr))?,
+            cookie: site.cookie(),
+            stepped: site.condition.is_none() && site.offset == 0 && !site.from_rbp,
+        });
+    }
     Ok(EvalFrame {
         layout,
         entry: offset(at.entry)?,
         returns,
-        n_returns,
         emulated: at.emulated,
         trampoline,
         init_probe: (version.minor == 13)
@@ -507,7 +499,7 @@ fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
 }
 
 /// One of the places where `_PyEval_EvalFrameDefault` returns (`exits`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct ReturnSite {
     /// File offset of the probed instruction.
     offset: u64,
@@ -519,7 +511,7 @@ struct ReturnSite {
 
 impl EvalFrame {
     fn return_sites(&self) -> &[ReturnSite] {
-        &self.returns[..self.n_returns]
+        &self.returns
     }
 }
 
