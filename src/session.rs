@@ -128,9 +128,14 @@ impl Session {
             c.probes().arm()?;
         }
         let ran = tracer.probes().arm().and_then(|()| {
-            // The banner promises that everything from here on is recorded.
+            // The banner promises that everything from here on is recorded; a session with a
+            // duration ends by itself, and says when instead of asking for Ctrl-C.
+            let end = match schedule.duration {
+                Some(d) => format!("for {}.", crate::output::duration(d.as_nanos() as u64)),
+                None => "... Hit Ctrl-C to end.".into(),
+            };
             eprintln!(
-                "Tracing {what} in PID {} (CPython {}, {})... Hit Ctrl-C to end.",
+                "Tracing {what} in PID {} (CPython {}, {}) {end}",
                 self.target.pid,
                 self.target.version_text(),
                 crate::escape::escape(&self.target.interpreter)
@@ -211,7 +216,7 @@ impl Session {
                     None => cost.hits_per_sec > 0.0,
                     Some(t) => cost.slowdown / t >= COST_CHANGE || t / cost.slowdown >= COST_CHANGE,
                 };
-                if news {
+                if news && !schedule.quiet {
                     eprintln!("pyprobe: PID {pid} spends {}", cost.describe("probe hits"));
                     told = Some(cost.slowdown);
                 }

@@ -457,3 +457,49 @@ fn idle_passes_missed_over_many_threads_are_reported() {
         assert!(missed > 0, "{passes} passes taken, none reported missed");
     }
 }
+
+/// Without --format, the output file's name chooses it (issue 22: `-o out.svg` wrote a text
+/// table); a --format the name contradicts is refused before anything is traced.
+#[test]
+fn the_output_files_name_chooses_the_format() {
+    let record = |file: &str| {
+        let path = out_file(file);
+        let out = run_with_go(
+            std::process::Command::new(pyprobe_bin())
+                .args(["record", "-d", "1s", "-o", &path, "--"])
+                .args([PYTHON, &script("split.py"), "1"]),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&path).unwrap()
+    };
+    let svg = String::from_utf8(record("named.svg")).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("hot_a"), "{svg}");
+    let pprof = record("named.pb.gz");
+    assert_eq!(pprof[..2], [0x1f, 0x8b], "gzip");
+    let speedscope: Value = serde_json::from_slice(&record("named.speedscope.json")).unwrap();
+    assert_eq!(
+        speedscope["$schema"],
+        "https://www.speedscope.app/file-format-schema.json"
+    );
+    let folded = String::from_utf8(record("named.txt")).unwrap();
+    assert!(
+        folded.lines().all(|l| l
+            .rsplit_once(' ')
+            .is_some_and(|(_, n)| n.parse::<u64>().is_ok())),
+        "{folded}"
+    );
+    assert_clean_failure(
+        &["record", "--pid", "1", "--format", "text", "-o", "out.svg"],
+        "pyprobe: error: --format text contradicts the output file's name: out.svg names an \
+         SVG file; drop --format, or name the file for text",
+    );
+    assert_clean_failure(
+        &["count", "--pid", "1", "-o", "out.pb.gz"],
+        "pycount has no --format pprof (chosen by the output file's name",
+    );
+}

@@ -52,8 +52,8 @@ pub struct AgentArgs {
     /// Stop a process's function probes once they slow it by more than PCT percent (3 s in a row)
     #[arg(long, value_name = "PCT", default_value = "5", value_parser = parse_percent)]
     pub max_overhead: f64,
-    /// Look for new processes and read the counts every SECS seconds
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    /// Look for new processes and read the counts this often: seconds, or 500ms, 2s, 1m
+    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Size of each process's kernel function table (every function seen, matched or not)
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -16,7 +16,7 @@ EXAMPLES:
     pyflow --pid 1234 --max-depth 2 --tid 1240      # two levels of one thread
     pyflow --json -o flow.jsonl -- python3 app.py   # JSON lines from the first bytecode
     pyflow --format chrome -o trace.json -d 5 --pid 1234   # open in ui.perfetto.dev
-    pyflow --format svg -o flame.svg -- python3 app.py     # an exact, time-weighted flame graph
+    pyflow -o flame.svg -- python3 app.py                  # an exact, time-weighted flame graph
 
 Each line: microseconds since tracing began, PID, TID, then -> (call) or <- (return, with the
 call's duration) and FILE:LINE NAME (LINE is the def line), indented by depth in its thread.
@@ -28,7 +28,8 @@ which pyflow switches on while attached (about 2x the per-call cost, none after)
 refuses a process that loaded a file whose name is not UTF-8 (CPython's probe code fails on it
 inside the program); --force attaches anyway.
 Formats: text, json (one object per event, then a summary), chrome (trace-event JSON),
-folded (flame graph input), svg (a flame graph).
+folded (flame graph input), svg (a flame graph); without --format the output file's name
+chooses (.json, .folded or .txt, .svg). Warnings go to stderr: the trace holds only calls.
 ";
 
 #[derive(Debug, Args, Clone)]

@@ -55,7 +55,7 @@ EXAMPLES:
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
     pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
     pyprobe stacks --pid 1234             # what every thread is doing now
-    pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # where the time goes
+    pyprobe record --pid 1234 -d 30s -o flame.svg   # where the time goes (format from the name)
     pyprobe top --pid 1234                # the same, live
     pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
 
@@ -214,14 +214,18 @@ impl TargetArgs {
 /// When to stop (streaming tools).
 #[derive(Debug, Args, Clone)]
 pub struct DurationArgs {
-    /// Stop after this many seconds
-    #[arg(short, long, value_name = "SECS", value_parser = parse_seconds)]
+    /// Stop after this long: seconds (2.5), or with a unit (500ms, 2s, 1m, 1h)
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
     /// Stop (and report what was recorded) once tracing slows the target by more than PCT
     /// percent, as estimated every second (the kernel's run counts and run times of pyprobe's
     /// programs, and the cost of a uprobe trap measured on this machine)
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     pub max_overhead: Option<f64>,
+    /// Do not print the estimate of what tracing costs the target as it changes ("pyprobe:
+    /// PID N spends ..."); the session's total is still printed at its end
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 impl DurationArgs {
@@ -230,6 +234,7 @@ impl DurationArgs {
             duration: self.duration,
             interval: None,
             max_overhead: self.max_overhead,
+            quiet: self.quiet,
         }
     }
 }
@@ -239,8 +244,9 @@ impl DurationArgs {
 pub struct ScheduleArgs {
     #[command(flatten)]
     pub stop: DurationArgs,
-    /// Print (and start afresh) every SECS seconds (at least 0.1)
-    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
+    /// Print (and start afresh) this often: seconds, or with a unit (500ms, 2s, 1m); at least
+    /// 0.1 s
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 }
 
@@ -256,9 +262,11 @@ impl ScheduleArgs {
 /// Where the results go and in which format.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Output format; each command lists the ones it has in its help
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (each command lists its own in its help). Without it, the --output
+    /// file's name chooses: .svg, .json, .speedscope.json, .pb.gz (pprof), .folded or .txt
+    /// (folded stacks, or a text table where the command has none); else text
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
@@ -268,18 +276,53 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// The format, if the command has it (`formats`), and where it goes.
+    /// The format, if the command has it (`formats`), and where it goes: the one given, else
+    /// the one the output file's name implies, else text. A format that contradicts the
+    /// file's name is refused rather than written under a name that says otherwise.
     pub fn destination(&self, command: &str, formats: &[Format]) -> Result<Destination> {
-        if self.json && self.format != Format::Text {
-            return Err(Error::Usage(
-                "--json is --format json: give one of them".into(),
-            ));
-        }
-        let format = if self.json { Format::Json } else { self.format };
+        let given = match (self.json, self.format) {
+            (true, Some(f)) if f != Format::Json => {
+                return Err(Error::Usage(
+                    "--json is --format json: give one of them".into(),
+                ));
+            }
+            (true, _) => Some(Format::Json),
+            (false, f) => f,
+        };
+        let named = self
+            .output
+            .as_deref()
+            .and_then(|p| Some((p, Format::named_by(p)?)));
+        let format = match (given, &named) {
+            (Some(f), Some((path, n))) if !n.inferred.contains(&f) && !n.accepted.contains(&f) => {
+                return Err(Error::Usage(format!(
+                    "--format {f} contradicts the output file's name: {} names {}; drop \
+                     --format, or name the file for {f}",
+                    crate::escape::escape(&path.display().to_string()),
+                    n.kind
+                )));
+            }
+            (Some(f), _) => f,
+            (None, Some((_, n))) => n
+                .inferred
+                .iter()
+                .copied()
+                .find(|f| formats.contains(f))
+                .unwrap_or(n.inferred[0]),
+            (None, None) => Format::Text,
+        };
         if !formats.contains(&format) {
             let names: Vec<String> = formats.iter().map(|f| f.to_string()).collect();
+            let from = match (given, &named) {
+                (None, Some((path, n))) => format!(
+                    " (chosen by the output file's name: {} names {})",
+                    crate::escape::escape(&path.display().to_string()),
+                    n.kind
+                ),
+                _ => String::new(),
+            };
             return Err(Error::Usage(format!(
-                "{command} has no --format {format}; it has {}",
+                "{command} has no --format {format}{from}; it has {}",
                 names.join(", ")
             )));
         }
@@ -290,15 +333,21 @@ impl OutputArgs {
     }
 }
 
+/// A duration: plain seconds (`2.5`), or a number with a unit: `ms`, `s`, `m` or `h`
+/// (`500ms`, `2s`, `1m`).
 pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let t = s.trim();
+    // "ms" before "m" and "s": the longest unit that ends the text.
+    let (number, scale) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|&(unit, scale)| Some((t.strip_suffix(unit)?, scale)))
+        .unwrap_or((t, 1.0));
+    let v = number.trim().parse::<f64>().map_err(|_| {
+        format!("{s:?} is not a duration: give seconds (2.5), or a unit: 500ms, 2s, 1m, 1h")
+    })? * scale;
     // A year is longer than anyone traces; the bound keeps Instant arithmetic in range.
     if !(v > 0.0 && v <= 365.0 * 86400.0) {
-        return Err(format!(
-            "{s:?} must be a positive number of seconds, at most a year"
-        ));
+        return Err(format!("{s:?} must be a positive duration, at most a year"));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -549,5 +598,123 @@ mod tests {
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_seconds("1e30").is_err());
         assert!(parse_seconds("NaN").is_err());
+    }
+
+    /// clap's own checks of the definitions (one letter per flag in each command, ...) run
+    /// only in debug builds unless asked for.
+    #[test]
+    fn the_definitions_pass_claps_checks() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        for args in [
+            &["pycount", "--pid", "1", "-q"][..],
+            &["pyprobe", "record", "--pid", "1", "-q"],
+            &["pyprobe", "top", "--pid", "1", "--quiet"],
+            &["pyflow", "--pid", "1", "-q"],
+            &["pygc", "--pid", "1", "-q"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_seconds("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_seconds("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_seconds("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_seconds("2 min").unwrap_err(),
+            "\"2 min\" is not a duration: give seconds (2.5), or a unit: 500ms, 2s, 1m, 1h"
+        );
+        assert!(parse_seconds("ms").is_err() && parse_seconds("-1s").is_err());
+        assert!(parse_seconds("0ms").is_err() && parse_seconds("400d").is_err());
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_interval("50ms").is_err());
+        // Every command's duration and interval take them.
+        for args in [
+            &["pycount", "--pid", "1", "-d", "2s", "-i", "500ms"][..],
+            &["pyprobe", "record", "--pid", "1", "-d", "1m"],
+            &["pyprobe", "top", "--pid", "1", "-d", "1m", "-i", "250ms"],
+            &["pyprobe", "agent", "--interval", "2s"],
+            &["pyflow", "--pid", "1", "--duration", "1.5s"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+        let Command::Count(c) = parse(&["pycount", "--pid", "1", "-d", "2s", "-i", "500ms"])
+            .unwrap()
+            .command
+        else {
+            panic!("not count")
+        };
+        let s = c.schedule.schedule();
+        assert_eq!(s.duration, Some(Duration::from_secs(2)));
+        assert_eq!(s.interval, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn an_output_file_name_chooses_the_format() {
+        let record = |args: &[&str]| {
+            let mut all = vec!["pyprobe", "record", "--pid", "1"];
+            all.extend(args);
+            let Command::Record(r) = parse(&all).unwrap().command else {
+                panic!("not record")
+            };
+            r.output
+                .destination("pyprobe record", crate::record::FORMATS)
+                .map(|d| d.format)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(record(&["-o", "out.svg"]), Ok(Format::Svg));
+        assert_eq!(record(&["-o", "out.json"]), Ok(Format::Json));
+        assert_eq!(record(&["-o", "p.speedscope.json"]), Ok(Format::Speedscope));
+        assert_eq!(record(&["-o", "cpu.pb.gz"]), Ok(Format::Pprof));
+        assert_eq!(record(&["-o", "out.folded"]), Ok(Format::Folded));
+        assert_eq!(record(&["-o", "out.txt"]), Ok(Format::Folded));
+        assert_eq!(record(&["-o", "report"]), Ok(Format::Text));
+        assert_eq!(record(&[]), Ok(Format::Text));
+        // The old spellings: a format given is kept where the name allows it.
+        assert_eq!(
+            record(&["--format", "speedscope", "-o", "p.json"]),
+            Ok(Format::Speedscope)
+        );
+        assert_eq!(
+            record(&["--format", "text", "-o", "t.txt"]),
+            Ok(Format::Text)
+        );
+        assert_eq!(record(&["--json", "-o", "p.json"]), Ok(Format::Json));
+        assert_eq!(
+            record(&["--format", "text", "-o", "out.svg"]).unwrap_err(),
+            "--format text contradicts the output file's name: out.svg names an SVG file; \
+             drop --format, or name the file for text"
+        );
+        assert!(record(&["--format", "json", "-o", "p.speedscope.json"]).is_err());
+        assert!(record(&["--json", "-o", "cpu.pb.gz"]).is_err());
+        // Where the command has no such format, the name is said to have chosen it.
+        let Command::Count(c) = parse(&["pycount", "--pid", "1", "-o", "out.svg"])
+            .unwrap()
+            .command
+        else {
+            panic!("not count")
+        };
+        let e = c
+            .output
+            .destination("pycount", crate::count::FORMATS)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pycount has no --format svg (chosen by the output file's name: out.svg names an \
+             SVG file); it has text, json"
+        );
+        let Command::Count(c) = parse(&["pycount", "--pid", "1", "-o", "c.txt"])
+            .unwrap()
+            .command
+        else {
+            panic!("not count")
+        };
+        let d = c.output.destination("pycount", crate::count::FORMATS);
+        assert_eq!(d.unwrap().format, Format::Text);
     }
 }

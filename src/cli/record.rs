@@ -8,9 +8,9 @@ use crate::sample::SampleOptions;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
-    pyprobe record --pid 1234 -d 30 --format svg -o flame.svg   # a flame graph of 30 s
+    pyprobe record --pid 1234 -d 30s -o flame.svg              # a flame graph of 30 s
     pyprobe record --format speedscope -o p.json -- python3 app.py   # open in speedscope.app
-    pyprobe record --pid 1234 --format pprof -o cpu.pb.gz      # go tool pprof, Pyroscope, Parca
+    pyprobe record --pid 1234 -o cpu.pb.gz                     # pprof: go tool pprof, Pyroscope
     pyprobe record --pid 1234 --idle --per-thread --format folded   # waiting threads too
     pyprobe record --pid 1234 -d 10                            # a table of functions
 
@@ -21,6 +21,8 @@ stack; each stack is named once. Works on CPython 3.8-3.15, with or without USDT
 --idle also samples threads that are sleeping or waiting, at the same rate, from userspace.
 A progress line (samples so far, lost, elapsed) goes to stderr.
 Formats: svg, folded, speedscope, pprof (gzipped profile.proto), text (a table), json.
+Without --format the output file's name chooses: .svg, .json, .speedscope.json, .pb.gz,
+.folded or .txt (folded); a --format that contradicts the name is refused.
 ";
 
 /// How to sample (record and top).
@@ -74,6 +76,6 @@ impl RecordArgs {
             per_thread: self.per_thread,
         };
         let dest = self.output.destination("pyprobe record", record::FORMATS)?;
-        record::run(&self.target.spec()?, &opts, self.schedule.duration, dest)
+        record::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
     }
 }

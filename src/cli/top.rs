@@ -29,8 +29,8 @@ pub struct TopArgs {
     /// Initial order (keys change it)
     #[arg(short, long, value_enum, default_value_t = SortBy::Own)]
     pub sort: SortBy,
-    /// Seconds between refreshes
-    #[arg(short, long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    /// Time between refreshes: seconds, or 500ms, 2s, 1m
+    #[arg(short, long, value_name = "DURATION", default_value = "1", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Functions per table when the output is no terminal
     #[arg(long, value_name = "N", default_value_t = 20)]
@@ -50,6 +50,6 @@ impl TopArgs {
             rows: self.rows,
         };
         let dest = self.output.destination("pyprobe top", top::FORMATS)?;
-        top::run(&self.target.spec()?, &opts, self.schedule.duration, dest)
+        top::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
     }
 }

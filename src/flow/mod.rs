@@ -129,11 +129,10 @@ pub fn run(
         s.events,
         s.losses.get(lost)
     );
-    // The text output carries its own WARNING lines; the other formats hold them as data.
-    if dest.format != Format::Text {
-        for l in s.notes.iter().cloned().chain(text::loss_lines(&s.losses)) {
-            eprintln!("pyflow: WARNING: {l}");
-        }
+    // Diagnostics go to stderr in every format (JSON also holds them as data): the trace on
+    // standard output holds only calls.
+    for l in s.notes.iter().cloned().chain(text::loss_lines(&s.losses)) {
+        eprintln!("pyflow: WARNING: {l}");
     }
     Ok(())
 }

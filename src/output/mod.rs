@@ -81,6 +81,53 @@ impl fmt::Display for Format {
     }
 }
 
+/// What a file's name says of its format: the format a file of that name is written in when
+/// no --format is given, and every format such a file may hold. The first that the command
+/// has among `inferred` is taken (a `.txt` is folded stacks where the command has them, else
+/// a text table). None: the name says nothing (no extension pyprobe knows).
+pub struct NamedFormat {
+    /// What the name calls it, for errors: "an SVG file".
+    pub kind: &'static str,
+    /// In order of preference.
+    pub inferred: &'static [Format],
+    /// Also accepted with an explicit --format (a speedscope or Chrome trace is JSON too).
+    pub accepted: &'static [Format],
+}
+
+impl Format {
+    /// The format a file's name implies (its extension, case-insensitive).
+    pub fn named_by(path: &std::path::Path) -> Option<NamedFormat> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let named = |kind, inferred, accepted| {
+            Some(NamedFormat {
+                kind,
+                inferred,
+                accepted,
+            })
+        };
+        // Longest suffix first: .speedscope.json is JSON too.
+        if name.ends_with(".speedscope.json") {
+            named("a speedscope file", &[Format::Speedscope], &[])
+        } else if name.ends_with(".json") {
+            named(
+                "a JSON file",
+                &[Format::Json],
+                &[Format::Speedscope, Format::Chrome],
+            )
+        } else if name.ends_with(".svg") {
+            named("an SVG file", &[Format::Svg], &[])
+        } else if name.ends_with(".pb.gz") {
+            named("a pprof file", &[Format::Pprof], &[])
+        } else if name.ends_with(".folded") {
+            named("a folded-stacks file", &[Format::Folded], &[])
+        } else if name.ends_with(".txt") {
+            named("a text file", &[Format::Folded, Format::Text], &[])
+        } else {
+            None
+        }
+    }
+}
+
 /// Where results go and in which format, as the command line chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -157,6 +204,23 @@ mod tests {
         assert_eq!(duration(12_345), "12.3us");
         assert_eq!(duration(4_561_000), "4.56ms");
         assert_eq!(duration(1_200_000_000), "1.20s");
+    }
+
+    #[test]
+    fn file_names_name_formats() {
+        let inferred = |p: &str| Format::named_by(std::path::Path::new(p)).map(|n| n.inferred);
+        assert_eq!(inferred("out.svg"), Some(&[Format::Svg][..]));
+        assert_eq!(
+            inferred("/tmp/P.Speedscope.JSON"),
+            Some(&[Format::Speedscope][..])
+        );
+        assert_eq!(inferred("p.json"), Some(&[Format::Json][..]));
+        assert_eq!(inferred("cpu.pb.gz"), Some(&[Format::Pprof][..]));
+        assert_eq!(inferred("a.folded"), Some(&[Format::Folded][..]));
+        assert_eq!(inferred("a.txt"), Some(&[Format::Folded, Format::Text][..]));
+        assert_eq!(inferred("cpu.gz"), None);
+        assert_eq!(inferred("report"), None);
+        assert_eq!(inferred("svg"), None);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Tracer for Recording {
 pub fn run(
     spec: &TargetSpec,
     opts: &RecordOptions,
-    duration: Option<Duration>,
+    stop: Schedule,
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
@@ -133,9 +133,9 @@ pub fn run(
         }
     );
     let schedule = Schedule {
-        duration,
         interval: None,
         max_overhead: None,
+        ..stop
     };
     session.run(&mut recording, out.as_mut(), &what, schedule)?;
     let p = recording.tracer.read()?;

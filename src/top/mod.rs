@@ -50,12 +50,7 @@ impl SortKey {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &TopOptions,
-    duration: Option<Duration>,
-    dest: Destination,
-) -> Result<()> {
+pub fn run(spec: &TargetSpec, opts: &TopOptions, stop: Schedule, dest: Destination) -> Result<()> {
     let interactive = dest.path.is_none() && std::io::stdout().is_terminal();
     let w = dest.open()?;
     let mut session = Session::open(spec, false)?;
@@ -73,9 +68,9 @@ pub fn run(
     let sort = SortKey::new(opts.sort);
     let mut tracer = SampleTracer::attach(&session.target, &opts.sample)?;
     let schedule = Schedule {
-        duration,
         interval: Some(opts.interval),
         max_overhead: None,
+        ..stop
     };
     let what = format!("Python stacks at {} Hz", opts.sample.rate_hz);
     if interactive {

@@ -59,12 +59,9 @@ impl Output<FlowEvent, FlowSummary> for Text {
         self.w.flush()
     }
 
-    fn report(&mut self, summary: &FlowSummary, _: &Window) -> io::Result<()> {
-        for n in &summary.notes {
-            writeln!(self.w, "WARNING: {n}")?;
-        }
-        self.w
-            .write_all(super::warnings(&summary.losses).as_bytes())?;
+    /// The trace holds calls only: its warnings are diagnostics, which pyflow writes to
+    /// stderr (`flow::run`), so that a filter or a script reading the trace never meets them.
+    fn report(&mut self, _: &FlowSummary, _: &Window) -> io::Result<()> {
         self.w.flush()
     }
 }
@@ -97,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn notes_end_the_output() {
+    fn notes_stay_out_of_the_trace() {
         let buf = Shared::default();
         let mut t = Text::new(Box::new(buf.clone()));
         let summary = FlowSummary {
@@ -105,9 +102,6 @@ mod tests {
             ..Default::default()
         };
         t.report(&summary, &Window::default()).unwrap();
-        assert_eq!(
-            buf.text(),
-            "WARNING: --filter m.f matched no function: ...\n"
-        );
+        assert_eq!(buf.text(), "");
     }
 }
