@@ -144,19 +144,33 @@ pub fn require_qualnames(patterns: &[Pattern], why_not: Option<String>) -> Resul
     }
 }
 
-/// What to say of the qualified patterns that matched no function (`hits`: bit i set where
-/// pattern i matched one): the likeliest reason is a module-qualified name, which no code
-/// object carries.
-pub fn unmatched_notes(patterns: &[Pattern], hits: u32) -> Vec<String> {
+/// A line for each pattern that matched no function that ran (`hits`: bit i set where pattern
+/// i matched one, as the kernel records it), `so_far` while the session runs; a dotted NAME is
+/// told the likeliest reason, a module-qualified name, which no code object carries.
+pub fn unmatched(
+    patterns: &[Pattern],
+    hits: u32,
+    so_far: Option<std::time::Duration>,
+) -> Vec<String> {
     patterns
         .iter()
         .enumerate()
-        .filter(|&(i, p)| p.qualified && hits & (1 << i) == 0)
+        .filter(|&(i, _)| hits & (1 << i) == 0)
         .map(|(_, p)| {
-            format!(
-                "--filter {p} matched no function: a dotted NAME is a qualified name \
-                 (Class.method, outer.<locals>.inner), which names no module; {USE_FILE}"
-            )
+            let mut line = match so_far {
+                Some(d) => format!(
+                    "--filter {p} has matched no function that ran in the first {} s",
+                    d.as_secs()
+                ),
+                None => format!("--filter {p} matched no function that ran"),
+            };
+            if p.qualified {
+                line.push_str(&format!(
+                    ": a dotted NAME is a qualified name (Class.method, outer.<locals>.inner), \
+                     which names no module; {USE_FILE}"
+                ));
+            }
+            line
         })
         .collect()
 }
@@ -280,11 +294,28 @@ mod tests {
         );
         assert!(require_qualnames(&ps, None).is_ok());
         assert!(require_qualnames(&ps[..1], Some("none".into())).is_ok());
-        let notes = unmatched_notes(&ps, 0b011);
+        let notes = unmatched(&ps, 0b011, None);
         assert_eq!(notes.len(), 1);
-        assert!(notes[0].starts_with("--filter mod.func matched no function: "));
+        assert!(notes[0].starts_with("--filter mod.func matched no function that ran: "));
         assert!(notes[0].ends_with("selected by FILE:NAME (mod.py:func)"));
-        assert!(unmatched_notes(&ps, 0b111).is_empty());
+        assert!(unmatched(&ps, 0b111, None).is_empty());
+    }
+
+    #[test]
+    fn every_pattern_that_matched_nothing_is_told_once() {
+        let ps = parse_all(&["app.py:run".into(), "handle_*".into(), "tick".into()]).unwrap();
+        assert_eq!(
+            unmatched(&ps, 0b100, None),
+            [
+                "--filter app.py:run matched no function that ran",
+                "--filter handle_* matched no function that ran"
+            ]
+        );
+        assert_eq!(
+            unmatched(&ps, 0b101, Some(std::time::Duration::from_secs(3))),
+            ["--filter handle_* has matched no function that ran in the first 3 s"]
+        );
+        assert!(unmatched(&[], 0, None).is_empty());
     }
 
     #[test]

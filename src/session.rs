@@ -41,6 +41,12 @@ pub trait Tracer {
 
     /// What the kernel recorded since the session began.
     fn read(&mut self) -> Result<Self::Report>;
+
+    /// A line for each --filter pattern that has matched no function that ran, `so_far` into
+    /// the session or at its end (None).
+    fn unmatched_filters(&mut self, _so_far: Option<Duration>) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A reading of what a tracer recorded.
@@ -64,10 +70,16 @@ pub struct Schedule {
     pub interval: Option<Duration>,
     /// Stop when tracing would slow the target by more than this many percent.
     pub max_overhead: Option<f64>,
+    /// Keep the estimates of what tracing costs to the end (--quiet): no line each time the
+    /// estimate changes.
+    pub quiet: bool,
 }
 
 /// How often the cost of tracing is estimated (and the budget checked).
 const COST_PERIOD: Duration = Duration::from_secs(1);
+/// When a --filter that has matched nothing yet is told, once, while the session runs: long
+/// enough for a service to serve a request, short enough to save a wasted session.
+const FILTER_GRACE: Duration = Duration::from_secs(3);
 /// A new estimate is told when it differs from the last told by this factor.
 const COST_CHANGE: f64 = 1.5;
 
@@ -166,7 +178,12 @@ impl Session {
         };
         out.report(&tracer.read()?.since(&last), &window)
             .and_then(|()| out.flush())
-            .map_err(io)
+            .map_err(io)?;
+        // A filter that matched nothing explains an empty report: said last, where it is seen.
+        for l in tracer.unmatched_filters(None) {
+            eprintln!("pyprobe: {l}");
+        }
+        Ok(())
     }
 
     fn until_stopped<T: Tracer>(
@@ -182,6 +199,7 @@ impl Session {
         let start = Instant::now();
         let mut next_tick = schedule.interval.map(|i| start + i);
         let mut next_cost = start + COST_PERIOD;
+        let mut filters_checked = false;
         let mut told: Option<f64> = None;
         // Estimates made, one per COST_PERIOD: the stop says after how many.
         let mut estimates = 0u32;
@@ -230,6 +248,12 @@ impl Session {
                         cost.summary()
                     );
                     break Ok(());
+                }
+            }
+            if !filters_checked && start.elapsed() >= FILTER_GRACE {
+                filters_checked = true;
+                for l in tracer.unmatched_filters(Some(FILTER_GRACE)) {
+                    eprintln!("pyprobe: {l}");
                 }
             }
             if let Some(t) = next_tick

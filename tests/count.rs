@@ -735,11 +735,11 @@ fn a_dotted_filter_matches_qualified_names_exactly() {
         assert!(ok, "{err}");
         let report = last_json(&out);
         assert_eq!(report["functions"], serde_json::json!([]), "{}", py.exe);
-        let notes = report["notes"].to_string();
         assert!(
-            notes.contains("--filter qualnames.run matched no function")
-                && notes.contains("FILE:NAME"),
-            "{}: {notes}",
+            err.lines().any(|l| l
+                .starts_with("pyprobe: --filter qualnames.run matched no function that ran: ")
+                && l.contains("FILE:NAME")),
+            "{}: {err}",
             py.exe
         );
     }
@@ -764,4 +764,82 @@ fn a_dotted_filter_is_refused_where_qualified_names_cannot_be_read() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("FILE:NAME"), "{err}");
     }
+}
+
+/// forever.py calls tick() without end: traced for 3.5 s.
+fn count_forever(args: &[&str]) -> (String, String, i32) {
+    let w = start_workload("forever.py");
+    let pid = w.pid().to_string();
+    let mut all = vec!["count", "--pid", &pid, "--json", "-d", "3500ms"];
+    all.extend(args);
+    let out = run_pyprobe(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        w.pid(),
+    )
+}
+
+/// A session with -d ends by itself and says so instead of asking for Ctrl-C; --quiet keeps
+/// the per-second cost estimates to itself (the one total stays).
+#[test]
+fn a_timed_session_asks_for_no_ctrl_c_and_quiet_keeps_its_estimates() {
+    let (out, err, pid) = count_forever(&[]);
+    let spends = format!("pyprobe: PID {pid} spends ");
+    assert!(err.contains(&spends), "{err}");
+    assert!(!err.contains("Ctrl-C"), "{err}");
+    let banner = err.lines().find(|l| l.starts_with("Tracing ")).unwrap();
+    assert!(banner.ends_with(") for 3.50s."), "{banner}");
+    assert!(last_json(&out)["functions"].as_array().unwrap().len() > 0);
+
+    let (out, err, pid) = count_forever(&["-q"]);
+    assert!(
+        !err.contains(&format!("pyprobe: PID {pid} spends ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("PID {pid} spent ")),
+        "the total stays: {err}"
+    );
+    let tick = counts_by_name(&last_json(&out), "/forever.py");
+    assert!(
+        tick.iter().any(|(name, _, n)| name == "tick" && *n > 0),
+        "{tick:?}"
+    );
+}
+
+/// A --filter that matches nothing is told on stderr once after 3 s while the session runs,
+/// and again at its end, one line per pattern; a pattern that matched is not.
+#[test]
+fn filters_that_matched_nothing_are_told() {
+    let (out, err, _) = count_forever(&[
+        "--filter",
+        "no_such_fn",
+        "--filter",
+        "tick",
+        "--filter",
+        "forever.py:nor_this",
+    ]);
+    let told: Vec<&str> = err.lines().filter(|l| l.contains("--filter")).collect();
+    assert_eq!(
+        told,
+        [
+            "pyprobe: --filter no_such_fn has matched no function that ran in the first 3 s",
+            "pyprobe: --filter forever.py:nor_this has matched no function that ran in the first 3 s",
+            "pyprobe: --filter no_such_fn matched no function that ran",
+            "pyprobe: --filter forever.py:nor_this matched no function that ran",
+        ],
+        "{err}"
+    );
+    let counted = counts_by_name(&last_json(&out), "/forever.py");
+    assert!(
+        counted.iter().all(|(name, _, _)| name == "tick"),
+        "{counted:?}"
+    );
+    assert_eq!(counted.len(), 1, "{counted:?}");
 }

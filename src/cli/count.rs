@@ -33,7 +33,8 @@ pub struct CountArgs {
     /// be traced exactly)
     #[arg(long)]
     pub activate_trampoline: bool,
-    /// Count only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable
+    /// Count only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable.
+    /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
     /// Also time each call (entry to return, callees included) and show percentiles

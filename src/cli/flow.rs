@@ -41,7 +41,8 @@ pub struct FlowArgs {
     /// be traced exactly)
     #[arg(long)]
     pub activate_trampoline: bool,
-    /// Show only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable
+    /// Show only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable.
+    /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
     /// With --filter: also show every call made below a matching call

@@ -319,6 +319,16 @@ impl Tracer for CountTracer {
     fn read(&mut self) -> Result<CallReport> {
         self.read_report()
     }
+
+    fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("count.bpf.c has bss");
+        filter::unmatched(&self.filters, bss.filter_hits, so_far)
+    }
 }
 
 impl CountTracer {
@@ -389,7 +399,6 @@ impl CountTracer {
                 .hidden
                 .iter()
                 .map(|h| h.to_string())
-                .chain(filter::unmatched_notes(&self.filters, bss.filter_hits))
                 .chain(
                     self.breakpoints
                         .iter()

@@ -246,21 +246,9 @@ impl FlowTracer {
 
     /// What the session showed and lost, after it ended.
     pub fn read_summary(&self) -> FlowSummary {
-        let hits = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("flow.bpf.c has bss")
-            .filter_hits;
         FlowSummary {
             losses: self.losses(),
-            notes: self
-                .hidden
-                .iter()
-                .map(|h| h.to_string())
-                .chain(filter::unmatched_notes(&self.filters, hits))
-                .collect(),
+            notes: self.hidden.iter().map(|h| h.to_string()).collect(),
             ..self.summary.clone()
         }
     }
@@ -295,5 +283,15 @@ impl Tracer for FlowTracer {
 
     fn read(&mut self) -> Result<FlowSummary> {
         Ok(self.read_summary())
+    }
+
+    fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("flow.bpf.c has bss");
+        filter::unmatched(&self.filters, bss.filter_hits, so_far)
     }
 }
