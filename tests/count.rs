@@ -795,7 +795,7 @@ fn a_timed_session_asks_for_no_ctrl_c_and_quiet_keeps_its_estimates() {
     assert!(!err.contains("Ctrl-C"), "{err}");
     let banner = err.lines().find(|l| l.starts_with("Tracing ")).unwrap();
     assert!(banner.ends_with(") for 3.50s."), "{banner}");
-    assert!(last_json(&out)["functions"].as_array().unwrap().len() > 0);
+    assert!(!last_json(&out)["functions"].as_array().unwrap().is_empty());
 
     let (out, err, pid) = count_forever(&["-q"]);
     assert!(
