@@ -269,6 +269,11 @@ fn flame_graphs_folded_and_svg() {
 }
 
 fn parked() -> Guard {
+    parked_with_names().0
+}
+
+/// parked.py running, with the name threading gives each thread, by thread id.
+fn parked_with_names() -> (Guard, Value) {
     let mut g = Guard::spawn(
         std::process::Command::new(PYTHON)
             .arg(script("parked.py"))
@@ -277,10 +282,68 @@ fn parked() -> Guard {
             .stderr(Stdio::piped()),
     );
     let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
-    lines.next();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
     thread::spawn(move || lines.for_each(drop));
-    g
+    (g, first["names"].clone())
+}
+
+/// Each thread is named as threading names it (issue 22), in JSON and in per-thread folded
+/// stacks' root frames, read from the process's memory.
+#[test]
+fn threads_are_named_as_threading_names_them() {
+    let (p, names) = parked_with_names();
+    let doc = record_json(p.pid(), &["--idle"]);
+    let stacks = doc["stacks"].as_array().unwrap();
+    for (tid, name) in names.as_object().unwrap() {
+        let tid: u64 = tid.parse().unwrap();
+        let of_thread: Vec<&Value> = stacks.iter().filter(|s| s["tid"] == tid).collect();
+        assert!(!of_thread.is_empty(), "no samples of thread {tid}: {doc}");
+        assert!(
+            of_thread.iter().all(|s| &s["thread"] == name),
+            "{name}: {doc}"
+        );
+    }
+    let worker = stacks
+        .iter()
+        .find(|s| {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "w2")
+        })
+        .unwrap();
+    assert_eq!(worker["thread"], "parked-worker");
+
+    let folded = out_file("named-threads.folded");
+    let pid = p.pid().to_string();
+    let out = run_pyprobe(&[
+        "record",
+        "--pid",
+        &pid,
+        "--idle",
+        "--per-thread",
+        "-d",
+        "1",
+        "-o",
+        &folded,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let roots: std::collections::BTreeSet<&str> =
+        text.lines().filter_map(|l| l.split(';').next()).collect();
+    let want: std::collections::BTreeSet<String> = names
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(tid, n)| format!("thread {tid} {}", n.as_str().unwrap()))
+        .collect();
+    assert_eq!(roots, want.iter().map(String::as_str).collect(), "{text}");
 }
 
 fn record_json(pid: i32, extra: &[&str]) -> Value {

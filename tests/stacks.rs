@@ -19,6 +19,8 @@ struct Parked {
     worker: i64,
     /// Per native thread id: [name, file, line] innermost first.
     oracle: Value,
+    /// Per native thread id: the name threading gives the thread.
+    names: Value,
 }
 
 /// Tests of one chroot copy parked.py to the same place: one at a time, until the copy has been
@@ -46,6 +48,7 @@ fn start_parked(py: &Python) -> Parked {
         main: v["main"].as_i64().unwrap(),
         worker: v["worker"].as_i64().unwrap(),
         oracle: v["stacks"].clone(),
+        names: v["names"].clone(),
     }
 }
 
@@ -131,6 +134,15 @@ fn parked_stacks_are_exact(py: Python) {
         short_names(&doc, p.worker)[..4],
         ["wait", "wait", "w2", "w1"]
     );
+    // Every thread named as threading names it (issue 22), read from the process's memory.
+    let names = p.names.as_object().unwrap();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for (tid, name) in names {
+        let t = thread_of(&doc, tid.parse().unwrap());
+        assert_eq!(&t["python_name"], name, "{doc}");
+    }
+    assert_eq!(thread_of(&doc, p.worker)["python_name"], "parked-worker");
+    assert_eq!(thread_of(&doc, p.main)["python_name"], "MainThread");
     let main = thread_of(&doc, p.main);
     assert_eq!(main["main"], true);
     assert_eq!(main["active"], false);
@@ -304,6 +316,11 @@ fn agrees_with_py_spy(py: Python) {
             .collect();
         assert_eq!(ours, theirs, "thread {tid}");
         assert_eq!(thread_of(&doc, tid)["gil"], t["owns_gil"], "thread {tid}");
+        assert_eq!(
+            thread_of(&doc, tid)["python_name"],
+            t["thread_name"],
+            "thread {tid}"
+        );
     }
 }
 

@@ -13,8 +13,9 @@ EXAMPLES:
     pyprobe stacks --pid 1234 --tid 1240     # one thread
     pyprobe stacks --pid 1234 --json         # as JSON, for scripts
 
-Each thread shows its kernel thread id, whether it is on CPU (active) or waiting (idle), and
-which one holds the GIL; each frame `function (file:line)` at its current line, innermost
+Each thread shows its kernel thread id, whether it is on CPU (active) or waiting (idle),
+which one holds the GIL, and its name (threading's Thread.name, read from memory; else the
+OS's); each frame `function (file:line)` at its current line, innermost
 first. Read from the process's memory, without BPF, on CPython 3.8-3.15 with or without
 probes. A process whose threads are waiting is read without stopping it; one whose stacks move
 while they are read (and any 3.8-3.10, to learn its threads' ids) is held still for the read,

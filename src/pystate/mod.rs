@@ -2,6 +2,7 @@
 //! thread's frames, and the code objects, lines and local variables of those frames (the same
 //! walk bpf/sample.bpf.c makes in the kernel, with the same per-version layout).
 mod lines;
+mod names;
 mod values;
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::io;
 use std::rc::Rc;
 
 pub use lines::line_at;
+pub use names::PythonThread;
 pub use values::Value;
 
 use crate::error::{Error, Result};
@@ -127,6 +129,9 @@ pub struct Interpreter {
     /// By address, with what the code object there pointed at when it was read.
     codes: HashMap<u64, (CodeFingerprint, Rc<Code>)>,
     types: HashMap<u64, Rc<str>>,
+    /// Where an attribute is in the keys instances share (names.rs): split keys only grow,
+    /// so a slot once found stays the attribute's.
+    key_slots: HashMap<(u64, &'static str), Option<u64>>,
 }
 
 /// A code object's name and file pointers and first line: a cached code object whose address
@@ -176,6 +181,7 @@ impl Interpreter {
             runtime,
             codes: HashMap::new(),
             types: HashMap::new(),
+            key_slots: HashMap::new(),
         })
     }
 
@@ -665,6 +671,7 @@ mod tests {
             runtime: 0,
             codes: HashMap::new(),
             types: HashMap::new(),
+            key_slots: HashMap::new(),
         }
     }
 

@@ -128,7 +128,7 @@ fn digits(interp: &Interpreter, obj: u64) -> Result<(u64, bool)> {
 }
 
 /// An int's value, when it fits in 120 bits (four 30-bit digits).
-fn int(interp: &Interpreter, obj: u64) -> Result<Option<i128>> {
+pub(super) fn int(interp: &Interpreter, obj: u64) -> Result<Option<i128>> {
     let (n, negative) = digits(interp, obj)?;
     if n > 4 {
         return Ok(None);

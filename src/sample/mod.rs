@@ -43,7 +43,7 @@ pub struct Stack {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackCount {
     pub tid: u32,
-    /// The thread's OS name, where known.
+    /// The thread's name: threading's (`Thread.name`), else the OS's, where known.
     pub thread: Rc<str>,
     /// None: samples of a thread that ran no Python.
     pub stack: Option<Rc<Stack>>,

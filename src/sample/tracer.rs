@@ -30,6 +30,9 @@ pub struct SampleTracer {
     /// Every stack named so far, by id.
     stacks: HashMap<u64, Rc<Stack>>,
     threads: HashMap<u32, Rc<str>>,
+    /// threading's names by kernel thread id, as last read, and when.
+    python_names: HashMap<u32, String>,
+    python_names_read: Option<Instant>,
     opts: SampleOptions,
     attached_at: Instant,
     idle: Option<IdleSampler>,
@@ -69,6 +72,8 @@ impl SampleTracer {
             interp,
             stacks: HashMap::new(),
             threads: HashMap::new(),
+            python_names: HashMap::new(),
+            python_names_read: None,
             opts: opts.clone(),
             attached_at: Instant::now(),
             idle,
@@ -123,17 +128,42 @@ impl SampleTracer {
         }
     }
 
+    /// A thread's name, read once: the one `threading` gives it (`Thread.name`), else the
+    /// OS's. threading's names are read from memory when a thread is first seen, at most once
+    /// a second (a process of 2000 threads is not read 2000 times).
     fn thread_name(&mut self, tid: u32) -> Rc<str> {
+        if let Some(n) = self.threads.get(&tid) {
+            return n.clone();
+        }
         let pid = self.interp.pid;
-        self.threads
-            .entry(tid)
-            .or_insert_with(|| {
-                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
-                    .map(|s| s.trim_end().to_string())
-                    .unwrap_or_default()
-                    .into()
-            })
-            .clone()
+        if !self.python_names.contains_key(&tid)
+            && self
+                .python_names_read
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.python_names_read = Some(Instant::now());
+            let by_ns = crate::stacks::host_tids(pid);
+            self.python_names = self
+                .interp
+                .thread_names()
+                .unwrap_or_default()
+                .into_values()
+                .filter_map(|t| {
+                    let n = t.native_id?;
+                    let host = by_ns.get(&n).copied().unwrap_or(n as i32);
+                    Some((host as u32, t.name))
+                })
+                .collect();
+        }
+        let name: Rc<str> = match self.python_names.get(&tid) {
+            Some(n) => n.as_str().into(),
+            None => std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .map(|s| s.trim_end().to_string())
+                .unwrap_or_default()
+                .into(),
+        };
+        self.threads.insert(tid, name.clone());
+        name
     }
 }
 

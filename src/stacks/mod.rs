@@ -49,6 +49,8 @@ pub struct ThreadStack {
     pub ident: u64,
     /// The OS thread name, where it is not the process's own.
     pub name: Option<String>,
+    /// The name `threading` gives it (`Thread.name`), where it is a thread threading knows.
+    pub python_name: Option<String>,
     pub main: bool,
     /// Holds the GIL (None where the version does not tell).
     pub gil: Option<bool>,
@@ -115,7 +117,7 @@ pub struct RawThreads {
 }
 
 /// Kernel thread ids by the id the target's pid namespace gives them (NSpid's last field).
-fn host_tids(pid: i32) -> HashMap<u32, i32> {
+pub fn host_tids(pid: i32) -> HashMap<u32, i32> {
     task_ids(pid)
         .into_iter()
         .filter_map(|tid| {
@@ -236,6 +238,8 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
     };
     let (raw, paused) = take(&interp)?;
     let gil = interp.gil_holder();
+    // Names are no part of the stacks: where they cannot be read, threads go unnamed.
+    let python_names = interp.thread_names().unwrap_or_default();
     let (process_name, _) = thread_status(target.pid, target.pid);
     let mut threads = Vec::new();
     let mut seen_tids = Vec::new();
@@ -246,6 +250,7 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
             tid: t.tid,
             ident: t.state.thread_id,
             name: name.filter(|n| Some(n) != process_name.as_ref()),
+            python_name: python_names.get(&t.state.thread_id).map(|p| p.name.clone()),
             main: t.tid == Some(target.pid),
             gil: Some(gil == Some(t.state.addr)),
             active,
@@ -263,6 +268,7 @@ pub fn read(target: &Target, opts: &StacksOptions) -> Result<ProcessStacks> {
                     tid: Some(tid),
                     ident: 0,
                     name: name.filter(|n| Some(n) != process_name.as_ref()),
+                    python_name: None,
                     main: tid == target.pid,
                     gil: None,
                     active,

@@ -1,7 +1,7 @@
 """Threads parked at known depths: the main thread in a -> b -> c and a worker in w1 -> w2, each
 waiting on an Event; c holds locals of every simple type. A reporter thread waits until both
 are parked, prints their stacks as Python itself sees them (sys._current_frames), innermost
-first, as JSON, then "ready"; then it waits for a line on stdin (or EOF) and lets them go."""
+first, as JSON with every thread's name, then "ready"; then it waits for a line on stdin (or EOF) and lets them go."""
 import json
 import linecache
 import sys
@@ -67,6 +67,7 @@ def reporter(main, worker):
         "main": main.native_id,
         "worker": worker.native_id,
         "stacks": {str(t.native_id): stack(frames[t.ident]) for t in (main, worker)},
+        "names": {str(t.native_id): t.name for t in threading.enumerate()},
     }))
     print("ready", flush=True)
     sys.stdin.readline()
@@ -75,6 +76,8 @@ def reporter(main, worker):
 
 worker = threading.Thread(target=w1, name="parked-worker")
 worker.start()
-threading.Thread(target=reporter, args=(threading.current_thread(), worker), daemon=True).start()
+# A name that is not ASCII: a str of one byte per character past ASCII's, stored elsewhere.
+threading.Thread(target=reporter, args=(threading.current_thread(), worker), daemon=True,
+                 name="reporter-\u00fc").start()
 a()
 worker.join()

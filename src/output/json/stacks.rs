@@ -32,6 +32,7 @@ fn thread(t: &ThreadStack) -> Value {
         "tid": t.tid,
         "ident": t.ident,
         "name": t.name,
+        "python_name": t.python_name,
         "main": t.main,
         "gil": t.gil,
         "active": t.active,

@@ -39,7 +39,9 @@ pub fn thread_header(t: &ThreadStack) -> String {
         .tid
         .map_or_else(|| format!("{:#x}", t.ident), |tid| tid.to_string());
     let mut s = format!("Thread {id} ({})", marks.join(", "));
-    if let Some(n) = &t.name {
+    // The program's name for the thread, else the OS's (which 3.14+ sets from it, cut to 15
+    // bytes).
+    if let Some(n) = t.python_name.as_ref().or(t.name.as_ref()) {
         s.push_str(&format!(" \"{}\"", escape(n)));
     }
     s
@@ -141,6 +143,7 @@ mod tests {
             tid: Some(tid),
             ident: 1,
             name: None,
+            python_name: None,
             main: tid == 7,
             gil: Some(false),
             active: false,
@@ -268,5 +271,14 @@ Thread 8 (idle)
         // The value as Python's repr-like display wrote it, its backslash not doubled again.
         assert!(out.contains("\n        s = \"a\\\\b\\u{1b}\"\n"), "{out}");
         assert!(!out.bytes().any(|b| b < 0x20 && b != b'\n'), "{out}");
+        // threading's name wins over the OS's, escaped the same.
+        let mut t = thread(7, &["f"], 0, None);
+        t.name = Some("python3.11".into());
+        t.python_name = Some("worker-0\x07".into());
+        let named = text(&process(vec![t]));
+        assert!(
+            named.contains("Thread 7 (main, idle) \"worker-0\\x07\"\n"),
+            "{named}"
+        );
     }
 }
