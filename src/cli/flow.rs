@@ -29,7 +29,7 @@ refuses a process that loaded a file whose name is not UTF-8 (CPython's probe co
 inside the program); --force attaches anyway.
 Formats: text, json (one object per event, then a summary), chrome (trace-event JSON),
 folded (flame graph input), svg (a flame graph); without --format the output file's name
-chooses (.json, .folded or .txt, .svg). Warnings go to stderr: the trace holds only calls.
+chooses (.json, .folded, .svg; .txt is the text trace). Warnings go to stderr: the trace holds only calls.
 ";
 
 #[derive(Debug, Args, Clone)]

@@ -263,8 +263,8 @@ impl ScheduleArgs {
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
     /// Output format (each command lists its own in its help). Without it, the --output
-    /// file's name chooses: .svg, .json, .speedscope.json, .pb.gz (pprof), .folded or .txt
-    /// (folded stacks, or a text table where the command has none); else text
+    /// file's name chooses: .svg, .json, .speedscope.json, .pb.gz (pprof), .folded, .txt
+    /// (record: folded stacks; elsewhere text); else text
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Same as --format json
@@ -280,6 +280,20 @@ impl OutputArgs {
     /// the one the output file's name implies, else text. A format that contradicts the
     /// file's name is refused rather than written under a name that says otherwise.
     pub fn destination(&self, command: &str, formats: &[Format]) -> Result<Destination> {
+        self.destination_txt(command, formats, Format::Text)
+    }
+
+    /// The same for a sampled profile (record), whose `.txt` is folded stacks, as py-spy's.
+    pub fn profile_destination(&self, command: &str, formats: &[Format]) -> Result<Destination> {
+        self.destination_txt(command, formats, Format::Folded)
+    }
+
+    fn destination_txt(
+        &self,
+        command: &str,
+        formats: &[Format],
+        txt: Format,
+    ) -> Result<Destination> {
         let given = match (self.json, self.format) {
             (true, Some(f)) if f != Format::Json => {
                 return Err(Error::Usage(
@@ -292,7 +306,7 @@ impl OutputArgs {
         let named = self
             .output
             .as_deref()
-            .and_then(|p| Some((p, Format::named_by(p)?)));
+            .and_then(|p| Some((p, Format::named_by(p, txt)?)));
         let format = match (given, &named) {
             (Some(f), Some((path, n))) if !n.inferred.contains(&f) && !n.accepted.contains(&f) => {
                 return Err(Error::Usage(format!(
@@ -663,7 +677,7 @@ mod tests {
                 panic!("not record")
             };
             r.output
-                .destination("pyprobe record", crate::record::FORMATS)
+                .profile_destination("pyprobe record", crate::record::FORMATS)
                 .map(|d| d.format)
                 .map_err(|e| e.to_string())
         };
@@ -716,5 +730,29 @@ mod tests {
         };
         let d = c.output.destination("pycount", crate::count::FORMATS);
         assert_eq!(d.unwrap().format, Format::Text);
+        // pyflow's .txt is its text trace (it has folded stacks too, if asked for).
+        let flow = |args: &[&str]| {
+            let mut all = vec!["pyflow", "--pid", "1"];
+            all.extend(args);
+            let Command::Flow(f) = parse(&all).unwrap().command else {
+                panic!("not flow")
+            };
+            f.output
+                .destination("pyflow", crate::flow::FORMATS)
+                .map(|d| d.format)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(flow(&["-o", "flow.txt"]), Ok(Format::Text));
+        assert_eq!(
+            flow(&["-o", "f.txt", "--format", "folded"]),
+            Ok(Format::Folded)
+        );
+        assert_eq!(flow(&["-o", "f.folded"]), Ok(Format::Folded));
+        assert_eq!(flow(&["-o", "f.svg"]), Ok(Format::Svg));
+        assert_eq!(flow(&["-o", "f.json"]), Ok(Format::Json));
+        assert_eq!(
+            flow(&["-o", "t.json", "--format", "chrome"]),
+            Ok(Format::Chrome)
+        );
     }
 }

@@ -75,7 +75,9 @@ impl RecordArgs {
             sample: self.sample.options()?,
             per_thread: self.per_thread,
         };
-        let dest = self.output.destination("pyprobe record", record::FORMATS)?;
+        let dest = self
+            .output
+            .profile_destination("pyprobe record", record::FORMATS)?;
         record::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
     }
 }

@@ -83,8 +83,7 @@ impl fmt::Display for Format {
 
 /// What a file's name says of its format: the format a file of that name is written in when
 /// no --format is given, and every format such a file may hold. The first that the command
-/// has among `inferred` is taken (a `.txt` is folded stacks where the command has them, else
-/// a text table). None: the name says nothing (no extension pyprobe knows).
+/// has among `inferred` is taken. None: the name says nothing (no extension pyprobe knows).
 pub struct NamedFormat {
     /// What the name calls it, for errors: "an SVG file".
     pub kind: &'static str,
@@ -95,8 +94,10 @@ pub struct NamedFormat {
 }
 
 impl Format {
-    /// The format a file's name implies (its extension, case-insensitive).
-    pub fn named_by(path: &std::path::Path) -> Option<NamedFormat> {
+    /// The format a file's name implies (its extension, case-insensitive). A `.txt` is
+    /// `txt`: folded stacks for a sampled profile (as py-spy's raw output), a text table or
+    /// trace elsewhere; either may be asked for.
+    pub fn named_by(path: &std::path::Path, txt: Format) -> Option<NamedFormat> {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
         let named = |kind, inferred, accepted| {
             Some(NamedFormat {
@@ -121,7 +122,12 @@ impl Format {
         } else if name.ends_with(".folded") {
             named("a folded-stacks file", &[Format::Folded], &[])
         } else if name.ends_with(".txt") {
-            named("a text file", &[Format::Folded, Format::Text], &[])
+            let inferred: &'static [Format] = if txt == Format::Folded {
+                &[Format::Folded, Format::Text]
+            } else {
+                &[Format::Text]
+            };
+            named("a text file", inferred, &[Format::Folded, Format::Text])
         } else {
             None
         }
@@ -208,7 +214,8 @@ mod tests {
 
     #[test]
     fn file_names_name_formats() {
-        let inferred = |p: &str| Format::named_by(std::path::Path::new(p)).map(|n| n.inferred);
+        let inferred =
+            |p: &str| Format::named_by(std::path::Path::new(p), Format::Folded).map(|n| n.inferred);
         assert_eq!(inferred("out.svg"), Some(&[Format::Svg][..]));
         assert_eq!(
             inferred("/tmp/P.Speedscope.JSON"),
@@ -221,6 +228,9 @@ mod tests {
         assert_eq!(inferred("cpu.gz"), None);
         assert_eq!(inferred("report"), None);
         assert_eq!(inferred("svg"), None);
+        let elsewhere = Format::named_by(std::path::Path::new("flow.txt"), Format::Text).unwrap();
+        assert_eq!(elsewhere.inferred, [Format::Text]);
+        assert!(elsewhere.accepted.contains(&Format::Folded));
     }
 
     #[test]
