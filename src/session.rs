@@ -87,6 +87,8 @@ const COST_CHANGE: f64 = 1.5;
 pub struct Session {
     tracee: Tracee,
     pub target: Target,
+    /// The program the target ran when it was found (an exec changes it).
+    program: Option<(u64, u64)>,
 }
 
 /// How often a session checks its stop conditions while it waits.
@@ -104,7 +106,12 @@ impl Session {
             TargetSpec::Pid(pid) => (Tracee::attach(*pid), Target::from_pid(*pid)?),
             TargetSpec::Command(argv, user) => Tracee::spawn(argv, user.as_ref(), calls)?,
         };
-        Ok(Session { tracee, target })
+        let program = executable(target.pid).map(|(id, _)| id);
+        Ok(Session {
+            tracee,
+            target,
+            program,
+        })
     }
 
     /// Runs the session for a tracer whose probes are attached and disarmed: arms them, lets
@@ -205,7 +212,7 @@ impl Session {
         let mut estimates = 0u32;
         let mut events = Vec::new();
         let pid = self.target.pid;
-        let program = executable(pid).map(|(id, _)| id);
+        let program = self.program;
         let ended = loop {
             if stop_requested()
                 || schedule.duration.is_some_and(|d| start.elapsed() >= d)

@@ -795,7 +795,7 @@ fn an_exec_into_another_program_mid_session_is_told_and_ends_it() {
         .unwrap()
         .iter()
         .filter(|f| f["name"] == "step")
-        .map(|f| f["calls"].as_u64().unwrap())
+        .map(|f| f["count"].as_u64().unwrap())
         .sum();
     assert_eq!(calls, 500, "{out}");
     assert!(w.alive(), "the exec'd program runs on");

@@ -409,14 +409,36 @@ impl Agent {
         readings
     }
 
+    /// Detaches every process's and interpreter's probes, each from a thread of its own: a
+    /// uprobe's detach waits for a kernel grace period (tens of milliseconds, more on a loaded
+    /// machine), and one after another a dozen of them outlasted the second SIGTERM is allowed.
+    /// (Within one of them the links go one by one: libbpf's USDT bookkeeping is per object and
+    /// not to be shared between threads.)
     fn detach(&mut self) {
-        self.processes.clear();
-        for i in self.interpreters.values_mut() {
-            i.detach();
-        }
-        self.interpreters.clear();
+        let processes = self.processes.drain().map(|(_, p)| ToDrop(p));
+        let interpreters = self.interpreters.drain().map(|(_, i)| ToDrop(i));
+        std::thread::scope(|s| {
+            for p in processes {
+                s.spawn(move || drop(p));
+            }
+            for i in interpreters {
+                s.spawn(move || {
+                    // The whole wrapper moves in (a closure would take just its field).
+                    let mut i = i;
+                    i.0.detach();
+                });
+            }
+        });
     }
 }
+
+/// A value handed to another thread only to be dropped there.
+struct ToDrop<T>(T);
+
+// SAFETY: the value moves whole to the one thread that drops it, and nothing else refers to
+// it (the agent owned it alone; its skeleton's libbpf object has no tie to a thread, and
+// neither a process's nor an interpreter's tracer holds an `Rc`).
+unsafe impl<T> Send for ToDrop<T> {}
 
 /// --max-series: the function series exported, by (pid, the kernel's function id). Once in, a
 /// series stays (a series that came and went would read as a counter reset).
