@@ -75,6 +75,7 @@ fn sid_3_13() {
             next: 7264,
             threads_head: 7344,
             threads_main: None,
+            imports_modules: 7656,
             gil_locked: 7768,
             gil_holder: 7760
         }
@@ -128,6 +129,7 @@ fn sid_3_14() {
             next: 7272,
             threads_head: 7344,
             threads_main: Some(7360),
+            imports_modules: 7688,
             gil_locked: 7800,
             gil_holder: 7792
         }
@@ -188,6 +190,7 @@ fn sid_3_15() {
             next: 7264,
             threads_head: 7336,
             threads_main: Some(7352),
+            imports_modules: 7592,
             gil_locked: 7752,
             gil_holder: 7744
         }

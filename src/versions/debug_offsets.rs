@@ -42,6 +42,8 @@ pub struct InterpreterOffsets {
     pub threads_head: u64,
     /// `threads.main`, the thread running `__main__` (3.14+).
     pub threads_main: Option<u64>,
+    /// `imports.modules`: `sys.modules`.
+    pub imports_modules: u64,
     /// The interpreter's own GIL (`_gil`): `locked` (an int) and `last_holder` (a thread
     /// state, not cleared on release).
     pub gil_locked: u64,
@@ -228,10 +230,15 @@ impl DebugOffsets {
             } else {
                 None
             },
-            // After gc, imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state and
+            // After gc: imports_modules.
+            imports_modules: {
+                head.skip(1);
+                head.next()?
+            },
+            // After sysdict, builtins, ceval_gil, gil_runtime_state and
             // gil_runtime_state_enabled.
             gil_locked: {
-                head.skip(7);
+                head.skip(5);
                 head.next()?
             },
             gil_holder: head.next()?,
@@ -355,6 +362,7 @@ mod tests {
                 next: 64,
                 threads_head: 72,
                 threads_main: None,
+                imports_modules: 88,
                 gil_locked: 136,
                 gil_holder: 144
             }
