@@ -177,6 +177,50 @@ fn what_it_cannot_watch_is_refused_in_one_line() {
 }
 
 #[test]
+fn taken_debug_registers_are_told() {
+    let (w, _lines) = workload(&Python::debian());
+    let pid = w.pid().to_string();
+    let mut first = vec![
+        "count",
+        "--source",
+        "watch",
+        "--pid",
+        &pid,
+        "--duration",
+        "20",
+    ];
+    for f in GROUP_A {
+        first.extend(["--filter", f]);
+    }
+    // Four watchpoints in each thread: none left for a second session.
+    let (_holder, _rx) = start_pyprobe(&first);
+    assert_clean_failure(
+        &[
+            "count", "--source", "watch", "--pid", &pid, "--filter", "late",
+        ],
+        "has no debug register free",
+    );
+}
+
+#[test]
+fn a_command_not_yet_running_is_refused() {
+    assert_clean_failure(
+        &[
+            "count",
+            "--source",
+            "watch",
+            "--filter",
+            "f",
+            "--",
+            common::PYTHON,
+            "-c",
+            "pass",
+        ],
+        "use --pid",
+    );
+}
+
+#[test]
 fn probes_shows_the_watch_source() {
     let row = "pycount --source watch --filter NAME (exact, up to 4)";
     let py = Python::pyenv("3.12");

@@ -51,9 +51,14 @@ pub struct Found {
 /// code object.
 pub fn find(interp: &mut Interpreter, patterns: &[Pattern]) -> Result<Vec<Found>> {
     let l = interp.layout;
-    let main = interp
-        .main_interp()
-        .ok_or_else(|| Error::ProbeUnavailable("its main interpreter is not running".into()))?;
+    let main = interp.main_interp().ok_or_else(|| {
+        Error::ProbeUnavailable(
+            "--source watch finds the functions in a running interpreter's memory, and \
+                 this one has not started (a command is held before its first instruction): \
+                 use --pid"
+                .into(),
+        )
+    })?;
     let modules = interp.u64(main + l.interp_modules, "sys.modules")?;
     if modules == 0 || &*interp.type_name(modules)? != "dict" {
         return Err(Error::ProbeUnavailable(
