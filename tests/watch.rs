@@ -14,14 +14,14 @@ use common::{Guard, Python, assert_clean_failure, run_pyprobe, spawn_ready, star
 
 /// tests/scripts/watch.py's known calls after "go", by def line.
 const GROUP_A: &[&str] = &["target", "Shape.area", "Shape.__init__", "keyed"];
-const EXPECT_A: &[(i64, u64)] = &[(10, 1000), (15, 201), (18, 300), (22, 270)];
+const EXPECT_A: &[(i64, u64)] = &[(12, 1000), (17, 201), (20, 300), (24, 270)];
 const GROUP_B: &[&str] = &["late", "in_thread", "gen"];
-const EXPECT_B: &[(i64, u64)] = &[(26, 70), (31, 90), (35, 40)];
+const EXPECT_B: &[(i64, u64)] = &[(28, 70), (33, 90), (37, 40)];
 
 /// The workload, and its stdout's lines ("ready" already read).
-fn workload(py: &Python) -> (Guard, mpsc::Receiver<String>) {
+fn workload(py: &Python, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
     let mut g = Guard::spawn(
-        py.command(&py.script("watch.py"))
+        py.command_with(&py.script("watch.py"), args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
@@ -41,9 +41,9 @@ fn workload(py: &Python) -> (Guard, mpsc::Receiver<String>) {
 }
 
 /// Counts `filters` in the running workload from "go" to "done" (then Ctrl-C): the report's
-/// (line, count) pairs sorted, and pyprobe's stderr; the workload must still run after.
-fn count(py: &Python, filters: &[&str]) -> (Vec<(i64, u64)>, String) {
-    let (mut w, lines) = workload(py);
+/// (line, count) pairs sorted, and pyprobe's stderr and stdout; the workload must still run after.
+fn count(py: &Python, filters: &[&str], args: &[&str]) -> (Vec<(i64, u64)>, String) {
+    let (mut w, lines) = workload(py, args);
     let pid = w.pid().to_string();
     let mut args = vec!["count", "--source", "watch", "--pid", &pid, "--json"];
     for f in filters {
@@ -72,7 +72,8 @@ fn count(py: &Python, filters: &[&str]) -> (Vec<(i64, u64)>, String) {
         .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
         .collect();
     counts.sort();
-    (counts, stderr)
+    // The report's notes are in its JSON.
+    (counts, format!("{stderr}\n{stdout}"))
 }
 
 /// Waits for pyprobe to end, within 5 s of its SIGINT: (status, stdout).
@@ -99,13 +100,13 @@ fn wait_after_sigint(child: &mut std::process::Child) -> (std::process::ExitStat
 }
 
 fn exact_on(py: Python) {
-    let (counts, stderr) = count(&py, GROUP_A);
+    let (counts, stderr) = count(&py, GROUP_A, &[]);
     assert_eq!(counts, EXPECT_A, "{stderr}");
     assert!(
         stderr.contains("hardware watchpoints on 4 functions"),
         "{stderr}"
     );
-    let (counts, stderr) = count(&py, GROUP_B);
+    let (counts, stderr) = count(&py, GROUP_B, &[]);
     assert_eq!(counts, EXPECT_B, "{stderr}");
 }
 
@@ -135,8 +136,23 @@ fn exact_on_pyenv_3_13_without_the_trampoline() {
 }
 
 #[test]
+fn a_function_of_a_module_imported_after_attach() {
+    // Found by the search a second later; its calls made after that all counted.
+    let (counts, stderr) = count(&Python::pyenv("3.12"), &["later_mod"], &["later"]);
+    assert_eq!(counts, [(4, 60)], "{stderr}");
+    assert!(
+        stderr.contains("no function matches later_mod yet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("watch_later.py:4 later_mod was found during the session"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn what_it_cannot_watch_is_refused_in_one_line() {
-    let (w, _lines) = workload(&Python::debian());
+    let (w, _lines) = workload(&Python::debian(), &[]);
     let pid = w.pid().to_string();
     let base = ["count", "--source", "watch", "--pid", &pid];
     let with = |more: &[&'static str]| -> Vec<String> {
@@ -178,7 +194,7 @@ fn what_it_cannot_watch_is_refused_in_one_line() {
 
 #[test]
 fn taken_debug_registers_are_told() {
-    let (w, _lines) = workload(&Python::debian());
+    let (w, _lines) = workload(&Python::debian(), &[]);
     let pid = w.pid().to_string();
     let mut first = vec![
         "count",

@@ -2,7 +2,9 @@
 times. After "go": target() 1000 times, Shape.area 300 times, Shape() 201 times (its __init__),
 keyed() 270 times from C (150 by map, 120 as sorted's key), late() 70 times (first called after
 attach), in_thread() 90 times in a thread started after attach, gen() 40 times (a generator
-function: its calls, not its resumes). Then "done", and it waits for a line to exit."""
+function: its calls, not its resumes). With the argument "later", first it imports
+watch_later.py, waits 2.5 s (pyprobe searches again each second) and calls its later_mod() 60
+times. Then "done", and it waits for a line to exit."""
 import sys
 import threading
 
@@ -46,6 +48,15 @@ for _ in range(5):
     target()
 print("ready", flush=True)
 sys.stdin.readline()
+if sys.argv[1:] == ["later"]:
+    import time
+
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    import watch_later
+
+    time.sleep(2.5)
+    for _ in range(60):
+        watch_later.later_mod()
 for _ in range(1000):
     target()
 s = Shape()
