@@ -183,7 +183,19 @@ pub fn learn(
                 by_unit[0], by_unit[1]
             );
         }
-        classify(&by_unit[0], &by_unit[1]).map_err(fail)
+        let rule = classify(&by_unit[0], &by_unit[1]).map_err(fail)?;
+        // The file run must be the one the target runs (not one put in its place since).
+        let theirs = parse_maps(
+            &std::fs::read_to_string(format!("/proc/{}/maps", target.pid)).unwrap_or_default(),
+        );
+        let same_file = |s: &Site| theirs.iter().any(|m| m.dev == s.dev && m.inode == s.inode);
+        if !by_unit.iter().flat_map(|h| h.keys()).all(same_file) {
+            return Err(fail(format!(
+                "{} is not the file PID {} runs (replaced since it started?)",
+                target.exe, target.pid
+            )));
+        }
+        Ok(rule)
     })();
     let _ = child.kill();
     let _ = child.wait();
