@@ -1,5 +1,6 @@
 //! pycount --source watch (src/watch/): exact counts by --pid on processes that keep running,
-//! on Debian's 3.11 and pyenv's 3.8, 3.10, 3.12 and 3.13 (no probes, no trampoline), for a
+//! on Debian's 3.11, pyenv's 3.8, 3.10, 3.12 and 3.13 (no probes, no trampoline) and sid's
+//! 3.14 and 3.15 in their chroot (the calibration run inside it), for a
 //! plain function, a method by Class.method, a class's __init__, a function called from C, one
 //! first called after attach, one called in a thread started after attach and a generator
 //! function; its refusals; and its row in `pyprobe probes`.
@@ -133,6 +134,16 @@ fn exact_on_pyenv_3_12_without_the_trampoline() {
 #[test]
 fn exact_on_pyenv_3_13_without_the_trampoline() {
     exact_on(Python::pyenv("3.13"));
+}
+
+#[test]
+fn exact_on_sid_3_14_in_its_chroot() {
+    exact_on(Python::sid("3.14"));
+}
+
+#[test]
+fn exact_on_sid_3_15_in_its_chroot() {
+    exact_on(Python::sid("3.15"));
 }
 
 #[test]

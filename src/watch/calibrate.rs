@@ -229,7 +229,17 @@ fn spawn(target: &Target) -> std::io::Result<Child> {
     let same =
         |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
     let own_root = !same(&std::fs::metadata(&root)?, &std::fs::metadata("/")?);
-    let mut cmd = Command::new(&target.exe);
+    // /proc/PID/exe reads as a path from pyprobe's root: inside the target's, without the
+    // prefix that leads there.
+    let mut exe = target.exe.clone();
+    if own_root
+        && let Ok(dir) = std::fs::read_link(&root)
+        && let Some(inner) = exe.strip_prefix(&*dir.to_string_lossy())
+        && inner.starts_with('/')
+    {
+        exe = inner.to_string();
+    }
+    let mut cmd = Command::new(&exe);
     cmd.args(["-I", "-S", "-c", SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
