@@ -437,3 +437,4 @@ int tracing_mode(void *ctx)
 }
 
 #include "breakpoints.bpf.h"
+#include "watch.bpf.h"

@@ -130,6 +130,12 @@ struct hist_key {
 	__u32 bucket;
 };
 
+/* A data watchpoint's hit (src/watch/): the unit watched and the instruction after the access. */
+struct wp_key {
+	__u64 addr;
+	__u64 ip;
+};
+
 /*
  * One --filter pattern: NAME or NAME* optionally restricted to paths ending in /FILE. A
  * qualified NAME (dotted: Class.method) is matched against the code object's co_qualname.

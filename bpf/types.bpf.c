@@ -17,6 +17,7 @@ struct type_anchors {
 	struct fn_entry fn_entry;
 	struct fn_slot fn_slot;
 	struct hist_key hist_key;
+	struct wp_key wp_key;
 	struct name_filter name_filter;
 	struct function_source function_source;
 	struct gc_gen_stats gc_gen_stats;

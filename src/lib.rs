@@ -38,3 +38,4 @@ pub mod tracee;
 pub mod trampoline;
 pub mod trusted;
 pub mod versions;
+pub mod watch;

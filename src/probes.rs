@@ -66,6 +66,13 @@ impl ProbesReport {
                     means: breakpoints::describe(),
                 });
             }
+            // Watchpoints need no probe: a row wherever pycount is a tool, served or not.
+            if t.name == "pycount" {
+                tools.push(ToolRow {
+                    name: "pycount --source watch --filter NAME (exact, up to 4)",
+                    means: crate::watch::describe(&target),
+                });
+            }
         }
         ProbesReport {
             target,

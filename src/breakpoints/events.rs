@@ -8,6 +8,7 @@ use crate::kernel::private_code::PrivateCode;
 use crate::overhead::thread_cpu;
 
 const PERF_TYPE_BREAKPOINT: u32 = 5;
+const HW_BREAKPOINT_RW: u32 = 3;
 const HW_BREAKPOINT_X: u32 = 4;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 /// perf_event_attr flag bits.
@@ -37,15 +38,25 @@ struct BreakpointAttr {
 /// on every hit in user mode; with `inherit`, threads it starts from now on get their own.
 /// ENOSPC: the thread's four debug registers are taken (by other breakpoints, or a debugger).
 pub fn open(tid: i32, addr: u64, inherit: bool) -> io::Result<OwnedFd> {
+    // What x86 requires of an execute breakpoint: sizeof(long).
+    open_kind(tid, addr, inherit, HW_BREAKPOINT_X, 8)
+}
+
+/// A data watchpoint on the 2 bytes at `addr` (one bytecode unit), firing on every read or
+/// write of them in user mode; otherwise as `open`.
+pub fn open_watch(tid: i32, addr: u64, inherit: bool) -> io::Result<OwnedFd> {
+    open_kind(tid, addr, inherit, HW_BREAKPOINT_RW, 2)
+}
+
+fn open_kind(tid: i32, addr: u64, inherit: bool, bp_type: u32, bp_len: u64) -> io::Result<OwnedFd> {
     let attr = BreakpointAttr {
         kind: PERF_TYPE_BREAKPOINT,
         size: std::mem::size_of::<BreakpointAttr>() as u32,
         sample_period: 1,
         flags: EXCLUDE_KERNEL | EXCLUDE_HV | if inherit { INHERIT } else { 0 },
-        bp_type: HW_BREAKPOINT_X,
+        bp_type,
         bp_addr: addr,
-        // What x86 requires of an execute breakpoint: sizeof(long).
-        bp_len: 8,
+        bp_len,
         ..Default::default()
     };
     // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.

@@ -1,7 +1,7 @@
 //! pycount's breakpoint source (bpf/breakpoints.bpf.h): where an exact `--filter` names a few
 //! functions and CPython's perf trampoline is on, a hardware breakpoint per thread on each one's
 //! trampoline stub sees its calls and nothing else, instead of the probe every call passes.
-mod events;
+pub(crate) mod events;
 mod perf_map;
 
 use std::time::{Duration, Instant};

@@ -65,7 +65,9 @@ pub struct CountArgs {
     /// With --filter on exact names on CPython 3.12-3.14 with the perf trampoline: count on
     /// hardware breakpoints on the functions' stubs (about 10 us per call of them, nothing for
     /// other calls) or on the probe every call passes (about 1 us per call of any function);
-    /// auto measures the rates for a second first
+    /// auto measures the rates for a second first. watch: hardware data watchpoints on up to 4
+    /// functions' first bytecode unit, on any CPython 3.8-3.15 by --pid (no probes or
+    /// trampoline needed; calls only)
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
     /// Size of the kernel's function table

@@ -49,6 +49,9 @@ pub enum SourceChoice {
     Breakpoints,
     /// The probe every call passes
     Probe,
+    /// Hardware data watchpoints on the functions' first bytecode unit (CPython 3.8-3.15, no
+    /// probe or trampoline needed; up to 4 functions, calls only)
+    Watch,
 }
 
 /// How the table is ordered and cut.
@@ -205,7 +208,12 @@ pub fn run(
     let notes: Vec<String> = tracer
         .source_note()
         .into_iter()
-        .chain(tracer.source.banner_note().map(str::to_string))
+        .chain(
+            tracer
+                .source
+                .and_then(|s| s.banner_note())
+                .map(str::to_string),
+        )
         .collect();
     if !notes.is_empty() {
         what.push_str(&format!(" ({})", notes.join("; ")));

@@ -7,7 +7,8 @@ use std::time::Duration;
 use libbpf_rs::MapCore;
 
 use super::{CallReport, CountOptions, FunctionStats};
-use crate::breakpoints::{self, ArmError, Choice, Verdict, Watch};
+use crate::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
+use crate::count::SourceChoice;
 use crate::error::{Error, Result};
 use crate::filter::{self, Pattern};
 use crate::function::Function;
@@ -23,6 +24,7 @@ use crate::session::Tracer;
 use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
 use crate::tools;
+use crate::watch::{self, Watch};
 
 /// Loaded and attached call counting for one target.
 pub struct CountTracer {
@@ -30,14 +32,44 @@ pub struct CountTracer {
     probes: Probes,
     latency: bool,
     per_process: bool,
-    pub source: FunctionSource,
+    /// The function source (None: watchpoints alone, `--source watch`).
+    pub source: Option<FunctionSource>,
     /// Calls the source cannot see on this target, said in every report.
     hidden: Option<&'static str>,
     filters: Vec<Pattern>,
     /// Hardware breakpoints on the filtered functions, where they serve.
-    breakpoints: Option<Box<Watch>>,
+    breakpoints: Option<Box<Breakpoints>>,
     /// Why the shared probe counts where breakpoints could have been asked for.
     why_probe: Option<String>,
+    /// `--source watch`: hardware watchpoints count the filtered functions.
+    watch: Option<Box<Watch>>,
+}
+
+/// count.bpf.c with only the watchpoint program (`wp_hit`), its unused maps left unallocated.
+fn load_watch() -> Result<Loaded<CountSkel<'static>>> {
+    load(CountSkelBuilder::default(), |open| {
+        let p = &mut open.progs;
+        for prog in [
+            &mut p.call_entry,
+            &mut p.call_return,
+            &mut p.tracing_mode,
+            &mut p.eval_entry,
+            &mut p.eval_return,
+            &mut p.init_entry,
+            &mut p.bp_entry,
+            &mut p.bp_return,
+        ] {
+            prog.set_autoload(false);
+        }
+        let lean = |m: &mut libbpf_rs::OpenMapMut<'_>| {
+            m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
+                .map_err(|e| Error::bpf("sizing the maps", e))
+        };
+        lean(&mut open.maps.functions)?;
+        lean(&mut open.maps.latency_hist)?;
+        lean(&mut open.maps.stacks)?;
+        Ok(())
+    })
 }
 
 /// Whether the shared probe and breakpoints count together (bpf/count.bpf.c: a call both see
@@ -50,6 +82,9 @@ fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
 
 impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
+        if opts.source == SourceChoice::Watch {
+            return Self::attach_watch(target, opts);
+        }
         let (source, plan) = tools::require_functions(target, opts.latency)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
@@ -87,7 +122,7 @@ impl CountTracer {
         opts: &CountOptions,
         source: FunctionSource,
         plan: Plan,
-        mut watch: Option<Box<Watch>>,
+        mut watch: Option<Box<Breakpoints>>,
         why_probe: Option<String>,
     ) -> Result<std::result::Result<CountTracer, String>> {
         let shared = watch.as_ref().is_none_or(|w| w.handover);
@@ -200,15 +235,57 @@ impl CountTracer {
             latency: opts.latency,
             per_process: opts.subprocesses,
             hidden: source.hidden(plan),
-            source,
+            source: Some(source),
             filters: opts.filters.clone(),
             breakpoints: watch,
             why_probe,
+            watch: None,
         }))
+    }
+
+    /// `--source watch`: learns which accesses are calls on this interpreter file (on a
+    /// skeleton of its own, so that the calibration's hits stay apart), then watches the
+    /// filtered functions in every thread of the target.
+    fn attach_watch(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
+        if let Some(why) = watch::refuse(&opts.filters, opts.latency, opts.subprocesses) {
+            return Err(Error::ProbeUnavailable(why));
+        }
+        let mut w = Watch::open(target, &opts.filters)?;
+        let rule = {
+            let skel = load_watch()?;
+            let mut probes = skel.probes()?;
+            probes.arm()?;
+            let hits = || {
+                entries(&skel.maps.wp_hits)
+                    .map_err(|e| Error::bpf("reading the watchpoints' hits", e))
+            };
+            let rule = watch::calibrate(target, w.layout(), &mut probes, &skel.progs.wp_hit, &hits);
+            probes.detach();
+            rule?
+        };
+        w.set_rule(rule);
+        let skel = load_watch()?;
+        let mut probes = skel.probes()?;
+        w.arm(&mut probes, &skel.progs.wp_hit)?;
+        Ok(CountTracer {
+            skel,
+            probes,
+            latency: false,
+            per_process: false,
+            source: None,
+            hidden: None,
+            filters: opts.filters.clone(),
+            breakpoints: None,
+            why_probe: None,
+            watch: Some(Box::new(w)),
+        })
     }
 
     /// What the banner says of where the calls come from, beyond the source's own note.
     pub fn source_note(&self) -> Option<String> {
+        if let Some(w) = &self.watch {
+            return Some(w.banner());
+        }
         match (&self.breakpoints, &self.why_probe) {
             (Some(w), _) => Some(w.banner()),
             (None, Some(why)) => Some(format!("the shared probe: {why}")),
@@ -217,10 +294,15 @@ impl CountTracer {
     }
 
     /// Every matched function's statistics: its table entry's plus its direct-mapped slot's.
-    fn functions(&self) -> Result<Vec<FunctionStats>> {
+    fn functions(&mut self) -> Result<Vec<FunctionStats>> {
         let mut functions = Vec::new();
         // In batches: a process's table is read every second by the agent.
         let batch = |e| Error::bpf("reading the function table", e);
+        if let Some(w) = &mut self.watch {
+            let hits = entries(&self.skel.maps.wp_hits)
+                .map_err(|e| Error::bpf("reading the watchpoints' hits", e))?;
+            return Ok(w.stats(hits));
+        }
         for (key, value) in entries(&self.skel.maps.functions).map_err(batch)? {
             let e: FnEntry = record(&value);
             if e.matched == 0 {
@@ -298,6 +380,10 @@ impl Tracer for CountTracer {
     /// shared probe goes once each pattern has one.
     fn poll(&mut self, timeout: Duration, _events: &mut Vec<Never>) -> Result<()> {
         std::thread::sleep(timeout);
+        if let Some(w) = &mut self.watch {
+            w.poll(&mut self.probes, &self.skel.progs.wp_hit);
+            return Ok(());
+        }
         if self.breakpoints.as_ref().is_some_and(|w| w.on_trial()) {
             self.judge()?;
             return Ok(());
@@ -321,6 +407,10 @@ impl Tracer for CountTracer {
     }
 
     fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
+        // The kernel's filter never runs under watchpoints: their search says what it found.
+        if self.watch.is_some() {
+            return Vec::new();
+        }
         let bss = self
             .skel
             .maps
@@ -368,6 +458,7 @@ impl CountTracer {
     }
 
     fn read_report(&mut self) -> Result<CallReport> {
+        let functions = self.functions()?;
         let bss = self
             .skel
             .maps
@@ -391,7 +482,7 @@ impl CountTracer {
             ],
         );
         Ok(CallReport {
-            functions: self.functions()?,
+            functions,
             losses,
             latency: self.latency,
             per_process: self.per_process,
@@ -404,6 +495,7 @@ impl CountTracer {
                         .iter()
                         .flat_map(|w| w.notes().iter().cloned()),
                 )
+                .chain(self.watch.iter().flat_map(|w| w.notes().iter().cloned()))
                 .collect(),
         })
     }

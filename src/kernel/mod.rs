@@ -49,6 +49,7 @@ pub mod types {
         name_filter as NameFilter, object_layout as ObjectLayout, pyprobe_limit as Limit,
         qualname_layout as QualnameLayout, sample_key as SampleKey, stack_frame as StackFrame,
         stack_layout as StackLayout, stack_record as StackRecord, text_encoding as TextEncoding,
+        wp_key as WpKey,
     };
 
     // SAFETY: generated `#[repr(C)]` structs of integers and arrays, valid for any bytes.
@@ -63,6 +64,7 @@ pub mod types {
     unsafe impl plain::Plain for GcEvent {}
     unsafe impl plain::Plain for GcGenStats {}
     unsafe impl plain::Plain for HistKey {}
+    unsafe impl plain::Plain for WpKey {}
     unsafe impl plain::Plain for ImportEvent {}
     unsafe impl plain::Plain for ImportStack {}
     unsafe impl plain::Plain for LineFile {}

@@ -199,13 +199,13 @@ impl Interpreter {
         Ok(self.u64(addr, what)? as i64)
     }
 
-    fn u32(&self, addr: u64, what: &'static str) -> Result<u32> {
+    pub(crate) fn u32(&self, addr: u64, what: &'static str) -> Result<u32> {
         let mut b = [0; 4];
         self.read(addr, &mut b, what)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn bytes(&self, addr: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
+    pub(crate) fn bytes(&self, addr: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
         let mut b = vec![0; len.min(1 << 20) as usize];
         self.read(addr, &mut b, what)?;
         Ok(b)
@@ -287,7 +287,7 @@ impl Interpreter {
             .flatten()
     }
 
-    fn main_interp(&self) -> Option<u64> {
+    pub(crate) fn main_interp(&self) -> Option<u64> {
         let l = &self.layout;
         let mut interp = self
             .u64(self.runtime + l.interpreters_head, "interpreters.head")
@@ -450,7 +450,7 @@ impl Interpreter {
             .map_or_else(|| "?".into(), |(t, _)| t))
     }
 
-    fn bytes_object(&self, obj: u64, max: u64) -> Result<(Vec<u8>, u64)> {
+    pub(crate) fn bytes_object(&self, obj: u64, max: u64) -> Result<(Vec<u8>, u64)> {
         let len = self.u64(obj + 16, "bytes length")?;
         let data = self.bytes(
             obj + u64::from(self.layout.objects.bytes_data),

@@ -14,6 +14,7 @@ mod modules;
 pub use elf::{ElfInfo, ProbeSite, Section, Symbol};
 pub use files::{Dir, MAX_FILE_BYTES, Refusal, Root, TargetFile};
 pub use maps::{Mapping, is_libpython, parse_maps};
+pub(crate) use modules::dict_items;
 pub use modules::{ForeignFile, Loaded, non_utf8_files};
 
 use crate::error::{Error, Result};

@@ -123,57 +123,14 @@ impl Memory {
         }
     }
 
-    /// The (key, value) pairs of the first `limit` entries of a dict in insertion order,
-    /// deleted ones skipped. Split dicts (instances' attributes) are not read.
+    /// The (key, value) pairs of the first `limit` entries of a dict (`dict_items`).
     fn dict_items(
         &self,
         dict: u64,
         layout: &ModulesLayout,
         limit: u64,
     ) -> Result<Vec<(u64, u64)>, String> {
-        let keys = self.u64(dict + 32)?;
-        let values = self.u64(dict + 40)?;
-        if keys == 0 || values != 0 {
-            return Ok(Vec::new());
-        }
-        let header = self.bytes(keys, 40)?;
-        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
-        let (entries, count, entry_size, key_at) = if layout.compact_keys {
-            let log2_index_bytes = u32::from(header[9]);
-            let unicode = header[10] != 0;
-            if log2_index_bytes > 40 {
-                return Err("a dict of impossible size".into());
-            }
-            let entries = keys + 32 + (1u64 << log2_index_bytes);
-            let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
-            (entries, word(24), size, key_at)
-        } else {
-            let size = word(8);
-            let index_bytes = match size {
-                0..=0xff => 1,
-                0x100..=0xffff => 2,
-                0x1_0000..=0xffff_ffff => 4,
-                _ => 8,
-            };
-            let entries = keys
-                .checked_add(40)
-                .and_then(|a| a.checked_add(size.checked_mul(index_bytes)?))
-                .ok_or("a dict of impossible size")?;
-            (entries, word(32), 24, 8)
-        };
-        let n = count.min(limit);
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let raw = self.bytes(entries, n * entry_size)?;
-        Ok(raw
-            .chunks_exact(entry_size as usize)
-            .map(|e| {
-                let at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8"));
-                (at(key_at), at(key_at + 8))
-            })
-            .filter(|&(k, v)| k != 0 && v != 0)
-            .collect())
+        dict_items(&|a, n| self.bytes(a, n), dict, layout.compact_keys, limit)
     }
 
     /// The characters of a compact str as bytes, surrogates (U+DC80..U+DCFF, the undecodable
@@ -231,4 +188,64 @@ impl Memory {
         bytes.extend_from_slice(out.as_bytes());
         Ok(Some(bytes))
     }
+}
+
+/// The (key, value) pairs of the first `limit` entries of a dict in insertion order, deleted
+/// ones skipped, through `read` (address, length); `compact_keys`: 3.11+'s dict keys
+/// (`dk_log2_size`, `dk_kind`, unicode entries), else 3.6-3.10's (`dk_size`, entries of hash,
+/// key, value). Split dicts (instances' attributes) are not read.
+pub(crate) fn dict_items(
+    read: &dyn Fn(u64, u64) -> Result<Vec<u8>, String>,
+    dict: u64,
+    compact_keys: bool,
+    limit: u64,
+) -> Result<Vec<(u64, u64)>, String> {
+    let word_at = |addr| -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            read(addr, 8)?.try_into().expect("8 bytes"),
+        ))
+    };
+    let keys = word_at(dict + 32)?;
+    let values = word_at(dict + 40)?;
+    if keys == 0 || values != 0 {
+        return Ok(Vec::new());
+    }
+    let header = read(keys, 40)?;
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
+    let (entries, count, entry_size, key_at) = if compact_keys {
+        let log2_index_bytes = u32::from(header[9]);
+        let unicode = header[10] != 0;
+        if log2_index_bytes > 40 {
+            return Err("a dict of impossible size".into());
+        }
+        let entries = keys + 32 + (1u64 << log2_index_bytes);
+        let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
+        (entries, word(24), size, key_at)
+    } else {
+        let size = word(8);
+        let index_bytes = match size {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            0x1_0000..=0xffff_ffff => 4,
+            _ => 8,
+        };
+        let entries = keys
+            .checked_add(40)
+            .and_then(|a| a.checked_add(size.checked_mul(index_bytes)?))
+            .ok_or("a dict of impossible size")?;
+        (entries, word(32), 24, 8)
+    };
+    let n = count.min(limit);
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let raw = read(entries, n * entry_size)?;
+    Ok(raw
+        .chunks_exact(entry_size as usize)
+        .map(|e| {
+            let at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8"));
+            (at(key_at), at(key_at + 8))
+        })
+        .filter(|&(k, v)| k != 0 && v != 0)
+        .collect())
 }

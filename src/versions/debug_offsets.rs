@@ -230,7 +230,7 @@ impl DebugOffsets {
             } else {
                 None
             },
-            // After gc.
+            // After gc: imports_modules.
             imports_modules: {
                 head.skip(1);
                 head.next()?

@@ -48,6 +48,9 @@ pub struct InterpreterLayout {
     pub interp_next: u64,
     pub interp_threads_head: u64,
     pub interp_id: u64,
+    /// `sys.modules` in the interpreter state (3.8-3.12 read from live processes of pyenv's
+    /// and Debian's builds against `id(sys.modules)`).
+    pub interp_modules: u64,
     pub gil: Gil,
     pub tstate_next: u64,
     /// `pthread_self()` of the thread (its FS base on x86-64 glibc).
@@ -122,6 +125,12 @@ impl InterpreterLayout {
                 9 | 10 => 24,
                 11 => 48,
                 _ => 8,
+            },
+            interp_modules: match m {
+                8 => 56,
+                9 | 10 => 856,
+                11 => 888,
+                _ => 944,
             },
             gil: match m {
                 8 => Gil::RuntimeCurrent(1368),
@@ -225,6 +234,7 @@ impl InterpreterLayout {
             interp_next: d.interpreter_state.next,
             interp_threads_head: d.interpreter_state.threads_head,
             interp_id: d.interpreter_state.id,
+            interp_modules: d.interpreter_state.imports_modules,
             gil: Gil::Embedded {
                 locked: d.interpreter_state.gil_locked,
                 holder: d.interpreter_state.gil_holder,

@@ -1,0 +1,268 @@
+//! pycount --source watch (src/watch/): exact counts by --pid on processes that keep running,
+//! on Debian's 3.11, pyenv's 3.8, 3.10, 3.12 and 3.13 (no probes, no trampoline) and sid's
+//! 3.14 and 3.15 in their chroot (the calibration run inside it), for a
+//! plain function, a method by Class.method, a class's __init__, a function called from C, one
+//! first called after attach, one called in a thread started after attach and a generator
+//! function; its refusals; and its row in `pyprobe probes`.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Guard, Python, assert_clean_failure, run_pyprobe, spawn_ready, start_pyprobe};
+
+/// tests/scripts/watch.py's known calls after "go", by def line.
+const GROUP_A: &[&str] = &["target", "Shape.area", "Shape.__init__", "keyed"];
+const EXPECT_A: &[(i64, u64)] = &[(12, 1000), (17, 201), (20, 300), (24, 270)];
+const GROUP_B: &[&str] = &["late", "in_thread", "gen"];
+const EXPECT_B: &[(i64, u64)] = &[(28, 70), (33, 90), (37, 40)];
+
+/// The workload, and its stdout's lines ("ready" already read).
+fn workload(py: &Python, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
+    let mut g = Guard::spawn(
+        py.command_with(&py.script("watch.py"), args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let (tx, rx) = mpsc::channel();
+    let stdout = g.child().stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(line.as_deref(), Ok("ready"), "the workload did not start");
+    (g, rx)
+}
+
+/// Counts `filters` in the running workload from "go" to "done" (then Ctrl-C): the report's
+/// (line, count) pairs sorted, and pyprobe's stderr and stdout; the workload must still run after.
+fn count(py: &Python, filters: &[&str], args: &[&str]) -> (Vec<(i64, u64)>, String) {
+    let (mut w, lines) = workload(py, args);
+    let pid = w.pid().to_string();
+    let mut args = vec!["count", "--source", "watch", "--pid", &pid, "--json"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    let (mut p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    let done = lines.recv_timeout(Duration::from_secs(60));
+    assert_eq!(done.as_deref(), Ok("done"), "the workload did not finish");
+    // SAFETY: a signal to the pyprobe this test started.
+    unsafe { libc::kill(p.pid(), libc::SIGINT) };
+    let (status, stdout) = wait_after_sigint(p.child());
+    // Its stderr's reader ends at the pipe's end.
+    let stderr: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
+    let stderr = stderr.join("\n");
+    assert!(status.success(), "pyprobe failed:\n{stderr}");
+    assert!(w.alive(), "the workload ended with pyprobe");
+    w.send_line("exit");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
+    let mut counts: Vec<(i64, u64)> = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
+        .collect();
+    counts.sort();
+    // The report's notes are in its JSON.
+    (counts, format!("{stderr}\n{stdout}"))
+}
+
+/// Waits for pyprobe to end, within 5 s of its SIGINT: (status, stdout).
+fn wait_after_sigint(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).ok();
+        s
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pyprobe did not end within 5 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, out.join().unwrap())
+}
+
+fn exact_on(py: Python) {
+    let (counts, stderr) = count(&py, GROUP_A, &[]);
+    assert_eq!(counts, EXPECT_A, "{stderr}");
+    assert!(
+        stderr.contains("hardware watchpoints on 4 functions"),
+        "{stderr}"
+    );
+    let (counts, stderr) = count(&py, GROUP_B, &[]);
+    assert_eq!(counts, EXPECT_B, "{stderr}");
+}
+
+#[test]
+fn exact_on_debian_3_11() {
+    exact_on(Python::debian());
+}
+
+#[test]
+fn exact_on_pyenv_3_8() {
+    exact_on(Python::pyenv("3.8"));
+}
+
+#[test]
+fn exact_on_pyenv_3_10() {
+    exact_on(Python::pyenv("3.10"));
+}
+
+#[test]
+fn exact_on_pyenv_3_12_without_the_trampoline() {
+    exact_on(Python::pyenv("3.12"));
+}
+
+#[test]
+fn exact_on_pyenv_3_13_without_the_trampoline() {
+    exact_on(Python::pyenv("3.13"));
+}
+
+#[test]
+fn exact_on_sid_3_14_in_its_chroot() {
+    exact_on(Python::sid("3.14"));
+}
+
+#[test]
+fn exact_on_sid_3_15_in_its_chroot() {
+    exact_on(Python::sid("3.15"));
+}
+
+#[test]
+fn a_function_of_a_module_imported_after_attach() {
+    // Found by the search a second later; its calls made after that all counted.
+    let (counts, stderr) = count(&Python::pyenv("3.12"), &["later_mod"], &["later"]);
+    assert_eq!(counts, [(4, 60)], "{stderr}");
+    assert!(
+        stderr.contains("no function matches later_mod yet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("watch_later.py:4 later_mod was found during the session"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn what_it_cannot_watch_is_refused_in_one_line() {
+    let (w, _lines) = workload(&Python::debian(), &[]);
+    let pid = w.pid().to_string();
+    let base = ["count", "--source", "watch", "--pid", &pid];
+    let with = |more: &[&'static str]| -> Vec<String> {
+        base.iter().chain(more).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>, expect: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_clean_failure(&args, expect);
+    };
+    run(
+        with(&["--filter", "tar*"]),
+        "--source watch takes exact names",
+    );
+    run(
+        with(&[]),
+        "--source watch counts the functions --filter names",
+    );
+    run(
+        with(&["--filter", "target", "--latency"]),
+        "--latency needs the shared probe",
+    );
+    // Five functions, four debug registers: named, and told how to choose.
+    run(
+        with(&[
+            "--filter",
+            "target",
+            "--filter",
+            "keyed",
+            "--filter",
+            "late",
+            "--filter",
+            "in_thread",
+            "--filter",
+            "gen",
+        ]),
+        "5 functions match",
+    );
+}
+
+#[test]
+fn taken_debug_registers_are_told() {
+    let (w, _lines) = workload(&Python::debian(), &[]);
+    let pid = w.pid().to_string();
+    let mut first = vec![
+        "count",
+        "--source",
+        "watch",
+        "--pid",
+        &pid,
+        "--duration",
+        "20",
+    ];
+    for f in GROUP_A {
+        first.extend(["--filter", f]);
+    }
+    // Four watchpoints in each thread: none left for a second session.
+    let (_holder, _rx) = start_pyprobe(&first);
+    assert_clean_failure(
+        &[
+            "count", "--source", "watch", "--pid", &pid, "--filter", "late",
+        ],
+        "has no debug register free",
+    );
+}
+
+#[test]
+fn a_command_not_yet_running_is_refused() {
+    assert_clean_failure(
+        &[
+            "count",
+            "--source",
+            "watch",
+            "--filter",
+            "f",
+            "--",
+            common::PYTHON,
+            "-c",
+            "pass",
+        ],
+        "use --pid",
+    );
+}
+
+#[test]
+fn probes_shows_the_watch_source() {
+    let row = "pycount --source watch --filter NAME (exact, up to 4)";
+    let py = Python::pyenv("3.12");
+    let w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
+    let out = run_pyprobe(&["probes", "--pid", &w.pid().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no watch row:\n{text}"));
+    let (works, how) = line[row.len()..].trim_start().split_once(' ').unwrap();
+    assert_eq!(works, "yes", "{line}");
+    assert!(
+        how.trim_start()
+            .starts_with("hardware watchpoints on the functions' first bytecode"),
+        "{line}"
+    );
+}
