@@ -11,7 +11,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::Mapping;
@@ -80,23 +80,7 @@ impl TargetFile {
     /// Takes an opened file if it is a regular file of an interpreter's size.
     fn checked(file: File) -> Result<TargetFile, Refusal> {
         let meta = file.metadata()?;
-        let kind = meta.file_type();
-        let what = if kind.is_file() {
-            None
-        } else if kind.is_fifo() {
-            Some("a FIFO")
-        } else if kind.is_char_device() {
-            Some("a character device")
-        } else if kind.is_block_device() {
-            Some("a block device")
-        } else if kind.is_socket() {
-            Some("a socket")
-        } else if kind.is_dir() {
-            Some("a directory")
-        } else {
-            Some("a special file")
-        };
-        if let Some(what) = what {
+        if let Some(what) = crate::trusted::not_regular(&meta) {
             return Err(Refusal::NotRegular(what));
         }
         if meta.len() > MAX_FILE_BYTES {
