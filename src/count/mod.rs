@@ -211,6 +211,7 @@ pub fn run(
         .chain(
             tracer
                 .source
+                .as_ref()
                 .and_then(|s| s.banner_note())
                 .map(str::to_string),
         )

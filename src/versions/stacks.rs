@@ -89,8 +89,6 @@ pub struct InterpreterLayout {
     pub objects: ObjectLayout,
     /// Where a compact non-ASCII str's characters start (`sizeof(PyCompactUnicodeObject)`).
     pub str_compact_data: u64,
-    /// `interp->modules` (3.12+: `interp->imports.modules`): `sys.modules`.
-    pub interp_modules: u64,
     /// 3.11+: `PyHeapTypeObject.ht_cached_keys`, the keys an instance's attributes share
     /// while it has no dict of its own.
     pub type_cached_keys: u64,
@@ -208,14 +206,8 @@ impl InterpreterLayout {
             },
             objects,
             str_compact_data: if m <= 11 { 72 } else { 56 },
-            // Found in live processes of each build (the pointer equal to id(sys.modules); the
-            // type's pointer to keys holding '_name'), pyenv's and Debian's alike.
-            interp_modules: match m {
-                8 => 56,
-                9 | 10 => 856,
-                11 => 888,
-                _ => 944,
-            },
+            // Found in live processes of each build (the type's pointer to keys holding
+            // '_name'), pyenv's and Debian's alike.
             type_cached_keys: match m {
                 8..=10 => 0,
                 11 => 872,
@@ -269,7 +261,6 @@ impl InterpreterLayout {
                 ..objects
             },
             str_compact_data: d.unicode_object.asciiobject_size + 16,
-            interp_modules: d.interpreter_state.imports_modules,
             // Not among the debug offsets: read from live sid 3.13-3.15 and pyenv 3.13.0
             // processes as for 3.11 and 3.12.
             type_cached_keys: if v.minor >= 15 { 888 } else { 880 },
