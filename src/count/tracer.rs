@@ -14,7 +14,7 @@ use crate::filter::{self, Pattern};
 use crate::function::Function;
 use crate::histogram::Histogram;
 use crate::kernel::limits::{MAX_DEPTH, PATH_SCRATCH};
-use crate::kernel::skel::count::{CountSkel, CountSkelBuilder};
+use crate::kernel::skel::count::{CountSkel, CountSkelBuilder, OpenCountSkel};
 use crate::kernel::types::{FnEntry, FnKey, FnSlot, HistKey};
 use crate::kernel::{Loaded, Probes, entries, inherit, load, loss_counters, record, same_struct};
 use crate::losses::{Loss, Losses};
@@ -45,6 +45,20 @@ pub struct CountTracer {
     watch: Option<Box<Watch>>,
 }
 
+/// The function, latency and stack maps allocated as they fill, not up front (the agent's
+/// many processes; the watchpoint source, which leaves them unused).
+fn lean_maps(open: &mut OpenCountSkel<'_>) -> Result<()> {
+    for m in [
+        &mut open.maps.functions,
+        &mut open.maps.latency_hist,
+        &mut open.maps.stacks,
+    ] {
+        m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
+            .map_err(|e| Error::bpf("sizing the maps", e))?;
+    }
+    Ok(())
+}
+
 /// count.bpf.c with only the watchpoint program (`wp_hit`), its unused maps left unallocated.
 fn load_watch() -> Result<Loaded<CountSkel<'static>>> {
     load(CountSkelBuilder::default(), |open| {
@@ -61,14 +75,7 @@ fn load_watch() -> Result<Loaded<CountSkel<'static>>> {
         ] {
             prog.set_autoload(false);
         }
-        let lean = |m: &mut libbpf_rs::OpenMapMut<'_>| {
-            m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
-                .map_err(|e| Error::bpf("sizing the maps", e))
-        };
-        lean(&mut open.maps.functions)?;
-        lean(&mut open.maps.latency_hist)?;
-        lean(&mut open.maps.stacks)?;
-        Ok(())
+        lean_maps(open)
     })
 }
 
@@ -146,13 +153,7 @@ impl CountTracer {
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
             if opts.lean_maps {
-                let lean = |m: &mut libbpf_rs::OpenMapMut<'_>| {
-                    m.set_map_flags(libbpf_rs::libbpf_sys::BPF_F_NO_PREALLOC)
-                        .map_err(|e| Error::bpf("sizing the maps", e))
-                };
-                lean(&mut open.maps.functions)?;
-                lean(&mut open.maps.latency_hist)?;
-                lean(&mut open.maps.stacks)?;
+                lean_maps(open)?;
                 // Threads beyond the few direct-mapped stacks take the hash map.
                 open.maps
                     .stack_slots
