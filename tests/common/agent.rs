@@ -159,6 +159,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(target_port: u16) -> Prometheus {
+        Prometheus::start_with_rules(target_port, &[])
+    }
+
+    /// The same, evaluating these rule files every second.
+    pub fn start_with_rules(target_port: u16, rule_files: &[&str]) -> Prometheus {
         let dir = std::env::temp_dir().join(format!("pyprobe-prometheus-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -168,7 +173,8 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
                  scrape_configs:\n  - job_name: pyprobe\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target_port}']\n"
+                 - targets: ['127.0.0.1:{target_port}']\n{}",
+                rules(rule_files)
             ),
         )
         .unwrap();
@@ -254,6 +260,15 @@ impl Prometheus {
         }
         false
     }
+}
+
+/// The `rule_files:` section naming these files (none: nothing).
+fn rules(files: &[&str]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let list: String = files.iter().map(|f| format!("  - '{f}'\n")).collect();
+    format!("rule_files:\n{list}")
 }
 
 impl Drop for Prometheus {
