@@ -195,3 +195,110 @@ fn every_dashboard_and_rule_query_runs_on_a_real_prometheus() {
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
 }
+
+/// `go tool pprof ARGS` (Debian's golang-go), its output; its fetched copies kept in `dir`.
+fn go_pprof(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("go")
+        .args(["tool", "pprof"])
+        .args(args)
+        .env("PPROF_TMPDIR", dir)
+        .env("HOME", dir)
+        .output()
+        .expect("go tool pprof runs (Debian's golang-go)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// flat% of a function in `-top` output (lines "flat flat% sum% cum cum% name").
+fn flat_share(top: &str, function: &str) -> f64 {
+    top.lines()
+        .find(|l| l.split_whitespace().last() == Some(function))
+        .and_then(|l| l.split_whitespace().nth(1)?.strip_suffix('%')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {function} in:\n{top}"))
+}
+
+#[test]
+fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
+    let _one = serial();
+    let mut burn = common::Guard::spawn(
+        Python::debian()
+            .command(&common::script("fleet_burn.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(burn.child().stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let pids: Vec<&str> = first.split_whitespace().skip(1).collect();
+    assert_eq!(pids.len(), 2, "fleet_burn.py said {first:?}");
+    let (a, b) = (pids[0], pids[1]);
+    let agent = Agent::start(&["--pid", a, "--pid", b, "--profile", "--profile-hz", "100"]);
+    assert!(
+        agent.said().contains("/debug/pprof/profile"),
+        "{}",
+        agent.said()
+    );
+    for pid in [a, b] {
+        agent.wait_for("python_gc_collections_total", &[("pid", pid)], WAIT);
+    }
+    // Both sampled for longer than the profile asked for.
+    std::thread::sleep(Duration::from_secs(4));
+    let dir = std::env::temp_dir().join(format!("pyprobe-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/debug/pprof/profile?seconds=3",
+        agent.port
+    );
+    let top = go_pprof(&dir, &["-top", &url]);
+    let tags = go_pprof(&dir, &["-tags", &url]);
+    let one = go_pprof(&dir, &["-top", &format!("{url}&pid={b}")]);
+    // Bad requests: one line and a 400; profiles of the last minute at most.
+    let status = |q: &str| {
+        curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{}/debug/pprof/profile?{q}", agent.port),
+        ])
+    };
+    let (too_long, bad_pid) = (status("seconds=61"), status("pid=x"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+    drop(burn);
+
+    // 3/4 of the two processes' CPU time is burn_a's, 1/4 burn_b's (they take turns).
+    let (sa, sb) = (flat_share(&top, "burn_a"), flat_share(&top, "burn_b"));
+    let share_a = sa / (sa + sb) * 100.0;
+    assert!(
+        (share_a - 75.0).abs() <= 6.0 && sa + sb >= 90.0,
+        "burn_a {sa}%, burn_b {sb}%:\n{top}"
+    );
+    assert!(top.contains("Type: cpu"), "{top}");
+    // -tags: each process's samples under its pid, with its comm and version.
+    for want in [
+        "pid:",
+        &format!(": {a}"),
+        &format!(": {b}"),
+        "comm:",
+        "python3.11",
+        "python_version:",
+        "3.11.",
+    ] {
+        assert!(tags.contains(want), "no {want:?} in -tags:\n{tags}");
+    }
+    // &pid=: only the child's samples.
+    assert!(flat_share(&one, "burn_b") >= 90.0, "{one}");
+    assert!(!one.contains("burn_a"), "{one}");
+    assert_eq!((too_long.as_str(), bad_pid.as_str()), ("400", "400"));
+}

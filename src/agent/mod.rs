@@ -8,6 +8,7 @@ mod discovery;
 mod interpreter;
 mod metrics;
 mod process;
+mod profiles;
 mod server;
 mod webconfig;
 
@@ -35,6 +36,8 @@ use metrics::{FunctionSeries, Health, ProcessMetrics, Unsupported};
 use process::{Functions, Process};
 use server::{Exposition, Server};
 
+pub use profiles::MAX_HZ as MAX_PROFILE_HZ;
+
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     pub listen: SocketAddr,
@@ -54,6 +57,8 @@ pub struct AgentOptions {
     pub interval: Duration,
     /// Size of each process's kernel function table.
     pub max_functions: u32,
+    /// Sample every process's CPU stacks at this rate for /debug/pprof/profile (None: off).
+    pub profile_hz: Option<u32>,
 }
 
 /// Runs the agent until Ctrl-C or SIGTERM; then detaches every probe.
@@ -71,13 +76,21 @@ pub fn run(opts: &AgentOptions) -> Result<()> {
         );
     }
     let exposition = Arc::new(Exposition::default());
-    let server = Server::start(opts.listen, web, exposition.clone())?;
+    let store = opts.profile_hz.map(|hz| Arc::new(profiles::Store::new(hz)));
+    let server = Server::start(opts.listen, web, exposition.clone(), store.clone())?;
+    let scheme = if server.tls { "https" } else { "http" };
     eprintln!(
-        "pyprobe agent: serving {}://{}/metrics; Ctrl-C or SIGTERM to end.",
-        if server.tls { "https" } else { "http" },
-        server.addr
+        "pyprobe agent: serving {scheme}://{}/metrics{}; Ctrl-C or SIGTERM to end.",
+        server.addr,
+        match opts.profile_hz {
+            Some(hz) => format!(
+                " and CPU profiles at {hz} Hz at {scheme}://{}/debug/pprof/profile",
+                server.addr
+            ),
+            None => String::new(),
+        }
     );
-    let mut agent = Agent::new(opts.clone());
+    let mut agent = Agent::new(opts.clone(), store);
     while !stop_requested() {
         let started = Instant::now();
         agent.scan();
@@ -105,11 +118,16 @@ struct Agent {
     /// Processes looked at and left alone (not Python, excluded), by start time.
     ignored: HashMap<i32, u64>,
     series: SeriesLimit,
+    /// Where --profile's windows go, and when the last one ended.
+    profiles: Option<Arc<profiles::Store>>,
+    last_window: Instant,
 }
 
 impl Agent {
-    fn new(opts: AgentOptions) -> Agent {
+    fn new(opts: AgentOptions, profiles: Option<Arc<profiles::Store>>) -> Agent {
         Agent {
+            profiles,
+            last_window: Instant::now(),
             me: std::process::id() as i32,
             interpreters: HashMap::new(),
             refused: HashMap::new(),
@@ -182,12 +200,13 @@ impl Agent {
                 .unwrap_or_else(|| "unknown".into()),
             container: discovery::container(pid),
         };
-        let (file, functions) = match &target {
+        let (file, functions, profile) = match &target {
             Some(t) => (
                 self.interpreter_for(t, &mut unsupported),
                 self.functions_for(t, &mut unsupported),
+                self.profiler_for(t, &labels, &mut unsupported),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         eprintln!(
             "pyprobe: agent: PID {pid} ({}, CPython {}{}): {}",
@@ -198,7 +217,12 @@ impl Agent {
             } else {
                 format!(", in {}", escape(&labels.container))
             },
-            describe(file.is_some(), functions.is_some(), &unsupported)
+            describe(
+                file.is_some(),
+                functions.is_some(),
+                profile.is_some(),
+                &unsupported
+            )
         );
         self.processes.insert(
             pid,
@@ -207,6 +231,7 @@ impl Agent {
                 start_time,
                 file,
                 functions,
+                profile,
                 unsupported,
             },
         );
@@ -282,6 +307,23 @@ impl Agent {
         }
     }
 
+    /// With --profile, a CPU-clock sampler of the process's stacks, armed at once.
+    fn profiler_for(
+        &self,
+        target: &Target,
+        labels: &ProcessLabels,
+        unsupported: &mut Vec<(&'static str, String)>,
+    ) -> Option<profiles::Profiler> {
+        let hz = self.opts.profile_hz?;
+        match profiles::Profiler::attach(target, labels, hz) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                unsupported.push(("profile", e.one_line()));
+                None
+            }
+        }
+    }
+
     fn drop_process(&mut self, pid: i32) {
         let Some(p) = self.processes.remove(&pid) else {
             return;
@@ -305,8 +347,16 @@ impl Agent {
         pids.sort();
         let mut processes = Vec::new();
         let mut unsupported = Vec::new();
+        let mut samples = Vec::new();
         for pid in pids {
             let p = self.processes.get_mut(&pid).expect("listed above");
+            if let Some(profile) = &mut p.profile {
+                match profile.window() {
+                    Ok(s) => samples.extend(s),
+                    Err(e) => eprintln!("pyprobe: agent: PID {pid}: {}", e.one_line()),
+                }
+                *tally.lost.entry("profile_samples_full").or_default() += profile.lost();
+            }
             for (what, reason) in &p.unsupported {
                 unsupported.push(Unsupported {
                     labels: p.labels.clone(),
@@ -368,6 +418,10 @@ impl Agent {
                 m.overhead = f.cost.map(|c| c.slowdown - 1.0);
             }
             processes.push(m);
+        }
+        if let Some(store) = &self.profiles {
+            store.push(self.last_window.elapsed(), samples);
+            self.last_window = Instant::now();
         }
         Snapshot {
             processes,
@@ -436,8 +490,9 @@ impl Agent {
 struct ToDrop<T>(T);
 
 // SAFETY: the value moves whole to the one thread that drops it, and nothing else refers to
-// it (the agent owned it alone; its skeleton's libbpf object has no tie to a thread, and
-// neither a process's nor an interpreter's tracer holds an `Rc`).
+// it (the agent owned it alone; its skeleton's libbpf object has no tie to a thread; the
+// `Rc`s of a process's profiler, its named stacks, are held by that profiler alone: what the
+// server gets of them are copies behind `Arc`).
 unsafe impl<T> Send for ToDrop<T> {}
 
 /// --max-series: the function series exported, by (pid, the kernel's function id). Once in, a
@@ -490,13 +545,21 @@ impl Tally {
 }
 
 /// What is traced in a new process, for its log line.
-fn describe(gc: bool, functions: bool, unsupported: &[(&'static str, String)]) -> String {
+fn describe(
+    gc: bool,
+    functions: bool,
+    profile: bool,
+    unsupported: &[(&'static str, String)],
+) -> String {
     let mut parts = Vec::new();
     if gc {
         parts.push("GC and imports".to_string());
     }
     if functions {
         parts.push("functions".to_string());
+    }
+    if profile {
+        parts.push("CPU profile".to_string());
     }
     let traced = if parts.is_empty() {
         "nothing traced".to_string()

@@ -21,6 +21,8 @@ pub struct Process {
     /// Its interpreter file, where the system-wide probes are attached.
     pub file: Option<FileId>,
     pub functions: Option<Functions>,
+    /// --profile's sampler of its CPU stacks.
+    pub profile: Option<super::profiles::Profiler>,
     /// What cannot be traced in it, and why: (what, reason).
     pub unsupported: Vec<(&'static str, String)>,
 }

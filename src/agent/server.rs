@@ -27,6 +27,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::metrics::CONTENT_TYPE as METRICS_TYPE;
+use super::profiles::{self, Store};
 use super::webconfig::{self, WebConfig};
 use crate::error::{Error, Result};
 
@@ -54,6 +55,8 @@ impl Exposition {
 /// What every connection shares.
 struct Shared {
     exposition: Arc<Exposition>,
+    /// --profile's samples (None: off, and /debug/pprof/profile says so).
+    profiles: Option<Arc<Store>>,
     /// None: no basic auth.
     auth: Option<Auth>,
 }
@@ -199,6 +202,7 @@ impl Server {
         listen: SocketAddr,
         web: WebConfig,
         exposition: Arc<Exposition>,
+        profiles: Option<Arc<Store>>,
     ) -> Result<Server> {
         let tls = web.tls.as_ref().map(tls_acceptor).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -224,6 +228,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             exposition,
+            profiles,
             auth: Auth::new(web.users),
         });
         let has_tls = tls.is_some();
@@ -354,12 +359,42 @@ async fn respond(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
             r
         }
         "/healthz" => plain(StatusCode::OK, "ok\n"),
+        "/debug/pprof/profile" => profile(req.uri().query(), shared),
         "/" => plain(
             StatusCode::OK,
             "pyprobe agent: Python processes as Prometheus metrics at /metrics\n",
         ),
         _ => plain(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
     }
+}
+
+/// The last N seconds of CPU samples as gzipped profile.proto; built on the request (a few
+/// milliseconds for thousands of stacks), as no scraper asks more than once per N seconds.
+fn profile(query: Option<&str>, shared: &Shared) -> Response<Full<Bytes>> {
+    let Some(store) = &shared.profiles else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "CPU profiles are off: start the agent with --profile\n",
+        );
+    };
+    let (seconds, pid) = match profiles::parse_query(query) {
+        Ok(q) => q,
+        Err(why) => {
+            let mut r = plain(StatusCode::BAD_REQUEST, "");
+            *r.body_mut() = Full::new(Bytes::from(format!("{why}\n")));
+            return r;
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(store.pprof(seconds, pid))));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"profile\""),
+    );
+    r
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

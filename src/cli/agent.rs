@@ -17,6 +17,7 @@ EXAMPLES:
     pyprobe agent --filter 'handle_*' --filter app.py:process   # also calls and latency of these
     pyprobe agent --listen 0.0.0.0:9464 --web-config-file /etc/pyprobe/web.yml   # TLS, basic auth
     pyprobe agent --exclude-comm 'celery*' --max-overhead 2
+    pyprobe agent --profile                         # also CPU profiles at /debug/pprof/profile
 
 GC pauses and imports come from probes attached once per interpreter file, for all its
 processes (started later ones included). Functions selected with --filter are counted per
@@ -58,6 +59,14 @@ pub struct AgentArgs {
     /// Size of each process's kernel function table (every function seen, matched or not)
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
+    /// Also sample every watched process's CPU stacks in the kernel (as pyprobe record does),
+    /// served as pprof at /debug/pprof/profile?seconds=N (N up to 60; &pid=P for one process)
+    #[arg(long)]
+    pub profile: bool,
+    /// --profile's sampling rate per thread on CPU, 1-100 (19: Parca's and Pyroscope's eBPF agents' rate)
+    #[arg(long, value_name = "HZ", default_value_t = 19, requires = "profile",
+          value_parser = clap::value_parser!(u32).range(1..=crate::agent::MAX_PROFILE_HZ as i64))]
+    pub profile_hz: u32,
 }
 
 impl AgentArgs {
@@ -77,6 +86,7 @@ impl AgentArgs {
             max_overhead: self.max_overhead,
             interval: self.interval,
             max_functions: self.max_functions,
+            profile_hz: self.profile.then_some(self.profile_hz),
         })
     }
 
@@ -98,12 +108,23 @@ mod tests {
         assert_eq!(o.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(o.max_overhead, 5.0);
         assert!(o.filters.is_empty() && o.pids.is_empty());
+        assert_eq!(o.profile_hz, None, "profiles are off by default");
+        let Command::Agent(a) = parse(&["pyprobe", "agent", "--profile"]).unwrap().command else {
+            panic!("not agent")
+        };
+        assert_eq!(a.options().unwrap().profile_hz, Some(19));
     }
 
     #[test]
     fn refuses_bad_flags() {
         assert!(parse(&["pyprobe", "agent", "--listen", "localhost"]).is_err());
         assert!(parse(&["pyprobe", "agent", "--max-overhead", "-1"]).is_err());
+        assert!(parse(&["pyprobe", "agent", "--profile", "--profile-hz", "101"]).is_err());
+        assert!(parse(&["pyprobe", "agent", "--profile", "--profile-hz", "0"]).is_err());
+        assert!(
+            parse(&["pyprobe", "agent", "--profile-hz", "50"]).is_err(),
+            "a rate without --profile"
+        );
         let Command::Agent(a) = parse(&["pyprobe", "agent", "--filter", "*x"])
             .unwrap()
             .command

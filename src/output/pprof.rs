@@ -110,6 +110,17 @@ mod field {
 
 /// The uncompressed profile.proto bytes of a profile.
 pub fn encode(p: &Profile, per_thread: bool, now: SystemTime) -> Vec<u8> {
+    encode_labelled(p, per_thread, now, &[])
+}
+
+/// The same, with string labels of each sample (`labels[i]` for `p.counts[i]`, where given):
+/// the agent's pid, comm, python_version and container.
+pub fn encode_labelled(
+    p: &Profile,
+    per_thread: bool,
+    now: SystemTime,
+    labels: &[Vec<(&str, String)>],
+) -> Vec<u8> {
     let mut strings = Strings::new();
     let mut out = Message::default();
     let period_ns = 1_000_000_000 / i64::from(p.rate_hz.max(1));
@@ -152,7 +163,7 @@ pub fn encode(p: &Profile, per_thread: bool, now: SystemTime) -> Vec<u8> {
             next
         })
     };
-    for c in &p.counts {
+    for (i, c) in p.counts.iter().enumerate() {
         let mut ids: Vec<i64> = match &c.stack {
             Some(s) => s
                 .frames
@@ -178,6 +189,11 @@ pub fn encode(p: &Profile, per_thread: bool, now: SystemTime) -> Vec<u8> {
             .packed(2, &[c.count as i64, c.count as i64 * period_ns])
             .message(3, &tid_label)
             .message(3, &name_label);
+        for (key, value) in labels.get(i).into_iter().flatten() {
+            let mut l = Message::default();
+            l.int(1, strings.id(key)).int(2, strings.id(value));
+            s.message(3, &l);
+        }
         out.message(field::SAMPLE, &s);
     }
     out.0.extend_from_slice(&defs.0);
