@@ -154,10 +154,13 @@ pub fn start_workload_raw(script_name: &str) -> Guard {
 
 /// Starts pyprobe and returns once its banner says the probes are live.
 pub fn start_pyprobe(args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
+    start_pyprobe_as(Command::new(pyprobe_bin()).args(args))
+}
+
+/// The same for a pyprobe command made by the caller (another binary, name or environment).
+pub fn start_pyprobe_as(cmd: &mut Command) -> (Guard, mpsc::Receiver<String>) {
     let mut g = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(args)
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
