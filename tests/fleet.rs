@@ -302,3 +302,72 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
     assert!(!one.contains("burn_a"), "{one}");
     assert_eq!((too_long.as_str(), bad_pid.as_str()), ("400", "400"));
 }
+
+#[test]
+fn the_profile_endpoint_takes_the_agents_tls_and_basic_auth() {
+    let _one = serial();
+    let dir = std::env::temp_dir().join(format!("pyprobe-pprof-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-keyout", "server.key", "-out", "server.crt"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("web.yml").to_string_lossy().into_owned();
+    let ca = dir.join("server.crt").to_string_lossy().into_owned();
+    let mut args = ONLY_OURS.to_vec();
+    args.extend(["--profile", "--web-config-file", &config]);
+    let agent = Agent::start(&args);
+    let url = format!(
+        "https://127.0.0.1:{}/debug/pprof/profile?seconds=1",
+        agent.port
+    );
+    let status = |user: &[&str]| {
+        let mut a = vec!["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca];
+        a.extend_from_slice(user);
+        a.push(&url);
+        curl(&a)
+    };
+    assert_eq!(status(&[]), "401");
+    assert_eq!(status(&["-u", "prometheus:s3cret"]), "200");
+    // What a scraper gets is a gzipped profile.proto.
+    let body = Command::new("curl")
+        .args(["-s", "--cacert", &ca, "-u", "prometheus:s3cret", &url])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(body.get(..2), Some(&[0x1f, 0x8b][..]), "{body:?}");
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+
+    // Without --profile the path says how to turn it on.
+    let agent = Agent::start(&ONLY_OURS);
+    let plain = curl(&[&format!(
+        "http://127.0.0.1:{}/debug/pprof/profile",
+        agent.port
+    )]);
+    assert_eq!(
+        plain,
+        "CPU profiles are off: start the agent with --profile\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
