@@ -59,6 +59,13 @@ EXAMPLES:
     pyprobe top --pid 1234                # the same, live
     pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
 
+PRIVILEGES:
+    Commands that load BPF (count, flow, gc, lines, imports, audit, record, top, agent) need
+    root, or CAP_BPF with CAP_PERFMON. stacks and probes load none: any user may run them on
+    their own processes (same uid, where kernel.yama.ptrace_scope allows: 0, or 1 for a process
+    they started); another user's process needs root or CAP_SYS_PTRACE. completions and man
+    need nothing.
+
 WHAT ATTACHING CHANGES:
     pyprobe writes nothing into the target's memory (but see --activate-trampoline). The kernel
     puts a breakpoint in the target's own copy of each probed code page and raises each used
@@ -89,7 +96,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the interpreter's USDT probes, their semaphores, and what works on its version
+    /// List the interpreter's USDT probes, their semaphores, and what works on its version (no
+    /// root needed for one's own processes)
     Probes(ProbesArgs),
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = count::EXAMPLES)]
