@@ -50,9 +50,10 @@ int bp_return(struct bpf_perf_event_data *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
 	struct fn_key key = {};
+	__u64 callees = 0;
 
 	if (armed() && timed)
-		record_return(pop_entry_at(regs->rsp + 8, &key), &key);
+		record_return(pop_entry_at(regs->rsp + 8, &key, &callees), &key, callees);
 	return 0;
 }
 

@@ -157,6 +157,63 @@ fn latency_percentiles_match_the_workloads_own_timing() {
     assert_sleepers_latency(&report, &own);
 }
 
+/// pycount --latency's own time (issue 22): the parent's own time is its spin as it timed it
+/// itself (a quarter of its total, so no total passes for it), its total less its own is its
+/// callees' total, a leaf's own is its total; the default order with --latency is by own time
+/// (by count tiny would lead, by total parent). On the USDT source (3.11) and the eval-frame
+/// uprobe's (3.10).
+fn own_time_is_total_less_callees(py: Python) {
+    let (report, err) = trace_pid_on(&py, &["count", "--latency"], "own_time.py");
+    let spun = serde_json::from_str::<serde_json::Value>(
+        err.lines().rev().find(|l| l.starts_with('{')).unwrap(),
+    )
+    .unwrap()["spun_ns"]
+        .as_u64()
+        .unwrap();
+    let fs = report["functions"].as_array().unwrap();
+    let get = |name: &str| {
+        fs.iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"))
+    };
+    let n = |f: &serde_json::Value, k: &str| f[k].as_u64().unwrap();
+    let (parent, child, tiny) = (get("parent"), get("child"), get("tiny"));
+    assert_eq!(
+        [n(parent, "count"), n(child, "count"), n(tiny, "count")],
+        [5, 10, 1000]
+    );
+    assert_eq!([n(parent, "timed"), n(child, "timed")], [5, 10]);
+    // A leaf: nothing to take out.
+    assert_eq!(n(child, "own_ns"), n(child, "total_ns"));
+    assert!(n(child, "own_ns") >= 300_000_000, "{child}");
+    // The parent's own time is its spin: at least what it timed, and past it only by the
+    // calls' own cost (probes included), far from its total (above 400 ms).
+    let own = n(parent, "own_ns");
+    assert!(
+        own >= spun && own < spun + spun / 4 + 5_000_000,
+        "parent own {own} ns, spun {spun} ns: {parent}"
+    );
+    // Its callees' time, as they were timed (each clock read a moment apart).
+    let callees = n(parent, "total_ns") - own;
+    assert!(
+        callees.abs_diff(n(child, "total_ns")) < 1_000_000,
+        "parent's callees {callees} ns, child's total {}",
+        n(child, "total_ns")
+    );
+    let order: Vec<&str> = fs.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(order[..2], ["child", "parent"], "{order:?}");
+}
+
+#[test]
+fn own_time_on_3_11() {
+    own_time_is_total_less_callees(Python::debian());
+}
+
+#[test]
+fn own_time_on_3_10() {
+    own_time_is_total_less_callees(Python::pyenv("3.10"));
+}
+
 /// Reads the progress counter the forever.py workload prints.
 fn progress(w: &mut Guard, lines: &mut impl Iterator<Item = String>) -> u64 {
     let _ = w;

@@ -11,13 +11,15 @@ EXAMPLES:
     pycount --pid 1234                          # all functions, until Ctrl-C or the process exits
     pycount --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
     pycount --pid 1234 --filter app.py:process  # process() in files ending in /app.py
-    pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles for 10 seconds
+    pycount --pid 1234 --latency -d 10          # own and total time per function, by own time
+    pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles, slowest calls first
     pycount --json -- python3 script.py         # from the first call of a new process
     pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
     pycount --subprocesses -- python3 pool.py   # the command and every process it forks
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
-stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which
+stay apart. With --latency, OWN is a function's time less its callees' (each call's duration
+less its callees' durations, paired in the kernel), TOTAL includes them. On CPython 3.11 counting uses returns only; --latency also needs entries, which
 3.11 fires only in tracing mode (about 2x the per-call cost while attached, none after).
 On 3.11 pycount refuses a process that loaded a file whose name is not UTF-8 (CPython's probe
 code fails on it inside the program); --force attaches anyway.
@@ -37,12 +39,13 @@ pub struct CountArgs {
     /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
-    /// Also time each call (entry to return, callees included) and show percentiles
+    /// Also time each call: own time (callees' taken out), total (entry to return, callees
+    /// included), percentiles
     #[arg(short = 'L', long)]
     pub latency: bool,
-    /// Order of the table
-    #[arg(short, long, value_enum, default_value_t = SortKey::Count)]
-    pub sort: SortKey,
+    /// Order of the table [default: count; with --latency own, where the time is spent]
+    #[arg(short, long, value_enum)]
+    pub sort: Option<SortKey>,
     /// Show only the first N functions
     #[arg(short, long, value_name = "N")]
     pub top: Option<usize>,
@@ -88,7 +91,7 @@ impl CountArgs {
             source: self.source,
         };
         let view = CountView {
-            sort: self.sort,
+            sort: self.sort.unwrap_or(SortKey::default_for(self.latency)),
             top: self.top,
         };
         let dest = self.output.destination("pycount", count::FORMATS)?;

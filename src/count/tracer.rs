@@ -316,6 +316,7 @@ impl CountTracer {
                 count: e.stats.count,
                 timed: e.stats.timed,
                 total_ns: e.stats.total_ns,
+                own_ns: e.stats.own_ns,
                 max_ns: e.stats.max_ns,
                 histogram: Histogram::default(),
             });
@@ -335,6 +336,7 @@ impl CountTracer {
                 f.count += slot.stats.count;
                 f.timed += slot.stats.timed;
                 f.total_ns += slot.stats.total_ns;
+                f.own_ns += slot.stats.own_ns;
                 f.max_ns = f.max_ns.max(slot.stats.max_ns);
             }
         }
