@@ -5,6 +5,14 @@
 /* With --latency the entry probe runs too, and returns are paired with entries per thread. */
 const volatile bool timed = false;
 
+/* --tid: only this thread's calls (0: every thread's). */
+const volatile __u32 only_tid = 0;
+
+static __always_inline bool thread_wanted(void)
+{
+	return !only_tid || current_tid() == only_tid;
+}
+
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -276,7 +284,7 @@ int call_entry(struct pt_regs *ctx)
 	bool creation;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (!source.count_on_entry) {
 		push_entry(name_arg(ctx, source.name_reg_entry), 0, 0, 0);
@@ -297,7 +305,7 @@ int call_return(struct pt_regs *ctx)
 	__u64 start, callees = 0;
 	__u32 id = 0;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (source.count_on_entry) {
 		/* The entry's key is the function's identity; the return's line is not. */
@@ -372,7 +380,7 @@ int eval_entry(struct pt_regs *ctx)
 	bool creation = false;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (bp_handover && counted_by_breakpoint(sp))
 		return 0;
@@ -403,7 +411,7 @@ int eval_return(struct pt_regs *ctx)
 	struct fn_key key = {};
 	__u64 sp, callees = 0;
 
-	if (!armed() || !timed)
+	if (!armed() || !timed || !thread_wanted())
 		return 0;
 	sp = eval_return_sp(ctx);
 	if (sp)
@@ -424,7 +432,7 @@ int init_entry(struct pt_regs *ctx)
 	__u64 init;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	init = read_user_u64(ctx->rdi + source.eval.type_init, &ok);
 	key.code = ok && init ? read_user_u64(init + source.eval.func_code, &ok) : 0;

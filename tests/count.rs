@@ -654,6 +654,45 @@ fn a_thread_id_is_refused_with_its_process_id() {
     );
 }
 
+/// --tid counts one thread's calls, in the kernel: the worker's 30, none of the main thread's 20
+/// (issue 22's one vocabulary: count takes --tid as flow, stacks, record and top do).
+#[test]
+fn tid_counts_one_threads_calls() {
+    const SCRIPT: &str = "import sys, threading\n\
+def in_worker():\n    pass\n\
+def in_main():\n    pass\n\
+go = threading.Event()\n\
+def work():\n    go.wait()\n    for _ in range(30):\n        in_worker()\n\
+t = threading.Thread(target=work)\nt.start()\n\
+print('ready', flush=True)\nsys.stdin.readline()\n\
+for _ in range(20):\n    in_main()\n\
+go.set()\nt.join()\n";
+    let mut w = spawn_ready(Command::new(PYTHON).args(["-c", SCRIPT]));
+    let pid = w.pid();
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&t| t != pid)
+        .expect("the worker thread");
+    let (pid, tid) = (pid.to_string(), tid.to_string());
+    let (p, rx) = start_pyprobe(&[
+        "count", "--pid", &pid, "--tid", &tid, "--json", "-f", "in_*",
+    ]);
+    w.send_line("go");
+    assert!(w.wait_output(Duration::from_secs(30)).status.success());
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let report = last_json(&stdout);
+    assert_eq!(
+        names_in(&report),
+        [("in_worker".to_string(), 30)],
+        "{stderr}"
+    );
+    assert_clean_failure(
+        &["count", "--pid", &pid, "--tid", "1", "--source", "watch"],
+        "--source watch counts every thread's calls",
+    );
+}
+
 #[test]
 fn a_spawned_command_that_never_runs_python_can_be_interrupted() {
     let p = Guard::spawn(

@@ -3,7 +3,7 @@ use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
 use crate::count::{self, CountOptions, CountView, SortKey, SourceChoice};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter;
 
 pub const EXAMPLES: &str = "\
@@ -16,6 +16,7 @@ EXAMPLES:
     pycount --json -- python3 script.py         # from the first call of a new process
     pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
     pycount --subprocesses -- python3 pool.py   # the command and every process it forks
+    pycount --pid 1234 --tid 1240 --top 10      # one thread's ten most called functions
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
 stay apart. With --latency, OWN is a function's time less its callees' (each call's duration
@@ -47,8 +48,11 @@ pub struct CountArgs {
     #[arg(short, long, value_enum)]
     pub sort: Option<SortKey>,
     /// Show only the first N functions
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, alias = "rows", value_name = "N")]
     pub top: Option<usize>,
+    /// Only this thread's calls (its kernel thread id, as `ps -L` and pyprobe stacks show it)
+    #[arg(long, value_name = "TID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tid: Option<u32>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     #[command(flatten)]
@@ -80,9 +84,22 @@ pub struct CountArgs {
 
 impl CountArgs {
     pub fn run(&self) -> Result<()> {
+        if self.tid.is_some() && self.source == SourceChoice::Watch {
+            return Err(Error::Usage(
+                "--source watch counts every thread's calls: drop --tid, or --source".into(),
+            ));
+        }
+        if self.tid.is_some() && self.subprocesses {
+            return Err(Error::Usage(
+                "--tid is one thread of the target; the processes it forks have others: give \
+                 --tid or --subprocesses"
+                    .into(),
+            ));
+        }
         let opts = CountOptions {
             filters: filter::parse_all(&self.filter)?,
             latency: self.latency,
+            tid: self.tid,
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
             force: self.force,

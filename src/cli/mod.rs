@@ -639,6 +639,77 @@ mod tests {
         }
     }
 
+    /// One vocabulary (issue 22): a letter means the same flag in every command (`-f` is
+    /// --filter, `-t` is --top, ...), the row limit is --top (old --rows kept, hidden), the sort
+    /// keys that mean the same are spelled the same, and every command that picks threads takes
+    /// --tid.
+    #[test]
+    fn every_command_speaks_one_vocabulary() {
+        use clap::CommandFactory;
+        use std::collections::{BTreeMap, BTreeSet};
+        let cli = Cli::command();
+        let mut letters: BTreeMap<char, BTreeSet<String>> = BTreeMap::new();
+        let mut with_tid = BTreeSet::new();
+        let mut sorts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for cmd in cli.get_subcommands() {
+            let name = cmd.get_name().to_string();
+            for arg in cmd.get_arguments() {
+                let long = arg.get_long().unwrap_or_default().to_string();
+                if let Some(c) = arg.get_short() {
+                    letters.entry(c).or_default().insert(long.clone());
+                }
+                match long.as_str() {
+                    "filter" => assert_eq!(arg.get_short(), Some('f'), "{name} --filter"),
+                    "top" => {
+                        assert_eq!(arg.get_short(), Some('t'), "{name} --top");
+                        let aliases = arg.get_all_aliases().unwrap_or_default();
+                        assert!(aliases.contains(&"rows"), "{name} --top has no --rows");
+                        let visible = arg.get_visible_aliases().unwrap_or_default();
+                        assert!(!visible.contains(&"rows"), "{name} shows --rows");
+                    }
+                    "rows" => panic!("{name}: the row limit is --top"),
+                    "tid" => {
+                        with_tid.insert(name.clone());
+                    }
+                    "sort" => {
+                        let keys = arg
+                            .get_possible_values()
+                            .iter()
+                            .map(|v| v.get_name().to_string())
+                            .collect();
+                        sorts.insert(name.clone(), keys);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (c, longs) in &letters {
+            assert_eq!(longs.len(), 1, "-{c} means {longs:?}");
+        }
+        assert_eq!(letters[&'f'], BTreeSet::from(["filter".to_string()]));
+        assert_eq!(letters[&'t'], BTreeSet::from(["top".to_string()]));
+        for cmd in ["count", "flow", "stacks", "record", "top"] {
+            assert!(with_tid.contains(cmd), "{cmd} has no --tid");
+        }
+        // Own, total and name mean the same in count (with --latency) as in top.
+        for key in ["own", "total", "name"] {
+            assert!(sorts["count"].contains(key), "count --sort {key}");
+            assert!(sorts["top"].contains(key), "top --sort {key}");
+        }
+        // The old spellings still parse.
+        for args in [
+            &["pyprobe", "top", "--pid", "1", "--rows", "5"][..],
+            &[
+                "pyprobe", "lines", "--pid", "1", "--file", "app.py", "--rows", "5",
+            ],
+            &["pyprobe", "lines", "--pid", "1", "-F", "app.py", "-t", "5"],
+            &["pyprobe", "record", "--pid", "1", "--top", "5"],
+            &["pycount", "--pid", "1", "--tid", "7", "-t", "3", "-f", "x"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+    }
+
     #[test]
     fn durations_take_units() {
         assert_eq!(parse_seconds("2"), Ok(Duration::from_secs(2)));

@@ -63,6 +63,9 @@ pub struct RecordArgs {
     /// Keep threads apart (a root frame, a speedscope profile per thread) instead of merging them
     #[arg(long)]
     pub per_thread: bool,
+    /// The table (text): only the first N functions
+    #[arg(short, long, alias = "rows", value_name = "N")]
+    pub top: Option<usize>,
     #[command(flatten)]
     pub schedule: DurationArgs,
     #[command(flatten)]
@@ -74,6 +77,7 @@ impl RecordArgs {
         let opts = RecordOptions {
             sample: self.sample.options()?,
             per_thread: self.per_thread,
+            top: self.top,
         };
         let dest = self
             .output

@@ -33,8 +33,8 @@ pub struct TopArgs {
     #[arg(short, long, value_name = "DURATION", default_value = "1", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Functions per table when the output is no terminal
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub rows: usize,
+    #[arg(short, long, alias = "rows", value_name = "N", default_value_t = 20)]
+    pub top: usize,
     #[command(flatten)]
     pub schedule: DurationArgs,
     #[command(flatten)]
@@ -47,7 +47,7 @@ impl TopArgs {
             sample: self.sample.options()?,
             sort: self.sort,
             interval: self.interval,
-            rows: self.rows,
+            rows: self.top,
         };
         let dest = self.output.destination("pyprobe top", top::FORMATS)?;
         top::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)

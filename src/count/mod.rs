@@ -21,6 +21,8 @@ pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 pub struct CountOptions {
     pub filters: Vec<Pattern>,
     pub latency: bool,
+    /// Only this thread's calls (its kernel thread id), filtered in the kernel.
+    pub tid: Option<u32>,
     pub max_functions: u32,
     /// Switch on a running 3.14+ process's perf trampoline if it is off.
     pub activate_trampoline: bool,

@@ -144,6 +144,7 @@ impl CountTracer {
             ro.filters = same_struct(&filters);
             ro.nr_filters = nr_filters;
             ro.timed = opts.latency;
+            ro.only_tid = opts.tid.unwrap_or(0);
             ro.per_process = opts.subprocesses;
             if opts.subprocesses {
                 ro.family_stack = crate::children::stack_top(target.pid)?;
