@@ -8,15 +8,15 @@ use crate::filter;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
-    pycount --pid 1234                          # all functions, until Ctrl-C or the process exits
-    pycount --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
-    pycount --pid 1234 --filter app.py:process  # process() in files ending in /app.py
-    pycount --pid 1234 --latency -d 10          # own and total time per function, by own time
-    pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles, slowest calls first
-    pycount --json -- python3 script.py         # from the first call of a new process
-    pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
-    pycount --subprocesses -- python3 pool.py   # the command and every process it forks
-    pycount --pid 1234 --tid 1240 --top 10      # one thread's ten most called functions
+    pyprobe count --pid 1234                          # all functions, until Ctrl-C or the process exits
+    pyprobe count --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
+    pyprobe count --pid 1234 --filter app.py:process  # process() in files ending in /app.py
+    pyprobe count --pid 1234 --latency -d 10          # own and total time per function, by own time
+    pyprobe count --pid 1234 --latency --sort avg -d 10  # latency percentiles, slowest calls first
+    pyprobe count --json -- python3 script.py         # from the first call of a new process
+    pyprobe count --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
+    pyprobe count --subprocesses -- python3 pool.py   # the command and every process it forks
+    pyprobe count --pid 1234 --tid 1240 --top 10      # one thread's ten most called functions
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
 stay apart. With --latency, OWN is a function's time less its callees' (each call's duration

@@ -46,18 +46,23 @@ use crate::session::{Schedule, TargetSpec};
 const EXAMPLES: &str = "\
 EXAMPLES:
     pyprobe probes --pid 1234             # which probes this interpreter has and which work
-    pycount --pid 1234                    # count calls per function until Ctrl-C
-    pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
-    pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
-    pygc --pid 1234                       # GC pause histograms per generation until Ctrl-C
+    pyprobe count --pid 1234              # count calls per function until Ctrl-C
+    pyprobe count --pid 1234 --filter func1 # count only func1, decided in the kernel
+    pyprobe count --latency --sort total -- python3 app.py # time every call from the first bytecode
+    pyprobe gc --pid 1234                 # GC pause histograms per generation until Ctrl-C
     pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
-    pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+    pyprobe flow --pid 1234 --filter 'handle_*' --subtree # every call below handle_*, as it happens
     pyprobe stacks --pid 1234             # what every thread is doing now
     pyprobe record --pid 1234 -d 30s -o flame.svg   # where the time goes (format from the name)
     pyprobe top --pid 1234                # the same, live
     pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
+
+NAMES:
+    pycount, pyflow and pygc are pyprobe count, flow and gc under another name: the .deb links
+    them (scripts/deb); after cargo install, link them yourself: ln -s pyprobe pycount (likewise
+    pyflow, pygc, next to pyprobe). Their completions come with pyprobe completions bash|fish.
 
 PRIVILEGES:
     Commands that load BPF (count, flow, gc, lines, imports, audit, record, top, agent) need
@@ -177,6 +182,78 @@ impl Command {
             Command::Man(a) => a.run(),
         }
     }
+}
+
+/// Each command's formats, as its run accepts them.
+fn formats_of(command: &str) -> Option<&'static [Format]> {
+    Some(match command {
+        "probes" => crate::probes::FORMATS,
+        "count" => crate::count::FORMATS,
+        "flow" => crate::flow::FORMATS,
+        "lines" => crate::lines::FORMATS,
+        "imports" => crate::imports::FORMATS,
+        "audit" => crate::audit::FORMATS,
+        "gc" => crate::gc::FORMATS,
+        "stacks" => crate::stacks::FORMATS,
+        "record" => crate::record::FORMATS,
+        "top" => crate::top::FORMATS,
+        _ => return None,
+    })
+}
+
+/// `--format` as one command has it: its help, completions and man page list only the
+/// command's formats; any format's name still parses, so that one the command lacks is refused
+/// by `OutputArgs::destination` with the formats it has (and what chose it).
+#[derive(Clone)]
+struct FormatParser(&'static [Format]);
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Format, clap::Error> {
+        clap::builder::EnumValueParser::<Format>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::ValueEnum;
+        Some(Box::new(
+            self.0.iter().filter_map(|f| f.to_possible_value()),
+        ))
+    }
+}
+
+/// clap's definitions as pyprobe parses them: each command's --format narrowed to its own.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let names: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    // mut_subcommand moves the command it changes to the end: every one is passed through,
+    // in order, so that help and the man page keep the order of `Command`.
+    for name in names {
+        cli = cli.mut_subcommand(&name, |c| match formats_of(&name) {
+            Some(formats) => c.mut_arg("format", |a| a.value_parser(FormatParser(formats))),
+            None => c,
+        });
+    }
+    cli
+}
+
+/// Parses a command line with `command()`'s definitions.
+pub fn parse_args(argv: &[OsString]) -> std::result::Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 /// The process to trace: an existing PID, or a command to start and trace from its first call.
@@ -477,7 +554,7 @@ pub fn args_for_invocation(args: Vec<OsString>) -> Vec<OsString> {
 
 #[cfg(test)]
 pub(crate) fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
-    Cli::try_parse_from(args_for_invocation(
+    parse_args(&args_for_invocation(
         args.iter().map(OsString::from).collect(),
     ))
 }
@@ -626,8 +703,7 @@ mod tests {
     /// only in debug builds unless asked for.
     #[test]
     fn the_definitions_pass_claps_checks() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
         for args in [
             &["pycount", "--pid", "1", "-q"][..],
             &["pyprobe", "record", "--pid", "1", "-q"],
@@ -708,6 +784,56 @@ mod tests {
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }
+    }
+
+    /// Each command's help lists only the formats it has (issue 22).
+    #[test]
+    fn help_lists_only_a_commands_own_formats() {
+        let help = |name: &str| {
+            let mut cmd = command();
+            cmd.build();
+            cmd.find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let count = help("count");
+        assert!(
+            count.contains("- text:") && count.contains("- json:"),
+            "{count}"
+        );
+        for other in ["svg", "chrome", "pprof", "speedscope", "folded"] {
+            assert!(
+                !count.contains(&format!("- {other}:")),
+                "count lists {other}"
+            );
+        }
+        let record = help("record");
+        for f in ["svg", "pprof", "speedscope", "folded", "text", "json"] {
+            assert!(record.contains(&format!("- {f}:")), "record lacks {f}");
+        }
+        assert!(!record.contains("- chrome:"));
+        let top = help("top");
+        assert!(top.contains("- text:") && !top.contains("- json:"), "{top}");
+        let order: Vec<String> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(order[..3], ["probes", "count", "flow"]);
+        // Every command with --format is narrowed.
+        for cmd in command().get_subcommands() {
+            if cmd.get_arguments().any(|a| a.get_id() == "format") {
+                assert!(formats_of(cmd.get_name()).is_some(), "{}", cmd.get_name());
+            }
+        }
+        // A format the command lacks parses, and is refused with the ones it has.
+        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--format", "svg"])
+            .unwrap()
+            .command
+        else {
+            panic!("not gc")
+        };
+        assert!(g.output.destination("pygc", crate::gc::FORMATS).is_err());
     }
 
     #[test]
