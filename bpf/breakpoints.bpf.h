@@ -22,7 +22,7 @@ int bp_entry(struct bpf_perf_event_data *ctx)
 	bool creation = false;
 	__u32 id, tid;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (bp_handover) {
 		tid = current_tid();
@@ -50,9 +50,10 @@ int bp_return(struct bpf_perf_event_data *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
 	struct fn_key key = {};
+	__u64 callees = 0;
 
-	if (armed() && timed)
-		record_return(pop_entry_at(regs->rsp + 8, &key), &key);
+	if (armed() && timed && thread_wanted())
+		record_return(pop_entry_at(regs->rsp + 8, &key, &callees), &key, callees);
 	return 0;
 }
 

@@ -5,6 +5,14 @@
 /* With --latency the entry probe runs too, and returns are paired with entries per thread. */
 const volatile bool timed = false;
 
+/* --tid: only this thread's calls (0: every thread's). */
+const volatile __u32 only_tid = 0;
+
+static __always_inline bool thread_wanted(void)
+{
+	return !only_tid || current_tid() == only_tid;
+}
+
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -72,6 +80,7 @@ static __always_inline void push_entry(__u64 pair, __u64 name_ptr, __u64 code, _
 		st->name_ptr[d] = name_ptr;
 		st->code[d] = code;
 		st->lineno[d] = lineno;
+		st->callees_ns[d] = 0;
 	} else {
 		/* Still counted in depth, so the returns above the limit pop nothing below it. */
 		__sync_fetch_and_add(&losses.too_deep, 1);
@@ -96,23 +105,30 @@ static __always_inline void release_if_empty(struct call_stack *st)
 		bpf_map_delete_elem(&stacks, &tid);
 }
 
-/* Takes the entry at `top` off the stack: its time, and its function's key. */
-static __always_inline __u64 take_entry(struct call_stack *st, __u32 top, struct fn_key *key)
+/* Takes the entry at `top` off the stack: its time, its callees' time, and its function's key.
+ * Its duration goes to its caller's callees, which is what makes the caller's own time. */
+static __always_inline __u64 take_entry(struct call_stack *st, __u32 top, struct fn_key *key, __u64 *callees)
 {
+	__u64 ts;
+
 	top &= MAX_DEPTH - 1;
 	key->code = st->code[top];
 	key->name_ptr = st->name_ptr[top];
 	key->lineno = st->lineno[top];
+	ts = st->ts[top];
+	*callees = st->callees_ns[top];
+	if (top > 0)
+		st->callees_ns[(top - 1) & (MAX_DEPTH - 1)] += bpf_ktime_get_ns() - ts;
 	st->depth = top;
 	release_if_empty(st);
-	return st->ts[top];
+	return ts;
 }
 
 /*
  * Pops the thread's entry for a return paired by `pair`: the top one, or where returns can go
  * missing, one a few frames down (the frames above it ended unseen, counted in exits_unseen).
  */
-static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key)
+static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key, __u64 *callees)
 {
 	struct call_stack *st = thread_stack(current_tid(), false);
 	__u32 top, k;
@@ -138,7 +154,7 @@ static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key)
 		__sync_fetch_and_add(&losses.exits_unseen, k);
 		top -= k;
 	}
-	return take_entry(st, top, key);
+	return take_entry(st, top, key, callees);
 }
 
 /*
@@ -146,7 +162,7 @@ static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key)
  * grows down, so entries pushed with a lower stack pointer belong to frames that ended without
  * their return being seen (a return site pyprobe did not probe).
  */
-static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key)
+static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key, __u64 *callees)
 {
 	struct call_stack *st = thread_stack(current_tid(), false);
 	__u32 top, unseen = 0;
@@ -177,10 +193,10 @@ static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key)
 		st->depth = top + 1;
 		return POP_UNPAIRED;
 	}
-	return take_entry(st, top, key);
+	return take_entry(st, top, key, callees);
 }
 
-static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 start)
+static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 start, __u64 callees)
 {
 	__u64 d;
 
@@ -192,6 +208,8 @@ static __always_inline void record_duration(struct fn_stats *s, __u32 id, __u64 
 	}
 	d = bpf_ktime_get_ns() - start;
 	__sync_fetch_and_add(&s->total_ns, d);
+	/* A callee's duration was taken a moment after its caller's clock: never below zero. */
+	__sync_fetch_and_add(&s->own_ns, d > callees ? d - callees : 0);
 	__sync_fetch_and_add(&s->timed, 1);
 	if (d > s->max_ns)
 		s->max_ns = d; /* a racing CPU may lose a max by a hair; counts stay exact */
@@ -236,13 +254,13 @@ static __always_inline struct fn_stats *count_key(struct pt_regs *ctx, struct fn
 
 /* Records the duration of the call a return paired with (the entry's key names it, or for a
  * call seen through its trampoline stub, the stub's slot). */
-static __always_inline void record_return(__u64 start, struct fn_key *key)
+static __always_inline void record_return(__u64 start, struct fn_key *key, __u64 callees)
 {
 	struct fn_slot *slot;
 	struct fn_entry *e;
 
 	if (start == POP_UNPAIRED || start == POP_TOO_DEEP) {
-		record_duration(NULL, 0, start);
+		record_duration(NULL, 0, start, 0);
 		return;
 	}
 	if (!key->code)
@@ -250,13 +268,13 @@ static __always_inline void record_return(__u64 start, struct fn_key *key)
 	if (key->name_ptr == STUB_SLOT) {
 		slot = slot_of(key->code);
 		if (slot && slot->code == key->code && slot->matched)
-			record_duration(&slot->stats, slot->id, start);
+			record_duration(&slot->stats, slot->id, start, callees);
 		return;
 	}
 	key->pid = key_pid();
 	e = bpf_map_lookup_elem(&functions, key);
 	if (e && e->matched)
-		record_duration(&e->stats, e->id, start);
+		record_duration(&e->stats, e->id, start, callees);
 }
 
 SEC("usdt")
@@ -266,7 +284,7 @@ int call_entry(struct pt_regs *ctx)
 	bool creation;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (!source.count_on_entry) {
 		push_entry(name_arg(ctx, source.name_reg_entry), 0, 0, 0);
@@ -284,23 +302,24 @@ int call_return(struct pt_regs *ctx)
 	struct fn_key key = {};
 	struct fn_stats *s;
 	bool creation;
-	__u64 start;
+	__u64 start, callees = 0;
 	__u32 id = 0;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (source.count_on_entry) {
 		/* The entry's key is the function's identity; the return's line is not. */
 		if (timed)
-			record_return(pop_entry(name_arg(ctx, source.name_reg_return), &key), &key);
+			record_return(pop_entry(name_arg(ctx, source.name_reg_return), &key, &callees), &key,
+				      callees);
 		return 0;
 	}
 	s = count_key(ctx, &key, function_key(ctx, source.name_reg_return, &key), 0, &creation, &id);
 	if (!timed)
 		return 0;
-	start = pop_entry(key.name_ptr, &key);
+	start = pop_entry(key.name_ptr, &key, &callees);
 	if (s)
-		record_duration(s, id, start);
+		record_duration(s, id, start, callees);
 	return 0;
 }
 
@@ -361,7 +380,7 @@ int eval_entry(struct pt_regs *ctx)
 	bool creation = false;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	if (bp_handover && counted_by_breakpoint(sp))
 		return 0;
@@ -390,13 +409,13 @@ SEC("uprobe")
 int eval_return(struct pt_regs *ctx)
 {
 	struct fn_key key = {};
-	__u64 sp;
+	__u64 sp, callees = 0;
 
-	if (!armed() || !timed)
+	if (!armed() || !timed || !thread_wanted())
 		return 0;
 	sp = eval_return_sp(ctx);
 	if (sp)
-		record_return(pop_entry_at(sp, &key), &key);
+		record_return(pop_entry_at(sp, &key, &callees), &key, callees);
 	return 0;
 }
 
@@ -413,7 +432,7 @@ int init_entry(struct pt_regs *ctx)
 	__u64 init;
 	__u32 id;
 
-	if (!armed())
+	if (!armed() || !thread_wanted())
 		return 0;
 	init = read_user_u64(ctx->rdi + source.eval.type_init, &ok);
 	key.code = ok && init ? read_user_u64(init + source.eval.func_code, &ok) : 0;

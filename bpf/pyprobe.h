@@ -71,6 +71,8 @@ struct fn_stats {
 	__u64 total_ns;
 	__u64 max_ns;
 	__u64 timed;
+	/* Own (exclusive) time: each timed call's duration minus its paired callees'. */
+	__u64 own_ns;
 };
 
 /*
@@ -163,6 +165,8 @@ struct call_stack {
 	__u64 name_ptr[MAX_DEPTH];
 	__u64 code[MAX_DEPTH];
 	__u32 lineno[MAX_DEPTH];
+	/* Time spent so far in each frame's returned callees: what its own time leaves out. */
+	__u64 callees_ns[MAX_DEPTH];
 };
 
 /*

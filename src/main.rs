@@ -1,9 +1,8 @@
 //! The `pyprobe` binary (also run as `pycount`, `pyflow`, `pygc`): parse, run, report errors.
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
-use pyprobe::cli::{Cli, args_for_invocation, usage_error};
+use pyprobe::cli::{args_for_invocation, parse_args, usage_error};
 use pyprobe::escape::escape_controls;
 use pyprobe::signals::install_stop_handler;
 
@@ -12,7 +11,7 @@ fn main() -> ExitCode {
     // order (src/output/pipe.rs), with the accounting on stderr, rather than killing pyprobe
     // mid-report.
     let argv = args_for_invocation(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(&argv) {
+    let cli = match parse_args(&argv) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();

@@ -93,6 +93,10 @@ pub fn verdict(s: &Option<Support>) -> (&'static str, &'static str) {
 }
 
 pub fn run(pid: i32, dest: Destination) -> Result<()> {
+    // No BPF here either: what the kernel asks is what reading /proc/PID/exe and memory asks.
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        crate::privileges::check_ptrace(pid)?;
+    }
     let report = ProbesReport::of(Target::from_pid(pid)?);
     let mut w = dest.open()?;
     let out = match dest.format {

@@ -157,6 +157,63 @@ fn latency_percentiles_match_the_workloads_own_timing() {
     assert_sleepers_latency(&report, &own);
 }
 
+/// pycount --latency's own time (issue 22): the parent's own time is its spin as it timed it
+/// itself (a quarter of its total, so no total passes for it), its total less its own is its
+/// callees' total, a leaf's own is its total; the default order with --latency is by own time
+/// (by count tiny would lead, by total parent). On the USDT source (3.11) and the eval-frame
+/// uprobe's (3.10).
+fn own_time_is_total_less_callees(py: Python) {
+    let (report, err) = trace_pid_on(&py, &["count", "--latency"], "own_time.py");
+    let spun = serde_json::from_str::<serde_json::Value>(
+        err.lines().rev().find(|l| l.starts_with('{')).unwrap(),
+    )
+    .unwrap()["spun_ns"]
+        .as_u64()
+        .unwrap();
+    let fs = report["functions"].as_array().unwrap();
+    let get = |name: &str| {
+        fs.iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {report}"))
+    };
+    let n = |f: &serde_json::Value, k: &str| f[k].as_u64().unwrap();
+    let (parent, child, tiny) = (get("parent"), get("child"), get("tiny"));
+    assert_eq!(
+        [n(parent, "count"), n(child, "count"), n(tiny, "count")],
+        [5, 10, 1000]
+    );
+    assert_eq!([n(parent, "timed"), n(child, "timed")], [5, 10]);
+    // A leaf: nothing to take out.
+    assert_eq!(n(child, "own_ns"), n(child, "total_ns"));
+    assert!(n(child, "own_ns") >= 300_000_000, "{child}");
+    // The parent's own time is its spin: at least what it timed, and past it only by the
+    // calls' own cost (probes included), far from its total (above 400 ms).
+    let own = n(parent, "own_ns");
+    assert!(
+        own >= spun && own < spun + spun / 4 + 5_000_000,
+        "parent own {own} ns, spun {spun} ns: {parent}"
+    );
+    // Its callees' time, as they were timed (each clock read a moment apart).
+    let callees = n(parent, "total_ns") - own;
+    assert!(
+        callees.abs_diff(n(child, "total_ns")) < 1_000_000,
+        "parent's callees {callees} ns, child's total {}",
+        n(child, "total_ns")
+    );
+    let order: Vec<&str> = fs.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(order[..2], ["child", "parent"], "{order:?}");
+}
+
+#[test]
+fn own_time_on_3_11() {
+    own_time_is_total_less_callees(Python::debian());
+}
+
+#[test]
+fn own_time_on_3_10() {
+    own_time_is_total_less_callees(Python::pyenv("3.10"));
+}
+
 /// Reads the progress counter the forever.py workload prints.
 fn progress(w: &mut Guard, lines: &mut impl Iterator<Item = String>) -> u64 {
     let _ = w;
@@ -594,6 +651,45 @@ fn a_thread_id_is_refused_with_its_process_id() {
     assert_clean_failure(
         &["count", "--pid", &tid.to_string()],
         &format!("{tid} is a thread of process {pid}: use --pid {pid}"),
+    );
+}
+
+/// --tid counts one thread's calls, in the kernel: the worker's 30, none of the main thread's 20
+/// (issue 22's one vocabulary: count takes --tid as flow, stacks, record and top do).
+#[test]
+fn tid_counts_one_threads_calls() {
+    const SCRIPT: &str = "import sys, threading\n\
+def in_worker():\n    pass\n\
+def in_main():\n    pass\n\
+go = threading.Event()\n\
+def work():\n    go.wait()\n    for _ in range(30):\n        in_worker()\n\
+t = threading.Thread(target=work)\nt.start()\n\
+print('ready', flush=True)\nsys.stdin.readline()\n\
+for _ in range(20):\n    in_main()\n\
+go.set()\nt.join()\n";
+    let mut w = spawn_ready(Command::new(PYTHON).args(["-c", SCRIPT]));
+    let pid = w.pid();
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&t| t != pid)
+        .expect("the worker thread");
+    let (pid, tid) = (pid.to_string(), tid.to_string());
+    let (p, rx) = start_pyprobe(&[
+        "count", "--pid", &pid, "--tid", &tid, "--json", "-f", "in_*",
+    ]);
+    w.send_line("go");
+    assert!(w.wait_output(Duration::from_secs(30)).status.success());
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let report = last_json(&stdout);
+    assert_eq!(
+        names_in(&report),
+        [("in_worker".to_string(), 30)],
+        "{stderr}"
+    );
+    assert_clean_failure(
+        &["count", "--pid", &pid, "--tid", "1", "--source", "watch"],
+        "--source watch counts every thread's calls",
     );
 }
 

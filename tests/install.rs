@@ -95,7 +95,7 @@ fn generated(args: &[&str]) -> String {
 /// Asks bash's completion function for the candidates after `words` (the last one being typed).
 fn bash_completes(script: &str, words: &[&str]) -> BTreeSet<String> {
     let program = format!(
-        "source {script}\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_pyprobe pyprobe '{}' '{}'\n\
+        "source {script}\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_{} {} '{}' '{}'\n\
          printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
         words
             .iter()
@@ -103,6 +103,8 @@ fn bash_completes(script: &str, words: &[&str]) -> BTreeSet<String> {
             .collect::<Vec<_>>()
             .join(" "),
         words.len() - 1,
+        words[0],
+        words[0],
         words[words.len() - 1],
         words[words.len() - 2],
     );
@@ -142,6 +144,20 @@ fn the_bash_completion_parses_and_completes_every_command() {
         bash_completes(&script, &["pyprobe", "count", "--la"]),
         BTreeSet::from(["--latency".to_string()])
     );
+    // The links complete as the commands they run (issue 22), their own formats only.
+    assert_eq!(
+        bash_completes(&script, &["pycount", "--la"]),
+        BTreeSet::from(["--latency".to_string()])
+    );
+    assert_eq!(
+        bash_completes(&script, &["pycount", "--format", ""]),
+        BTreeSet::from(["text".to_string(), "json".to_string()])
+    );
+    assert_eq!(
+        bash_completes(&script, &["pygc", "--min"]),
+        BTreeSet::from(["--min-pause".to_string()])
+    );
+    assert!(bash_completes(&script, &["pyflow", "--sub"]).contains("--subtree"));
     assert_eq!(
         bash_completes(&script, &["pyprobe", "completions", "z"]),
         BTreeSet::from(["zsh".to_string()])

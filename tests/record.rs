@@ -404,6 +404,98 @@ fn idle_threads_only_with_idle() {
     );
 }
 
+/// The table's rows and which line they name (issue 22): a function at its def line, or with
+/// --lines each line running, as Python's own frames say (parked.py's threads wait on known
+/// lines); every line of one parked stack has that stack's samples.
+#[test]
+fn the_table_names_def_lines_and_with_lines_the_lines_running() {
+    let p = parked();
+    let pid = p.pid().to_string();
+    let file = script("parked.py");
+    let source = std::fs::read_to_string(&file).unwrap();
+    // The line of the first line after `after` that reads `text` (trimmed), 1-based.
+    let line_of = |text: &str, after: usize| {
+        source
+            .lines()
+            .enumerate()
+            .skip(after)
+            .find(|(_, l)| l.trim() == text)
+            .map(|(i, _)| i + 1)
+            .unwrap_or_else(|| panic!("no {text:?} in parked.py"))
+    };
+    let def_c = line_of("def c(depth):", 0);
+    let def_w2 = line_of("def w2():", 0);
+    let running = [
+        ("c", line_of("stop.wait()", def_c)),
+        ("b", line_of("return c(3)", 0)),
+        ("a", line_of("return b()", 0)),
+        ("w2", line_of("stop.wait()", def_w2)),
+        ("w1", line_of("w2()", def_w2 + 1)),
+    ];
+    let table = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["record", "--pid", &pid, "--idle", "-d", "1"];
+        args.extend(extra);
+        let out = run_pyprobe(&args);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // A row's TOTAL column, for the row that ends with `label`.
+    let total_of = |rows: &[String], label: &str| -> Option<String> {
+        rows.iter()
+            .find(|r| r.ends_with(label))
+            .map(|r| r.split_whitespace().nth(3).unwrap().to_string())
+    };
+
+    let functions = table(&[]);
+    assert!(
+        functions[1].ends_with("FUNCTION (FILE:DEF LINE)"),
+        "{functions:?}"
+    );
+    assert!(
+        total_of(&functions, &format!("  c ({file}:{def_c})")).is_some(),
+        "{functions:?}"
+    );
+    for (name, line) in running {
+        assert!(
+            total_of(&functions, &format!("  {name} ({file}:{line})")).is_none(),
+            "{name}:{line} is a running line: {functions:?}"
+        );
+    }
+
+    let lines = table(&["--lines"]);
+    assert!(
+        lines[1].ends_with("FUNCTION (FILE:LINE RUNNING)"),
+        "{lines:?}"
+    );
+    assert!(
+        total_of(&lines, &format!("  c ({file}:{def_c})")).is_none(),
+        "{lines:?}"
+    );
+    let totals: Vec<String> = running
+        .iter()
+        .map(|(name, line)| {
+            total_of(&lines, &format!("  {name} ({file}:{line})"))
+                .unwrap_or_else(|| panic!("no row {name}:{line}: {lines:?}"))
+        })
+        .collect();
+    // The main thread's lines share its samples, the worker's its own: both parked throughout.
+    assert_eq!(totals[0], totals[1], "{lines:?}");
+    assert_eq!(totals[1], totals[2], "{lines:?}");
+    assert_eq!(totals[3], totals[4], "{lines:?}");
+    assert_ne!(totals[0], "0.00s");
+    // --top cuts the table, --lines is for tables only.
+    let top = table(&["--lines", "--top", "3"]);
+    assert_eq!(top.len(), 2 + 3, "{top:?}");
+    assert_clean_failure(
+        &["record", "--pid", &pid, "--lines", "-o", "x.svg"],
+        "--lines is for the table (text)",
+    );
+}
+
 /// Threads the target starts after pyprobe attached are sampled, each under its own thread id
 /// and its own function.
 #[test]

@@ -29,7 +29,11 @@ static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn start_parked(py: &Python) -> Parked {
     let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cmd = py.command(&py.script("parked.py"));
+    start_parked_by(py.command(&py.script("parked.py")))
+}
+
+/// parked.py started by the given command (say, as another user).
+fn start_parked_by(mut cmd: Command) -> Parked {
     let mut guard = Guard::spawn(
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -395,6 +399,89 @@ fn all_threads_and_one_thread() {
     );
     let all = stacks_json(pid, &["--all-threads"]);
     assert_eq!(all["threads"].as_array().unwrap().len(), 3);
+}
+
+/// `setpriv` as nobody: no capability, another uid than root's (issue 22).
+fn as_nobody(program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+        program,
+    ]);
+    cmd
+}
+
+/// stacks and probes load no BPF: an ordinary user reads their own process exactly, as root
+/// would; another user's process is refused in one line that says what is missing and the fix.
+/// (This kernel has no Yama; where it has, scope 1 refuses the first read too, said as such:
+/// privileges.rs's unit tests.)
+#[test]
+fn an_ordinary_user_reads_their_own_process() {
+    let mut cmd = as_nobody(PYTHON);
+    cmd.arg(script("parked.py"));
+    let p = start_parked_by(cmd);
+    let pid = p.guard.pid().to_string();
+    let out = as_nobody(pyprobe_bin())
+        .args(["stacks", "--pid", &pid, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stacks JSON");
+    assert_same_stack(&doc, p.main, &p.oracle);
+    assert_same_stack(&doc, p.worker, &p.oracle);
+    assert_eq!(
+        short_names(&doc, p.main)[..6],
+        ["wait", "wait", "c", "b", "a", "<module>"]
+    );
+    let probes = as_nobody(pyprobe_bin())
+        .args(["probes", "--pid", &pid])
+        .output()
+        .unwrap();
+    assert!(probes.status.success(), "{probes:?}");
+    assert!(
+        String::from_utf8_lossy(&probes.stdout).contains("function__entry"),
+        "{probes:?}"
+    );
+    // BPF still needs root, and says so.
+    let record = as_nobody(pyprobe_bin())
+        .args(["record", "--pid", &pid, "-d", "1"])
+        .output()
+        .unwrap();
+    assert!(!record.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&record.stderr),
+        "pyprobe: error: pyprobe needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs; \
+         run it with sudo\n"
+    );
+
+    let roots = start_workload_raw("parked.py");
+    thread::sleep(Duration::from_millis(300));
+    let root_pid = roots.pid().to_string();
+    for command in ["stacks", "probes"] {
+        let out = as_nobody(pyprobe_bin())
+            .args([command, "--pid", &root_pid])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        assert!(out.stdout.is_empty(), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "pyprobe: error: cannot inspect PID {root_pid}: it runs as uid 0 (gid 0) and \
+                 pyprobe as uid 65534 (gid 65534): reading another user's process (or a setuid \
+                 one) needs privileges: run pyprobe with sudo, or give it CAP_SYS_PTRACE (sudo \
+                 setcap cap_sys_ptrace+ep $(command -v pyprobe))\n"
+            ),
+            "{command}"
+        );
+    }
 }
 
 #[test]

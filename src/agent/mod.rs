@@ -289,6 +289,7 @@ impl Agent {
         let opts = CountOptions {
             filters: self.opts.filters.clone(),
             latency: self.opts.latency,
+            tid: None,
             max_functions: self.opts.max_functions,
             activate_trampoline: false,
             // A process running code from a file name CPython's probes fail on is listed as

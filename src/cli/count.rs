@@ -3,21 +3,24 @@ use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
 use crate::count::{self, CountOptions, CountView, SortKey, SourceChoice};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
-    pycount --pid 1234                          # all functions, until Ctrl-C or the process exits
-    pycount --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
-    pycount --pid 1234 --filter app.py:process  # process() in files ending in /app.py
-    pycount --pid 1234 --latency --sort avg -d 10  # latency percentiles for 10 seconds
-    pycount --json -- python3 script.py         # from the first call of a new process
-    pycount --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
-    pycount --subprocesses -- python3 pool.py   # the command and every process it forks
+    pyprobe count --pid 1234                          # all functions, until Ctrl-C or the process exits
+    pyprobe count --pid 1234 --filter 'handle_*'      # functions whose name starts with handle_
+    pyprobe count --pid 1234 --filter app.py:process  # process() in files ending in /app.py
+    pyprobe count --pid 1234 --latency -d 10          # own and total time per function, by own time
+    pyprobe count --pid 1234 --latency --sort avg -d 10  # latency percentiles, slowest calls first
+    pyprobe count --json -- python3 script.py         # from the first call of a new process
+    pyprobe count --pid 1234 --max-overhead 10        # stop if it slows the process by over 10%
+    pyprobe count --subprocesses -- python3 pool.py   # the command and every process it forks
+    pyprobe count --pid 1234 --tid 1240 --top 10      # one thread's ten most called functions
 
 Functions are shown as FILE:LINE NAME (LINE is the def line): functions that share a name
-stay apart. On CPython 3.11 counting uses returns only; --latency also needs entries, which
+stay apart. With --latency, OWN is a function's time less its callees' (each call's duration
+less its callees' durations, paired in the kernel), TOTAL includes them. On CPython 3.11 counting uses returns only; --latency also needs entries, which
 3.11 fires only in tracing mode (about 2x the per-call cost while attached, none after).
 On 3.11 pycount refuses a process that loaded a file whose name is not UTF-8 (CPython's probe
 code fails on it inside the program); --force attaches anyway.
@@ -37,15 +40,19 @@ pub struct CountArgs {
     /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
-    /// Also time each call (entry to return, callees included) and show percentiles
+    /// Also time each call: own time (callees' taken out), total (entry to return, callees
+    /// included), percentiles
     #[arg(short = 'L', long)]
     pub latency: bool,
-    /// Order of the table
-    #[arg(short, long, value_enum, default_value_t = SortKey::Count)]
-    pub sort: SortKey,
+    /// Order of the table [default: count; with --latency own, where the time is spent]
+    #[arg(short, long, value_enum)]
+    pub sort: Option<SortKey>,
     /// Show only the first N functions
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, alias = "rows", value_name = "N")]
     pub top: Option<usize>,
+    /// Only this thread's calls (its kernel thread id, as `ps -L` and pyprobe stacks show it)
+    #[arg(long, value_name = "TID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tid: Option<u32>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     #[command(flatten)]
@@ -77,9 +84,22 @@ pub struct CountArgs {
 
 impl CountArgs {
     pub fn run(&self) -> Result<()> {
+        if self.tid.is_some() && self.source == SourceChoice::Watch {
+            return Err(Error::Usage(
+                "--source watch counts every thread's calls: drop --tid, or --source".into(),
+            ));
+        }
+        if self.tid.is_some() && self.subprocesses {
+            return Err(Error::Usage(
+                "--tid is one thread of the target; the processes it forks have others: give \
+                 --tid or --subprocesses"
+                    .into(),
+            ));
+        }
         let opts = CountOptions {
             filters: filter::parse_all(&self.filter)?,
             latency: self.latency,
+            tid: self.tid,
             max_functions: self.max_functions,
             activate_trampoline: self.activate_trampoline,
             force: self.force,
@@ -88,7 +108,7 @@ impl CountArgs {
             source: self.source,
         };
         let view = CountView {
-            sort: self.sort,
+            sort: self.sort.unwrap_or(SortKey::default_for(self.latency)),
             top: self.top,
         };
         let dest = self.output.destination("pycount", count::FORMATS)?;

@@ -10,13 +10,13 @@ use crate::flow::{self, FlowOptions, Weight};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
-    pyflow --pid 1234                               # every call and return until Ctrl-C
-    pyflow --pid 1234 --filter 'handle_*' --subtree # handle_* and everything it calls
-    pyflow --pid 1234 --min-duration 5000 --subtree --filter handle  # only slow requests' paths
-    pyflow --pid 1234 --max-depth 2 --tid 1240      # two levels of one thread
-    pyflow --json -o flow.jsonl -- python3 app.py   # JSON lines from the first bytecode
-    pyflow --format chrome -o trace.json -d 5 --pid 1234   # open in ui.perfetto.dev
-    pyflow -o flame.svg -- python3 app.py                  # an exact, time-weighted flame graph
+    pyprobe flow --pid 1234                           # every call and return until Ctrl-C
+    pyprobe flow --pid 1234 --filter 'handle_*' --subtree  # handle_* and everything it calls
+    pyprobe flow --pid 1234 --min-duration 5000 --subtree --filter handle  # only slow requests' paths
+    pyprobe flow --pid 1234 --max-depth 2 --tid 1240  # two levels of one thread
+    pyprobe flow --json -o flow.jsonl -- python3 app.py  # JSON lines from the first bytecode
+    pyprobe flow --format chrome -o trace.json -d 5 --pid 1234  # open in ui.perfetto.dev
+    pyprobe flow -o flame.svg -- python3 app.py       # an exact, time-weighted flame graph
 
 Each line: microseconds since tracing began, PID, TID, then -> (call) or <- (return, with the
 call's duration) and FILE:LINE NAME (LINE is the def line), indented by depth in its thread.

@@ -9,10 +9,10 @@ use crate::gc::{self, GcOptions};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
-    pygc --pid 1234                    # pause histograms per generation, until Ctrl-C or exit
-    pygc --pid 1234 --min-pause 10000  # also print each pause of 10 ms or more as it happens
-    pygc --pid 1234 --interval 10      # a report every 10 seconds (each covers its own window)
-    pygc --json -d 60 -- python3 app.py   # one JSON report after 60 s of a new process
+    pyprobe gc --pid 1234                      # pause histograms per generation, until Ctrl-C or exit
+    pyprobe gc --pid 1234 --min-pause 10000    # also print each pause of 10 ms or more as it happens
+    pyprobe gc --pid 1234 --interval 10        # a report every 10 seconds (each covers its own window)
+    pyprobe gc --json -d 60 -- python3 app.py  # one JSON report after 60 s of a new process
 
 Pauses are timed in the kernel from gc__start to gc__done of the same thread, so a pause is
 the collection itself (finalizers and weakref callbacks included), without the time to take

@@ -27,10 +27,10 @@ pub struct LinesArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Count only lines of files whose path matches GLOB
-    #[arg(short, long, value_name = "GLOB")]
+    #[arg(short = 'F', long, value_name = "GLOB")]
     pub file: Option<String>,
     /// Show only the N hottest lines
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, alias = "rows", value_name = "N")]
     pub top: Option<usize>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,

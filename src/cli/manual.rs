@@ -1,8 +1,8 @@
 //! `pyprobe man`: one manual page, in roff, for pyprobe and every command, from the command line.
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_mangen::Man;
 
-use super::{Cli, print_generated};
+use super::print_generated;
 use crate::error::{Error, Result};
 
 pub const EXAMPLES: &str = "\
@@ -28,7 +28,7 @@ impl ManArgs {
 /// section per command (clap_mangen would point to a page per command, which a single binary
 /// copied alone would not have), then pyprobe's own after-help sections.
 fn page() -> std::io::Result<String> {
-    let mut cli = Cli::command();
+    let mut cli = super::command();
     cli.build();
     let man = Man::new(cli.clone()).manual("User Commands");
     let mut out = Vec::new();

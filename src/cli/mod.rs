@@ -46,18 +46,30 @@ use crate::session::{Schedule, TargetSpec};
 const EXAMPLES: &str = "\
 EXAMPLES:
     pyprobe probes --pid 1234             # which probes this interpreter has and which work
-    pycount --pid 1234                    # count calls per function until Ctrl-C
-    pycount --pid 1234 --filter func1     # count only func1, decided in the kernel
-    pycount --latency --sort total -- python3 app.py   # time every call from the first bytecode
-    pygc --pid 1234                       # GC pause histograms per generation until Ctrl-C
+    pyprobe count --pid 1234              # count calls per function until Ctrl-C
+    pyprobe count --pid 1234 --filter func1 # count only func1, decided in the kernel
+    pyprobe count --latency --sort total -- python3 app.py # time every call from the first bytecode
+    pyprobe gc --pid 1234                 # GC pause histograms per generation until Ctrl-C
     pyprobe lines --pid 1234 --file app.py --top 20     # hottest source lines (CPython <= 3.11)
     pyprobe imports -- python3 app.py     # why does my program start slowly?
     pyprobe audit --pid 1234 --event 'socket.*'         # sockets opened, bound, connected
-    pyflow --pid 1234 --filter 'handle_*' --subtree   # every call below handle_*, as it happens
+    pyprobe flow --pid 1234 --filter 'handle_*' --subtree # every call below handle_*, as it happens
     pyprobe stacks --pid 1234             # what every thread is doing now
     pyprobe record --pid 1234 -d 30s -o flame.svg   # where the time goes (format from the name)
     pyprobe top --pid 1234                # the same, live
     pyprobe agent --filter 'handle_*'     # every Python process as Prometheus metrics, at :9464
+
+NAMES:
+    pycount, pyflow and pygc are pyprobe count, flow and gc under another name: the .deb links
+    them (scripts/deb); after cargo install, link them yourself: ln -s pyprobe pycount (likewise
+    pyflow, pygc, next to pyprobe). Their completions come with pyprobe completions bash|fish.
+
+PRIVILEGES:
+    Commands that load BPF (count, flow, gc, lines, imports, audit, record, top, agent) need
+    root, or CAP_BPF with CAP_PERFMON. stacks and probes load none: any user may run them on
+    their own processes (same uid, where kernel.yama.ptrace_scope allows: 0, or 1 for a process
+    they started); another user's process needs root or CAP_SYS_PTRACE. completions and man
+    need nothing.
 
 WHAT ATTACHING CHANGES:
     pyprobe writes nothing into the target's memory (but see --activate-trampoline). The kernel
@@ -89,7 +101,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the interpreter's USDT probes, their semaphores, and what works on its version
+    /// List the interpreter's USDT probes, their semaphores, and what works on its version (no
+    /// root needed for one's own processes)
     Probes(ProbesArgs),
     /// Count calls per function (and time them with --latency), aggregated in the kernel [pycount]
     #[command(after_help = count::EXAMPLES)]
@@ -169,6 +182,78 @@ impl Command {
             Command::Man(a) => a.run(),
         }
     }
+}
+
+/// Each command's formats, as its run accepts them.
+fn formats_of(command: &str) -> Option<&'static [Format]> {
+    Some(match command {
+        "probes" => crate::probes::FORMATS,
+        "count" => crate::count::FORMATS,
+        "flow" => crate::flow::FORMATS,
+        "lines" => crate::lines::FORMATS,
+        "imports" => crate::imports::FORMATS,
+        "audit" => crate::audit::FORMATS,
+        "gc" => crate::gc::FORMATS,
+        "stacks" => crate::stacks::FORMATS,
+        "record" => crate::record::FORMATS,
+        "top" => crate::top::FORMATS,
+        _ => return None,
+    })
+}
+
+/// `--format` as one command has it: its help, completions and man page list only the
+/// command's formats; any format's name still parses, so that one the command lacks is refused
+/// by `OutputArgs::destination` with the formats it has (and what chose it).
+#[derive(Clone)]
+struct FormatParser(&'static [Format]);
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Format, clap::Error> {
+        clap::builder::EnumValueParser::<Format>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::ValueEnum;
+        Some(Box::new(
+            self.0.iter().filter_map(|f| f.to_possible_value()),
+        ))
+    }
+}
+
+/// clap's definitions as pyprobe parses them: each command's --format narrowed to its own.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let names: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    // mut_subcommand moves the command it changes to the end: every one is passed through,
+    // in order, so that help and the man page keep the order of `Command`.
+    for name in names {
+        cli = cli.mut_subcommand(&name, |c| match formats_of(&name) {
+            Some(formats) => c.mut_arg("format", |a| a.value_parser(FormatParser(formats))),
+            None => c,
+        });
+    }
+    cli
+}
+
+/// Parses a command line with `command()`'s definitions.
+pub fn parse_args(argv: &[OsString]) -> std::result::Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 /// The process to trace: an existing PID, or a command to start and trace from its first call.
@@ -469,7 +554,7 @@ pub fn args_for_invocation(args: Vec<OsString>) -> Vec<OsString> {
 
 #[cfg(test)]
 pub(crate) fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
-    Cli::try_parse_from(args_for_invocation(
+    parse_args(&args_for_invocation(
         args.iter().map(OsString::from).collect(),
     ))
 }
@@ -618,8 +703,7 @@ mod tests {
     /// only in debug builds unless asked for.
     #[test]
     fn the_definitions_pass_claps_checks() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
         for args in [
             &["pycount", "--pid", "1", "-q"][..],
             &["pyprobe", "record", "--pid", "1", "-q"],
@@ -629,6 +713,127 @@ mod tests {
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }
+    }
+
+    /// One vocabulary (issue 22): a letter means the same flag in every command (`-f` is
+    /// --filter, `-t` is --top, ...), the row limit is --top (old --rows kept, hidden), the sort
+    /// keys that mean the same are spelled the same, and every command that picks threads takes
+    /// --tid.
+    #[test]
+    fn every_command_speaks_one_vocabulary() {
+        use clap::CommandFactory;
+        use std::collections::{BTreeMap, BTreeSet};
+        let cli = Cli::command();
+        let mut letters: BTreeMap<char, BTreeSet<String>> = BTreeMap::new();
+        let mut with_tid = BTreeSet::new();
+        let mut sorts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for cmd in cli.get_subcommands() {
+            let name = cmd.get_name().to_string();
+            for arg in cmd.get_arguments() {
+                let long = arg.get_long().unwrap_or_default().to_string();
+                if let Some(c) = arg.get_short() {
+                    letters.entry(c).or_default().insert(long.clone());
+                }
+                match long.as_str() {
+                    "filter" => assert_eq!(arg.get_short(), Some('f'), "{name} --filter"),
+                    "top" => {
+                        assert_eq!(arg.get_short(), Some('t'), "{name} --top");
+                        let aliases = arg.get_all_aliases().unwrap_or_default();
+                        assert!(aliases.contains(&"rows"), "{name} --top has no --rows");
+                        let visible = arg.get_visible_aliases().unwrap_or_default();
+                        assert!(!visible.contains(&"rows"), "{name} shows --rows");
+                    }
+                    "rows" => panic!("{name}: the row limit is --top"),
+                    "tid" => {
+                        with_tid.insert(name.clone());
+                    }
+                    "sort" => {
+                        let keys = arg
+                            .get_possible_values()
+                            .iter()
+                            .map(|v| v.get_name().to_string())
+                            .collect();
+                        sorts.insert(name.clone(), keys);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (c, longs) in &letters {
+            assert_eq!(longs.len(), 1, "-{c} means {longs:?}");
+        }
+        assert_eq!(letters[&'f'], BTreeSet::from(["filter".to_string()]));
+        assert_eq!(letters[&'t'], BTreeSet::from(["top".to_string()]));
+        for cmd in ["count", "flow", "stacks", "record", "top"] {
+            assert!(with_tid.contains(cmd), "{cmd} has no --tid");
+        }
+        // Own, total and name mean the same in count (with --latency) as in top.
+        for key in ["own", "total", "name"] {
+            assert!(sorts["count"].contains(key), "count --sort {key}");
+            assert!(sorts["top"].contains(key), "top --sort {key}");
+        }
+        // The old spellings still parse.
+        for args in [
+            &["pyprobe", "top", "--pid", "1", "--rows", "5"][..],
+            &[
+                "pyprobe", "lines", "--pid", "1", "--file", "app.py", "--rows", "5",
+            ],
+            &["pyprobe", "lines", "--pid", "1", "-F", "app.py", "-t", "5"],
+            &["pyprobe", "record", "--pid", "1", "--top", "5"],
+            &["pycount", "--pid", "1", "--tid", "7", "-t", "3", "-f", "x"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+    }
+
+    /// Each command's help lists only the formats it has (issue 22).
+    #[test]
+    fn help_lists_only_a_commands_own_formats() {
+        let help = |name: &str| {
+            let mut cmd = command();
+            cmd.build();
+            cmd.find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let count = help("count");
+        assert!(
+            count.contains("- text:") && count.contains("- json:"),
+            "{count}"
+        );
+        for other in ["svg", "chrome", "pprof", "speedscope", "folded"] {
+            assert!(
+                !count.contains(&format!("- {other}:")),
+                "count lists {other}"
+            );
+        }
+        let record = help("record");
+        for f in ["svg", "pprof", "speedscope", "folded", "text", "json"] {
+            assert!(record.contains(&format!("- {f}:")), "record lacks {f}");
+        }
+        assert!(!record.contains("- chrome:"));
+        let top = help("top");
+        assert!(top.contains("- text:") && !top.contains("- json:"), "{top}");
+        let order: Vec<String> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert_eq!(order[..3], ["probes", "count", "flow"]);
+        // Every command with --format is narrowed.
+        for cmd in command().get_subcommands() {
+            if cmd.get_arguments().any(|a| a.get_id() == "format") {
+                assert!(formats_of(cmd.get_name()).is_some(), "{}", cmd.get_name());
+            }
+        }
+        // A format the command lacks parses, and is refused with the ones it has.
+        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--format", "svg"])
+            .unwrap()
+            .command
+        else {
+            panic!("not gc")
+        };
+        assert!(g.output.destination("pygc", crate::gc::FORMATS).is_err());
     }
 
     #[test]

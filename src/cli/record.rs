@@ -2,7 +2,8 @@
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, TargetArgs, ThreadArgs};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::output::Format;
 use crate::record::{self, RecordOptions};
 use crate::sample::SampleOptions;
 
@@ -13,6 +14,7 @@ EXAMPLES:
     pyprobe record --pid 1234 -o cpu.pb.gz                     # pprof: go tool pprof, Pyroscope
     pyprobe record --pid 1234 --idle --per-thread --format folded   # waiting threads too
     pyprobe record --pid 1234 -d 10                            # a table of functions
+    pyprobe record --pid 1234 -d 10 --lines --top 20           # the 20 hottest lines
 
 Samples the Python stack of every thread of the process that is on CPU, --rate times per
 second of its CPU time, until Ctrl-C, --duration or the process's exit. The stack is walked in
@@ -20,6 +22,9 @@ the kernel at each sample (a CPU-clock perf event per CPU) and counted there per
 stack; each stack is named once. Works on CPython 3.8-3.15, with or without USDT probes.
 --idle also samples threads that are sleeping or waiting, at the same rate, from userspace.
 A progress line (samples so far, lost, elapsed) goes to stderr.
+Which line: the table names a function by its def line (FILE:DEF LINE, a row per function;
+--lines makes a row per line running instead), the flame graph, folded stacks, speedscope and
+pprof name each frame by the line it was running (as py-spy does); JSON has both.
 Formats: svg, folded, speedscope, pprof (gzipped profile.proto), text (a table), json.
 Without --format the output file's name chooses: .svg, .json, .speedscope.json, .pb.gz,
 .folded or .txt (folded); a --format that contradicts the name is refused.
@@ -39,6 +44,10 @@ pub struct SampleArgs {
     /// Size of the kernel's table of (thread, stack) counts
     #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     pub max_stacks: u32,
+    /// The table: a row per source line running (FILE:LINE, as py-spy's and austin's line
+    /// mode) instead of per function (FILE:DEF LINE)
+    #[arg(long)]
+    pub lines: bool,
 }
 
 impl SampleArgs {
@@ -50,6 +59,7 @@ impl SampleArgs {
             all_threads: self.threads.all_threads,
             filters: self.threads.filters()?,
             max_stacks: self.max_stacks,
+            lines: self.lines,
         })
     }
 }
@@ -63,6 +73,9 @@ pub struct RecordArgs {
     /// Keep threads apart (a root frame, a speedscope profile per thread) instead of merging them
     #[arg(long)]
     pub per_thread: bool,
+    /// The table (text): only the first N functions
+    #[arg(short, long, alias = "rows", value_name = "N")]
+    pub top: Option<usize>,
     #[command(flatten)]
     pub schedule: DurationArgs,
     #[command(flatten)]
@@ -74,10 +87,18 @@ impl RecordArgs {
         let opts = RecordOptions {
             sample: self.sample.options()?,
             per_thread: self.per_thread,
+            top: self.top,
         };
         let dest = self
             .output
             .profile_destination("pyprobe record", record::FORMATS)?;
+        if self.sample.lines && dest.format != Format::Text {
+            return Err(Error::Usage(format!(
+                "--lines is for the table (text); --format {} names each frame by the line it \
+                 was running already",
+                dest.format
+            )));
+        }
         record::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
     }
 }

@@ -20,6 +20,9 @@ first. Read from the process's memory, without BPF, on CPython 3.8-3.15 with or 
 probes. A process whose threads are waiting is read without stopping it; one whose stacks move
 while they are read (and any 3.8-3.10, to learn its threads' ids) is held still for the read,
 a few milliseconds, and always let go. Formats: text, json.
+
+Needs no root: any user may read their own processes (same uid, where
+kernel.yama.ptrace_scope allows); another user's needs root or CAP_SYS_PTRACE.
 ";
 
 /// Which threads: every thread with Python frames, one thread, or also the threads that run

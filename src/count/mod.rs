@@ -21,6 +21,8 @@ pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 pub struct CountOptions {
     pub filters: Vec<Pattern>,
     pub latency: bool,
+    /// Only this thread's calls (its kernel thread id), filtered in the kernel.
+    pub tid: Option<u32>,
     pub max_functions: u32,
     /// Switch on a running 3.14+ process's perf trampoline if it is off.
     pub activate_trampoline: bool,
@@ -61,12 +63,34 @@ pub struct CountView {
     pub top: Option<usize>,
 }
 
+/// The same keys as top's and record's where they mean the same (own, total, name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SortKey {
+    /// Calls (the default without --latency)
     #[default]
     Count,
+    /// --latency: time in the function itself, its callees' time taken out (the default with
+    /// --latency)
+    Own,
+    /// --latency: time from entry to return, callees included
     Total,
+    /// --latency: total time per timed call
     Avg,
+    /// The function's name (then file and line)
+    Name,
+}
+
+impl SortKey {
+    /// The order when none is given: by own time with --latency, where the time is spent
+    /// (total time puts every handler's callers, `<module>` and `main` first, which answers
+    /// nothing); by calls otherwise.
+    pub fn default_for(latency: bool) -> SortKey {
+        if latency {
+            SortKey::Own
+        } else {
+            SortKey::Count
+        }
+    }
 }
 
 /// One function's calls, and with --latency their durations.
@@ -79,6 +103,9 @@ pub struct FunctionStats {
     /// Calls whose duration was measured (entry and return both seen).
     pub timed: u64,
     pub total_ns: u64,
+    /// The timed calls' own (exclusive) time: each one's duration less its callees' that
+    /// pyprobe paired (every call, but with breakpoints only the filtered functions').
+    pub own_ns: u64,
     pub max_ns: u64,
     pub histogram: Histogram,
 }
@@ -109,6 +136,7 @@ impl FunctionStats {
             count: self.count - earlier.count.min(self.count),
             timed: self.timed - earlier.timed.min(self.timed),
             total_ns: self.total_ns - earlier.total_ns.min(self.total_ns),
+            own_ns: self.own_ns - earlier.own_ns.min(self.own_ns),
             max_ns: window_max(&histogram, self.max_ns, earlier.max_ns),
             histogram,
             ..self.clone()
@@ -165,12 +193,22 @@ impl CallReport {
         let mut fs: Vec<&FunctionStats> = self.functions.iter().collect();
         let key = |f: &FunctionStats| match view.sort {
             SortKey::Count => f.count,
+            SortKey::Own => f.own_ns,
             SortKey::Total => f.total_ns,
             SortKey::Avg => f.avg_ns(),
+            SortKey::Name => 0,
         };
+        let by_name = view.sort == SortKey::Name;
         fs.sort_by(|a, b| {
             key(b)
                 .cmp(&key(a))
+                .then_with(|| {
+                    if by_name {
+                        a.function.name.cmp(&b.function.name)
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                })
                 .then_with(|| a.function.file.cmp(&b.function.file))
                 .then_with(|| a.function.line.cmp(&b.function.line))
                 .then_with(|| a.function.name.cmp(&b.function.name))
@@ -261,6 +299,21 @@ mod tests {
         assert_eq!(names(SortKey::Count, None), ["b", "a", "c"]);
         assert_eq!(names(SortKey::Total, Some(2)), ["c", "a"]);
         assert_eq!(names(SortKey::Avg, None), ["c", "a", "b"]);
+        assert_eq!(names(SortKey::Name, None), ["a", "b", "c"]);
+        let mut own = r.clone();
+        own.functions[1].own_ns = 7;
+        own.functions[2].own_ns = 3;
+        let names: Vec<_> = own
+            .ordered(CountView {
+                sort: SortKey::Own,
+                top: None,
+            })
+            .iter()
+            .map(|f| f.function.name.clone())
+            .collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        assert_eq!(SortKey::default_for(true), SortKey::Own);
+        assert_eq!(SortKey::default_for(false), SortKey::Count);
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl CountTracer {
             ro.filters = same_struct(&filters);
             ro.nr_filters = nr_filters;
             ro.timed = opts.latency;
+            ro.only_tid = opts.tid.unwrap_or(0);
             ro.per_process = opts.subprocesses;
             if opts.subprocesses {
                 ro.family_stack = crate::children::stack_top(target.pid)?;
@@ -316,6 +317,7 @@ impl CountTracer {
                 count: e.stats.count,
                 timed: e.stats.timed,
                 total_ns: e.stats.total_ns,
+                own_ns: e.stats.own_ns,
                 max_ns: e.stats.max_ns,
                 histogram: Histogram::default(),
             });
@@ -335,6 +337,7 @@ impl CountTracer {
                 f.count += slot.stats.count;
                 f.timed += slot.stats.timed;
                 f.total_ns += slot.stats.total_ns;
+                f.own_ns += slot.stats.own_ns;
                 f.max_ns = f.max_ns.max(slot.stats.max_ns);
             }
         }

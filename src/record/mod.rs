@@ -25,6 +25,8 @@ pub struct RecordOptions {
     pub sample: SampleOptions,
     /// Keep threads apart (a root frame per thread, a profile per thread), else merge them.
     pub per_thread: bool,
+    /// The table's rows (text format): the first N functions.
+    pub top: Option<usize>,
 }
 
 /// The sampler, with a progress line on stderr.
@@ -114,7 +116,7 @@ pub fn run(
         Format::Speedscope => Box::new(speedscope::Speedscope::new(w, opts.per_thread, title)),
         Format::Pprof => Box::new(pprof::Pprof::new(w, opts.per_thread)),
         Format::Json => Box::new(json::profile::Json::new(w)),
-        _ => Box::new(text::profile::Table::new(w, None)),
+        _ => Box::new(text::profile::Table::new(w, opts.top)),
     };
     let tracer = SampleTracer::attach(&session.target, &opts.sample)?;
     let mut recording = Recording {

@@ -28,6 +28,8 @@ pub struct SampleOptions {
     pub filters: Vec<Pattern>,
     /// Size of the kernel's (thread, stack) table.
     pub max_stacks: u32,
+    /// Tables have a row per line running (`--lines`) rather than per function.
+    pub lines: bool,
 }
 
 /// A stack, innermost frame first, named once.
@@ -60,6 +62,8 @@ pub struct Profile {
     /// Samples of stacks that could not be named (their record was lost).
     pub unnamed: u64,
     pub idle: bool,
+    /// Its table's rows are lines (the line each frame was running), not functions.
+    pub by_line: bool,
 }
 
 impl Report for Profile {
@@ -89,6 +93,7 @@ impl Report for Profile {
             losses: self.losses.since(&earlier.losses),
             unnamed: self.unnamed.saturating_sub(earlier.unnamed),
             idle: self.idle,
+            by_line: self.by_line,
         }
     }
 }
@@ -97,11 +102,12 @@ fn stack_id(c: &StackCount) -> u64 {
     c.stack.as_ref().map_or(0, |s| s.id)
 }
 
-/// A function as profiles show it.
+/// A function as profiles' tables show it (or with `--lines`, one line of it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FunctionKey {
     pub name: String,
     pub file: String,
+    /// The def line; with `--lines`, the line the frame was running.
     pub def_line: i32,
 }
 
@@ -111,6 +117,14 @@ impl FunctionKey {
             name: f.name.clone(),
             file: f.file.clone(),
             def_line: f.def_line,
+        }
+    }
+
+    /// The line a frame was running, as a row of its own.
+    pub fn at_line(f: &Frame) -> FunctionKey {
+        FunctionKey {
+            def_line: f.line,
+            ..FunctionKey::of(f)
         }
     }
 }
@@ -128,14 +142,20 @@ impl Profile {
         self.counts.iter().map(|c| c.count).sum()
     }
 
-    /// Own and total samples per function.
+    /// Own and total samples per function (per line with `by_line`: a line's total counts the
+    /// samples where it was running in any frame, once per sample).
     pub fn functions(&self) -> HashMap<FunctionKey, FunctionSamples> {
+        let key_of = if self.by_line {
+            FunctionKey::at_line
+        } else {
+            FunctionKey::of
+        };
         let mut out: HashMap<FunctionKey, FunctionSamples> = HashMap::new();
         for c in &self.counts {
             let Some(stack) = &c.stack else { continue };
             let mut seen = Vec::new();
             for (i, f) in stack.frames.iter().enumerate() {
-                let key = FunctionKey::of(f);
+                let key = key_of(f);
                 if seen.contains(&key) {
                     continue;
                 }
@@ -171,6 +191,7 @@ impl Profile {
         self.unnamed += other.unnamed;
         self.rate_hz = other.rate_hz;
         self.idle = other.idle;
+        self.by_line = other.by_line;
         self.losses = other.losses.clone();
     }
 }
@@ -236,6 +257,22 @@ pub(crate) mod tests {
         let mains: Vec<_> = f.keys().filter(|k| k.name == "main").collect();
         assert_eq!(mains.len(), 2, "def lines 9 and 10 differ in this sample");
         assert_eq!(profile().total_samples(), 47);
+        // By line: main's lines 10 and 11 apart, each with its own samples.
+        let by_line = Profile {
+            by_line: true,
+            ..profile()
+        }
+        .functions();
+        let main_lines: Vec<(i32, u64)> = {
+            let mut v: Vec<_> = by_line
+                .iter()
+                .filter(|(k, _)| k.name == "main")
+                .map(|(k, s)| (k.def_line, s.total))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(main_lines, [(10, 35), (11, 10)]);
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl Tracer for SampleTracer {
             losses,
             unnamed,
             idle: opts.idle,
+            by_line: opts.lines,
         })
     }
 }

@@ -233,18 +233,16 @@ impl Target {
     }
 }
 
-/// Not being root is the usual reason; otherwise the process is protected from us.
+/// Another user, Yama or a process that made itself undumpable: said with the remedy.
 fn no_access(pid: i32) -> Error {
-    let why = if crate::privileges::check_privileges().is_err() {
-        "permission denied reading /proc/PID/exe: another user's process can be read only by \
-         root (or with CAP_SYS_PTRACE)"
-    } else {
-        "permission denied reading /proc/PID/exe (another user namespace, or ptrace restrictions)"
-    };
-    Error::NoAccess {
-        pid,
-        why: why.into(),
-    }
+    let why = crate::privileges::PtraceFacts::of(pid)
+        .refusal()
+        .unwrap_or_else(|| {
+            "permission denied reading /proc/PID/exe (it made itself undumpable, or runs in \
+         another user namespace)"
+                .into()
+        });
+    Error::NoAccess { pid, why }
 }
 
 fn looks_like_python(elf: &ElfInfo) -> bool {

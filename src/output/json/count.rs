@@ -38,6 +38,7 @@ pub fn report(report: &CallReport, view: CountView) -> Value {
                 let p = f.percentiles(&[50.0, 90.0, 99.0]);
                 v["timed"] = json!(f.timed);
                 v["total_ns"] = json!(f.total_ns);
+                v["own_ns"] = json!(f.own_ns);
                 v["avg_ns"] = json!(f.avg_ns());
                 v["p50_ns"] = json!(p[0]);
                 v["p90_ns"] = json!(p[1]);

@@ -26,9 +26,10 @@ pub fn table(report: &CallReport, view: CountView) -> String {
     };
     if report.latency {
         out.push_str(&format!(
-            "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  FUNCTION\n",
+            "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  FUNCTION\n",
             pid(None),
             "CALLS",
+            "OWN",
             "TOTAL",
             "AVG",
             "P50",
@@ -39,9 +40,10 @@ pub fn table(report: &CallReport, view: CountView) -> String {
         for f in fs {
             let p = f.percentiles(&[50.0, 90.0, 99.0]);
             out.push_str(&format!(
-                "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                "{}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
                 pid(f.pid),
                 f.count,
+                duration(f.own_ns),
                 duration(f.total_ns),
                 duration(f.avg_ns()),
                 duration(p[0]),

@@ -86,8 +86,15 @@ pub fn table_lines(
     limit: Option<usize>,
 ) -> Vec<String> {
     let n = window.total_samples();
+    // Which line: a function's def line (one row per function), or with --lines the line
+    // running (as the flame graph names frames).
+    let what = if overall.by_line {
+        "FUNCTION (FILE:LINE RUNNING)"
+    } else {
+        "FUNCTION (FILE:DEF LINE)"
+    };
     let mut lines = vec![format!(
-        "{:>7} {:>7} {:>9} {:>10}  FUNCTION (FILE:LINE)",
+        "{:>7} {:>7} {:>9} {:>10}  {what}",
         "%OWN", "%TOTAL", "OWN", "TOTAL"
     )];
     for r in rows(window, overall, sort, limit) {
@@ -157,6 +164,7 @@ mod tests {
             lines[1].starts_with("  63.8%   63.8%     0.30s"),
             "{lines:?}"
         );
+        assert!(lines[0].ends_with("FUNCTION (FILE:DEF LINE)"), "{lines:?}");
         let by_total = table_lines(&p, &p, SortBy::Total, None);
         assert!(by_total[1].contains("main"), "{by_total:?}");
     }
