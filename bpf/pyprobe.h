@@ -562,4 +562,49 @@ struct agent_gc_stats {
 	__u64 collected;
 };
 
+/* ---- pyprobe exceptions ---- */
+
+/* Where a raised exception is, per CPython version (src/exceptions/tracer.rs). */
+struct exc_layout {
+	/* tstate -> curexc_type (<= 3.11, a type; curexc_traceback 16 bytes on) or
+	 * current_exception (3.12+, the instance). */
+	__u32 tstate_exc;
+	/* 3.12+: the instance's traceback field; 0 where the traceback is in the thread state. */
+	__u32 exc_traceback;
+	/* 3.11+: PyFrameObject -> its _PyInterpreterFrame; 0 where the frame object is the frame. */
+	__u32 frame_object_frame;
+	/* PyTracebackObject -> tb_frame. */
+	__u32 tb_frame;
+};
+
+/* What an exception is counted under: its type, where it was raised (the first Python frame it
+ * passed), the function it stopped in, how many frames it passed and whether one was the
+ * thread's outermost Python frame. */
+struct exc_key {
+	__u64 type;
+	__u64 raise_code;
+	__u64 raise_instr;
+	__u64 end_code;
+	__u32 frames;
+	__u8 reached_top;
+	__u8 pad[3];
+};
+
+/* The exception a thread is propagating, until the thread raises another one. */
+struct exc_flight {
+	__u64 exc;
+	/* The frame object the last traceback entry was made for. */
+	__u64 last_frame;
+	__u64 start_ns;
+	struct exc_key key;
+};
+
+/* One exception, streamed once it stopped propagating (the thread's next one began). */
+struct exc_event {
+	struct exc_key key;
+	__u64 start_ns;
+	__u32 tid;
+	__u32 pad;
+};
+
 #endif

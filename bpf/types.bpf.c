@@ -37,4 +37,8 @@ struct type_anchors {
 	struct agent_hist agent_hist;
 	struct agent_gc_key agent_gc_key;
 	struct agent_gc_stats agent_gc_stats;
+	struct exc_layout exc_layout;
+	struct exc_key exc_key;
+	struct exc_flight exc_flight;
+	struct exc_event exc_event;
 } type_anchors = {};

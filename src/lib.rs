@@ -8,6 +8,7 @@ pub mod cli;
 pub mod count;
 pub mod error;
 pub mod escape;
+pub mod exceptions;
 pub mod filter;
 pub mod floor;
 pub mod flow;

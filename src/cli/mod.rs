@@ -5,6 +5,7 @@ mod agent;
 mod audit;
 mod completions;
 mod count;
+mod exceptions;
 mod floor;
 mod flow;
 mod gc;
@@ -28,6 +29,7 @@ pub use agent::AgentArgs;
 pub use audit::AuditArgs;
 pub use completions::CompletionsArgs;
 pub use count::CountArgs;
+pub use exceptions::ExceptionsArgs;
 pub use floor::FloorArgs;
 pub use flow::FlowArgs;
 pub use gc::GcArgs;
@@ -116,6 +118,9 @@ pub enum Command {
     /// Show every module load as a tree (which import triggered which), slowest first
     #[command(after_help = imports::EXAMPLES)]
     Imports(ImportsArgs),
+    /// Count every exception that reaches Python code by type, raise site and how far it went
+    #[command(after_help = exceptions::EXAMPLES)]
+    Exceptions(ExceptionsArgs),
     /// Stream sys.audit events (files opened, subprocesses, sockets, imports...) as they happen
     #[command(after_help = audit::EXAMPLES)]
     Audit(AuditArgs),
@@ -171,6 +176,7 @@ impl Command {
             Command::Flow(a) => a.run(),
             Command::Lines(a) => a.run(),
             Command::Imports(a) => a.run(),
+            Command::Exceptions(a) => a.run(),
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
             Command::Stacks(a) => a.run(),

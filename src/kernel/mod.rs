@@ -29,7 +29,7 @@ pub mod skel {
         )*};
     }
     skeleton!(
-        agent, audit, children, count, floor, flow, gc, imports, lines, sample, types
+        agent, audit, children, count, exceptions, floor, flow, gc, imports, lines, sample, types
     );
 }
 
@@ -41,6 +41,7 @@ pub mod types {
         agent_gc_key as AgentGcKey, agent_gc_stats as AgentGcStats, agent_hist as AgentHist,
         arg_kind as ArgKind, arg_reg as ArgReg, audit_decoder as AuditDecoder,
         audit_event as AuditEvent, audit_value as AuditValue, eval_layout as EvalLayout,
+        exc_event as ExcEvent, exc_flight as ExcFlight, exc_key as ExcKey, exc_layout as ExcLayout,
         flow_event as FlowRecord, flow_kind as FlowKind, fn_entry as FnEntry, fn_key as FnKey,
         fn_slot as FnSlot, frame_layout as FrameLayout, function_source as FunctionSource,
         gc_event as GcEvent, gc_gen_stats as GcGenStats, glob_pattern as GlobPattern,
@@ -57,6 +58,9 @@ pub mod types {
     unsafe impl plain::Plain for AgentGcStats {}
     unsafe impl plain::Plain for AgentHist {}
     unsafe impl plain::Plain for AuditEvent {}
+    unsafe impl plain::Plain for ExcEvent {}
+    unsafe impl plain::Plain for ExcFlight {}
+    unsafe impl plain::Plain for ExcKey {}
     unsafe impl plain::Plain for FlowRecord {}
     unsafe impl plain::Plain for FnEntry {}
     unsafe impl plain::Plain for FnKey {}

@@ -383,6 +383,11 @@ impl Interpreter {
     /// The type name of an object (`ob_type->tp_name`), cached per type.
     pub fn type_name(&mut self, obj: u64) -> Result<Rc<str>> {
         let ty = self.u64(obj + 8, "ob_type")?;
+        self.type_object_name(ty)
+    }
+
+    /// A type object's `tp_name`, cached.
+    pub fn type_object_name(&mut self, ty: u64) -> Result<Rc<str>> {
         if let Some(n) = self.types.get(&ty) {
             return Ok(n.clone());
         }

@@ -88,6 +88,8 @@ const WANTED_SYMBOLS: &[&str] = &[
     "_PyType_NewManagedObject",
     // Reads the thread-local current thread state (3.12+): its code gives the TLS offset.
     "_PyThreadState_GetCurrent",
+    // Called once per Python frame an exception passes: pyprobe exceptions' probe.
+    "PyTraceBack_Here",
 ];
 
 impl ElfInfo {

@@ -2,6 +2,7 @@
 //! command; losses are keyed here.
 pub mod audit;
 pub mod count;
+pub mod exceptions;
 pub mod flow;
 pub mod gc;
 pub mod imports;

@@ -1,6 +1,7 @@
 //! The text format: human tables and lines, one file per command; losses are worded here.
 pub mod audit;
 pub mod count;
+pub mod exceptions;
 pub mod flow;
 pub mod gc;
 pub mod imports;
