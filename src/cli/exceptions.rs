@@ -26,7 +26,7 @@ pub struct ExceptionsArgs {
     pub target: TargetArgs,
     /// Only exceptions of this type (`KeyError`, `pkg.MyError`) or raised in this function
     /// (`parse`, `Parser.parse`); repeat for more
-    #[arg(long, value_name = "NAME")]
+    #[arg(short, long, value_name = "NAME")]
     pub filter: Vec<String>,
     /// Also print each exception as it ends (one line or JSON object each)
     #[arg(long)]

@@ -203,6 +203,7 @@ fn formats_of(command: &str) -> Option<&'static [Format]> {
         "stacks" => crate::stacks::FORMATS,
         "record" => crate::record::FORMATS,
         "top" => crate::top::FORMATS,
+        "exceptions" => crate::exceptions::FORMATS,
         _ => return None,
     })
 }
