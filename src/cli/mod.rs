@@ -137,6 +137,10 @@ pub struct ProbesArgs {
     /// Process to inspect
     #[arg(short, long)]
     pub pid: i32,
+    /// List the code objects pycount's watchpoint source finds for NAME in the process's
+    /// memory, with their watch addresses (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub filter: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -146,7 +150,8 @@ impl ProbesArgs {
         let dest = self
             .output
             .destination("pyprobe probes", crate::probes::FORMATS)?;
-        crate::probes::run(self.pid, dest)
+        let filters = crate::filter::parse_all(&self.filter)?;
+        crate::probes::run(self.pid, &filters, dest)
     }
 }
 
