@@ -469,9 +469,12 @@ impl Tracer for CountTracer {
     }
 
     fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
-        // The kernel's filter never runs under watchpoints: their search says what it found.
+        // The kernel's filter never runs under watchpoints: a pattern matched when a function
+        // it watches for has been called.
         if self.watch.is_some() {
-            return Vec::new();
+            let counted = self.functions().unwrap_or_default();
+            let hits = self.watch.as_ref().map_or(0, |w| w.pattern_hits(&counted));
+            return filter::unmatched(&self.filters, hits, so_far);
         }
         let bss = self
             .skel

@@ -39,7 +39,7 @@ pub struct Found {
     /// The first code unit of its bytecode: 3.11+ `co_code_adaptive` inside the code object,
     /// 3.8-3.10 the data of its `co_code` bytes.
     pub unit: u64,
-    /// As reports name functions: `co_qualname` on 3.11+, else `co_name`.
+    /// As reports name functions: `co_name`.
     pub name: String,
     /// `co_qualname`, or before 3.11 the path it was found under (`Class.method`).
     pub qualname: String,
@@ -297,11 +297,9 @@ impl Walk<'_> {
         self.found.push(Found {
             code,
             unit,
-            name: if v.minor <= 10 {
-                name.to_string()
-            } else {
-                qualname.to_string()
-            },
+            // As the other sources name it (`co_name`): a source chosen by auto is not seen
+            // in the report's names.
+            name: name.to_string(),
             qualname: qualname.to_string(),
             file,
             line,

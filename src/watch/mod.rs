@@ -144,7 +144,7 @@ impl Watch {
             .map(|f| {
                 format!(
                     "{}:{} {}: code object {:#x}, watched unit {:#x}",
-                    f.file, f.line, f.name, f.code, f.unit
+                    f.file, f.line, f.qualname, f.code, f.unit
                 )
             })
             .collect()
@@ -336,6 +336,22 @@ impl Watch {
             })
             .filter(|f| f.count > 0)
             .collect()
+    }
+
+    /// Bit i set where pattern i matches a watched function that has been called (as the
+    /// kernel's filter records it for the other sources: `filter::unmatched`).
+    pub fn pattern_hits(&self, counted: &[FunctionStats]) -> u32 {
+        let mut hits = 0;
+        for (i, p) in self.patterns.iter().enumerate() {
+            let ran = self.watched.iter().enumerate().any(|(k, f)| {
+                counted.iter().any(|c| c.function.id == k as u32 + 1 && c.count > 0)
+                    && p.matches(&f.file, crate::filter::unqualified(&f.qualname), &f.qualname)
+            });
+            if ran {
+                hits |= 1 << i;
+            }
+        }
+        hits
     }
 
     /// The banner's words for this source and its cost.
