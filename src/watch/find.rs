@@ -29,6 +29,8 @@ const CO_CODE: u64 = 48;
 /// variable-size object's head.
 const CO_CONSTS_OLD: u64 = 56;
 const CO_CONSTS: u64 = 24;
+/// `PyDictObject.ma_used`, after the object's head in every version.
+const MA_USED: u64 = 16;
 /// A code object's constants looked at for nested code objects, at most.
 const MAX_CONSTS: u64 = 4096;
 
@@ -84,6 +86,19 @@ pub fn find(interp: &mut Interpreter, patterns: &[Pattern]) -> Result<Option<Vec
         walk.module(interp, module)?;
     }
     Ok(Some(walk.found))
+}
+
+/// How many modules `sys.modules` holds now (its dict's `ma_used`): a cheap sign that a module
+/// was imported since the last search. None while the interpreter has not started.
+pub fn modules_len(interp: &Interpreter) -> Option<u64> {
+    let main = interp.main_interp()?;
+    let modules = interp
+        .u64(main + interp.layout.interp_modules, "sys.modules")
+        .ok()?;
+    if modules == 0 {
+        return None;
+    }
+    interp.u64(modules + MA_USED, "sys.modules' size").ok()
 }
 
 struct Walk<'a> {

@@ -30,6 +30,10 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// searched this often for its first seconds (its script defines its functions then).
 const RESCAN_STARTING: Duration = Duration::from_millis(100);
 const STARTING: Duration = Duration::from_secs(3);
+/// Past that, a search runs each second only when `sys.modules` changed size (a module
+/// imported), and at least this often otherwise (a function defined later in a module already
+/// there): a big application's modules cost thousands of reads to walk.
+const FULL_RESCAN: Duration = Duration::from_secs(10);
 
 /// The watchpoints of one session.
 pub struct Watch {
@@ -49,6 +53,9 @@ pub struct Watch {
     /// The target's mappings, to place the accessing instructions.
     maps: Vec<Mapping>,
     next_scan: Instant,
+    /// When the modules were last searched, and how many there were then.
+    last_full: Instant,
+    last_modules: Option<u64>,
     /// Code objects found and not watched (told once).
     passed: HashSet<u64>,
     notes: Vec<String>,
@@ -80,6 +87,7 @@ impl Watch {
     /// nothing is set yet. More matching functions than registers: `too_many` says so.
     pub fn open(target: &Target, patterns: &[Pattern]) -> Result<Watch> {
         let mut interp = Interpreter::open(target)?;
+        let modules = find::modules_len(&interp);
         let found = find::find(&mut interp, patterns)?;
         let started = found.is_some();
         let mut watch = Watch {
@@ -96,9 +104,12 @@ impl Watch {
             watched: Vec::new(),
             maps: Vec::new(),
             next_scan: Instant::now() + RESCAN,
+            last_full: Instant::now(),
+            last_modules: None,
             passed: HashSet::new(),
             notes: Vec::new(),
         };
+        watch.last_modules = modules;
         if !started {
             watch.next_scan = Instant::now() + RESCAN_STARTING;
         }
@@ -278,6 +289,12 @@ impl Watch {
         let starting =
             !self.check_started() || self.started_at.is_some_and(|at| at.elapsed() < STARTING);
         self.next_scan = Instant::now() + if starting { RESCAN_STARTING } else { RESCAN };
+        let modules = find::modules_len(&self.interp);
+        if !starting && modules == self.last_modules && self.last_full.elapsed() < FULL_RESCAN {
+            return;
+        }
+        self.last_modules = modules;
+        self.last_full = Instant::now();
         let Ok(Some(found)) = find::find(&mut self.interp, &self.patterns) else {
             return;
         };
@@ -344,8 +361,14 @@ impl Watch {
         let mut hits = 0;
         for (i, p) in self.patterns.iter().enumerate() {
             let ran = self.watched.iter().enumerate().any(|(k, f)| {
-                counted.iter().any(|c| c.function.id == k as u32 + 1 && c.count > 0)
-                    && p.matches(&f.file, crate::filter::unqualified(&f.qualname), &f.qualname)
+                counted
+                    .iter()
+                    .any(|c| c.function.id == k as u32 + 1 && c.count > 0)
+                    && p.matches(
+                        &f.file,
+                        crate::filter::unqualified(&f.qualname),
+                        &f.qualname,
+                    )
             });
             if ran {
                 hits |= 1 << i;
@@ -376,8 +399,10 @@ impl Watch {
         let waiting: Vec<String> = self.unresolved().iter().map(|p| p.to_string()).collect();
         if !waiting.is_empty() {
             s.push_str(&format!(
-                "; no function matches {} yet (searched again each second)",
-                waiting.join(", ")
+                "; no function matches {} yet (searched again each second after an import, \
+                 else every {} s)",
+                waiting.join(", "),
+                FULL_RESCAN.as_secs()
             ));
         }
         s
