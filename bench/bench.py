@@ -335,6 +335,109 @@ def pyperformance(args):
     print(f"\nwritten: {args.json}")
 
 
+def watch(args):
+    """Issue 20's rows: a rare function among hot ones (rare.py: 1 call in 10,000, and 1 in 100)
+    by --pid on Debian's 3.11 and pyenv's 3.12 without the trampoline, counted on hardware
+    watchpoints against untraced and against the shared probe (on 3.12 that needs the
+    trampoline: its own untraced base beside it); from those, one watchpoint hit and one trap of
+    the shared probe in the thread's CPU time. Then the real programs' 3.11 row: pycount
+    --filter NAME on watchpoints against untraced (richards, go, json_dumps, logging)."""
+    rounds = args.rounds or (3 if args.quick else 5)
+    size = 200_000 if args.quick else 600_000
+    P = PYPROBE
+    modes = []
+    pythons = [("3.11", PYTHON)] + [("3.12", py) for py in PYENV_312]
+    for label, py in pythons:
+        for every, rl in [("1000", "1 in 10,000"), ("10", "1 in 100")]:
+            env = {"RARE_EVERY": every}
+            base = f"untraced ({rl}, {label})"
+            on = dict(python=py, env=env, base=base)
+            modes += [
+                Mode(base, "rare.py", **on),
+                Mode(f"watchpoints ({rl}, {label})", "rare.py",
+                     [P, "count", "--pid", "{pid}", "--source", "watch", "--filter", "rare"], **on),
+            ]
+            if label == "3.11":
+                modes.append(Mode(f"shared probe ({rl}, 3.11)", "rare.py",
+                                  [P, "count", "--pid", "{pid}", "--source", "probe", "--filter", "rare"], **on))
+            else:
+                tbase = f"untraced ({rl}, 3.12, trampoline)"
+                ton = dict(python=py, env={**env, **TRAMPOLINE}, base=tbase)
+                modes += [
+                    Mode(tbase, "rare.py", **ton),
+                    Mode(f"shared probe ({rl}, 3.12, trampoline)", "rare.py",
+                         [P, "count", "--pid", "{pid}", "--source", "probe", "--filter", "rare"], **ton),
+                ]
+    results = {m.name: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in modes:
+                results[m.name].append(run_once(m, size, tmp))
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+
+    def med(name, key="cpu_seconds"):
+        return statistics.median(x[key] for x in results[name])
+
+    print(f"\n## a rare function among hot ones, by --pid ({rounds} rounds, {size} iterations of 10 hot "
+          "calls; the thread's CPU time, medians)\n")
+    print("| mode | CPU s | vs its untraced | counted |")
+    print("|---|---|---|---|")
+    rows = []
+    for m in modes:
+        secs = med(m.name)
+        counted = ""
+        if m.tracer:
+            out = results[m.name][-1]["tracer_output"]
+            counted = str(sum(int(line.split()[0]) for line in out.splitlines() if line.strip()[:1].isdigit()))
+        ratio = secs / med(m.base)
+        rows.append({"mode": m.name, "cpu_seconds": secs, "ratio": ratio, "counted": counted})
+        print(f"| {m.name} | {secs:.3f} | {ratio:.3f}x | {counted} |")
+    per = []
+    for label, _ in pythons:
+        rl = "1 in 100"
+        hits = med(f"watchpoints ({rl}, {label})", "rare_calls")
+        hit_us = (med(f"watchpoints ({rl}, {label})") - med(f"untraced ({rl}, {label})")) / hits * 1e6
+        pb = f"untraced ({rl}, 3.11)" if label == "3.11" else f"untraced ({rl}, 3.12, trampoline)"
+        sp = f"shared probe ({rl}, {label}{'' if label == '3.11' else ', trampoline'})"
+        calls = med(sp, "calls")
+        trap_us = (med(sp) - med(pb)) / calls * 1e6
+        per.append({"python": label, "hit_us": hit_us, "trap_us": trap_us})
+        print(f"\n{label}: one watchpoint hit (a call of rare) {hit_us:.1f} us; one trap of the shared probe "
+              f"(any call) {trap_us:.2f} us; break-even about 1 call in {hit_us / trap_us:.0f}")
+
+    # The real programs' 3.11 row.
+    prog = []
+    for bench, (repeat, name) in PYPERFORMANCE.items():
+        prog += [
+            Mode(f"untraced | {bench}", "pyperformance.py", args=[bench], base=f"untraced | {bench}"),
+            Mode(f"pycount --filter NAME on watchpoints | {bench}", "pyperformance.py",
+                 [P, "count", "--pid", "{pid}", "--source", "watch", "--filter", name], args=[bench],
+                 base=f"untraced | {bench}"),
+        ]
+    presults = {m.name: [] for m in prog}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in prog:
+                rep = max(1, PYPERFORMANCE[m.args[0]][0] // 2) if args.quick else PYPERFORMANCE[m.args[0]][0]
+                presults[m.name].append(run_once(m, rep, tmp))
+            print(f"pyperformance round {r + 1}/{rounds} done", file=sys.stderr)
+    print("\n| 3.11 | " + " | ".join(PYPERFORMANCE) + " |")
+    print("|---|" + "---|" * len(PYPERFORMANCE))
+    cells = []
+    for bench, (repeat, name) in PYPERFORMANCE.items():
+        t = f"pycount --filter NAME on watchpoints | {bench}"
+        cpu = statistics.median(x["cpu_seconds"] for x in presults[t]) / \
+            statistics.median(x["cpu_seconds"] for x in presults[f"untraced | {bench}"])
+        wall = statistics.median(x["seconds"] for x in presults[t]) / \
+            statistics.median(x["seconds"] for x in presults[f"untraced | {bench}"])
+        cells.append(f"{cpu:.2f}x / {wall:.2f}x")
+        rows.append({"mode": t, "ratio_cpu": cpu, "ratio_wall": wall, "filter": name})
+    print("| pycount --filter NAME on watchpoints | " + " | ".join(cells) + " |")
+    with open(args.json, "w") as f:
+        json.dump({"rounds": rounds, "rows": rows, "per_call": per}, f, indent=2)
+    print(f"\nwritten: {args.json}")
+
+
 FLEET = 20
 
 
@@ -479,7 +582,13 @@ def main():
     ap.add_argument("--pyperformance", action="store_true",
                     help="pyperformance's richards, go, json_dumps, logging under each way of tracing "
                          "(bench/pyperformance.json)")
+    ap.add_argument("--watch", action="store_true",
+                    help="the watchpoint source: a rare function among hot ones on 3.11 and 3.12 without "
+                         "the trampoline, and its row on pyperformance's programs (bench/watch.json)")
     args = ap.parse_args()
+    if args.watch:
+        args.json = args.json or os.path.join(HERE, "watch.json")
+        return watch(args)
     if args.pyperformance:
         args.json = args.json or os.path.join(HERE, "pyperformance.json")
         return pyperformance(args)

@@ -2,6 +2,7 @@
 //! probe with its semaphore and whether it fires on the version, and which tools work there.
 use crate::breakpoints;
 use crate::error::Result;
+use crate::filter::Pattern;
 use crate::output::{Destination, Format, json, text};
 use crate::target::Target;
 use crate::tools::{Means, TOOLS, means};
@@ -92,16 +93,51 @@ pub fn verdict(s: &Option<Support>) -> (&'static str, &'static str) {
     }
 }
 
-pub fn run(pid: i32, dest: Destination) -> Result<()> {
+/// `--filter`: the code objects the watchpoint source finds for the patterns in the target's
+/// memory, each with the address its watchpoint would take.
+fn watch_listing(target: &Target, filters: &[Pattern]) -> std::result::Result<Vec<String>, String> {
+    let w = crate::watch::Watch::open(target, filters).map_err(|e| e.one_line())?;
+    Ok(w.listing())
+}
+
+pub fn run(pid: i32, filters: &[Pattern], dest: Destination) -> Result<()> {
     // No BPF here either: what the kernel asks is what reading /proc/PID/exe and memory asks.
     if std::path::Path::new(&format!("/proc/{pid}")).exists() {
         crate::privileges::check_ptrace(pid)?;
     }
-    let report = ProbesReport::of(Target::from_pid(pid)?);
+    let target = Target::from_pid(pid)?;
+    let listing = (!filters.is_empty()).then(|| watch_listing(&target, filters));
+    let report = ProbesReport::of(target);
     let mut w = dest.open()?;
     let out = match dest.format {
-        Format::Json => format!("{}\n", json::probes::report(&report)),
-        _ => text::probes::table(&report),
+        Format::Json => {
+            let mut v = json::probes::report(&report);
+            if let Some(l) = &listing {
+                v["watch"] = match l {
+                    Ok(rows) => serde_json::json!(rows),
+                    Err(why) => serde_json::json!({ "error": why }),
+                };
+            }
+            format!("{v}\n")
+        }
+        _ => {
+            let mut t = text::probes::table(&report);
+            match &listing {
+                Some(Ok(rows)) => {
+                    t.push_str(&format!(
+                        "\n--filter on watchpoints: {} code object{} found\n",
+                        rows.len(),
+                        if rows.len() == 1 { "" } else { "s" }
+                    ));
+                    for r in rows {
+                        t.push_str(&format!("  {}\n", crate::escape::escape(r)));
+                    }
+                }
+                Some(Err(why)) => t.push_str(&format!("\n--filter on watchpoints: {why}\n")),
+                None => {}
+            }
+            t
+        }
     };
     w.write_all(out.as_bytes())
         .and_then(|()| w.flush())

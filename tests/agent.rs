@@ -39,9 +39,11 @@ fn prometheus_reads_exact_counts_of_every_process() {
     let debian = Python::debian();
     let mut early = Workload::start(&debian, &["3,2,1", "1500"]);
     let mut chrooted = Workload::start(&Python::sid("3.14"), &["0,0,3", "0"]);
+    // Durations too: on the shared probe (--latency).
     let agent = Agent::start(&args(&[
         "--filter",
         "agent_handle",
+        "--latency",
         "--max-overhead",
         "1000",
     ]));
@@ -595,7 +597,8 @@ fn no_latency_counts_calls_without_tracing_mode() {
     let agent = Agent::start(&args(&["--filter", "agent_handle", "--no-latency"]));
     let pid = w.pid().to_string();
     agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
-    // Returns only: the line probe's semaphore (3.11's tracing mode) stays down.
+    // Calls only (--no-latency is the default now): on watchpoints, no probe's semaphore up
+    // (neither the return probe nor 3.11's tracing mode).
     let sems: std::collections::HashMap<String, u16> = semaphores(w.pid()).into_iter().collect();
     assert_eq!(
         (
@@ -603,7 +606,7 @@ fn no_latency_counts_calls_without_tracing_mode() {
             sems["function__entry"],
             sems["line"]
         ),
-        (1, 0, 0),
+        (0, 0, 0),
         "{sems:?}"
     );
     assert_eq!(w.go().calls, 700);
@@ -650,4 +653,61 @@ fn a_hostile_process_name_is_logged_escaped() {
         !said.chars().any(|c| c != '\n' && c.is_control()),
         "{said:?}"
     );
+}
+
+/// A 3.11 service idling in a Python loop (tests/scripts/idle_service.py): on the shared probe
+/// (`--latency`) its function probes cost more than the default budget and are stopped; on the
+/// watchpoints the agent takes by default they stay on, and its calls are counted exactly.
+#[test]
+fn function_metrics_stay_on_for_an_idling_service_on_watchpoints() {
+    let _one = serial();
+    let mut w = Workload::start_script(&Python::debian(), "idle_service.py", &[]);
+    let pid = w.pid().to_string();
+
+    // The probe every call passes: over the 5% budget on this service.
+    let agent = Agent::start(&args(&["--filter", "agent_idle_handle", "--latency"]));
+    let deadline = Instant::now() + WAIT;
+    while !agent
+        .said()
+        .contains(&format!("PID {pid} (agentwork): function probes stopped"))
+    {
+        assert!(Instant::now() < deadline, "{}", agent.said());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
+
+    let agent = Agent::start(&args(&["--filter", "agent_idle_handle"]));
+    agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
+    assert_eq!(w.ask("300")["calls"], 300);
+    // Five estimates, each under budget (three in a row over it would stop the probes).
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(w.ask("200")["calls"], 200);
+    let labels = [("pid", pid.as_str()), ("function", "agent_idle_handle")];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = agent.scrape();
+        if sample(&text, "python_function_calls_total", &labels) == Some(500.0) {
+            assert_eq!(
+                sample(&text, "pyprobe_function_probes_active", &[("pid", &pid)]),
+                Some(1.0),
+                "{text}"
+            );
+            let overhead = sample(&text, "pyprobe_overhead_ratio", &[("pid", &pid)]).unwrap();
+            assert!(overhead < 0.05, "{overhead}\n{text}");
+            assert!(!text.contains("python_function_duration_seconds"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !agent.said().contains("function probes stopped"),
+        "{}",
+        agent.said()
+    );
+    // No probe in it: watchpoints only.
+    assert!(semaphores(w.pid()).iter().all(|(_, v)| *v == 0));
+    let (ok, said) = agent.terminate();
+    assert!(ok, "{said}");
 }

@@ -294,8 +294,8 @@ fn probes_lists_breakpoints_where_the_trampoline_is_on() {
 }
 
 /// pycount --filter NAME (--source auto) on tests/scripts/source_auto.py on 3.12 with the
-/// trampoline: the decision line once the trial is over, and NAME's count against the rounds
-/// the workload says it ran.
+/// trampoline for two seconds: the banner and anything pycount says after it, and NAME's count
+/// against the rounds the workload says it ran.
 fn auto(name: &str) -> (String, u64, u64) {
     let py = Python::pyenv("3.12").with_trampoline();
     let mut w = spawn_ready(&mut py.command(&py.script("source_auto.py")));
@@ -303,16 +303,7 @@ fn auto(name: &str) -> (String, u64, u64) {
     let pid_text = pid.to_string();
     let (p, rx) = start_pyprobe(&["count", "--filter", name, "--pid", &pid_text, "--json"]);
     w.send_line("go");
-    let decision = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("pycount decides within its trial");
-        if line.contains("counting on") {
-            break line;
-        }
-    };
-    // A second more on the chosen source, then the workload ends and so does pycount.
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
     w.send_line("stop");
     let wout = w.wait_output(Duration::from_secs(60));
     py.remove_perf_map(pid);
@@ -327,27 +318,29 @@ fn auto(name: &str) -> (String, u64, u64) {
         .filter(|f| f["name"] == name)
         .map(|f| f["count"].as_u64().unwrap())
         .sum();
-    (decision, counted, rounds)
+    (stderr, counted, rounds)
+}
+
+// --source auto without --latency takes the watchpoint source at once (tests/watch.rs): no
+// first second on the shared probe, whether the function is rare or hot; exact either way.
+#[test]
+fn auto_takes_watchpoints_for_a_rare_function_exactly() {
+    let (stderr, counted, rounds) = auto("rare");
+    assert!(
+        banner(&stderr).contains("hardware watchpoints on 1 function"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("counting on"), "a trial: {stderr}");
+    // One call per round, all after attach.
+    assert_eq!(counted, rounds, "{stderr}");
 }
 
 #[test]
-fn auto_takes_breakpoints_for_a_rare_function_exactly() {
-    let (decision, counted, rounds) = auto("rare");
+fn auto_counts_a_hot_function_exactly_on_watchpoints() {
+    let (stderr, counted, rounds) = auto("hot");
     assert!(
-        decision
-            .starts_with("pyprobe: counting on hardware breakpoints: the filtered functions ran"),
-        "{decision}"
+        banner(&stderr).contains("hardware watchpoints on 1 function"),
+        "{stderr}"
     );
-    // One call before attach, then one per round.
-    assert_eq!(counted, rounds, "{decision}");
-}
-
-#[test]
-fn auto_keeps_the_shared_probe_for_a_hot_function_exactly() {
-    let (decision, counted, rounds) = auto("hot");
-    assert!(
-        decision.starts_with("pyprobe: counting on the shared probe: the filtered functions ran"),
-        "{decision}"
-    );
-    assert_eq!(counted, rounds * 100, "{decision}");
+    assert_eq!(counted, rounds * 100, "{stderr}");
 }

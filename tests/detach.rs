@@ -280,11 +280,13 @@ fn the_agent_ends_on_sigterm_over_parked_workers_it_timed() {
     for (what, py) in pythons() {
         eprintln!("{what}");
         let mut svc = Service::start_as(&py, Some(COMM));
+        // Timed (--latency): the probes on the parked calls' returns, not watchpoints.
         let agent = Agent::start(&[
             "--exclude-comm",
             "python*",
             "--filter",
             "wait_*",
+            "--latency",
             "--max-overhead",
             "1000",
         ]);

@@ -320,3 +320,79 @@ fn pycount_agrees_with_bpftrace_on_the_same_process() {
     assert_eq!(ours.get(&(mine, "__init__".to_string())), Some(&51));
     assert_eq!(ours, theirs);
 }
+
+/// richards' methods and function a `--filter` names (methods by Class.method), by def line.
+const RICHARDS_WATCHED: &[(&str, u64)] = &[
+    ("Task.runTask", 206),
+    ("HandlerTask.fn", 280),
+    ("Packet.append_to", 43),
+    ("TaskState.isTaskHoldingOrWaiting", 139),
+];
+
+/// pycount's default source for four exact names by --pid is the watchpoint source: its counts
+/// of richards' work equal cProfile's ncalls for the same functions.
+fn watch_matches_cprofile_on_richards(py: &Python) {
+    let bench = "richards";
+    let file = py.file(
+        &pyperformance_benchmark(bench),
+        &format!("bm_{bench}/run_benchmark.py"),
+    );
+    let driver = py.script("pyperformance_driver.py");
+    let expr = "Richards().run(1)";
+    let out = py
+        .command_with(&driver, &[&file, expr, "--profile"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<u64> = RICHARDS_WATCHED.iter().map(|w| w.1).collect();
+    let want: BTreeMap<u64, u64> = oracle
+        .iter()
+        .map(|f| (f["line"].as_u64().unwrap(), f["count"].as_u64().unwrap()))
+        .filter(|(l, _)| lines.contains(l))
+        .collect();
+    assert_eq!(want.len(), 4, "cProfile saw them all: {want:?}");
+    assert!(want.values().all(|&n| n > 100), "{want:?}");
+
+    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
+    let pid = w.pid().to_string();
+    let mut args = vec!["count", "--pid", &pid, "--json"];
+    for (name, _) in RICHARDS_WATCHED {
+        args.extend(["--filter", name]);
+    }
+    let (p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    assert!(
+        w.wait_output(std::time::Duration::from_secs(120))
+            .status
+            .success()
+    );
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    assert!(
+        stderr.contains("hardware watchpoints on 4 functions"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    let got: BTreeMap<u64, u64> = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["line"].as_u64().unwrap(), f["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, want, "pycount on watchpoints vs cProfile:\n{stderr}");
+}
+
+#[test]
+fn watchpoints_match_cprofile_on_richards_on_debian_3_11() {
+    watch_matches_cprofile_on_richards(&Python::debian());
+}
+
+#[test]
+fn watchpoints_match_cprofile_on_richards_on_pyenv_3_12_without_the_trampoline() {
+    watch_matches_cprofile_on_richards(&Python::pyenv("3.12"));
+}

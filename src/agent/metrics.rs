@@ -48,7 +48,7 @@ pub struct FunctionSeries {
     pub file: String,
     pub line: i32,
     pub calls: u64,
-    /// None with --no-latency.
+    /// None without --latency.
     pub latency: Option<Buckets>,
 }
 

@@ -47,7 +47,8 @@ pub struct AgentOptions {
     pub exclude_comm: Vec<Glob>,
     /// Functions to count and time; none: no function probes at all.
     pub filters: Vec<Pattern>,
-    /// Time the calls too (on 3.11 that takes tracing mode: about twice the cost per call).
+    /// Time the calls too, on the shared probe (on 3.11 that takes tracing mode: about twice
+    /// the cost per call); else they are counted on watchpoints where those serve.
     pub latency: bool,
     /// Function series exported at most, over every process.
     pub max_series: usize,

@@ -14,16 +14,19 @@ use crate::glob::Glob;
 pub const EXAMPLES: &str = "\
 EXAMPLES:
     pyprobe agent                                   # every Python process, at 127.0.0.1:9464/metrics
-    pyprobe agent --filter 'handle_*' --filter app.py:process   # also calls and latency of these
+    pyprobe agent --filter handle --filter app.py:process   # also the calls of these
+    pyprobe agent --filter 'handle_*' --latency                 # and their durations
     pyprobe agent --listen 0.0.0.0:9464 --web-config-file /etc/pyprobe/web.yml   # TLS, basic auth
     pyprobe agent --exclude-comm 'celery*' --max-overhead 2
     pyprobe agent --profile                         # also CPU profiles at /debug/pprof/profile
 
 GC pauses and imports come from probes attached once per interpreter file, for all its
 processes (started later ones included). Functions selected with --filter are counted per
-process; a process whose function probes cost more than --max-overhead loses them (a log line
-and pyprobe_function_probes_active say so). On CPython 3.11 latency needs tracing mode: about
-2 us per Python call of the process while attached (--no-latency: about 0.8 us, calls only).
+process: on hardware watchpoints where up to 4 functions match (nothing for the calls of other
+functions), else on the probe every call passes. A process whose function probes cost more than
+--max-overhead loses them (a log line and pyprobe_function_probes_active say so). --latency
+times them on that probe: on CPython 3.11 that needs tracing mode, about 2 us per Python call
+of the process while attached.
 ";
 
 #[derive(Debug, Args, Clone)]
@@ -40,12 +43,16 @@ pub struct AgentArgs {
     /// Leave alone processes whose command name (comm) matches GLOB; repeatable
     #[arg(long, value_name = "GLOB")]
     pub exclude_comm: Vec<String>,
-    /// Count and time matching functions in every process: NAME, PREFIX*, or FILE:NAME; repeatable
+    /// Count matching functions in every process: NAME, PREFIX*, or FILE:NAME; repeatable
     #[arg(short, long, value_name = "PATTERN")]
     pub filter: Vec<String>,
-    /// Count the --filter functions' calls without timing them: no duration histogram, and
-    /// on CPython 3.11 no tracing mode (about 0.8 us per Python call of the process instead of 1.9)
+    /// Time the --filter functions' calls too (a duration histogram) on the probe every call
+    /// passes, instead of counting them on hardware watchpoints (on CPython 3.11 with tracing
+    /// mode: about 2 us per Python call of the process)
     #[arg(long)]
+    pub latency: bool,
+    /// Calls only (the default since watchpoints count them; kept for old command lines)
+    #[arg(long, hide = true, conflicts_with = "latency")]
     pub no_latency: bool,
     /// Function series exported at most (over every process); the calls of the others are counted in pyprobe_function_calls_dropped_total
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -81,7 +88,7 @@ impl AgentArgs {
                 .map(|g| Glob::parse("--exclude-comm", g))
                 .collect::<Result<_>>()?,
             filters: filter::parse_all(&self.filter)?,
-            latency: !self.no_latency,
+            latency: self.latency,
             max_series: self.max_series,
             max_overhead: self.max_overhead,
             interval: self.interval,

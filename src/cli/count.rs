@@ -69,12 +69,12 @@ pub struct CountArgs {
     /// not followed
     #[arg(long)]
     pub subprocesses: bool,
-    /// With --filter on exact names on CPython 3.12-3.14 with the perf trampoline: count on
-    /// hardware breakpoints on the functions' stubs (about 10 us per call of them, nothing for
-    /// other calls) or on the probe every call passes (about 1 us per call of any function);
-    /// auto measures the rates for a second first. watch: hardware data watchpoints on up to 4
-    /// functions' first bytecode unit, on any CPython 3.8-3.15 by --pid (no probes or
-    /// trampoline needed; calls only)
+    /// What counts a --filter's calls. watch: hardware data watchpoints on up to 4 functions'
+    /// first bytecode unit, on any CPython 3.8-3.15, probes or trampoline or not (about 13-25 us
+    /// per call of them, nothing for other calls; calls only); auto takes it wherever it can
+    /// count every call asked for (docs/sources.md). breakpoints: hardware breakpoints on the
+    /// trampoline's stubs (3.12-3.14; auto's choice with --latency). probe: the probe every
+    /// call passes (about 1 us per call of any function)
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
     pub source: SourceChoice,
     /// Size of the kernel's function table

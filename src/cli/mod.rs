@@ -155,6 +155,10 @@ pub struct ProbesArgs {
     /// Process to inspect
     #[arg(short, long)]
     pub pid: i32,
+    /// List the code objects pycount's watchpoint source finds for NAME in the process's
+    /// memory, with their watch addresses (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub filter: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -164,7 +168,8 @@ impl ProbesArgs {
         let dest = self
             .output
             .destination("pyprobe probes", crate::probes::FORMATS)?;
-        crate::probes::run(self.pid, dest)
+        let filters = crate::filter::parse_all(&self.filter)?;
+        crate::probes::run(self.pid, &filters, dest)
     }
 }
 

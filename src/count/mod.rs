@@ -42,9 +42,9 @@ pub struct CountOptions {
 /// decides between them and the shared probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SourceChoice {
-    /// The shared probe for the first second, measuring how often the filtered functions run
-    /// among all calls; then breakpoints if they cost the target less (with --latency:
-    /// breakpoints wherever they serve)
+    /// Watchpoints where they can count every call asked for (up to 4 functions, no
+    /// --latency); else with --latency breakpoints where they serve; else the shared probe
+    /// (for a command: a second on it first where breakpoints could take over)
     #[default]
     Auto,
     /// Hardware breakpoints wherever they serve

@@ -90,9 +90,29 @@ fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
 impl CountTracer {
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         if opts.source == SourceChoice::Watch {
-            return Self::attach_watch(target, opts);
+            let w = Watch::open(target, &opts.filters)?;
+            if let Some(e) = w.too_many_error() {
+                return Err(e);
+            }
+            return Self::attach_watch(target, opts, w);
         }
-        let (source, plan) = tools::require_functions(target, opts.latency)?;
+        let shared = tools::require_functions(target, opts.latency);
+        let mut why_not_watch = None;
+        // Watchpoints count every thread's calls: one thread (--tid) is the kernel filter's.
+        if opts.source == SourceChoice::Auto
+            && opts.tid.is_none()
+            && watch::refuse(&opts.filters, opts.latency, opts.subprocesses).is_none()
+        {
+            match Self::auto_watch(target, opts, shared.is_ok()) {
+                Ok(Some(tracer)) => return Ok(tracer),
+                Ok(None) => {}
+                Err(e @ Error::Stopped) => return Err(e),
+                // No other source: the watch's own refusal says most.
+                Err(e) if shared.is_err() => return Err(e),
+                Err(e) => why_not_watch = Some(e),
+            }
+        }
+        let (source, plan) = shared?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
         tools::check_file_names(target, &source.usdt_probes(plan), opts.force)?;
         let choice =
@@ -117,9 +137,53 @@ impl CountTracer {
                 }
             }
             Choice::Probe(why) => {
+                // Where the watchpoints were tried and could not serve, that is the reason.
+                let why = why_not_watch
+                    .map(|e| {
+                        e.one_line()
+                            .trim_start_matches("--source watch: ")
+                            .to_string()
+                    })
+                    .or(why);
                 Self::load(target, opts, source, plan, None, why)?.map_err(Error::ProbeUnavailable)
             }
         }
+    }
+
+    /// `--source auto` with a `--filter`: watchpoints from the start (no trial on the shared
+    /// probe), where they can count every call asked for: every pattern resolved to at most
+    /// four countable functions (a glob matching some), or an exact name not defined yet
+    /// (searched again each second). None: a command not started yet where another source
+    /// sees it from its first instruction. An error: why they cannot serve.
+    fn auto_watch(
+        target: &Target,
+        opts: &CountOptions,
+        shared: bool,
+    ) -> Result<Option<CountTracer>> {
+        // A layout pyprobe does not know: the other sources' own words.
+        let Ok(w) = Watch::open(target, &opts.filters) else {
+            return Ok(None);
+        };
+        if !w.started() && shared {
+            return Ok(None);
+        }
+        if let Some(n) = w.too_many() {
+            return Err(Error::ProbeUnavailable(format!(
+                "{n} functions match, more than {} watchpoints can watch",
+                crate::breakpoints::REGISTERS
+            )));
+        }
+        if w.glob_unresolved() && shared {
+            return Err(Error::ProbeUnavailable(
+                "a --filter glob matches no function yet (it may match any number)".into(),
+            ));
+        }
+        if let Some(note) = w.notes().first()
+            && shared
+        {
+            return Err(Error::ProbeUnavailable(note.clone()));
+        }
+        Self::attach_watch(target, opts, w).map(Some)
     }
 
     /// Loads and attaches on the shared probe, or with `watch` on breakpoints (the inner error
@@ -248,11 +312,10 @@ impl CountTracer {
     /// `--source watch`: learns which accesses are calls on this interpreter file (on a
     /// skeleton of its own, so that the calibration's hits stay apart), then watches the
     /// filtered functions in every thread of the target.
-    fn attach_watch(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
+    fn attach_watch(target: &Target, opts: &CountOptions, mut w: Watch) -> Result<CountTracer> {
         if let Some(why) = watch::refuse(&opts.filters, opts.latency, opts.subprocesses) {
             return Err(Error::ProbeUnavailable(why));
         }
-        let mut w = Watch::open(target, &opts.filters)?;
         let rule = {
             let skel = load_watch()?;
             let mut probes = skel.probes()?;
@@ -411,9 +474,12 @@ impl Tracer for CountTracer {
     }
 
     fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
-        // The kernel's filter never runs under watchpoints: their search says what it found.
+        // The kernel's filter never runs under watchpoints: a pattern matched when a function
+        // it watches for has been called.
         if self.watch.is_some() {
-            return Vec::new();
+            let counted = self.functions().unwrap_or_default();
+            let hits = self.watch.as_ref().map_or(0, |w| w.pattern_hits(&counted));
+            return filter::unmatched(&self.filters, hits, so_far);
         }
         let bss = self
             .skel

@@ -25,6 +25,14 @@ const WRAPPED: u64 = 16;
 const PROPERTY_FUNCTIONS: [u64; 3] = [16, 24, 32];
 /// 3.8-3.10: `PyCodeObject.co_code` (a bytes object).
 const CO_CODE: u64 = 48;
+/// `PyCodeObject.co_consts`: 3.8-3.10 after the ints and co_code; 3.11+ first after the
+/// variable-size object's head.
+const CO_CONSTS_OLD: u64 = 56;
+const CO_CONSTS: u64 = 24;
+/// `PyDictObject.ma_used`, after the object's head in every version.
+const MA_USED: u64 = 16;
+/// A code object's constants looked at for nested code objects, at most.
+const MAX_CONSTS: u64 = 4096;
 
 /// A function's code object, where a watchpoint sees its calls begin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +41,7 @@ pub struct Found {
     /// The first code unit of its bytecode: 3.11+ `co_code_adaptive` inside the code object,
     /// 3.8-3.10 the data of its `co_code` bytes.
     pub unit: u64,
-    /// As reports name functions: `co_qualname` on 3.11+, else `co_name`.
+    /// As reports name functions: `co_name`.
     pub name: String,
     /// `co_qualname`, or before 3.11 the path it was found under (`Class.method`).
     pub qualname: String,
@@ -48,19 +56,19 @@ pub struct Found {
 }
 
 /// Every function of the main interpreter's modules that one of `patterns` matches, once per
-/// code object.
-pub fn find(interp: &mut Interpreter, patterns: &[Pattern]) -> Result<Vec<Found>> {
+/// code object; None while the interpreter has not started (a command held at exec, or still
+/// in its loader).
+pub fn find(interp: &mut Interpreter, patterns: &[Pattern]) -> Result<Option<Vec<Found>>> {
     let l = interp.layout;
-    let main = interp.main_interp().ok_or_else(|| {
-        Error::ProbeUnavailable(
-            "--source watch finds the functions in a running interpreter's memory, and \
-                 this one has not started (a command is held before its first instruction): \
-                 use --pid"
-                .into(),
-        )
-    })?;
+    let Some(main) = interp.main_interp() else {
+        return Ok(None);
+    };
     let modules = interp.u64(main + l.interp_modules, "sys.modules")?;
-    if modules == 0 || &*interp.type_name(modules)? != "dict" {
+    // Set early in the interpreter's start: not yet there is not started yet.
+    if modules == 0 {
+        return Ok(None);
+    }
+    if &*interp.type_name(modules)? != "dict" {
         return Err(Error::ProbeUnavailable(
             "its sys.modules is not where pyprobe expects it".into(),
         ));
@@ -75,17 +83,22 @@ pub fn find(interp: &mut Interpreter, patterns: &[Pattern]) -> Result<Vec<Found>
         if &*interp.type_name(module)? != "module" {
             continue;
         }
-        let dict = interp.u64(module + MD_DICT, "a module's dict")?;
-        if dict != 0 {
-            // One module that cannot be read spoils no other.
-            if let Err(e) = walk.namespace(interp, dict, "", 0)
-                && std::env::var_os("PYPROBE_WATCH_DEBUG").is_some()
-            {
-                eprintln!("pyprobe: a module's dict at {dict:#x}: {}", e.one_line());
-            }
-        }
+        walk.module(interp, module)?;
     }
-    Ok(walk.found)
+    Ok(Some(walk.found))
+}
+
+/// How many modules `sys.modules` holds now (its dict's `ma_used`): a cheap sign that a module
+/// was imported since the last search. None while the interpreter has not started.
+pub fn modules_len(interp: &Interpreter) -> Option<u64> {
+    let main = interp.main_interp()?;
+    let modules = interp
+        .u64(main + interp.layout.interp_modules, "sys.modules")
+        .ok()?;
+    if modules == 0 {
+        return None;
+    }
+    interp.u64(modules + MA_USED, "sys.modules' size").ok()
 }
 
 struct Walk<'a> {
@@ -96,6 +109,27 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// A module's names, once: one in `sys.modules` or one a module's name refers to (a module
+    /// made by `importlib.util.module_from_spec` is in no `sys.modules`).
+    fn module(&mut self, interp: &mut Interpreter, module: u64) -> Result<()> {
+        if !self.seen_types.insert(module) {
+            return Ok(());
+        }
+        let dict = interp.u64(module + MD_DICT, "a module's dict")?;
+        if dict != 0 {
+            // One module that cannot be read spoils no other.
+            if let Err(e) = self.namespace(interp, dict, "", 0) {
+                if matches!(e, Error::Stopped) {
+                    return Err(e);
+                }
+                if std::env::var_os("PYPROBE_WATCH_DEBUG").is_some() {
+                    eprintln!("pyprobe: a module's dict at {dict:#x}: {}", e.one_line());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn items(&self, interp: &Interpreter, dict: u64, limit: u64) -> Result<Vec<(u64, u64)>> {
         let compact = interp.layout.version.minor >= 11;
         dict_items(
@@ -132,6 +166,9 @@ impl Walk<'_> {
                         self.function(interp, f, &format!("{prefix}{}", key_name(interp, key)?))?;
                     }
                 }
+                "module" if prefix.is_empty() => {
+                    self.module(interp, value)?;
+                }
                 "property" => {
                     let name = format!("{prefix}{}", key_name(interp, key)?);
                     for at in PROPERTY_FUNCTIONS {
@@ -165,12 +202,29 @@ impl Walk<'_> {
 
     /// A function found under `path` (its qualified name before 3.11, which has none of its own).
     fn function(&mut self, interp: &mut Interpreter, func: u64, path: &str) -> Result<()> {
-        let l = interp.layout;
-        let v = l.version;
         // `PyFunctionObject.func_code`: first before 3.10, after globals, builtins, name and
         // qualname (3.10's COMMON_FIELDS) from then on.
-        let code = interp.u64(func + if v.minor <= 9 { 16 } else { 48 }, "func_code")?;
-        if code == 0 || self.seen_codes.contains(&code) {
+        let at = if interp.layout.version.minor <= 9 {
+            16
+        } else {
+            48
+        };
+        let code = interp.u64(func + at, "func_code")?;
+        self.code(interp, code, path, 0)
+    }
+
+    /// A code object and those nested in its `co_consts` (nested functions, lambdas, and
+    /// before 3.12 comprehensions), each kept if a pattern matches it.
+    fn code(
+        &mut self,
+        interp: &mut Interpreter,
+        code: u64,
+        path: &str,
+        depth: usize,
+    ) -> Result<()> {
+        let l = interp.layout;
+        let v = l.version;
+        if code == 0 || !self.seen_codes.insert(code) {
             return Ok(());
         }
         let text = |interp: &Interpreter, at: u64| -> Result<String> {
@@ -186,14 +240,62 @@ impl Walk<'_> {
             None => path.to_string(),
         };
         let file = text(interp, l.code_filename)?;
-        if !self
+        if self
             .patterns
             .iter()
             .any(|p| p.matches(&file, &name, &qualname))
         {
+            self.keep(interp, code, &name, &qualname, file)?;
+        }
+        if depth >= MAX_NESTING {
             return Ok(());
         }
-        self.seen_codes.insert(code);
+        let consts = interp.u64(
+            code + if v.minor <= 10 {
+                CO_CONSTS_OLD
+            } else {
+                CO_CONSTS
+            },
+            "co_consts",
+        )?;
+        if consts == 0 {
+            return Ok(());
+        }
+        let n = interp
+            .u64(consts + 16, "co_consts' length")?
+            .min(MAX_CONSTS);
+        let raw = interp.bytes(
+            consts + u64::from(l.objects.tuple_items),
+            n * 8,
+            "co_consts",
+        )?;
+        for item in raw.chunks_exact(8) {
+            let c = u64::from_le_bytes(item.try_into().expect("8 bytes"));
+            if c != 0 && &*interp.type_name(c)? == "code" {
+                // Before 3.11 the path stands for the qualified name CPython would give it.
+                let inner = text_of(interp, c + l.code_name).unwrap_or_default();
+                let _ = self.code(
+                    interp,
+                    c,
+                    &format!("{qualname}.<locals>.{inner}"),
+                    depth + 1,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a matching code object with where its watchpoint goes.
+    fn keep(
+        &mut self,
+        interp: &mut Interpreter,
+        code: u64,
+        name: &str,
+        qualname: &str,
+        file: String,
+    ) -> Result<()> {
+        let l = interp.layout;
+        let v = l.version;
         let line = interp.u32(code + l.code_firstlineno, "co_firstlineno")? as i32;
         let (unit, loops_to_start, shared) = if v.minor <= 10 {
             let bytes = interp.u64(code + CO_CODE, "co_code")?;
@@ -210,12 +312,10 @@ impl Walk<'_> {
         self.found.push(Found {
             code,
             unit,
-            name: if v.minor <= 10 {
-                name
-            } else {
-                qualname.clone()
-            },
-            qualname,
+            // As the other sources name it (`co_name`): a source chosen by auto is not seen
+            // in the report's names.
+            name: name.to_string(),
+            qualname: qualname.to_string(),
             file,
             line,
             loops_to_start,
@@ -223,6 +323,15 @@ impl Walk<'_> {
         });
         Ok(())
     }
+}
+
+/// The text of the str a pointer at `at` points to.
+fn text_of(interp: &Interpreter, at: u64) -> Result<String> {
+    let obj = interp.u64(at, "a code object's name")?;
+    Ok(interp
+        .str_text(obj, 4096)?
+        .map(|(t, _)| t)
+        .unwrap_or_default())
 }
 
 fn key_name(interp: &Interpreter, key: u64) -> Result<String> {

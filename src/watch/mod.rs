@@ -26,18 +26,36 @@ use find::Found;
 
 /// How often the target's modules are searched again for patterns that matched nothing yet.
 const RESCAN: Duration = Duration::from_secs(1);
+/// A command's interpreter is looked at this often until it has started, and its modules
+/// searched this often for its first seconds (its script defines its functions then).
+const RESCAN_STARTING: Duration = Duration::from_millis(100);
+const STARTING: Duration = Duration::from_secs(3);
+/// Past that, a search runs each second only when `sys.modules` changed size (a module
+/// imported), and at least this often otherwise (a function defined later in a module already
+/// there): a big application's modules cost thousands of reads to walk.
+const FULL_RESCAN: Duration = Duration::from_secs(10);
 
 /// The watchpoints of one session.
 pub struct Watch {
     pid: i32,
     patterns: Vec<Pattern>,
+    /// The target as opened: a command held at exec has not mapped a shared libpython yet,
+    /// so the interpreter is placed again until it has started.
+    target: Target,
     interp: Interpreter,
+    /// The interpreter has started (its modules can be searched).
+    started: bool,
+    /// When it was first seen started.
+    started_at: Option<Instant>,
     rule: Rule,
     /// Watched functions, each armed in every thread.
     watched: Vec<Found>,
     /// The target's mappings, to place the accessing instructions.
     maps: Vec<Mapping>,
     next_scan: Instant,
+    /// When the modules were last searched, and how many there were then.
+    last_full: Instant,
+    last_modules: Option<u64>,
     /// Code objects found and not watched (told once).
     passed: HashSet<u64>,
     notes: Vec<String>,
@@ -48,13 +66,13 @@ pub fn refuse(patterns: &[Pattern], latency: bool, subprocesses: bool) -> Option
     if patterns.is_empty() {
         return Some("--source watch counts the functions --filter names: give one".into());
     }
-    if let Some(p) = patterns.iter().find(|p| p.prefix) {
-        return Some(format!(
-            "--source watch takes exact names; --filter {p} is a glob"
-        ));
-    }
     if latency {
-        return Some("--source watch counts calls; --latency needs the shared probe".into());
+        return Some(
+            "--source watch counts calls; --latency needs the shared probe (--source probe), \
+             or on 3.12-3.14 with the perf trampoline hardware breakpoints (--source \
+             breakpoints)"
+                .into(),
+        );
     }
     if subprocesses {
         return Some(
@@ -65,15 +83,20 @@ pub fn refuse(patterns: &[Pattern], latency: bool, subprocesses: bool) -> Option
 }
 
 impl Watch {
-    /// Finds the functions the patterns name, and learns which accesses are calls on this
-    /// interpreter (`calibrate`); nothing is set yet.
+    /// Finds the functions the patterns name (none while the interpreter has not started);
+    /// nothing is set yet. More matching functions than registers: `too_many` says so.
     pub fn open(target: &Target, patterns: &[Pattern]) -> Result<Watch> {
         let mut interp = Interpreter::open(target)?;
+        let modules = find::modules_len(&interp);
         let found = find::find(&mut interp, patterns)?;
+        let started = found.is_some();
         let mut watch = Watch {
             pid: target.pid,
             patterns: patterns.to_vec(),
+            target: target.clone(),
             interp,
+            started,
+            started_at: started.then(Instant::now),
             rule: Rule {
                 skip: Default::default(),
                 per_call: 1,
@@ -81,24 +104,61 @@ impl Watch {
             watched: Vec::new(),
             maps: Vec::new(),
             next_scan: Instant::now() + RESCAN,
+            last_full: Instant::now(),
+            last_modules: None,
             passed: HashSet::new(),
             notes: Vec::new(),
         };
-        let kept = watch.keep(found);
-        if kept.len() > REGISTERS {
-            let names: Vec<String> = kept
-                .iter()
-                .map(|f| format!("{}:{} {}", f.file, f.line, f.name))
-                .collect();
-            return Err(Error::ProbeUnavailable(format!(
-                "--source watch: {} functions match ({}), more than the {REGISTERS} debug \
-                 registers of a thread can watch; name them by FILE:NAME",
-                kept.len(),
-                names.join(", ")
-            )));
+        watch.last_modules = modules;
+        if !started {
+            watch.next_scan = Instant::now() + RESCAN_STARTING;
         }
-        watch.watched = kept;
+        watch.watched = watch.keep(found.unwrap_or_default());
         Ok(watch)
+    }
+
+    /// Whether the interpreter had started when the watch opened (a command held at exec has
+    /// not).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// How many functions match, where more than the registers can watch.
+    pub fn too_many(&self) -> Option<usize> {
+        (self.watched.len() > REGISTERS).then_some(self.watched.len())
+    }
+
+    /// The refusal for more matching functions than registers, naming them.
+    pub fn too_many_error(&self) -> Option<Error> {
+        let n = self.too_many()?;
+        let names: Vec<String> = self
+            .watched
+            .iter()
+            .map(|f| format!("{}:{} {}", f.file, f.line, f.name))
+            .collect();
+        Some(Error::ProbeUnavailable(format!(
+            "--source watch: {n} functions match ({}), more than the {REGISTERS} debug \
+             registers of a thread can watch; name them by FILE:NAME",
+            names.join(", ")
+        )))
+    }
+
+    /// Whether a glob matched nothing yet (its functions may be any number).
+    pub fn glob_unresolved(&self) -> bool {
+        self.unresolved().iter().any(|p| p.prefix)
+    }
+
+    /// The code objects found and their watch addresses (`pyprobe probes --filter`).
+    pub fn listing(&self) -> Vec<String> {
+        self.watched
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{} {}: code object {:#x}, watched unit {:#x}",
+                    f.file, f.line, f.qualname, f.code, f.unit
+                )
+            })
+            .collect()
     }
 
     /// The target's interpreter layout.
@@ -172,7 +232,39 @@ impl Watch {
         for f in &self.watched {
             Self::arm_unit(self.pid, f.unit, probes, prog)?;
         }
+        self.read_maps();
         Ok(())
+    }
+
+    /// The target's mappings now, to place the accessing instructions even once it has
+    /// exited (a hit at an unknown place would count as a call).
+    fn read_maps(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)) {
+            let maps = parse_maps(&text);
+            if !maps.is_empty() {
+                self.maps = maps;
+            }
+        }
+    }
+
+    /// A command's interpreter placed again once its loader has mapped it (a shared
+    /// libpython is not mapped at exec); whether it has started.
+    fn check_started(&mut self) -> bool {
+        if self.started {
+            return true;
+        }
+        if let Ok(t) = Target::from_pid(self.pid)
+            && t.interpreter == self.target.interpreter
+            && let Ok(i) = Interpreter::open(&t)
+        {
+            self.interp = i;
+            self.target = t;
+        }
+        if self.interp.main_interp().is_some() {
+            self.started = true;
+            self.started_at = Some(Instant::now());
+        }
+        self.started
     }
 
     /// The patterns no watched function matches yet.
@@ -194,8 +286,16 @@ impl Watch {
         if Instant::now() < self.next_scan || self.unresolved().is_empty() {
             return;
         }
-        self.next_scan = Instant::now() + RESCAN;
-        let Ok(found) = find::find(&mut self.interp, &self.patterns) else {
+        let starting =
+            !self.check_started() || self.started_at.is_some_and(|at| at.elapsed() < STARTING);
+        self.next_scan = Instant::now() + if starting { RESCAN_STARTING } else { RESCAN };
+        let modules = find::modules_len(&self.interp);
+        if !starting && modules == self.last_modules && self.last_full.elapsed() < FULL_RESCAN {
+            return;
+        }
+        self.last_modules = modules;
+        self.last_full = Instant::now();
+        let Ok(Some(found)) = find::find(&mut self.interp, &self.patterns) else {
             return;
         };
         for f in self.keep(found) {
@@ -217,6 +317,7 @@ impl Watch {
                  watchpoint (up to a second later) are not counted"
             ));
             self.watched.push(f);
+            self.read_maps();
         }
     }
 
@@ -228,10 +329,7 @@ impl Watch {
             let n = u64::from_ne_bytes(v[..8].try_into().expect("8 bytes"));
             let mut s = calibrate::site(&self.maps, key.ip);
             if s.is_none() {
-                self.maps = parse_maps(
-                    &std::fs::read_to_string(format!("/proc/{}/maps", self.pid))
-                        .unwrap_or_default(),
-                );
+                self.read_maps();
                 s = calibrate::site(&self.maps, key.ip);
             }
             by_unit.entry(key.addr).or_default().push((s, n));
@@ -257,8 +355,40 @@ impl Watch {
             .collect()
     }
 
+    /// Bit i set where pattern i matches a watched function that has been called (as the
+    /// kernel's filter records it for the other sources: `filter::unmatched`).
+    pub fn pattern_hits(&self, counted: &[FunctionStats]) -> u32 {
+        let mut hits = 0;
+        for (i, p) in self.patterns.iter().enumerate() {
+            let ran = self.watched.iter().enumerate().any(|(k, f)| {
+                counted
+                    .iter()
+                    .any(|c| c.function.id == k as u32 + 1 && c.count > 0)
+                    && p.matches(
+                        &f.file,
+                        crate::filter::unqualified(&f.qualname),
+                        &f.qualname,
+                    )
+            });
+            if ran {
+                hits |= 1 << i;
+            }
+        }
+        hits
+    }
+
     /// The banner's words for this source and its cost.
     pub fn banner(&self) -> String {
+        if !self.started {
+            return format!(
+                "hardware watchpoints on the functions as the command defines them: searched \
+                 every {} ms for its first {} s, then each second; ~{:.0} us per call of them, \
+                 nothing for other calls",
+                RESCAN_STARTING.as_millis(),
+                STARTING.as_secs(),
+                breakpoint_ns() / 1e3
+            );
+        }
         let n = self.watched.len();
         let mut s = format!(
             "hardware watchpoints on {n} function{}: ~{:.0} us per call of {}, nothing for other calls",
@@ -269,8 +399,10 @@ impl Watch {
         let waiting: Vec<String> = self.unresolved().iter().map(|p| p.to_string()).collect();
         if !waiting.is_empty() {
             s.push_str(&format!(
-                "; no function matches {} yet (searched again each second)",
-                waiting.join(", ")
+                "; no function matches {} yet (searched again each second after an import, \
+                 else every {} s)",
+                waiting.join(", "),
+                FULL_RESCAN.as_secs()
             ));
         }
         s

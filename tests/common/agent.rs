@@ -301,6 +301,11 @@ pub struct Own {
 
 impl Workload {
     pub fn start(python: &Python, args: &[&str]) -> Workload {
+        Self::start_script(python, "agent_work.py", args)
+    }
+
+    /// Another script of tests/scripts under the same name (comm) and protocol ("ready").
+    pub fn start_script(python: &Python, script: &str, args: &[&str]) -> Workload {
         let dir = format!("/tmp/pyprobe-agent-{}", std::process::id());
         let inside = format!("{dir}/{COMM}");
         let link = PathBuf::from(format!("{}{inside}", python.root.unwrap_or("")));
@@ -311,7 +316,7 @@ impl Workload {
             exe: inside,
             ..python.clone()
         };
-        let path = named.script("agent_work.py");
+        let path = named.script(script);
         let mut guard = Guard::spawn(
             named
                 .command_with(&path, args)
@@ -327,11 +332,7 @@ impl Workload {
             }
         });
         let first = rx.recv_timeout(Duration::from_secs(20)).ok();
-        assert_eq!(
-            first.as_deref(),
-            Some("ready"),
-            "agent_work.py did not start"
-        );
+        assert_eq!(first.as_deref(), Some("ready"), "{script} did not start");
         Workload { guard, lines: rx }
     }
 
