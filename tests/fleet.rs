@@ -109,7 +109,15 @@ fn every_dashboard_and_rule_query_runs_on_a_real_prometheus() {
     let debian = Python::debian();
     let mut w = Workload::start(&debian, &["4,2,1", "1000", "busy"]);
     let mut args = ONLY_OURS.to_vec();
-    args.extend(["--filter", "agent_handle", "--max-overhead", "1000"]);
+    // --latency: the dashboard's latency panels need durations, which the agent measures on
+    // the shared probe only (a --filter alone counts on watchpoints).
+    args.extend([
+        "--filter",
+        "agent_handle",
+        "--latency",
+        "--max-overhead",
+        "1000",
+    ]);
     let agent = Agent::start(&args);
     let pid = w.pid().to_string();
     agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);

@@ -157,7 +157,7 @@ pub struct ProbesArgs {
     pub pid: i32,
     /// List the code objects pycount's watchpoint source finds for NAME in the process's
     /// memory, with their watch addresses (repeatable)
-    #[arg(long, value_name = "NAME")]
+    #[arg(short, long, value_name = "NAME")]
     pub filter: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
