@@ -438,6 +438,43 @@ def watch(args):
     print(f"\nwritten: {args.json}")
 
 
+def exceptions(args):
+    """Issue 23's row: pyprobe exceptions by --pid on Debian's 3.11 against untraced, on
+    raises.py (each exception raised two frames below its handler, half of them in C); from
+    those, the cost of one exception and what 10,000 a second cost a core."""
+    rounds = args.rounds or (3 if args.quick else 7)
+    size = 10_000 if args.quick else 30_000
+    modes = [
+        Mode("untraced (raises)", "raises.py"),
+        Mode("pyprobe exceptions (raises)", "raises.py", [PYPROBE, "exceptions", "--pid", "{pid}"],
+             watch=None),
+    ]
+    results = {m.name: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in modes:
+                results[m.name].append(run_once(m, size, tmp))
+            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    base = statistics.median(x["cpu_seconds"] for x in results["untraced (raises)"])
+    traced = statistics.median(x["cpu_seconds"] for x in results["pyprobe exceptions (raises)"])
+    caught = results["untraced (raises)"][-1]["exceptions"]
+    out = results["pyprobe exceptions (raises)"][-1]["tracer_output"]
+    per_us = (traced - base) / caught * 1e6
+    print(f"\n## pyprobe exceptions on Debian 3.11 ({rounds} rounds, {caught} exceptions each passing "
+          "two frames; the thread's CPU time, medians)\n")
+    print("| mode | CPU s | vs untraced |")
+    print("|---|---|---|")
+    print(f"| untraced | {base:.4f} | 1.00x |")
+    print(f"| pyprobe exceptions | {traced:.4f} | {traced / base:.2f}x |")
+    print(f"\none exception (two frames passed): {per_us:.2f} us; at 10,000 exceptions a second "
+          f"{per_us * 1e4 / 1e6 * 100:.1f}% of a core")
+    print(f"\npyprobe's last report:\n{out}")
+    with open(args.json, "w") as f:
+        json.dump({"rounds": rounds, "exceptions": caught, "untraced_cpu_s": base, "traced_cpu_s": traced,
+                   "per_exception_us": per_us}, f, indent=2)
+    print(f"written: {args.json}")
+
+
 FLEET = 20
 
 
@@ -585,7 +622,13 @@ def main():
     ap.add_argument("--watch", action="store_true",
                     help="the watchpoint source: a rare function among hot ones on 3.11 and 3.12 without "
                          "the trampoline, and its row on pyperformance's programs (bench/watch.json)")
+    ap.add_argument("--exceptions", action="store_true",
+                    help="pyprobe exceptions against untraced on a workload raising 30,000 exceptions "
+                         "(bench/exceptions.json)")
     args = ap.parse_args()
+    if args.exceptions:
+        args.json = args.json or os.path.join(HERE, "exceptions.json")
+        return exceptions(args)
     if args.watch:
         args.json = args.json or os.path.join(HERE, "watch.json")
         return watch(args)

@@ -113,8 +113,16 @@ fn pyenv_38_310_312_313_by_pid() {
 }
 
 #[test]
-fn sid_314_by_pid() {
-    by_pid(&Python::sid("3.14"), 14);
+fn sid_313_314_315_by_pid() {
+    for (v, minor) in [("3.13", 13), ("3.14", 14), ("3.15", 15)] {
+        by_pid(&Python::sid(v), minor);
+    }
+}
+
+#[test]
+fn pyenv_312_sid_314_by_command() {
+    by_command(&Python::pyenv("3.12"), 12);
+    by_command(&Python::sid("3.14"), 14);
 }
 
 #[test]

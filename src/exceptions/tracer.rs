@@ -24,7 +24,7 @@ pub fn exc_layout(minor: u32) -> Option<ExcLayout> {
         11 => (96, 0, 24),
         12 => (96, 40, 24),
         13 | 14 => (112, 40, 24),
-        15 => (152, 40, 24),
+        15 => (136, 40, 24),
         _ => return None,
     };
     Some(ExcLayout {
