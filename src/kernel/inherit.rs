@@ -362,7 +362,7 @@ fn pt_regs_offset(reg: &str) -> Option<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::skel::count::types::{__bpf_usdt_arg_spec, __bpf_usdt_spec};
+    use crate::abi::skel::count::types::{__bpf_usdt_arg_spec, __bpf_usdt_spec};
 
     #[test]
     fn specs_have_libbpfs_layout() {

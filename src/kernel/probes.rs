@@ -6,7 +6,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOp
 
 use super::inherit::{self, Place, TraceEvent, UsdtSpecs};
 use crate::error::{Error, Result};
-use crate::overhead::{Meter, Trap};
+use crate::kernel::overhead::{Meter, Trap};
 use crate::target::Target;
 
 pub struct Probes {

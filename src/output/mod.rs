@@ -3,13 +3,10 @@
 //! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs), speedscope.rs and
 //! pprof.rs (sampled profiles); file.rs makes `--output` files safely, pipe.rs writes standard
 //! output from a thread of its own.
-pub mod chrome;
 mod file;
 pub mod folded;
 pub mod json;
 pub mod pipe;
-pub mod pprof;
-pub mod speedscope;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;

@@ -17,9 +17,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::Stack;
-use crate::kernel::limits::MAX_STACK_DEPTH;
-use crate::pystate::{Interpreter, RawFrame};
-use crate::stacks::{self, symbolize};
+use crate::abi::limits::MAX_STACK_DEPTH;
+use crate::commands::stacks::{self, symbolize};
+use crate::cpython::pystate::{Interpreter, RawFrame};
 
 pub struct IdleSampler {
     pid: i32,

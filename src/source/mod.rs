@@ -4,17 +4,19 @@
 //! a uprobe on `_PyEval_EvalFrameDefault`, which sees every frame the interpreter evaluates on
 //! 3.6-3.10 and, with CPython's perf trampoline on, on 3.12+ (3.11 inlines calls and has no
 //! trampoline).
+pub mod breakpoints;
 mod exits;
 mod init313;
 mod prologue;
+pub mod watch;
 
 use libbpf_rs::ProgramMut;
 
+use crate::abi::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
+use crate::cpython::trampoline::{self, TrampolineState};
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
-use crate::kernel::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
 use crate::target::Target;
-use crate::trampoline::{self, TrampolineState};
 use crate::versions::{
     DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout, qualname_layout,
     qualname_layout_of_build,

@@ -1,0 +1,7 @@
+//! What every trace is made of, above the BPF ABI: a function's identity, `--filter` and glob
+//! patterns, latency histograms, and the losses the kernel side counts.
+pub mod filter;
+pub mod function;
+pub mod glob;
+pub mod histogram;
+pub mod losses;
