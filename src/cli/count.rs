@@ -2,8 +2,9 @@
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
-use crate::commands::count::{self, CountOptions, CountView, SortKey, SourceChoice};
+use crate::commands::count::{self, CountOptions, CountView, SortKey};
 use crate::error::{Error, Result};
+use crate::source::SourceChoice;
 use crate::trace::filter;
 
 pub const EXAMPLES: &str = "\

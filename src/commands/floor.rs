@@ -6,7 +6,6 @@ use std::io;
 use crate::abi::skel::floor::{FloorSkel, FloorSkelBuilder};
 use crate::commands::tools;
 use crate::error::Result;
-use crate::kernel::private_code::PrivateCode;
 use crate::kernel::{Loaded, Probes, load};
 use crate::output::{Never, Output, Window};
 use crate::session::{Report, Schedule, Session, TargetSpec, Tracer};
@@ -87,19 +86,6 @@ impl Tracer for Floor {
     fn read(&mut self) -> Result<()> {
         Ok(())
     }
-}
-
-/// Runs `f` with an empty uprobe on pyprobe's private code (calibrating a trap's cost).
-pub fn with_empty_uprobe<T>(code: &PrivateCode, f: impl FnOnce() -> T) -> Result<T> {
-    let skel = load(FloorSkelBuilder::default(), |_| Ok(()))?;
-    let link = skel
-        .progs
-        .empty_uprobe
-        .attach_uprobe(false, 0, code.path(), 0)
-        .map_err(|e| crate::error::Error::bpf("calibrating a uprobe's cost", e))?;
-    let out = f();
-    drop(link);
-    Ok(out)
 }
 
 /// The floor reports nothing.

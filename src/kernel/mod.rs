@@ -5,6 +5,7 @@ mod entries;
 pub mod inherit;
 mod loaded;
 pub mod overhead;
+pub mod perf;
 pub mod private_code;
 mod probes;
 mod ring;

@@ -4,12 +4,14 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::libbpf_sys;
 
+use crate::abi::skel::floor::FloorSkelBuilder;
 use crate::error::{Error, Result};
 use crate::kernel::private_code::PrivateCode;
+use crate::kernel::{load, perf};
 
 /// The programs of a session, whose run counts and run times the kernel keeps while run-time
 /// statistics are on (`BPF_ENABLE_STATS`, for as long as this holds its descriptor).
@@ -337,7 +339,7 @@ pub fn calibrate_in_background() {
                 let _ = TRAP.set(FALLBACK_TRAP_NS);
             }
             let _ = BREAKPOINT.set(
-                crate::source::breakpoints::measure_hit()
+                measure_hit()
                     .filter(|ns| (1_000.0..200_000.0).contains(ns))
                     .unwrap_or(FALLBACK_BREAKPOINT_NS),
             );
@@ -366,7 +368,7 @@ fn calibrate() -> Result<()> {
     // The least of a few rounds: a round can only be slowed by the machine, never sped up.
     let least = |f: &dyn Fn() -> std::time::Duration| (0..ROUNDS).map(|_| f()).min();
     let bare = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
-    crate::commands::floor::with_empty_uprobe(&code, || {
+    with_empty_uprobe(&code, || {
         let probed = least(&|| time(CALIBRATION_CALLS)).unwrap_or_default();
         let per_call = probed.saturating_sub(bare).as_nanos() as f64 / f64::from(CALIBRATION_CALLS);
         // A measurement disturbed into nonsense falls back to the known floor.
@@ -376,6 +378,48 @@ fn calibrate() -> Result<()> {
             FALLBACK_TRAP_NS
         });
     })
+}
+
+/// Runs `f` with an empty uprobe on pyprobe's private code (calibrating a trap's cost).
+pub fn with_empty_uprobe<T>(code: &PrivateCode, f: impl FnOnce() -> T) -> Result<T> {
+    let skel = load(FloorSkelBuilder::default(), |_| Ok(()))?;
+    let link = skel
+        .progs
+        .empty_uprobe
+        .attach_uprobe(false, 0, code.path(), 0)
+        .map_err(|e| Error::bpf("calibrating a uprobe's cost", e))?;
+    let out = f();
+    drop(link);
+    Ok(out)
+}
+
+/// Calls per round of `measure_hit`.
+const HIT_CALLS: u32 = 500;
+
+/// What one hit of a breakpoint costs: calls of a function of ours with a breakpoint on it in
+/// this thread, against the same calls without, in this thread's CPU time (the debug
+/// exception's time is the thread's); None where no breakpoint can be had.
+pub fn measure_hit() -> Option<f64> {
+    // On code of pyprobe's own, in no file another pyprobe runs (PrivateCode says why).
+    let code = PrivateCode::new().ok()?;
+    let time = || {
+        (0..ROUNDS)
+            .map(|_| {
+                let t = thread_cpu();
+                for _ in 0..HIT_CALLS {
+                    code.call();
+                    std::hint::black_box(());
+                }
+                thread_cpu().saturating_sub(t)
+            })
+            .min()
+            .unwrap_or(Duration::ZERO)
+    };
+    let bare = time();
+    let event = perf::open(0, code.addr(), false).ok()?;
+    let hit = time();
+    drop(event);
+    Some(hit.saturating_sub(bare).as_nanos() as f64 / f64::from(HIT_CALLS))
 }
 
 /// The calling thread's CPU time, to the nanosecond: what a trap costs is measured in it, as

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::Stack;
 use crate::abi::limits::MAX_STACK_DEPTH;
-use crate::commands::stacks::{self, symbolize};
 use crate::cpython::pystate::{Interpreter, RawFrame};
+use crate::cpython::walk::{self, symbolize};
 
 pub struct IdleSampler {
     pid: i32,
@@ -91,7 +91,7 @@ impl IdleSampler {
             return;
         }
         self.learnt = Some(Instant::now());
-        if let Ok((threads, _)) = stacks::take(interp) {
+        if let Ok((threads, _)) = walk::take(interp) {
             for t in threads.threads {
                 if let Some(tid) = t.tid {
                     self.tids.insert(t.state.addr, tid);
@@ -115,7 +115,7 @@ impl IdleSampler {
             let Some(&tid) = self.tids.get(&t.addr) else {
                 continue;
             };
-            if stacks::thread_status(self.pid, tid).1 {
+            if walk::thread_status(self.pid, tid).1 {
                 continue;
             }
             let Ok(walk) = interp.innermost_frames(&t, MAX_STACK_DEPTH) else {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use tracer::SampleTracer;
 
-use crate::commands::stacks::Frame;
+use crate::cpython::walk::Frame;
 use crate::session::Report;
 use crate::trace::filter::Pattern;
 use crate::trace::losses::Losses;

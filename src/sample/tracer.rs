@@ -13,8 +13,8 @@ use crate::abi::limits::MAX_STACK_DEPTH;
 use crate::abi::skel::sample::{SampleSkel, SampleSkelBuilder};
 use crate::abi::types::{SampleKey, StackRecord};
 use crate::abi::{loss_counters, record, same_struct};
-use crate::commands::stacks::symbolize;
 use crate::cpython::pystate::{Interpreter, RawFrame};
+use crate::cpython::walk::symbolize;
 use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, load};
 use crate::output::Never;
@@ -143,7 +143,7 @@ impl SampleTracer {
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.python_names_read = Some(Instant::now());
-            let by_ns = crate::commands::stacks::host_tids(pid);
+            let by_ns = crate::cpython::walk::host_tids(pid);
             self.python_names = self
                 .interp
                 .thread_names()

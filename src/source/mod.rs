@@ -34,6 +34,24 @@ pub enum Kind {
     EvalFrame(EvalFrame),
 }
 
+/// `--source`: where breakpoints can serve (3.12-3.14 with the trampoline, exact names), who
+/// decides between them and the shared probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// Watchpoints where they can count every call asked for (up to 4 functions, no
+    /// --latency); else with --latency breakpoints where they serve; else the shared probe
+    /// (for a command: a second on it first where breakpoints could take over)
+    #[default]
+    Auto,
+    /// Hardware breakpoints wherever they serve
+    Breakpoints,
+    /// The probe every call passes
+    Probe,
+    /// Hardware data watchpoints on the functions' first bytecode unit (CPython 3.8-3.15, no
+    /// probe or trampoline needed; up to 4 functions, calls only)
+    Watch,
+}
+
 /// CPython's function__entry / function__return probes.
 #[derive(Debug, Clone, Copy)]
 pub struct Usdt {

@@ -298,7 +298,7 @@ impl Agent {
             force: false,
             subprocesses: false,
             lean_maps: true,
-            source: crate::commands::count::SourceChoice::Auto,
+            source: crate::source::SourceChoice::Auto,
         };
         match Functions::attach(target, &opts) {
             Ok(f) => Some(f),

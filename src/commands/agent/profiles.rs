@@ -12,7 +12,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::metrics::ProcessLabels;
-use crate::commands::stacks::Frame;
+use crate::cpython::walk::Frame;
 use crate::error::Result;
 use crate::sample::pprof;
 use crate::sample::{Profile, SampleOptions, SampleTracer, Stack, StackCount};

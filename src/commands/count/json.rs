@@ -69,7 +69,7 @@ impl Output<Never, CallReport> for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::count::FunctionStats;
+    use crate::trace::calls::FunctionStats;
     use crate::trace::histogram::{Histogram, bucket_of};
 
     #[test]

@@ -11,10 +11,9 @@ pub use tracer::CountTracer;
 use crate::error::Result;
 use crate::output::{Destination, Format, Never, Output};
 use crate::session::{Report, Schedule, Session, TargetSpec};
-use crate::source;
+use crate::source::{self, SourceChoice};
+use crate::trace::calls::FunctionStats;
 use crate::trace::filter::Pattern;
-use crate::trace::function::Function;
-use crate::trace::histogram::{Histogram, window_max};
 use crate::trace::losses::Losses;
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
@@ -38,24 +37,6 @@ pub struct CountOptions {
     pub lean_maps: bool,
     /// What counts a filtered pycount's calls (`--source`).
     pub source: SourceChoice,
-}
-
-/// `--source`: where breakpoints can serve (3.12-3.14 with the trampoline, exact names), who
-/// decides between them and the shared probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum SourceChoice {
-    /// Watchpoints where they can count every call asked for (up to 4 functions, no
-    /// --latency); else with --latency breakpoints where they serve; else the shared probe
-    /// (for a command: a second on it first where breakpoints could take over)
-    #[default]
-    Auto,
-    /// Hardware breakpoints wherever they serve
-    Breakpoints,
-    /// The probe every call passes
-    Probe,
-    /// Hardware data watchpoints on the functions' first bytecode unit (CPython 3.8-3.15, no
-    /// probe or trampoline needed; up to 4 functions, calls only)
-    Watch,
 }
 
 /// How the table is ordered and cut.
@@ -91,57 +72,6 @@ impl SortKey {
             SortKey::Own
         } else {
             SortKey::Count
-        }
-    }
-}
-
-/// One function's calls, and with --latency their durations.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FunctionStats {
-    pub function: Function,
-    /// The process the calls were made in, when following forked ones (`--subprocesses`).
-    pub pid: Option<u32>,
-    pub count: u64,
-    /// Calls whose duration was measured (entry and return both seen).
-    pub timed: u64,
-    pub total_ns: u64,
-    /// The timed calls' own (exclusive) time: each one's duration less its callees' that
-    /// pyprobe paired (every call, but with breakpoints only the filtered functions').
-    pub own_ns: u64,
-    pub max_ns: u64,
-    pub histogram: Histogram,
-}
-
-impl FunctionStats {
-    /// Latency percentiles; a bucket midpoint never reports more than the exact maximum.
-    pub fn percentiles(&self, qs: &[f64]) -> Vec<u64> {
-        let cap = if self.max_ns > 0 {
-            self.max_ns
-        } else {
-            u64::MAX
-        };
-        self.histogram
-            .percentiles(qs)
-            .into_iter()
-            .map(|p| p.min(cap))
-            .collect()
-    }
-
-    pub fn avg_ns(&self) -> u64 {
-        self.total_ns.checked_div(self.timed).unwrap_or(0)
-    }
-
-    /// The statistics gained since an earlier reading of the same function.
-    pub fn since(&self, earlier: &FunctionStats) -> FunctionStats {
-        let histogram = self.histogram.since(&earlier.histogram);
-        FunctionStats {
-            count: self.count - earlier.count.min(self.count),
-            timed: self.timed - earlier.timed.min(self.timed),
-            total_ns: self.total_ns - earlier.total_ns.min(self.total_ns),
-            own_ns: self.own_ns - earlier.own_ns.min(self.own_ns),
-            max_ns: window_max(&histogram, self.max_ns, earlier.max_ns),
-            histogram,
-            ..self.clone()
         }
     }
 }
@@ -265,6 +195,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::function::Function;
 
     pub fn stats(name: &str, line: i32, count: u64, total: u64) -> FunctionStats {
         FunctionStats {

@@ -87,7 +87,7 @@ impl Output<Never, CallReport> for Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::count::FunctionStats;
+    use crate::trace::calls::FunctionStats;
     use crate::trace::function::Function;
 
     #[test]

@@ -6,22 +6,23 @@ use std::time::Duration;
 
 use libbpf_rs::MapCore;
 
-use super::{CallReport, CountOptions, FunctionStats};
+use super::{CallReport, CountOptions};
 use crate::abi::limits::{MAX_DEPTH, PATH_SCRATCH};
 use crate::abi::skel::count::{CountSkel, CountSkelBuilder, OpenCountSkel};
 use crate::abi::types::{FnEntry, FnKey, FnSlot, HistKey};
 use crate::abi::{loss_counters, record, same_struct};
-use crate::commands::count::SourceChoice;
 use crate::commands::tools;
 use crate::error::{Error, Result};
 use crate::kernel::overhead;
 use crate::kernel::{Loaded, Probes, entries, inherit, load};
 use crate::output::Never;
 use crate::session::Tracer;
+use crate::source::SourceChoice;
 use crate::source::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
 use crate::source::watch::{self, Watch};
 use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
+use crate::trace::calls::FunctionStats;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
 use crate::trace::histogram::Histogram;

@@ -3,7 +3,8 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use crate::commands::stacks::{Frame, ProcessStacks, ThreadStack};
+use crate::commands::stacks::{ProcessStacks, ThreadStack};
+use crate::cpython::walk::Frame;
 use crate::output::{Never, Output, Window};
 
 pub struct Json {

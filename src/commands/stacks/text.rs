@@ -136,7 +136,7 @@ impl Output<Never, ProcessStacks> for Text {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::stacks::Frame;
+    use crate::cpython::walk::Frame;
 
     fn thread(tid: i32, frames: &[&str], not_shown: u64, error: Option<&str>) -> ThreadStack {
         ThreadStack {

@@ -1,20 +1,20 @@
 //! pycount's breakpoint source (bpf/breakpoints.bpf.h): where an exact `--filter` names a few
 //! functions and CPython's perf trampoline is on, a hardware breakpoint per thread on each one's
 //! trampoline stub sees its calls and nothing else, instead of the probe every call passes.
-pub(crate) mod events;
 mod perf_map;
 
 use std::time::{Duration, Instant};
 
 use libbpf_rs::ProgramMut;
 
-pub use events::measure_hit;
 use perf_map::{PerfMap, Stub};
 
-use crate::commands::count::SourceChoice;
 use crate::error::Error;
 use crate::kernel::Probes;
+use crate::kernel::overhead::measure_hit;
 use crate::kernel::overhead::{breakpoint_ns, trap_ns};
+use crate::kernel::perf;
+use crate::source::SourceChoice;
 use crate::source::{FunctionSource, Kind};
 use crate::target::Target;
 use crate::trace::filter::{Pattern, unqualified};
@@ -280,13 +280,13 @@ impl Watch {
         let latency = self.latency;
         for w in self.stubs.iter_mut().filter(|w| !w.armed) {
             w.armed = true;
-            for tid in events::threads(self.pid) {
+            for tid in perf::threads(self.pid) {
                 let mut sites = vec![(w.stub.addr, progs.entry)];
                 if latency && let Some(ret) = w.ret {
                     sites.push((ret, progs.ret));
                 }
                 for (addr, prog) in sites {
-                    match events::open(tid, addr, true) {
+                    match perf::open(tid, addr, true) {
                         Ok(fd) => probes.breakpoint(prog, fd).map_err(ArmError::Other)?,
                         // The thread ended meanwhile.
                         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}

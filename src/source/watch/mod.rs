@@ -12,13 +12,14 @@ use libbpf_rs::ProgramMut;
 
 use crate::abi::record;
 use crate::abi::types::WpKey;
-use crate::commands::count::FunctionStats;
 use crate::cpython::pystate::Interpreter;
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
 use crate::kernel::overhead::breakpoint_ns;
-use crate::source::breakpoints::{REGISTERS, events};
+use crate::kernel::perf;
+use crate::source::breakpoints::REGISTERS;
 use crate::target::{Mapping, Target, parse_maps};
+use crate::trace::calls::FunctionStats;
 use crate::trace::filter::Pattern;
 use crate::trace::function::Function;
 use crate::versions::InterpreterLayout;
@@ -206,8 +207,8 @@ impl Watch {
     /// Sets a watchpoint on `unit` in every thread now; threads started later inherit it from
     /// the thread that starts them. ENOSPC: the thread's debug registers are taken.
     fn arm_unit(pid: i32, unit: u64, probes: &mut Probes, prog: &ProgramMut<'_>) -> Result<()> {
-        for tid in events::threads(pid) {
-            match events::open_watch(tid, unit, true) {
+        for tid in perf::threads(pid) {
+            match perf::open_watch(tid, unit, true) {
                 Ok(fd) => probes.breakpoint(prog, fd)?,
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
@@ -437,7 +438,7 @@ pub fn calibrate(
         Ok(u64::from_le_bytes(b) + u64::from(layout.objects.bytes_data))
     };
     let mut watch = |pid: i32, unit: u64| -> Result<()> {
-        let fd = events::open_watch(pid, unit, false).map_err(|e| {
+        let fd = perf::open_watch(pid, unit, false).map_err(|e| {
             Error::ProbeUnavailable(format!("--source watch: no hardware watchpoint: {e}"))
         })?;
         probes.breakpoint(prog, fd)
@@ -454,7 +455,7 @@ pub fn describe(target: &Target) -> std::result::Result<String, String> {
         ));
     }
     Interpreter::layout_of(target).map_err(|e| e.one_line())?;
-    match crate::source::breakpoints::measure_hit() {
+    match crate::kernel::overhead::measure_hit() {
         Some(ns) => Ok(format!(
             "hardware watchpoints on the functions' first bytecode (--source watch): ~{:.0} us \
              per call of them, nothing for other calls",

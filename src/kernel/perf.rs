@@ -1,11 +1,7 @@
 //! Hardware execute breakpoints as perf events: one per thread of the target, inherited by the
-//! threads each one starts later; and what a hit costs on this machine.
+//! threads each one starts later (what a hit costs is measured in overhead.rs).
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::time::Duration;
-
-use crate::kernel::overhead::thread_cpu;
-use crate::kernel::private_code::PrivateCode;
 
 const PERF_TYPE_BREAKPOINT: u32 = 5;
 const HW_BREAKPOINT_RW: u32 = 3;
@@ -87,33 +83,4 @@ pub fn threads(pid: i32) -> Vec<i32> {
         .collect();
     tids.sort_unstable();
     tids
-}
-
-const CALLS: u32 = 500;
-const ROUNDS: usize = 5;
-
-/// What one hit of a breakpoint costs: calls of a function of ours with a breakpoint on it in
-/// this thread, against the same calls without, in this thread's CPU time (the debug
-/// exception's time is the thread's); None where no breakpoint can be had.
-pub fn measure_hit() -> Option<f64> {
-    // On code of pyprobe's own, in no file another pyprobe runs (PrivateCode says why).
-    let code = PrivateCode::new().ok()?;
-    let time = || {
-        (0..ROUNDS)
-            .map(|_| {
-                let t = thread_cpu();
-                for _ in 0..CALLS {
-                    code.call();
-                    std::hint::black_box(());
-                }
-                thread_cpu().saturating_sub(t)
-            })
-            .min()
-            .unwrap_or(Duration::ZERO)
-    };
-    let bare = time();
-    let event = open(0, code.addr(), false).ok()?;
-    let hit = time();
-    drop(event);
-    Some(hit.saturating_sub(bare).as_nanos() as f64 / f64::from(CALLS))
 }
