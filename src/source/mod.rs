@@ -281,7 +281,7 @@ impl FunctionSource {
     }
 
     /// The eval-frame uprobe's file offset, and 3.13's instantiation probe's, where they are
-    /// attached apart from `attach` (pycount's breakpoint source: src/breakpoints/).
+    /// attached apart from `attach` (pycount's breakpoint source: src/source/breakpoints/).
     pub fn eval_offsets(&self) -> Option<(u64, Option<u64>)> {
         match &self.kind {
             Kind::EvalFrame(e) => Some((e.entry, e.init_probe)),

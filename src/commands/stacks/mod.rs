@@ -1,5 +1,5 @@
 //! pyprobe stacks: what every thread of a process is doing now, read from its memory
-//! (src/pystate) without BPF. Threads that are parked read the same twice and are never
+//! (src/cpython/pystate) without BPF. Threads that are parked read the same twice and are never
 //! stopped; when the stacks move under the reader (or, before 3.11, to learn which kernel thread
 //! each thread state is), every thread is held still for the read (cpython/pause.rs) and let go at once.
 mod json;
