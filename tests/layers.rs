@@ -166,20 +166,76 @@ fn code_only(src: &str) -> String {
 }
 
 /// Every path after `crate::` in code, groups expanded (`crate::a::{b, c::d}` gives `a::b` and
-/// `a::c::d`), `self` in a group meaning the prefix.
-fn crate_paths(code: &str) -> Vec<String> {
+/// `a::c::d`), `self` in a group meaning the prefix; and every `super::` path, made absolute
+/// from `module` (the file's own module path), since `super::super::x` reaches as far as
+/// `crate::x` does.
+fn crate_paths(code: &str, module: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        let before = rest[..at].chars().next_back();
-        rest = &rest[at + "crate::".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+    // Inline modules (`mod tests { ... }`) open below the file's: their name and the brace depth
+    // that closes them.
+    let mut inline: Vec<(&str, usize)> = Vec::new();
+    let mut depth = 0;
+    let mut i = 0;
+    while i < code.len() {
+        let rest = &code[i..];
+        let before = code[..i].chars().next_back();
+        let starts =
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ':');
+        let here = || {
+            let mut m: Vec<&str> = module.to_vec();
+            m.extend(inline.iter().map(|(n, _)| *n));
+            m
+        };
+        let (skip, base) = if starts && rest.starts_with("crate::") {
+            ("crate::".len(), Vec::new())
+        } else if starts && rest.starts_with("super::") {
+            let mut ups = 0;
+            let mut k = 0;
+            while rest[k..].starts_with("super::") {
+                ups += 1;
+                k += "super::".len();
+            }
+            let m = here();
+            (k, m[..m.len().saturating_sub(ups)].to_vec())
+        } else {
+            if starts && rest.starts_with("mod ") {
+                let after = rest["mod ".len()..].trim_start();
+                let name_len = after
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                if after[name_len..].trim_start().starts_with('{') {
+                    inline.push((&after[..name_len], depth + 1));
+                }
+            }
+            match rest.chars().next() {
+                Some('{') => depth += 1,
+                Some('}') => {
+                    if inline.last().is_some_and(|(_, d)| *d == depth) {
+                        inline.pop();
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+            i += rest.chars().next().map_or(1, char::len_utf8);
             continue;
-        }
+        };
+        let rest = &rest[skip..];
         let mut chars = rest.char_indices().peekable();
-        tree(rest, &mut chars, String::new(), &mut out);
+        tree(rest, &mut chars, base.join("::"), &mut out);
+        i += skip;
     }
     out
+}
+
+/// The module path of a file under src/: `a/b.rs` and `a/b/mod.rs` are `a::b`.
+fn module_of(rel: &str) -> Vec<&str> {
+    let rel = rel.strip_suffix(".rs").unwrap_or(rel);
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    if matches!(parts.last(), Some(&"mod") | Some(&"lib") | Some(&"main")) {
+        parts.pop();
+    }
+    parts
 }
 
 type Chars<'a> = std::iter::Peekable<std::str::CharIndices<'a>>;
@@ -256,7 +312,7 @@ fn references(files: &BTreeMap<String, String>) -> (BTreeSet<Node>, Vec<Referenc
     let mut refs = Vec::new();
     for (file, text) in files {
         let Some(from) = node_of(file) else { continue };
-        for path in crate_paths(&code_only(text)) {
+        for path in crate_paths(&code_only(text), &module_of(file)) {
             let segs: Vec<&str> = path.split("::").collect();
             let two = segs.get(1).map(|b| format!("{}::{b}", segs[0]));
             let to = match two {
@@ -455,15 +511,29 @@ fn every_layer_holds_a_module_of_src() {
     }
 }
 
-/// The checker itself: it sees through groups and literals, and it fails where it should.
+/// The checker itself: it sees through groups, literals, `super::` and inline modules, and it
+/// fails where it should.
 #[test]
 fn the_checker_catches_what_it_is_for() {
+    let code = code_only(
+        "use crate::a::{b, c::{self, d}};\n// crate::x::y\nlet s = \"crate::z\";\n\
+         let r = r#\"crate::w\"#; let c = '\"'; f(crate::e::f()); use super::g::h;\n\
+         use super::super::k::Probes; x::super::y; let _ = super::*;\n\
+         mod tests { use super::*; fn f() { super::super::m::n(); } }",
+    );
     assert_eq!(
-        crate_paths(&code_only(
-            "use crate::a::{b, c::{self, d}};\n// crate::x::y\nlet s = \"crate::z\";\n\
-             let r = r#\"crate::w\"#; let c = '\"'; f(crate::e::f());"
-        )),
-        ["a::b", "a::c", "a::c::d", "e::f"]
+        crate_paths(&code, &["trace", "glob"]),
+        [
+            "a::b",
+            "a::c",
+            "a::c::d",
+            "e::f",
+            "trace::g::h",
+            "k::Probes",
+            "trace",
+            "trace::glob",
+            "trace::m::n"
+        ]
     );
     let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
@@ -484,6 +554,16 @@ fn the_checker_catches_what_it_is_for() {
     assert!(
         up.iter().any(|v| v.starts_with("a circle of 2 modules")),
         "{up:?}"
+    );
+    // The same through super::, which reaches the crate root as well.
+    let sup = violations(&files(&[
+        ("trace/glob.rs", "use super::super::kernel::Probes;"),
+        ("kernel/mod.rs", ""),
+    ]));
+    assert!(
+        sup.iter()
+            .any(|v| v.starts_with("src/trace/glob.rs: crate::kernel::Probes")),
+        "{sup:?}"
     );
     // A sibling: the kernel side naming the live interpreter, in its own layer.
     let sib = violations(&files(&[

@@ -26,7 +26,7 @@ use libbpf_rs::{
     Link, MapCore, MapFlags, MapHandle, OpenProgramMut, PerfEventOpts, ProgramMut, ProgramType,
 };
 
-use super::probes::PerfEventAttr;
+use super::perf::PerfEventAttr;
 use crate::error::{Error, Result};
 
 /// The group every pyprobe trace event is defined in; each name carries pyprobe's PID.

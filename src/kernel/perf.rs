@@ -1,5 +1,7 @@
-//! Hardware execute breakpoints as perf events: one per thread of the target, inherited by the
-//! threads each one starts later (what a hit costs is measured in overhead.rs).
+//! Perf events: hardware execute breakpoints and data watchpoints, one per thread of the target,
+//! inherited by the threads each one starts later (what a hit costs is measured in
+//! overhead.rs); and the attr that the CPU-clock sampler (probes.rs) and inherited trace events
+//! (inherit.rs) open theirs with.
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -11,6 +13,23 @@ const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const INHERIT: u64 = 1 << 1;
 const EXCLUDE_KERNEL: u64 = 1 << 5;
 const EXCLUDE_HV: u64 = 1 << 6;
+
+/// The first 64 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER0), all a
+/// CPU-clock sampler or an inherited trace event sets (`sample_freq` is the period without `freq`).
+#[repr(C)]
+#[derive(Default)]
+pub(super) struct PerfEventAttr {
+    pub kind: u32,
+    pub size: u32,
+    pub config: u64,
+    pub sample_freq: u64,
+    pub sample_type: u64,
+    pub read_format: u64,
+    pub flags: u64,
+    pub wakeup_events: u32,
+    pub bp_type: u32,
+    pub config1: u64,
+}
 
 /// The first 72 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER1): up to
 /// the breakpoint's address and length.

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
 
 use super::inherit::{self, Place, TraceEvent, UsdtSpecs};
+use super::perf::PerfEventAttr;
 use crate::error::{Error, Result};
 use crate::kernel::overhead::{Meter, Trap};
 use crate::target::Target;
@@ -382,23 +383,6 @@ const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
 /// `freq`: `sample_freq` is a rate in Hz, not a period.
 const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
-
-/// The first 64 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER0), all a
-/// CPU-clock sampler or an inherited trace event sets (`sample_freq` is the period without `freq`).
-#[repr(C)]
-#[derive(Default)]
-pub(super) struct PerfEventAttr {
-    pub kind: u32,
-    pub size: u32,
-    pub config: u64,
-    pub sample_freq: u64,
-    pub sample_type: u64,
-    pub read_format: u64,
-    pub flags: u64,
-    pub wakeup_events: u32,
-    pub bp_type: u32,
-    pub config1: u64,
-}
 
 /// The online CPUs, from /sys/devices/system/cpu/online (`0-3,5`).
 fn online_cpus() -> Result<Vec<i32>> {
