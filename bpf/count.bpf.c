@@ -448,7 +448,7 @@ int init_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/probes.rs). */
+/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/links.rs). */
 SEC("uprobe")
 int tracing_mode(void *ctx)
 {

@@ -202,7 +202,7 @@ struct loss_counters {
 	__u64 stack_read_errors;
 };
 
-/* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until
+/* The session switch (src/kernel/links.rs): programs attach disarmed and record nothing until
  * userspace arms them all in one store, and stop in one store before they are detached. */
 struct control {
 	__u32 armed;

@@ -567,7 +567,7 @@ fn the_checker_catches_what_it_is_for() {
     );
     // A sibling: the kernel side naming the live interpreter, in its own layer.
     let sib = violations(&files(&[
-        ("kernel/probes.rs", "crate::cpython::walk::take()"),
+        ("kernel/links.rs", "crate::cpython::walk::take()"),
         ("cpython/walk.rs", ""),
     ]));
     assert!(

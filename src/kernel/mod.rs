@@ -3,14 +3,14 @@
 //! (`overhead`). The types and limits they carry are in `abi`.
 mod entries;
 pub mod inherit;
+mod links;
 mod loaded;
 pub mod overhead;
 pub mod perf;
 pub mod private_code;
-mod probes;
 mod ring;
 
 pub use entries::entries;
+pub use links::Probes;
 pub use loaded::{Loaded, load};
-pub use probes::Probes;
 pub use ring::Ring;

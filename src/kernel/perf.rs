@@ -1,6 +1,6 @@
 //! Perf events: hardware execute breakpoints and data watchpoints, one per thread of the target,
 //! inherited by the threads each one starts later (what a hit costs is measured in
-//! overhead.rs); and the attr that the CPU-clock sampler (probes.rs) and inherited trace events
+//! overhead.rs); and the attr that the CPU-clock sampler (links.rs) and inherited trace events
 //! (inherit.rs) open theirs with.
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
