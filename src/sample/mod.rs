@@ -1,4 +1,5 @@
-//! Sampling profiles, shared by `pyprobe record` and `pyprobe top`: the Python stack of each
+//! Sampling profiles, shared by `pyprobe record`, `pyprobe top` and the agent's `--profile`, and
+//! their encoders (text, json, folded, speedscope, pprof): the Python stack of each
 //! target thread on CPU, walked in the kernel at every CPU-clock tick (bpf/sample.bpf.c) and
 //! counted per thread and stack; each stack is named once in userspace. With `idle`, threads
 //! that are off CPU are sampled from userspace at the same rate (see `idle.rs`).

@@ -1,5 +1,5 @@
-//! The JSON format: one document per report and one object per streamed event, one file per
-//! command; losses are keyed here.
+//! The JSON format's shared part: losses are keyed here (each command's documents and streamed
+//! objects are its own json.rs).
 
 use serde_json::{Map, Value, json};
 

@@ -1,4 +1,5 @@
-//! The text format: human tables and lines, one file per command; losses are worded here.
+//! The text format's shared part: losses are worded here (each command's tables and lines are
+//! its own text.rs).
 
 use crate::trace::losses::{Loss, Losses, Lost};
 
