@@ -544,7 +544,7 @@ def median_range(xs):
     return statistics.median(xs), min(xs), max(xs)
 
 
-# The longest --file or --event glob pyprobe accepts (src/glob.rs: LONGEST).
+# The longest --file or --event glob pyprobe accepts (src/trace/glob.rs: LONGEST).
 GLOB_LONGEST = 61
 
 

@@ -8,7 +8,8 @@
  * maps the file, including ones started after attach: everything here is keyed by process.
  */
 
-/* The buckets' upper bounds in ns (src/agent/buckets.rs), ascending; the last bucket has none. */
+/* The buckets' upper bounds in ns (src/commands/agent/buckets.rs), ascending; the last
+ * bucket has none. */
 const volatile __u64 bounds_ns[AGENT_BUCKETS - 1] = {};
 
 /*

@@ -324,7 +324,7 @@ int call_return(struct pt_regs *ctx)
 }
 
 /*
- * While the shared probe hands a function over to its breakpoints (src/breakpoints/), a call
+ * While the shared probe hands a function over to its breakpoints (src/source/breakpoints/), a call
  * both see is counted once, by the breakpoint: it marks the thread with the stack pointer at
  * the stub, which the same call's eval-frame entry finds 16 bytes above its own (the stub's
  * `sub $8, %rsp` and its `call`).
@@ -448,7 +448,7 @@ int init_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/probes.rs). */
+/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/links.rs). */
 SEC("uprobe")
 int tracing_mode(void *ctx)
 {

@@ -302,7 +302,7 @@ int flow_eval_return(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/probes.rs). */
+/* Attached where it never fires, only to hold the line probe's semaphore up (src/kernel/links.rs). */
 SEC("uprobe")
 int tracing_mode(void *ctx)
 {

@@ -132,7 +132,8 @@ struct hist_key {
 	__u32 bucket;
 };
 
-/* A data watchpoint's hit (src/watch/): the unit watched and the instruction after the access. */
+/* A data watchpoint's hit (src/source/watch/): the unit watched and the instruction after
+ * the access. */
 struct wp_key {
 	__u64 addr;
 	__u64 ip;
@@ -171,7 +172,7 @@ struct call_stack {
 
 /*
  * Everything any program could not record, so that nothing is lost silently: one struct for
- * all of them (each uses its own fields), named and worded once in src/losses.rs.
+ * all of them (each uses its own fields), named and worded once in src/trace/losses.rs.
  */
 struct loss_counters {
 	__u64 functions_full;
@@ -201,7 +202,7 @@ struct loss_counters {
 	__u64 stack_read_errors;
 };
 
-/* The session switch (src/kernel/probes.rs): programs attach disarmed and record nothing until
+/* The session switch (src/kernel/links.rs): programs attach disarmed and record nothing until
  * userspace arms them all in one store, and stop in one store before they are detached. */
 struct control {
 	__u32 armed;
@@ -318,7 +319,7 @@ struct gc_event {
 /* ---- pyprobe lines, imports, audit ---- */
 
 /*
- * One glob compiled by src/glob.rs into a bit-parallel automaton over its positions (at most
+ * One glob compiled by src/trace/glob.rs into a bit-parallel automaton over its positions (at most
  * GLOB_LEN - 1, one bit each; runs of '*' are one position): bit j of byte[c] is set where
  * position j is the literal byte c, of any where it is '?', of star where it is '*'. A subject
  * is matched by one pass over its bytes whose work does not depend on the pattern, so that the
@@ -564,7 +565,7 @@ struct agent_gc_stats {
 
 /* ---- pyprobe exceptions ---- */
 
-/* Where a raised exception is, per CPython version (src/exceptions/tracer.rs). */
+/* Where a raised exception is, per CPython version (src/commands/exceptions/tracer.rs). */
 struct exc_layout {
 	/* tstate -> curexc_type (<= 3.11, a type; curexc_traceback 16 bytes on) or
 	 * current_exception (3.12+, the instance). */

@@ -7,7 +7,8 @@
 
 /* Hits per (unit, accessing instruction): the interpreter also touches the unit at warm-up
  * (the specializer rewriting RESUME) and 3.12 reads it twice per call; userspace tells the
- * calls from the rest by the instruction (src/watch/calibrate.rs), so the kernel only counts. */
+ * calls from the rest by the instruction (src/source/watch/calibrate.rs), so the kernel only
+ * counts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

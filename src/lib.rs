@@ -1,42 +1,17 @@
 //! pyprobe: eBPF tracing of live CPython processes through CPython's own USDT probes.
-//! ARCHITECTURE.md maps the modules and the one-way flow between them.
-pub mod agent;
-pub mod audit;
-pub mod breakpoints;
-pub mod children;
+//! ARCHITECTURE.md maps the layers; tests/layers.rs keeps every reference pointing down.
+pub mod abi;
 pub mod cli;
-pub mod count;
+pub mod commands;
+pub mod cpython;
 pub mod error;
 pub mod escape;
-pub mod exceptions;
-pub mod filter;
-pub mod floor;
-pub mod flow;
-pub mod function;
-pub mod gc;
-pub mod glob;
-pub mod histogram;
-pub mod imports;
 pub mod kernel;
-pub mod lines;
-pub mod losses;
 pub mod output;
-pub mod overhead;
-pub mod privileges;
-pub mod probes;
-pub mod pystate;
-pub mod record;
-pub mod run_as;
 pub mod sample;
 pub mod session;
 pub mod signals;
 pub mod source;
-pub mod stacks;
 pub mod target;
-pub mod tools;
-pub mod top;
-pub mod tracee;
-pub mod trampoline;
-pub mod trusted;
+pub mod trace;
 pub mod versions;
-pub mod watch;

@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     install_stop_handler();
     match cli.command.run() {
         // A command pyprobe started and that ended by itself gives its status, as with `time`.
-        Ok(()) => pyprobe::tracee::command_status().map_or(ExitCode::SUCCESS, ExitCode::from),
+        Ok(()) => {
+            pyprobe::session::tracee::command_status().map_or(ExitCode::SUCCESS, ExitCode::from)
+        }
         Err(e) => {
             eprintln!("pyprobe: error: {}", e.one_line());
             ExitCode::FAILURE

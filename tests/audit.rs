@@ -247,7 +247,7 @@ fn bad_arguments_are_refused() {
 /// gave up on one-byte globs).
 #[test]
 fn every_extreme_glob_loads_and_selects_exactly() {
-    let longest = pyprobe::glob::LONGEST;
+    let longest = pyprobe::trace::glob::LONGEST;
     let long = "e".repeat(longest);
     // Events of the workload's own, each a known number of times.
     let fired = [("a", 3), ("b", 5), ("ab", 2), (long.as_str(), 4)];

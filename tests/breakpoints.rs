@@ -1,5 +1,5 @@
-//! pycount --filter on hardware breakpoints (src/breakpoints/): exact counts on CPython 3.12 and
-//! 3.14 with the perf trampoline, for functions that ran before attach, one first called after
+//! pycount --filter on hardware breakpoints (src/source/breakpoints/): exact counts on CPython 3.12
+//! and 3.14 with the perf trampoline, for functions that ran before attach, one first called after
 //! it, a thread started after it and a name two functions share; and the shared probe where
 //! breakpoints cannot serve, said in the banner; their cost metered once per hit whatever the
 //! number of threads; `pyprobe probes` naming them where they serve.

@@ -55,7 +55,7 @@ fn a_command_runs_as_the_user_given_and_is_traced_exactly() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let nobody = pyprobe::run_as::RunAs::lookup("nobody").unwrap();
+    let nobody = pyprobe::session::run_as::RunAs::lookup("nobody").unwrap();
     let got = ids(&stderr);
     assert_eq!(got["uid"], nobody.uid, "{got}");
     assert_eq!(got["euid"], nobody.uid, "{got}");

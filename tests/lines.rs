@@ -166,7 +166,7 @@ fn bad_arguments_are_refused() {
 /// glob, the longest, all `*` and all `?` (the verifier once gave up on one-byte globs).
 #[test]
 fn every_extreme_glob_loads_and_matches_exactly() {
-    let longest = pyprobe::glob::LONGEST;
+    let longest = pyprobe::trace::glob::LONGEST;
     let dir = TempDir::new("globs");
     let body = "n = 0\nfor i in range(7):\n    n += i\n";
     let short = dir.write("a", body);

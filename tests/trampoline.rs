@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::Guard;
+use pyprobe::cpython::trampoline::{self, TrampolineState};
 use pyprobe::error::Error;
 use pyprobe::target::Target;
-use pyprobe::trampoline::{self, TrampolineState};
 
 /// Calls a function in a loop on its main thread; a line on stdin makes another thread print
 /// whether the process sees the trampoline on, and exit.

@@ -1,4 +1,4 @@
-//! pycount's watchpoint source (src/watch/): exact counts by --pid on processes that keep
+//! pycount's watchpoint source (src/source/watch/): exact counts by --pid on processes that keep
 //! running, on Debian's 3.11, pyenv's 3.8, 3.10, 3.11, 3.12 and 3.13 (no probes, no trampoline)
 //! and sid's 3.14 and 3.15 in their chroot (the calibration run inside it), for a plain
 //! function, a method by Class.method, a class's __init__, a function called from C, one first

@@ -6,10 +6,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{parse_percent, parse_seconds};
-use crate::agent::{self, AgentOptions};
+use crate::commands::agent::{self, AgentOptions};
 use crate::error::Result;
-use crate::filter;
-use crate::glob::Glob;
+use crate::trace::filter;
+use crate::trace::glob::Glob;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
@@ -72,7 +72,7 @@ pub struct AgentArgs {
     pub profile: bool,
     /// --profile's sampling rate per thread on CPU, 1-100 (19: Parca's and Pyroscope's eBPF agents' rate)
     #[arg(long, value_name = "HZ", default_value_t = 19, requires = "profile",
-          value_parser = clap::value_parser!(u32).range(1..=crate::agent::MAX_PROFILE_HZ as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=crate::commands::agent::MAX_PROFILE_HZ as i64))]
     pub profile_hz: u32,
 }
 

@@ -2,9 +2,9 @@
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, TargetArgs};
-use crate::audit;
+use crate::commands::audit;
 use crate::error::Result;
-use crate::glob;
+use crate::trace::glob;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

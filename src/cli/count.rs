@@ -2,9 +2,10 @@
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
-use crate::count::{self, CountOptions, CountView, SortKey, SourceChoice};
+use crate::commands::count::{self, CountOptions, CountView, SortKey};
 use crate::error::{Error, Result};
-use crate::filter;
+use crate::source::SourceChoice;
+use crate::trace::filter;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

@@ -2,8 +2,8 @@
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
+use crate::commands::exceptions::{self, ExceptionOptions};
 use crate::error::Result;
-use crate::exceptions::{self, ExceptionOptions};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

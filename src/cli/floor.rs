@@ -2,8 +2,8 @@
 use clap::Args;
 
 use super::{DurationArgs, TargetArgs};
+use crate::commands::floor;
 use crate::error::Result;
-use crate::floor;
 
 #[derive(Debug, Args)]
 pub struct FloorArgs {

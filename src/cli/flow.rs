@@ -4,9 +4,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, TargetArgs, parse_buffer_size};
+use crate::commands::flow::{self, FlowOptions, Weight};
 use crate::error::{Error, Result};
-use crate::filter;
-use crate::flow::{self, FlowOptions, Weight};
+use crate::trace::filter;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:
@@ -175,5 +175,5 @@ mod tests {
         assert!(parse(&["pyflow", "--pid", "1", "--buffer-size", "5000"]).is_err());
     }
 
-    const FORMATS_FOR_TEST: &[Format] = crate::flow::FORMATS;
+    const FORMATS_FOR_TEST: &[Format] = crate::commands::flow::FORMATS;
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs, parse_buffer_size, parse_usecs};
+use crate::commands::gc::{self, GcOptions};
 use crate::error::Result;
-use crate::gc::{self, GcOptions};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

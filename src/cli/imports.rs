@@ -2,8 +2,8 @@
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, TargetArgs};
+use crate::commands::imports;
 use crate::error::Result;
-use crate::imports;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

@@ -2,9 +2,9 @@
 use clap::Args;
 
 use super::{OutputArgs, ScheduleArgs, TargetArgs};
+use crate::commands::lines::{self, LineOptions};
 use crate::error::Result;
-use crate::glob;
-use crate::lines::{self, LineOptions};
+use crate::trace::glob;
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

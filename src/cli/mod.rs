@@ -42,7 +42,7 @@ pub use top::TopArgs;
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
-use crate::run_as::RunAs;
+use crate::session::run_as::RunAs;
 use crate::session::{Schedule, TargetSpec};
 
 const EXAMPLES: &str = "\
@@ -167,9 +167,9 @@ impl ProbesArgs {
     pub fn run(&self) -> Result<()> {
         let dest = self
             .output
-            .destination("pyprobe probes", crate::probes::FORMATS)?;
-        let filters = crate::filter::parse_all(&self.filter)?;
-        crate::probes::run(self.pid, &filters, dest)
+            .destination("pyprobe probes", crate::commands::probes::FORMATS)?;
+        let filters = crate::trace::filter::parse_all(&self.filter)?;
+        crate::commands::probes::run(self.pid, &filters, dest)
     }
 }
 
@@ -198,17 +198,17 @@ impl Command {
 /// Each command's formats, as its run accepts them.
 fn formats_of(command: &str) -> Option<&'static [Format]> {
     Some(match command {
-        "probes" => crate::probes::FORMATS,
-        "count" => crate::count::FORMATS,
-        "flow" => crate::flow::FORMATS,
-        "lines" => crate::lines::FORMATS,
-        "imports" => crate::imports::FORMATS,
-        "audit" => crate::audit::FORMATS,
-        "gc" => crate::gc::FORMATS,
-        "stacks" => crate::stacks::FORMATS,
-        "record" => crate::record::FORMATS,
-        "top" => crate::top::FORMATS,
-        "exceptions" => crate::exceptions::FORMATS,
+        "probes" => crate::commands::probes::FORMATS,
+        "count" => crate::commands::count::FORMATS,
+        "flow" => crate::commands::flow::FORMATS,
+        "lines" => crate::commands::lines::FORMATS,
+        "imports" => crate::commands::imports::FORMATS,
+        "audit" => crate::commands::audit::FORMATS,
+        "gc" => crate::commands::gc::FORMATS,
+        "stacks" => crate::commands::stacks::FORMATS,
+        "record" => crate::commands::record::FORMATS,
+        "top" => crate::commands::top::FORMATS,
+        "exceptions" => crate::commands::exceptions::FORMATS,
         _ => return None,
     })
 }
@@ -845,7 +845,11 @@ mod tests {
         else {
             panic!("not gc")
         };
-        assert!(g.output.destination("pygc", crate::gc::FORMATS).is_err());
+        assert!(
+            g.output
+                .destination("pygc", crate::commands::gc::FORMATS)
+                .is_err()
+        );
     }
 
     #[test]
@@ -894,7 +898,7 @@ mod tests {
                 panic!("not record")
             };
             r.output
-                .profile_destination("pyprobe record", crate::record::FORMATS)
+                .profile_destination("pyprobe record", crate::commands::record::FORMATS)
                 .map(|d| d.format)
                 .map_err(|e| e.to_string())
         };
@@ -932,7 +936,7 @@ mod tests {
         };
         let e = c
             .output
-            .destination("pycount", crate::count::FORMATS)
+            .destination("pycount", crate::commands::count::FORMATS)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -945,7 +949,9 @@ mod tests {
         else {
             panic!("not count")
         };
-        let d = c.output.destination("pycount", crate::count::FORMATS);
+        let d = c
+            .output
+            .destination("pycount", crate::commands::count::FORMATS);
         assert_eq!(d.unwrap().format, Format::Text);
         // pyflow's .txt is its text trace (it has folded stacks too, if asked for).
         let flow = |args: &[&str]| {
@@ -955,7 +961,7 @@ mod tests {
                 panic!("not flow")
             };
             f.output
-                .destination("pyflow", crate::flow::FORMATS)
+                .destination("pyflow", crate::commands::flow::FORMATS)
                 .map(|d| d.format)
                 .map_err(|e| e.to_string())
         };

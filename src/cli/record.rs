@@ -2,9 +2,9 @@
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, TargetArgs, ThreadArgs};
+use crate::commands::record::{self, RecordOptions};
 use crate::error::{Error, Result};
 use crate::output::Format;
-use crate::record::{self, RecordOptions};
 use crate::sample::SampleOptions;
 
 pub const EXAMPLES: &str = "\

@@ -2,9 +2,9 @@
 use clap::Args;
 
 use super::OutputArgs;
+use crate::commands::stacks::{self, StacksOptions};
 use crate::error::{Error, Result};
-use crate::filter::{self, Pattern};
-use crate::stacks::{self, StacksOptions};
+use crate::trace::filter::{self, Pattern};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

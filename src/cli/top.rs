@@ -4,8 +4,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{DurationArgs, OutputArgs, SampleArgs, TargetArgs, parse_seconds};
+use crate::commands::top::{self, SortBy, TopOptions};
 use crate::error::Result;
-use crate::top::{self, SortBy, TopOptions};
 
 pub const EXAMPLES: &str = "\
 EXAMPLES:

@@ -26,7 +26,7 @@ use libbpf_rs::{
     Link, MapCore, MapFlags, MapHandle, OpenProgramMut, PerfEventOpts, ProgramMut, ProgramType,
 };
 
-use super::probes::PerfEventAttr;
+use super::perf::PerfEventAttr;
 use crate::error::{Error, Result};
 
 /// The group every pyprobe trace event is defined in; each name carries pyprobe's PID.
@@ -362,7 +362,7 @@ fn pt_regs_offset(reg: &str) -> Option<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::skel::count::types::{__bpf_usdt_arg_spec, __bpf_usdt_spec};
+    use crate::abi::skel::count::types::{__bpf_usdt_arg_spec, __bpf_usdt_spec};
 
     #[test]
     fn specs_have_libbpfs_layout() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, RingBuffer, RingBufferBuilder};
 
-use super::record;
+use crate::abi::record;
 use crate::error::{Error, Result};
 
 pub struct Ring<T> {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use super::pipe::DetachedStdout;
 use crate::error::{Error, Result};
-use crate::trusted::not_regular;
+use crate::target::trusted::not_regular;
 
 /// The writer for `--output path`, checked before anything is traced.
 pub fn open(path: &Path) -> Result<Box<dyn Write>> {

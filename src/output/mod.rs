@@ -1,15 +1,13 @@
 //! Output formats behind one trait: every command's results (what it streams as it happens,
-//! and its reports) go to an `Output`, one implementation per format: text/ and json/ (one file
-//! per command), chrome.rs, folded.rs (folded stacks and SVG flame graphs), speedscope.rs and
-//! pprof.rs (sampled profiles); file.rs makes `--output` files safely, pipe.rs writes standard
-//! output from a thread of its own.
-pub mod chrome;
+//! and its reports) go to an `Output`, one implementation per format, beside the results it
+//! shows (commands/<command>/text.rs and json.rs, pyflow's chrome.rs and folded.rs, sample/'s
+//! encoders of profiles). Here: the trait, `Format`, `Destination`, what the formats share
+//! (text/ and json/: losses in words and keys; folded.rs: the SVG flame graph), file.rs makes
+//! `--output` files safely, pipe.rs writes standard output from a thread of its own.
 mod file;
 pub mod folded;
 pub mod json;
 pub mod pipe;
-pub mod pprof;
-pub mod speedscope;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;

@@ -1,25 +1,25 @@
 //! `--idle`: samples of the threads that are off CPU, taken from userspace at the sampling rate.
 //!
 //! A CPU-clock perf event only ever interrupts a thread that runs, so a thread sleeping in
-//! `Event.wait()` or blocked on a socket never shows in the kernel's samples. Each tick here
-//! reads, from the target's memory (src/pystate, as `pyprobe stacks` does), the stack of every
+//! `Event.wait()` or blocked on a socket never shows in the kernel's samples. Each tick here reads,
+//! from the target's memory (src/cpython/pystate, as `pyprobe stacks` does), the stack of every
 //! thread that is not running (not `R` in /proc), and counts it under the same stack ids as the
-//! kernel would (the same hash of the same frames). Why not in the kernel: a `sched_switch`
-//! hook sees a thread leave the CPU, but never a thread that went to sleep before the session
-//! began, which is exactly the thread parked for minutes that --idle is asked for; a BPF task
-//! iterator could walk every thread, but only through sleepable `bpf_copy_from_user_task` reads
-//! of a second copy of the walk, triggered from userspace at each tick all the same. A sleeping
-//! thread's stack does not move while it sleeps, so reading it from outside is consistent, and
-//! its cost (a few reads per frame, per sleeping thread, per tick) is pyprobe's, not the
-//! target's: nothing is stopped.
+//! kernel would (the same hash of the same frames). Why not in the kernel: a `sched_switch` hook
+//! sees a thread leave the CPU, but never a thread that went to sleep before the session began,
+//! which is exactly the thread parked for minutes that --idle is asked for; a BPF task iterator
+//! could walk every thread, but only through sleepable `bpf_copy_from_user_task` reads of a second
+//! copy of the walk, triggered from userspace at each tick all the same. A sleeping thread's stack
+//! does not move while it sleeps, so reading it from outside is consistent, and its cost (a few
+//! reads per frame, per sleeping thread, per tick) is pyprobe's, not the target's: nothing is
+//! stopped.
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::Stack;
-use crate::kernel::limits::MAX_STACK_DEPTH;
-use crate::pystate::{Interpreter, RawFrame};
-use crate::stacks::{self, symbolize};
+use crate::abi::limits::MAX_STACK_DEPTH;
+use crate::cpython::pystate::{Interpreter, RawFrame};
+use crate::cpython::walk::{self, symbolize};
 
 pub struct IdleSampler {
     pid: i32,
@@ -91,7 +91,7 @@ impl IdleSampler {
             return;
         }
         self.learnt = Some(Instant::now());
-        if let Ok((threads, _)) = stacks::take(interp) {
+        if let Ok((threads, _)) = walk::take(interp) {
             for t in threads.threads {
                 if let Some(tid) = t.tid {
                     self.tids.insert(t.state.addr, tid);
@@ -115,7 +115,7 @@ impl IdleSampler {
             let Some(&tid) = self.tids.get(&t.addr) else {
                 continue;
             };
-            if stacks::thread_status(self.pid, tid).1 {
+            if walk::thread_status(self.pid, tid).1 {
                 continue;
             }
             let Ok(walk) = interp.innermost_frames(&t, MAX_STACK_DEPTH) else {

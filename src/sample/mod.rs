@@ -1,8 +1,14 @@
-//! Sampling profiles, shared by `pyprobe record` and `pyprobe top`: the Python stack of each
+//! Sampling profiles, shared by `pyprobe record`, `pyprobe top` and the agent's `--profile`, and
+//! their encoders (text, json, folded, speedscope, pprof): the Python stack of each
 //! target thread on CPU, walked in the kernel at every CPU-clock tick (bpf/sample.bpf.c) and
 //! counted per thread and stack; each stack is named once in userspace. With `idle`, threads
 //! that are off CPU are sampled from userspace at the same rate (see `idle.rs`).
+pub mod folded;
 mod idle;
+pub mod json;
+pub mod pprof;
+pub mod speedscope;
+pub mod text;
 mod tracer;
 
 use std::collections::HashMap;
@@ -11,10 +17,10 @@ use std::time::Duration;
 
 pub use tracer::SampleTracer;
 
-use crate::filter::Pattern;
-use crate::losses::Losses;
+use crate::cpython::walk::Frame;
 use crate::session::Report;
-use crate::stacks::Frame;
+use crate::trace::filter::Pattern;
+use crate::trace::losses::Losses;
 
 #[derive(Debug, Clone, Default)]
 pub struct SampleOptions {

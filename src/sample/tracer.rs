@@ -9,18 +9,19 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::idle::IdleSampler;
 use super::{Profile, SampleOptions, Stack, StackCount};
+use crate::abi::limits::MAX_STACK_DEPTH;
+use crate::abi::skel::sample::{SampleSkel, SampleSkelBuilder};
+use crate::abi::types::{SampleKey, StackRecord};
+use crate::abi::{loss_counters, record, same_struct};
+use crate::cpython::pystate::{Interpreter, RawFrame};
+use crate::cpython::walk::symbolize;
 use crate::error::{Error, Result};
-use crate::filter::unqualified;
-use crate::kernel::limits::MAX_STACK_DEPTH;
-use crate::kernel::skel::sample::{SampleSkel, SampleSkelBuilder};
-use crate::kernel::types::{SampleKey, StackRecord};
-use crate::kernel::{Loaded, Probes, Ring, load, loss_counters, record, same_struct};
-use crate::losses::{Loss, Losses};
+use crate::kernel::{Loaded, Probes, Ring, load};
 use crate::output::Never;
-use crate::pystate::{Interpreter, RawFrame};
 use crate::session::Tracer;
-use crate::stacks::symbolize;
 use crate::target::Target;
+use crate::trace::filter::unqualified;
+use crate::trace::losses::{Loss, Losses};
 
 pub struct SampleTracer {
     skel: Loaded<SampleSkel<'static>>,
@@ -142,7 +143,7 @@ impl SampleTracer {
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.python_names_read = Some(Instant::now());
-            let by_ns = crate::stacks::host_tids(pid);
+            let by_ns = crate::cpython::walk::host_tids(pid);
             self.python_names = self
                 .interp
                 .thread_names()

@@ -4,17 +4,19 @@
 //! a uprobe on `_PyEval_EvalFrameDefault`, which sees every frame the interpreter evaluates on
 //! 3.6-3.10 and, with CPython's perf trampoline on, on 3.12+ (3.11 inlines calls and has no
 //! trampoline).
+pub mod breakpoints;
 mod exits;
 mod init313;
 mod prologue;
+pub mod watch;
 
 use libbpf_rs::ProgramMut;
 
+use crate::abi::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
+use crate::cpython::trampoline::{self, TrampolineState};
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
-use crate::kernel::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
 use crate::target::Target;
-use crate::trampoline::{self, TrampolineState};
 use crate::versions::{
     DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout, qualname_layout,
     qualname_layout_of_build,
@@ -30,6 +32,24 @@ pub struct FunctionSource {
 pub enum Kind {
     Usdt(Usdt),
     EvalFrame(EvalFrame),
+}
+
+/// `--source`: where breakpoints can serve (3.12-3.14 with the trampoline, exact names), who
+/// decides between them and the shared probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// Watchpoints where they can count every call asked for (up to 4 functions, no
+    /// --latency); else with --latency breakpoints where they serve; else the shared probe
+    /// (for a command: a second on it first where breakpoints could take over)
+    #[default]
+    Auto,
+    /// Hardware breakpoints wherever they serve
+    Breakpoints,
+    /// The probe every call passes
+    Probe,
+    /// Hardware data watchpoints on the functions' first bytecode unit (CPython 3.8-3.15, no
+    /// probe or trampoline needed; up to 4 functions, calls only)
+    Watch,
 }
 
 /// CPython's function__entry / function__return probes.
@@ -261,7 +281,7 @@ impl FunctionSource {
     }
 
     /// The eval-frame uprobe's file offset, and 3.13's instantiation probe's, where they are
-    /// attached apart from `attach` (pycount's breakpoint source: src/breakpoints/).
+    /// attached apart from `attach` (pycount's breakpoint source: src/source/breakpoints/).
     pub fn eval_offsets(&self) -> Option<(u64, Option<u64>)> {
         match &self.kind {
             Kind::EvalFrame(e) => Some((e.entry, e.init_probe)),

@@ -6,8 +6,8 @@ use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, Object, ObjectSymbol, ReadRef};
 
 use super::files::TargetFile;
+use crate::abi::types::ArgReg;
 use crate::error::Error;
-use crate::kernel::types::ArgReg;
 
 /// One USDT probe site from `.note.stapsdt`, with addresses already rebased like libbpf does.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,7 +80,7 @@ impl TargetFile {
     /// Takes an opened file if it is a regular file of an interpreter's size.
     fn checked(file: File) -> Result<TargetFile, Refusal> {
         let meta = file.metadata()?;
-        if let Some(what) = crate::trusted::not_regular(&meta) {
+        if let Some(what) = crate::target::trusted::not_regular(&meta) {
             return Err(Refusal::NotRegular(what));
         }
         if meta.len() > MAX_FILE_BYTES {

@@ -1,6 +1,8 @@
 //! Target discovery: from a PID to the file that holds CPython's probes, its version, and the
 //! addresses pyprobe needs in the running process. Its files are reached as it reaches them
 //! (`files`): processes in containers and chroots work, and none can lead pyprobe out.
+pub mod privileges;
+pub mod trusted;
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -235,7 +237,7 @@ impl Target {
 
 /// Another user, Yama or a process that made itself undumpable: said with the remedy.
 fn no_access(pid: i32) -> Error {
-    let why = crate::privileges::PtraceFacts::of(pid)
+    let why = crate::target::privileges::PtraceFacts::of(pid)
         .refusal()
         .unwrap_or_else(|| {
             "permission denied reading /proc/PID/exe (it made itself undumpable, or runs in \

@@ -3,7 +3,7 @@
 //! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
 //! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
 use super::{DebugOffsets, PyVersion};
-use crate::kernel::types::{EvalLayout, FrameLayout, ObjectLayout, QualnameLayout};
+use crate::abi::types::{EvalLayout, FrameLayout, ObjectLayout, QualnameLayout};
 
 /// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
 /// `tstate->cframe`, `cframe->current_frame`, `frame->f_code`, `code->co_firstlineno`.

@@ -3,7 +3,7 @@
 //! locals. 3.13+ take every offset the build's own `_Py_DebugOffsets` gives; 3.8-3.12 come from
 //! research/layouts.md (DWARF of the pyenv builds, Debian's headers, checked on live processes).
 use super::{DebugOffsets, PyVersion, object_layout};
-use crate::kernel::types::{ObjectLayout, StackLayout};
+use crate::abi::types::{ObjectLayout, StackLayout};
 
 /// How a frame says where it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,19 +1,9 @@
-//! The JSON format: one document per report and one object per streamed event, one file per
-//! command; losses are keyed here.
-pub mod audit;
-pub mod count;
-pub mod exceptions;
-pub mod flow;
-pub mod gc;
-pub mod imports;
-pub mod lines;
-pub mod probes;
-pub mod profile;
-pub mod stacks;
+//! The JSON format's shared part: losses are keyed here (each command's documents and streamed
+//! objects are its own json.rs).
 
 use serde_json::{Map, Value, json};
 
-use crate::losses::Losses;
+use crate::trace::losses::Losses;
 
 /// Every loss a tool can have, by name, zero or not, with the limits they run into.
 pub fn losses(losses: &Losses) -> Value {

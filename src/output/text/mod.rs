@@ -1,17 +1,7 @@
-//! The text format: human tables and lines, one file per command; losses are worded here.
-pub mod audit;
-pub mod count;
-pub mod exceptions;
-pub mod flow;
-pub mod gc;
-pub mod imports;
-pub mod lines;
-pub mod probes;
-pub mod profile;
-pub mod stacks;
-pub mod top;
+//! The text format's shared part: losses are worded here (each command's tables and lines are
+//! its own text.rs).
 
-use crate::losses::{Loss, Losses, Lost};
+use crate::trace::losses::{Loss, Losses, Lost};
 
 /// What a loss means, in words.
 fn what(l: &Lost) -> String {

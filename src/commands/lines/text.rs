@@ -1,0 +1,67 @@
+//! pyprobe lines as a table: source lines, hottest first.
+use std::io::{self, Write};
+
+use crate::commands::lines::LineReport;
+use crate::output::{Never, Output, Window};
+
+pub struct Table {
+    w: Box<dyn Write>,
+    top: Option<usize>,
+}
+
+impl Table {
+    pub fn new(w: Box<dyn Write>, top: Option<usize>) -> Table {
+        Table { w, top }
+    }
+}
+
+pub fn table(report: &LineReport, top: Option<usize>) -> String {
+    let mut out = format!("{:>12}  LINE\n", "COUNT");
+    for l in report.ordered(top) {
+        out.push_str(&format!("{:>12}  {}\n", l.count, l.label()));
+    }
+    out.push_str(&crate::output::text::warnings(&report.losses));
+    out
+}
+
+impl Output<Never, LineReport> for Table {
+    fn report(&mut self, report: &LineReport, window: &Window) -> io::Result<()> {
+        if let Some(c) = &window.clock {
+            writeln!(self.w, "\n{c}")?;
+        }
+        self.w.write_all(table(report, self.top).as_bytes())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::lines::LineStats;
+
+    #[test]
+    fn hottest_first_and_cut_to_top() {
+        let l = |file: &str, line, count, file_truncated| LineStats {
+            file: file.into(),
+            file_truncated,
+            line,
+            count,
+        };
+        let r = LineReport {
+            lines: vec![
+                l("/w/a.py", 3, 10, false),
+                l("/w/a.py", 4, 1000, false),
+                l("pkg/deep/mod.py", 9, 7, true),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            table(&r, None),
+            "       COUNT  LINE\n        1000  /w/a.py:4\n          10  /w/a.py:3\n           7  ...pkg/deep/mod.py:9\n"
+        );
+        assert_eq!(table(&r, Some(1)).lines().count(), 2);
+    }
+}
