@@ -1,7 +1,7 @@
 //! pyprobe tasks on real processes: task_tree.py's known tree (a TaskGroup, or a gather before
 //! 3.11, of three named workers: one awaiting gather of two named sub-tasks, one on a queue, one
 //! asleep) read exactly, names, states, coroutine chains with their lines and the tree, on
-//! Debian's 3.11, pyenv's 3.8, 3.10, 3.12 and 3.13 and sid's 3.13; bad input in one line.
+//! Debian's 3.11, pyenv's 3.8, 3.10, 3.12 and 3.13 and sid's 3.13-3.15; bad input in one line.
 mod common;
 
 use std::process::Command;
@@ -175,6 +175,13 @@ fn sid_313_tree() {
     assert_tree(&Python::sid("3.13"), true);
 }
 
+/// 3.14+: the tasks found through the build's AsyncioDebug offsets (its per-thread lists).
+#[test]
+fn sid_314_315_tree() {
+    assert_tree(&Python::sid("3.14"), true);
+    assert_tree(&Python::sid("3.15"), true);
+}
+
 /// The text tree as pstree draws it, on Debian's 3.11 (asyncio's own lines from its files).
 #[test]
 fn debian_311_text_tree_and_table() {
@@ -295,11 +302,19 @@ fn a_process_without_asyncio_says_so_in_one_line() {
 #[test]
 fn bad_input_is_one_line() {
     let guard = Guard::spawn(Command::new("sleep").arg("60"));
+    // Past its exec.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = guard.pid().to_string();
     assert_clean_failure(&["tasks", "--pid", &pid], "is not a Python process");
     assert_clean_failure(&["tasks", "--pid", "2147483647"], "no process with PID");
-    // A version without a task layout says which, and what works there.
-    let (guard, _) = start_tree(&Python::sid("3.14"));
+    // A version without a task layout (bullseye's 3.9) says which, and what works there.
+    let (guard, _) = start_tree(&Python::bullseye());
     let pid = guard.pid().to_string();
-    assert_clean_failure(&["tasks", "--pid", &pid], "(CPython 3.14.");
+    assert_clean_failure(
+        &["tasks", "--pid", &pid],
+        &format!(
+            "(CPython 3.9): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.15, not this \
+             version; pyprobe stacks --pid {pid} works"
+        ),
+    );
 }

@@ -9,8 +9,8 @@ mod stacks;
 use std::fmt;
 
 pub use asyncio::{
-    CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE, TYPE_BASE, TaskLayout, TaskSet,
-    WEAKREF_OBJECT, task_layout,
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE,
+    TYPE_BASE, TaskLayout, TaskSet, ValueStack, WEAKREF_OBJECT, task_layout,
 };
 pub use debug_offsets::{
     CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::output::{Destination, Format, Never, Output, Window};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
-use crate::versions::{PyVersion, task_layout};
+use crate::versions::{ASYNCIO_DEBUG_LEN, AsyncioDebug, PyVersion, TaskSet, task_layout};
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 
@@ -84,9 +84,25 @@ fn cannot_show(v: PyVersion) -> Vec<String> {
 
 fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, bool)> {
     let version = target.version.ok_or_else(|| unknown(target))?;
-    let layout = task_layout(version).ok_or_else(|| unknown(target))?;
-    let a = interp.tasks(&layout);
-    let b = interp.tasks(&layout);
+    let mut layout = task_layout(version).ok_or_else(|| unknown(target))?;
+    // 3.14+: where the tasks are, from the build (absent until asyncio is imported).
+    let debug = match layout.set {
+        TaskSet::Lists => target
+            .mapped_section("_asyncio", ".AsyncioDebug")
+            .filter(|&(_, size)| size >= ASYNCIO_DEBUG_LEN as u64)
+            .and_then(|(addr, _)| {
+                let b = interp.bytes(addr, ASYNCIO_DEBUG_LEN as u64, "AsyncioDebug");
+                AsyncioDebug::parse(&b.ok()?)
+            }),
+        _ => None,
+    };
+    if let Some(d) = &debug {
+        layout.task_name = d.task_name;
+        layout.task_coro = d.task_coro;
+    }
+    let debug = debug.as_ref();
+    let a = interp.tasks(&layout, debug);
+    let b = interp.tasks(&layout, debug);
     if let (Ok(a), Ok(b)) = (&a, &b)
         && a == b
     {
@@ -94,7 +110,7 @@ fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, boo
     }
     match Paused::stop(interp.pid) {
         Ok(paused) => {
-            let list = interp.tasks(&layout)?;
+            let list = interp.tasks(&layout, debug)?;
             drop(paused);
             Ok((list, true))
         }
@@ -106,12 +122,11 @@ fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, boo
 /// A version whose task layout pyprobe does not know: which, and what works there.
 fn unknown(target: &Target) -> Error {
     Error::Unreadable(format!(
-        "{} (CPython {}): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.13, not this \
-         version; pyprobe stacks --pid {} works, and on 3.14+ python -m asyncio pstree {} does",
+        "{} (CPython {}): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.15, not this \
+         version; pyprobe stacks --pid {} works",
         target.interpreter,
         target.version_text(),
         target.pid,
-        target.pid
     ))
 }
 

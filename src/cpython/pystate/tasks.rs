@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use super::{Interpreter, MAX_INTERPRETERS, RawFrame, why};
 use crate::error::Result;
 use crate::versions::{
-    CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE, TYPE_BASE, TaskLayout, TaskSet,
-    WEAKREF_OBJECT,
+    AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE, TYPE_BASE, TaskLayout,
+    TaskSet, ValueStack, WEAKREF_OBJECT,
 };
 
 /// At most this many tasks are kept; the rest are counted.
@@ -70,8 +70,8 @@ pub struct TaskList {
 }
 
 impl Interpreter {
-    /// The tasks of every interpreter of the process.
-    pub fn tasks(&mut self, l: &TaskLayout) -> Result<TaskList> {
+    /// The tasks of every interpreter of the process; 3.14+ with the build's `AsyncioDebug`.
+    pub fn tasks(&mut self, l: &TaskLayout, debug: Option<&AsyncioDebug>) -> Result<TaskList> {
         let mut list = TaskList::default();
         let mut found = Vec::new();
         let mut current = HashSet::new();
@@ -88,6 +88,11 @@ impl Interpreter {
                 list.error.get_or_insert(why(&e));
             }
             interp = self.u64(interp + il.interp_next, "interp->next")?;
+        }
+        if let (TaskSet::Lists, Some(d)) = (l.set, debug)
+            && let Err(e) = self.task_lists(d, &mut found, &mut current)
+        {
+            list.error.get_or_insert(why(&e));
         }
         let mut seen = HashSet::new();
         let mut types = HashMap::new();
@@ -138,6 +143,7 @@ impl Interpreter {
         let weak_sets: &[&'static str] = match l.set {
             TaskSet::AllTasks => &["_all_tasks"],
             TaskSet::ScheduledAndEager => &["_scheduled_tasks"],
+            TaskSet::Lists => return Ok(()),
         };
         for &name in weak_sets {
             if let Some(ws) = self.lookup(globals, name)?
@@ -159,6 +165,49 @@ impl Interpreter {
             && &*self.type_name(running)? == "dict"
         {
             current.extend(self.dict_items(running)?.into_iter().map(|(_, t)| t));
+        }
+        Ok(())
+    }
+
+    /// 3.14+: the tasks linked into each thread's list and each interpreter's (those of
+    /// threads that have exited), and each thread's running task.
+    fn task_lists(
+        &mut self,
+        d: &AsyncioDebug,
+        found: &mut Vec<u64>,
+        current: &mut HashSet<u64>,
+    ) -> Result<()> {
+        let il = self.layout;
+        let mut interp = self.u64(self.runtime + il.interpreters_head, "interpreters.head")?;
+        for _ in 0..MAX_INTERPRETERS {
+            if interp == 0 {
+                break;
+            }
+            self.linked_tasks(d, interp + d.interp_tasks_head, found)?;
+            interp = self.u64(interp + il.interp_next, "interp->next")?;
+        }
+        for t in self.threads()?.threads {
+            self.linked_tasks(d, t.addr + d.thread_tasks_head, found)?;
+            let running = self.u64(t.addr + d.thread_running_task, "asyncio_running_task")?;
+            if running != 0 {
+                current.insert(running);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tasks of one circular list (`llist_node` {next, prev}, the head's own node where it
+    /// ends), bounded.
+    fn linked_tasks(&mut self, d: &AsyncioDebug, head: u64, found: &mut Vec<u64>) -> Result<()> {
+        let mut node = self.u64(head, "asyncio_tasks_head.next")?;
+        let mut steps = 0;
+        while node != 0 && node != head {
+            steps += 1;
+            if steps > MAX_TASKS * 4 {
+                return Err(super::endless(self.pid, "task_node.next", node));
+            }
+            found.push(node - d.task_node);
+            node = self.u64(node, "task_node.next")?;
         }
         Ok(())
     }
@@ -264,24 +313,46 @@ impl Interpreter {
                     iframe,
                     frame_state,
                     created,
-                    stacktop,
-                    localsplus,
+                    executing,
+                    finished,
+                    yield_from,
+                    stack,
                 } => {
                     let state = self.bytes(coro + frame_state, 1, "cr_frame_state")?[0] as i8;
-                    if state > 0 {
+                    if state >= finished {
                         return Ok(());
                     }
                     let frame = coro + iframe;
                     out.push(self.raw_frame(frame)?);
-                    if state == 0 || state == created {
+                    if state == created
+                        || state == executing
+                        || yield_from.is_some_and(|y| y != state)
+                    {
                         return Ok(());
                     }
-                    let top = self.u32(frame + stacktop, "frame stacktop")? as i32;
-                    if top <= 0 || top > 1 << 20 {
-                        return Ok(());
-                    }
-                    self.u64(frame + localsplus + 8 * (top as u64 - 1), "the awaited")?
-                        & !il.tag_mask
+                    let slot = match stack {
+                        ValueStack::Index {
+                            stacktop,
+                            localsplus,
+                        } => {
+                            let top = self.u32(frame + stacktop, "frame stacktop")? as i32;
+                            if top <= 0 || top > 1 << 20 {
+                                return Ok(());
+                            }
+                            frame + localsplus + 8 * (top as u64 - 1)
+                        }
+                        ValueStack::Pointer {
+                            stackpointer,
+                            below,
+                        } => {
+                            let sp = self.u64(frame + stackpointer, "frame stackpointer")?;
+                            if sp < frame + below {
+                                return Ok(());
+                            }
+                            sp - below
+                        }
+                    };
+                    self.u64(slot, "the awaited")? & !il.tag_mask
                 }
                 CoroFrame::Pointer { frame } => {
                     let f = self.u64(coro + frame, "cr_frame")?;
