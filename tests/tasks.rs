@@ -130,7 +130,10 @@ fn assert_tree(py: &Python, group: bool) {
     );
     let main = task(&doc, "Task-1");
     let workers = ["consumer", "gatherer", "sleeper"];
-    assert_eq!(names(&doc, &main["awaits"]), workers);
+    // In the order they were made (3.14+) or of their names.
+    let mut awaited = names(&doc, &main["awaits"]);
+    awaited.sort();
+    assert_eq!(awaited, workers);
     assert_eq!(main["awaited_by"], serde_json::json!([]));
     for w in workers {
         assert_eq!(names(&doc, &task(&doc, w)["awaited_by"]), ["Task-1"]);
@@ -317,4 +320,43 @@ fn bad_input_is_one_line() {
              version; pyprobe stacks --pid {pid} works"
         ),
     );
+}
+
+/// 3.14: the same tree as CPython's own `python3.14 -m asyncio pstree PID` draws, run inside
+/// the chroot on the same process (in a mount namespace of its own, with /proc mounted there,
+/// which pstree reads; the host's mounts are left as they are).
+#[test]
+fn sid_314_same_tree_as_asyncio_pstree() {
+    let py = Python::sid("3.14");
+    let inside = py.script("task_tree.py");
+    let out_inside = format!("{inside}.out");
+    let shell = format!(
+        "mount -t proc proc {SID}/proc || exit 9
+         chroot {SID} /usr/bin/python3.14 {inside} > {SID}{out_inside} & pid=$!
+         for i in $(seq 100); do grep -q ready {SID}{out_inside} && break; sleep 0.1; done
+         chroot {SID} /usr/bin/python3.14 -m asyncio pstree $pid || echo pstree failed
+         echo '=== pyprobe'
+         {} tasks --pid $pid || echo pyprobe failed
+         kill $pid",
+        pyprobe_bin()
+    );
+    let out = Guard::spawn(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &shell])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .wait_output(std::time::Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (theirs, ours) = text
+        .split_once("=== pyprobe\n")
+        .unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(theirs.starts_with("└── (T) Task-1\n"), "{text}");
+    assert_eq!(theirs.lines().count(), 18, "{text}");
+    let ours: Vec<&str> = ours
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("not seen on"))
+        .collect();
+    assert_eq!(ours.join("\n") + "\n", theirs, "{text}");
 }

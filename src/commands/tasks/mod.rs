@@ -162,11 +162,22 @@ pub fn read(target: &Target) -> Result<ProcessTasks> {
             awaited_by.entry(*c).or_default().insert(*p);
         }
     }
-    // The tasks a task awaits in the order of their names (the order they were made in, where
-    // they are Task-N), not of their addresses.
+    // The tasks a task awaits in the order they were made where the version keeps it (3.14+:
+    // the order of its task lists, as `asyncio pstree` shows them), else of their names.
+    let made: HashMap<u64, usize> = list
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.addr, i))
+        .collect();
+    let in_order = list.in_order;
     let by_name = |ids: &BTreeSet<u64>| {
         let mut v: Vec<u64> = ids.iter().copied().collect();
-        v.sort_by_key(|id| (names.get(id).cloned(), *id));
+        if in_order {
+            v.sort_by_key(|id| made.get(id).copied());
+        } else {
+            v.sort_by_key(|id| (names.get(id).cloned(), *id));
+        }
         v
     };
     let mut tasks = Vec::new();
@@ -209,8 +220,10 @@ pub fn read(target: &Target) -> Result<ProcessTasks> {
             awaited_by: awaited_by.get(&t.addr).map(by_name).unwrap_or_default(),
         });
     }
-    // Oldest first, as the set's order is not: by name where they are Task-N, else address.
-    tasks.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    // Where the version keeps no order (a set), by name.
+    if !in_order {
+        tasks.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    }
     let cycles = find_cycles(&awaits);
     Ok(ProcessTasks {
         pid: target.pid,

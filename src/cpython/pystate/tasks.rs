@@ -65,6 +65,8 @@ pub struct TaskList {
     /// `MAX_TASKS`.
     pub tasks: Vec<RawTask>,
     pub not_shown: u64,
+    /// `tasks` are in the order they were made (3.14+'s lists; a set has no order).
+    pub in_order: bool,
     /// Why a set of tasks could not be read to its end.
     pub error: Option<String>,
 }
@@ -89,6 +91,7 @@ impl Interpreter {
             }
             interp = self.u64(interp + il.interp_next, "interp->next")?;
         }
+        list.in_order = l.set == TaskSet::Lists;
         if let (TaskSet::Lists, Some(d)) = (l.set, debug)
             && let Err(e) = self.task_lists(d, &mut found, &mut current)
         {
@@ -177,6 +180,13 @@ impl Interpreter {
         found: &mut Vec<u64>,
         current: &mut HashSet<u64>,
     ) -> Result<()> {
+        for t in self.threads()?.threads {
+            self.linked_tasks(d, t.addr + d.thread_tasks_head, found)?;
+            let running = self.u64(t.addr + d.thread_running_task, "asyncio_running_task")?;
+            if running != 0 {
+                current.insert(running);
+            }
+        }
         let il = self.layout;
         let mut interp = self.u64(self.runtime + il.interpreters_head, "interpreters.head")?;
         for _ in 0..MAX_INTERPRETERS {
@@ -185,13 +195,6 @@ impl Interpreter {
             }
             self.linked_tasks(d, interp + d.interp_tasks_head, found)?;
             interp = self.u64(interp + il.interp_next, "interp->next")?;
-        }
-        for t in self.threads()?.threads {
-            self.linked_tasks(d, t.addr + d.thread_tasks_head, found)?;
-            let running = self.u64(t.addr + d.thread_running_task, "asyncio_running_task")?;
-            if running != 0 {
-                current.insert(running);
-            }
         }
         Ok(())
     }
