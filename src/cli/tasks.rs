@@ -25,7 +25,8 @@ Example, a TaskGroup of three workers:
                 ...
 
 Read from the process's memory, without BPF and without stopping it (unless the tasks change
-while they are read: then it is held still a few milliseconds), on CPython 3.8 and 3.10-3.13.
+while they are read: then it is held still a few milliseconds), on CPython 3.8 and 3.10-3.15
+(3.14+: through the build's own AsyncioDebug offsets, the same tree as asyncio pstree).
 The output says what a version cannot show (an await made only by a raw callback or shield).
 Formats: text, json.
 

@@ -1,9 +1,9 @@
 //! Where CPython's C asyncio (`Modules/_asynciomodule.c`) keeps a task's facts, per version
-//! 3.8-3.13 (x86-64, default builds): `TaskObj`'s `fut_state`, `fut_callback0`,
+//! 3.8 and 3.10-3.15 (x86-64, default builds): `TaskObj`'s `fut_state`, `fut_callback0`,
 //! `task_fut_waiter`, `task_coro` and `task_name`, and where a coroutine keeps its frame. Each
 //! offset was found by reading live tasks of Debian's 3.11.2 and pyenv's 3.8.18, 3.10.13,
 //! 3.12.1 and 3.13.0 with ctypes (`id(task.get_coro())`, `id(task._fut_waiter)`, ... among the
-//! object's words), and agrees with the struct in that version's source. 3.14+ publish their
+//! object's words, and a done task's beside a pending one's for `fut_state`). 3.14+ publish their
 //! own (`_Py_AsyncioModuleDebugOffsets`, `AsyncioDebug` here), which give where the tasks are
 //! and their name and coroutine; the rest was measured on sid's 3.14.10 and 3.15.2. 3.9 is
 //! not measured.
@@ -206,7 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tasks_have_a_layout_on_3_8_to_3_13() {
+    fn tasks_have_a_layout_on_3_8_and_3_10_to_3_15() {
         let l = task_layout(PyVersion::new(3, 11)).unwrap();
         assert_eq!(
             (l.task_fut_waiter, l.task_coro, l.task_name),

@@ -1,6 +1,7 @@
-//! The asyncio tasks of a process, read from its memory (3.8-3.13): the task sets the C
+//! The asyncio tasks of a process, read from its memory (3.8, 3.10-3.15): the task sets the C
 //! `_asyncio` module keeps, which `sys.modules['asyncio.tasks']` imports (`_all_tasks` up to
-//! 3.11, `_scheduled_tasks` and `_eager_tasks` on 3.12-3.13), each task's name, state,
+//! 3.11, `_scheduled_tasks` and `_eager_tasks` on 3.12-3.13), or 3.14+'s per-thread and
+//! per-interpreter task lists (the build's `AsyncioDebug` offsets); each task's name, state,
 //! coroutine chain (each coroutine's frame, following what it awaits to the innermost) and
 //! what it waits on (`_fut_waiter`: a task, or a `_GatheringFuture` whose `_children` are
 //! the gathered ones), and the TaskGroup that made it. Every walk is bounded; an object that is
