@@ -360,3 +360,36 @@ fn sid_314_same_tree_as_asyncio_pstree() {
         .collect();
     assert_eq!(ours.join("\n") + "\n", theirs, "{text}");
 }
+
+/// Tasks made and ended all the time while they are read: the steady tasks are all there with
+/// their edges, the process is held still at most briefly (or, when a read takes longer than
+/// pyprobe holds a process, not at all, and said), and it runs on afterwards.
+#[test]
+fn a_busy_loop_is_read_and_let_go() {
+    for n in ["100", "1000"] {
+        let guard = spawn_ready(Command::new(PYTHON).args([&script("task_churn.py"), n]));
+        for _ in 0..3 {
+            let doc = tasks_json(guard.pid());
+            let n: usize = n.parse().unwrap();
+            let steady: Vec<&Value> = doc["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| {
+                    let name = t["name"].as_str().unwrap();
+                    name.starts_with("mid-") || name.starts_with("leaf-")
+                })
+                .collect();
+            assert_eq!(steady.len(), n, "{doc}");
+            let mid = task(&doc, "mid-3");
+            let leaves: Vec<String> = (0..9).map(|j| format!("leaf-3-{j}")).collect();
+            assert_eq!(names(&doc, &mid["awaits"]), leaves);
+            assert_eq!(doc["error"], Value::Null);
+            // Held still, or said to have moved: never both.
+            assert!(doc["paused"] != true || doc["moved_ms"].is_null(), "{doc}");
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", guard.pid())).unwrap();
+        let state = stat.rsplit_once(") ").unwrap().1.chars().next().unwrap();
+        assert!(matches!(state, 'R' | 'S'), "left in state {state}");
+    }
+}

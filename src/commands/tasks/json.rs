@@ -37,6 +37,7 @@ pub fn document(r: &ProcessTasks) -> Value {
         "python": r.version,
         "asyncio_loaded": r.asyncio_loaded,
         "paused": r.paused,
+        "moved_ms": r.moved_ms,
         "read_ms": r.read_ms,
         "tasks": r.tasks.iter().map(task).collect::<Vec<_>>(),
         "tasks_not_shown": r.not_shown,

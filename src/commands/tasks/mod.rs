@@ -6,7 +6,7 @@ mod json;
 mod text;
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cpython::pause::Paused;
 use crate::cpython::pystate::{Interpreter, TaskList, Waiter};
@@ -49,6 +49,9 @@ pub struct ProcessTasks {
     pub version: String,
     pub asyncio_loaded: bool,
     pub paused: bool,
+    /// The tasks changed between two reads, and one read took this many milliseconds, longer
+    /// than pyprobe holds a process still: shown as the last read saw them.
+    pub moved_ms: Option<f64>,
     /// Milliseconds the read took.
     pub read_ms: f64,
     pub tasks: Vec<Task>,
@@ -82,7 +85,7 @@ fn cannot_show(v: PyVersion) -> Vec<String> {
     out
 }
 
-fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, bool)> {
+fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, Held)> {
     let version = target.version.ok_or_else(|| unknown(target))?;
     let mut layout = task_layout(version).ok_or_else(|| unknown(target))?;
     // 3.14+: where the tasks are, from the build (absent until asyncio is imported).
@@ -102,21 +105,40 @@ fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, boo
     }
     let debug = debug.as_ref();
     let a = interp.tasks(&layout, debug);
+    let started = Instant::now();
     let b = interp.tasks(&layout, debug);
+    let took = started.elapsed();
     if let (Ok(a), Ok(b)) = (&a, &b)
         && a == b
     {
-        return Ok((b.clone(), false));
+        return Ok((b.clone(), Held::No));
+    }
+    // Held still no longer than `MAX_HOLD`: a read that takes longer (thousands of tasks) is
+    // shown as the last one saw them, and said so.
+    if took > MAX_HOLD {
+        return Ok((b?, Held::TooLong(took.as_secs_f64() * 1e3)));
     }
     match Paused::stop(interp.pid) {
         Ok(paused) => {
             let list = interp.tasks(&layout, debug)?;
             drop(paused);
-            Ok((list, true))
+            Ok((list, Held::Yes))
         }
         Err(e @ Error::NoSuchProcess(_)) => Err(e),
-        Err(_) => Ok((b?, false)),
+        Err(_) => Ok((b?, Held::No)),
     }
+}
+
+/// The longest pyprobe holds a process still to read its tasks consistently.
+const MAX_HOLD: Duration = Duration::from_millis(20);
+
+/// Whether the process was held still for the read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Held {
+    No,
+    Yes,
+    /// The tasks changed while they were read, and a read takes this many ms: not held.
+    TooLong(f64),
 }
 
 /// A version whose task layout pyprobe does not know: which, and what works there.
@@ -134,7 +156,7 @@ fn unknown(target: &Target) -> Error {
 pub fn read(target: &Target) -> Result<ProcessTasks> {
     let started = Instant::now();
     let mut interp = Interpreter::open(target)?;
-    let (list, paused) = read_list(&mut interp, target)?;
+    let (list, held) = read_list(&mut interp, target)?;
     let names: HashMap<u64, String> = list
         .tasks
         .iter()
@@ -229,7 +251,11 @@ pub fn read(target: &Target) -> Result<ProcessTasks> {
         pid: target.pid,
         version: target.version_text(),
         asyncio_loaded: list.asyncio_loaded,
-        paused,
+        paused: held == Held::Yes,
+        moved_ms: match held {
+            Held::TooLong(ms) => Some(ms),
+            _ => None,
+        },
         read_ms: started.elapsed().as_secs_f64() * 1e3,
         tasks,
         not_shown: list.not_shown,

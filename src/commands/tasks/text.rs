@@ -202,6 +202,13 @@ impl Output<Never, ProcessTasks> for Text {
                 r.not_shown
             )?;
         }
+        if let Some(ms) = r.moved_ms {
+            writeln!(
+                self.w,
+                "(the tasks changed while they were read, and a read takes {ms:.0} ms, longer than \
+                 pyprobe holds a process still: shown as the last read saw them)"
+            )?;
+        }
         if let Some(e) = &r.error {
             writeln!(self.w, "(not every task could be read: {})", escape(e))?;
         }
