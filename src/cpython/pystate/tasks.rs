@@ -436,3 +436,64 @@ impl Interpreter {
         self.attribute(group, "_parent_task")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::{InterpreterLayout, PyVersion};
+
+    fn own_interpreter() -> Interpreter {
+        Interpreter {
+            pid: std::process::id() as i32,
+            layout: InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap(),
+            runtime: 0,
+            codes: HashMap::new(),
+            types: HashMap::new(),
+            key_slots: HashMap::new(),
+        }
+    }
+
+    fn debug(task_node: u64) -> AsyncioDebug {
+        AsyncioDebug {
+            task_name: 0,
+            task_awaited_by: 0,
+            task_coro: 0,
+            task_node,
+            interp_tasks_head: 0,
+            thread_running_task: 0,
+            thread_tasks_head: 0,
+        }
+    }
+
+    /// A circular list in this process's memory, read as a target's: each node's `next` at its
+    /// start, the tasks `task_node` bytes before their nodes.
+    #[test]
+    fn a_task_list_is_read_to_its_head_and_a_cycle_ends_it() {
+        let mut nodes = vec![[0u64; 2]; 4];
+        let at = |nodes: &Vec<[u64; 2]>, i: usize| nodes.as_ptr() as u64 + 16 * i as u64;
+        for i in 0..4 {
+            nodes[i][0] = at(&nodes, (i + 1) % 4);
+        }
+        let head = at(&nodes, 0);
+        let mut found = Vec::new();
+        own_interpreter()
+            .linked_tasks(&debug(8), head, &mut found)
+            .unwrap();
+        assert_eq!(found, [1, 2, 3].map(|i| at(&nodes, i) - 8));
+        // A torn list: node 3 points back to node 1, never to the head.
+        nodes[3][0] = at(&nodes, 1);
+        let mut found = Vec::new();
+        let err = own_interpreter()
+            .linked_tasks(&debug(8), head, &mut found)
+            .unwrap_err();
+        assert!(err.to_string().contains("a cycle"), "{err}");
+        assert_eq!(found.len(), MAX_TASKS * 4);
+        // An empty list's head points at itself (or, never initialized, is 0).
+        nodes[0][0] = head;
+        let mut found = Vec::new();
+        own_interpreter()
+            .linked_tasks(&debug(8), head, &mut found)
+            .unwrap();
+        assert!(found.is_empty());
+    }
+}
