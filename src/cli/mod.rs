@@ -14,6 +14,7 @@ mod lines;
 mod manual;
 mod record;
 mod stacks;
+mod tasks;
 mod top;
 
 use std::ffi::OsString;
@@ -38,6 +39,7 @@ pub use lines::LinesArgs;
 pub use manual::ManArgs;
 pub use record::{RecordArgs, SampleArgs};
 pub use stacks::{StacksArgs, ThreadArgs};
+pub use tasks::TasksArgs;
 pub use top::TopArgs;
 
 use crate::error::{Error, Result};
@@ -130,6 +132,9 @@ pub enum Command {
     /// Every thread's Python stack now (like py-spy dump), with --locals their variables
     #[command(after_help = stacks::EXAMPLES)]
     Stacks(StacksArgs),
+    /// Every pending asyncio task, what it awaits and which task awaits which (like asyncio pstree)
+    #[command(after_help = tasks::EXAMPLES)]
+    Tasks(TasksArgs),
     /// Sample every thread's Python stack into a flame graph, speedscope, pprof or a table
     #[command(after_help = record::EXAMPLES)]
     Record(RecordArgs),
@@ -185,6 +190,7 @@ impl Command {
             Command::Audit(a) => a.run(),
             Command::Gc(a) => a.run(),
             Command::Stacks(a) => a.run(),
+            Command::Tasks(a) => a.run(),
             Command::Record(a) => a.run(),
             Command::Top(a) => a.run(),
             Command::Agent(a) => a.run(),
@@ -206,6 +212,7 @@ fn formats_of(command: &str) -> Option<&'static [Format]> {
         "audit" => crate::commands::audit::FORMATS,
         "gc" => crate::commands::gc::FORMATS,
         "stacks" => crate::commands::stacks::FORMATS,
+        "tasks" => crate::commands::tasks::FORMATS,
         "record" => crate::commands::record::FORMATS,
         "top" => crate::commands::top::FORMATS,
         "exceptions" => crate::commands::exceptions::FORMATS,

@@ -13,5 +13,6 @@ pub mod lines;
 pub mod probes;
 pub mod record;
 pub mod stacks;
+pub mod tasks;
 pub mod tools;
 pub mod top;

@@ -53,7 +53,8 @@ pub struct Section {
     pub size: u64,
 }
 
-const WANTED_SECTIONS: &[&str] = &[".text", ".rodata", ".data.rel.ro"];
+/// The last: where CPython 3.14+ keeps `_Py_AsyncioModuleDebugOffsets` (data, read not scanned).
+const WANTED_SECTIONS: &[&str] = &[".text", ".rodata", ".data.rel.ro", ".AsyncioDebug"];
 
 /// How much of each wanted symbol's content is kept.
 pub const HEAD_LEN: usize = 8192;

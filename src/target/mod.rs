@@ -222,6 +222,31 @@ impl Target {
         Ok(buf)
     }
 
+    /// Where a section is in the target's memory now: the interpreter's own, else that of the
+    /// first file it has mapped whose name starts with `file_prefix` (an extension module, such
+    /// as `_asyncio`), opened as every mapped file is (`files::open_mapped`). None where neither
+    /// has it, or the file cannot be read.
+    pub fn mapped_section(&self, file_prefix: &str, section: &str) -> Option<(u64, u64)> {
+        if let Some(s) = self.elf.section(section) {
+            return Some((self.runtime_addr(s.addr), s.size));
+        }
+        let maps = parse_maps(&fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?);
+        let m = maps.iter().find(|m| {
+            m.offset == 0
+                && m.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(file_prefix))
+        })?;
+        let root_seen =
+            fs::read_link(format!("/proc/{}/root", self.pid)).unwrap_or_else(|_| "/".into());
+        let inside = files::in_root_path(&root_seen, &m.path);
+        let file = files::open_mapped(self.pid, &self.root, m, &inside).ok()?;
+        let elf = ElfInfo::read_file(&file, Path::new(&m.path)).ok()?;
+        let s = elf.section(section)?;
+        Some((s.addr.wrapping_add(elf.load_bias(m.start)), s.size))
+    }
+
     /// Current value of a probe's semaphore in the target: how many tracers enable it.
     pub fn semaphore_value(&self, probe: &str) -> Option<u16> {
         let site = self.elf.probe(probe)?;

@@ -1,12 +1,17 @@
 //! Everything that differs between CPython versions, in one place: which probes fire
 //! (here), where things live in memory (layouts.rs), and the build's own map of its structs
 //! on 3.13+ (debug_offsets.rs), and where threads' stacks are (stacks.rs).
+mod asyncio;
 mod debug_offsets;
 mod layouts;
 mod stacks;
 
 use std::fmt;
 
+pub use asyncio::{
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE,
+    TYPE_BASE, TaskLayout, TaskSet, ValueStack, WEAKREF_OBJECT, task_layout,
+};
 pub use debug_offsets::{
     CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,
     ThreadOffsets, UnicodeOffsets,

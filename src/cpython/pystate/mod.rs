@@ -3,6 +3,7 @@
 //! walk bpf/sample.bpf.c makes in the kernel, with the same per-version layout).
 mod lines;
 mod names;
+mod tasks;
 mod values;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::rc::Rc;
 
 pub use lines::line_at;
 pub use names::PythonThread;
+pub use tasks::{MAX_CHAIN, MAX_TASKS, RawTask, TaskList, Waiter};
 pub use values::Value;
 
 use crate::error::{Error, Result};

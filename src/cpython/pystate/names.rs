@@ -87,7 +87,7 @@ impl Interpreter {
         Ok(())
     }
 
-    fn expect(&mut self, obj: u64, type_name: &str, what: &str) -> Result<()> {
+    pub(super) fn expect(&mut self, obj: u64, type_name: &str, what: &str) -> Result<()> {
         let found = self.type_name(obj)?;
         if &*found == type_name {
             return Ok(());
@@ -98,7 +98,7 @@ impl Interpreter {
     }
 
     /// An int's value where it fits (None for another type or a huge int).
-    fn int_value(&mut self, obj: u64) -> Result<Option<i128>> {
+    pub(super) fn int_value(&mut self, obj: u64) -> Result<Option<i128>> {
         if &*self.type_name(obj)? != "int" {
             return Ok(None);
         }
@@ -106,7 +106,7 @@ impl Interpreter {
     }
 
     /// The value of the str key `key` in a dict.
-    fn lookup(&mut self, dict: u64, key: &'static str) -> Result<Option<u64>> {
+    pub(super) fn lookup(&mut self, dict: u64, key: &'static str) -> Result<Option<u64>> {
         let keys = self.u64(dict + DICT_KEYS, "ma_keys")?;
         let values = self.u64(dict + DICT_VALUES, "ma_values")?;
         if values != 0 {
@@ -167,7 +167,7 @@ impl Interpreter {
     /// dict (`tp_dictoffset`, or 3.11+'s managed dict before the object), or values without a
     /// dict whose keys its type shares (3.11, 3.12: a pointer before the object; 3.13+: inline
     /// after it).
-    fn attribute(&mut self, obj: u64, name: &'static str) -> Result<Option<u64>> {
+    pub(super) fn attribute(&mut self, obj: u64, name: &'static str) -> Result<Option<u64>> {
         let minor = self.layout.version.minor;
         let ty = self.u64(obj + 8, "ob_type")?;
         let flags = self.u64(ty + TYPE_FLAGS, "tp_flags")?;
@@ -212,7 +212,7 @@ impl Interpreter {
 
     /// A combined dict's (key, value) pairs, deleted ones skipped (a split dict, an
     /// instance's attributes, is read by `lookup`).
-    fn dict_items(&self, dict: u64) -> Result<Vec<(u64, u64)>> {
+    pub(super) fn dict_items(&self, dict: u64) -> Result<Vec<(u64, u64)>> {
         let keys = self.u64(dict + DICT_KEYS, "ma_keys")?;
         let mut items = self.entries(keys)?;
         items.retain(|&(k, v)| k != 0 && v != 0);
