@@ -1,10 +1,11 @@
 //! Target discovery: from a PID to the file that holds CPython's probes, its version, and the
 //! addresses pyprobe needs in the running process. Its files are reached as it reaches them
 //! (`files`): processes in containers and chroots work, and none can lead pyprobe out.
+pub mod memory;
 pub mod privileges;
 pub mod trusted;
 use std::fs;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -213,13 +214,9 @@ impl Target {
         self.file.read_at(offset, len)
     }
 
-    /// Reads the target's memory (needs ptrace access: root).
+    /// Reads the target's memory (`memory::read_vec`; needs ptrace access: root).
     pub fn read_memory(&self, addr: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        let mut f = fs::File::open(format!("/proc/{}/mem", self.pid))?;
-        f.seek(SeekFrom::Start(addr))?;
-        let mut buf = vec![0; len];
-        f.read_exact(&mut buf)?;
-        Ok(buf)
+        memory::read_vec(self.pid, addr, len)
     }
 
     /// Where a section is in the target's memory now: the interpreter's own, else that of the

@@ -1,9 +1,8 @@
 //! The modules a process has loaded (`sys.modules`), read from its memory: which of them were
 //! loaded from a file whose name is not UTF-8, the names some of CPython's probes cannot pass.
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::ErrorKind;
 
-use super::Target;
+use super::{Target, memory};
 use crate::versions::{ModulesLayout, modules_layout};
 
 /// A loaded module and the file it came from, whose name is not UTF-8.
@@ -79,24 +78,24 @@ pub fn non_utf8_files(target: &Target) -> Result<Loaded, String> {
     Ok(Loaded::Modules(found))
 }
 
-/// The target's memory, read through one open /proc/PID/mem.
+/// The target's memory (`memory::read`).
 struct Memory {
-    mem: File,
+    pid: i32,
 }
 
 impl Memory {
     fn open(pid: i32) -> Result<Memory, String> {
-        File::open(format!("/proc/{pid}/mem"))
-            .map(|mem| Memory { mem })
-            .map_err(|e| format!("cannot read its memory: {e}"))
+        Ok(Memory { pid })
     }
 
     fn bytes(&self, addr: u64, len: u64) -> Result<Vec<u8>, String> {
-        let mut buf = vec![0; len as usize];
-        self.mem
-            .read_exact_at(&mut buf, addr)
-            .map_err(|e| format!("cannot read {len} bytes at {addr:#x}: {e}"))?;
-        Ok(buf)
+        memory::read_vec(self.pid, addr, len as usize).map_err(|e| {
+            if e.kind() == ErrorKind::PermissionDenied || memory::gone(self.pid) {
+                format!("cannot read its memory: {e}")
+            } else {
+                format!("cannot read {len} bytes at {addr:#x}: {e}")
+            }
+        })
     }
 
     fn u64(&self, addr: u64) -> Result<u64, String> {

@@ -7,7 +7,6 @@ mod tasks;
 mod values;
 
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::io;
 use std::rc::Rc;
 
@@ -19,6 +18,7 @@ pub use values::Value;
 use crate::error::{Error, Result};
 use crate::signals::stop_requested;
 use crate::target::Target;
+use crate::target::memory;
 use crate::versions::{DebugOffsets, Gil, Instr, InterpreterLayout};
 
 /// Bounds every walk of a list read from a live process (a torn read can make a cycle): at most
@@ -188,7 +188,8 @@ impl Interpreter {
     }
 
     fn read(&self, addr: u64, buf: &mut [u8], what: &'static str) -> Result<()> {
-        read_process(self.pid, addr, buf).map_err(|e| memory_error(self.pid, what, addr, e))
+        memory::read(self.pid, addr, buf)
+            .map_err(|e| memory::error(self.pid, "read", what, addr, e))
     }
 
     pub fn u64(&self, addr: u64, what: &'static str) -> Result<u64> {
@@ -587,31 +588,6 @@ impl Interpreter {
     }
 }
 
-/// Reads the target's memory (process_vm_readv: one call, no file to open).
-fn read_process(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut c_void,
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, exclusively borrowed for the call; `remote` names memory
-    // of another process, which the kernel checks itself.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize != buf.len() {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-    }
-    Ok(())
-}
-
 /// A list read from the target that did not end within `MAX_WALK` elements.
 fn endless(pid: i32, link: &'static str, addr: u64) -> Error {
     Error::TargetMemory {
@@ -633,36 +609,6 @@ fn why(e: &Error) -> String {
         } => format!("{what} at {addr:#x}: {source}"),
         e => e.one_line(),
     }
-}
-
-fn memory_error(pid: i32, what: &'static str, addr: u64, source: io::Error) -> Error {
-    if gone(pid) {
-        return Error::NoSuchProcess(pid);
-    }
-    if source.kind() == io::ErrorKind::PermissionDenied {
-        return Error::NoAccess {
-            pid,
-            why: "cannot read its memory (this needs root, or ptrace access to it)".into(),
-        };
-    }
-    Error::TargetMemory {
-        pid,
-        action: "read",
-        what,
-        addr,
-        source,
-    }
-}
-
-/// Whether the process has exited (its /proc entry is gone, or it is a zombie).
-pub fn gone(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    matches!(state, Some('Z' | 'X') | None)
 }
 
 #[cfg(test)]

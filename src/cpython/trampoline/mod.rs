@@ -278,7 +278,7 @@ impl<'a> MainInterpreter<'a> {
             if let Some(status) = files.status() {
                 return self.confirm(&status);
             }
-            if memory::gone(pid) {
+            if crate::target::memory::gone(pid) {
                 return Err(Error::NoSuchProcess(pid));
             }
             if Instant::now() >= deadline {

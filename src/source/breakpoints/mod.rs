@@ -428,10 +428,7 @@ fn per_second(rate: f64) -> String {
 /// Where a stub's call returns (Python/asm_trampoline.S on x86-64: an optional `endbr64`, a
 /// stack adjustment, `call *%reg`): the instruction after the call.
 fn return_address(pid: i32, stub: &Stub) -> Option<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut code = vec![0; stub.size.min(32) as usize];
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
-    mem.read_exact_at(&mut code, stub.addr).ok()?;
+    let code = crate::target::memory::read_vec(pid, stub.addr, stub.size.min(32) as usize).ok()?;
     call_end(&code).map(|end| stub.addr + end as u64)
 }
 

@@ -430,11 +430,9 @@ pub fn calibrate(
         }
         // 3.8-3.10: co_code's bytes, read from the calibration process.
         let mut b = [0u8; 8];
-        let path = format!("/proc/{pid}/mem");
-        let mem = std::fs::File::open(&path)
-            .map_err(|e| Error::ProbeUnavailable(format!("{path}: {e}")))?;
-        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut b, code + 48)
-            .map_err(|e| Error::ProbeUnavailable(format!("{path}: {e}")))?;
+        crate::target::memory::read(pid, code + 48, &mut b).map_err(|e| {
+            Error::ProbeUnavailable(format!("co_code of pid {pid} at {:#x}: {e}", code + 48))
+        })?;
         Ok(u64::from_le_bytes(b) + u64::from(layout.objects.bytes_data))
     };
     let mut watch = |pid: i32, unit: u64| -> Result<()> {
