@@ -18,7 +18,7 @@
 //! and is not inherited, and one without a program that children inherit, which keeps their
 //! memory in the filter.
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -26,7 +26,7 @@ use libbpf_rs::{
     Link, MapCore, MapFlags, MapHandle, OpenProgramMut, PerfEventOpts, ProgramMut, ProgramType,
 };
 
-use super::perf::PerfEventAttr;
+use super::perf::{self, PerfEventAttr};
 use crate::error::{Error, Result};
 
 /// The group every pyprobe trace event is defined in; each name carries pyprobe's PID.
@@ -214,7 +214,6 @@ fn trace_error(what: &str, e: std::io::Error) -> Error {
 }
 
 const PERF_TYPE_TRACEPOINT: u32 = 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 /// `inherit`: children forked later get a copy of the event.
 const PERF_ATTR_FLAG_INHERIT: u64 = 1 << 1;
 
@@ -223,33 +222,18 @@ fn open_event(id: u64, pid: i32, inherit: bool) -> Result<OwnedFd> {
     let inherit = if inherit { PERF_ATTR_FLAG_INHERIT } else { 0 };
     let attr = PerfEventAttr {
         kind: PERF_TYPE_TRACEPOINT,
-        size: std::mem::size_of::<PerfEventAttr>() as u32,
         config: id,
         sample_freq: 1,
         flags: inherit,
         wakeup_events: 1,
         ..Default::default()
     };
-    // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const PerfEventAttr,
-            pid,
-            -1,
-            -1,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::bpf(
+    perf::perf_event_open(attr, pid, -1).map_err(|e| {
+        Error::bpf(
             format!("opening a perf event on PID {pid}"),
             libbpf_rs::Error::from(e),
-        ));
-    }
-    // SAFETY: a descriptor the kernel just gave us, owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        )
+    })
 }
 
 /// libbpf's USDT argument specs (`struct __bpf_usdt_spec` of usdt.bpf.h), written for the

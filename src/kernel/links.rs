@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ProgramMut, UprobeOpts};
 
 use super::inherit::{self, Place, TraceEvent, UsdtSpecs};
-use super::perf::PerfEventAttr;
+use super::perf::{self, PerfEventAttr};
 use crate::error::{Error, Result};
 use crate::kernel::overhead::{Meter, Trap};
 use crate::target::Target;
@@ -207,35 +207,23 @@ impl Probes {
         for cpu in online_cpus()? {
             let attr = PerfEventAttr {
                 kind: PERF_TYPE_SOFTWARE,
-                size: std::mem::size_of::<PerfEventAttr>() as u32,
                 config: PERF_COUNT_SW_CPU_CLOCK,
                 sample_freq: u64::from(rate_hz),
                 flags: PERF_ATTR_FLAG_FREQ,
                 ..Default::default()
             };
-            // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_perf_event_open,
-                    &attr as *const PerfEventAttr,
-                    -1,
-                    cpu,
-                    -1,
-                    PERF_FLAG_FD_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                let e = std::io::Error::last_os_error();
-                return Err(Error::bpf(
+            let fd = perf::perf_event_open(attr, -1, cpu).map_err(|e| {
+                Error::bpf(
                     format!("opening the CPU-clock perf event of CPU {cpu}"),
                     libbpf_rs::Error::from(e),
-                ));
-            }
-            let link = prog.attach_perf_event(fd as i32).map_err(|e| {
-                // SAFETY: the fd is ours and no link took it.
-                unsafe { libc::close(fd as i32) };
-                Error::bpf(format!("attaching to the perf event of CPU {cpu}"), e)
+                )
             })?;
+            // On failure the fd is dropped: closed, as no link took it.
+            let link = prog
+                .attach_perf_event(fd.as_raw_fd())
+                .map_err(|e| Error::bpf(format!("attaching to the perf event of CPU {cpu}"), e))?;
+            // The link owns the perf event now (libbpf closes it with the link).
+            let _ = fd.into_raw_fd();
             self.links.push((link, -1));
         }
         Ok(())
@@ -379,7 +367,6 @@ impl Probes {
 }
 
 const PERF_TYPE_SOFTWARE: u32 = 1;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
 /// `freq`: `sample_freq` is a rate in Hz, not a period.
 const PERF_ATTR_FLAG_FREQ: u64 = 1 << 10;
@@ -410,6 +397,5 @@ mod tests {
     fn cpu_lists_as_the_kernel_writes_them() {
         assert_eq!(parse_cpu_list("0-1\n"), [0, 1]);
         assert_eq!(parse_cpu_list("0,2-4,7"), [0, 2, 3, 4, 7]);
-        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64);
     }
 }

@@ -1,7 +1,7 @@
 //! Perf events: hardware execute breakpoints and data watchpoints, one per thread of the target,
 //! inherited by the threads each one starts later (what a hit costs is measured in
-//! overhead.rs); and the attr that the CPU-clock sampler (links.rs) and inherited trace events
-//! (inherit.rs) open theirs with.
+//! overhead.rs); and the one attr and `perf_event_open` that the CPU-clock sampler (links.rs)
+//! and inherited trace events (inherit.rs) open theirs with.
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -14,8 +14,9 @@ const INHERIT: u64 = 1 << 1;
 const EXCLUDE_KERNEL: u64 = 1 << 5;
 const EXCLUDE_HV: u64 = 1 << 6;
 
-/// The first 64 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER0), all a
-/// CPU-clock sampler or an inherited trace event sets (`sample_freq` is the period without `freq`).
+/// The first 72 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER1), all any
+/// of pyprobe's perf events sets: `sample_freq` is the period without `freq`; `config1` and
+/// `config2` are a breakpoint's address and length. `perf_event_open` fills in `size`.
 #[repr(C)]
 #[derive(Default)]
 pub(super) struct PerfEventAttr {
@@ -29,24 +30,29 @@ pub(super) struct PerfEventAttr {
     pub wakeup_events: u32,
     pub bp_type: u32,
     pub config1: u64,
+    pub config2: u64,
 }
 
-/// The first 72 bytes of the kernel's `struct perf_event_attr` (PERF_ATTR_SIZE_VER1): up to
-/// the breakpoint's address and length.
-#[repr(C)]
-#[derive(Default)]
-struct BreakpointAttr {
-    kind: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    bp_addr: u64,
-    bp_len: u64,
+/// perf_event_open(2) of `attr` for thread or process `pid` (-1: any) on `cpu` (-1: any), in
+/// no group, its descriptor closed on exec.
+pub(super) fn perf_event_open(mut attr: PerfEventAttr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    attr.size = std::mem::size_of::<PerfEventAttr>() as u32;
+    // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned from here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// An execute breakpoint on `addr` in thread `tid` (0: the calling thread), enabled, firing
@@ -64,32 +70,16 @@ pub fn open_watch(tid: i32, addr: u64, inherit: bool) -> io::Result<OwnedFd> {
 }
 
 fn open_kind(tid: i32, addr: u64, inherit: bool, bp_type: u32, bp_len: u64) -> io::Result<OwnedFd> {
-    let attr = BreakpointAttr {
+    let attr = PerfEventAttr {
         kind: PERF_TYPE_BREAKPOINT,
-        size: std::mem::size_of::<BreakpointAttr>() as u32,
-        sample_period: 1,
+        sample_freq: 1,
         flags: EXCLUDE_KERNEL | EXCLUDE_HV | if inherit { INHERIT } else { 0 },
         bp_type,
-        bp_addr: addr,
-        bp_len,
+        config1: addr,
+        config2: bp_len,
         ..Default::default()
     };
-    // SAFETY: perf_event_open reads one perf_event_attr we own, of the size it says.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const BreakpointAttr,
-            tid,
-            -1,
-            -1,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor the kernel just gave us, owned from here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    perf_event_open(attr, tid, -1)
 }
 
 /// The threads of `pid` now.
@@ -102,4 +92,14 @@ pub fn threads(pid: i32) -> Vec<i32> {
         .collect();
     tids.sort_unstable();
     tids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_is_the_kernels_first_version_1() {
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 72);
+    }
 }
