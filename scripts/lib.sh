@@ -40,10 +40,11 @@ build_release() {
 
 # Independent readers for the tests of stacks, record and top, and the bench's competitor:
 # py-spy, the jsonschema validator and the protobuf runtime in a venv under target/ (Debian's
-# pip is externally managed); speedscope's file-format schema from its npm package; tmux.
+# pip is externally managed), with aiohttp for the live service of tests/tasks.rs;
+# speedscope's file-format schema from its npm package; tmux.
 install_test_readers() {
-    local env=target/testenv pins="py-spy==0.4.3 jsonschema==4.26.0 protobuf==7.36.2"
-    if ! "$env/bin/python" -c 'import jsonschema, google.protobuf' 2>/dev/null || [ ! -x "$env/bin/py-spy" ]; then
+    local env=target/testenv pins="py-spy==0.4.3 jsonschema==4.26.0 protobuf==7.36.2 aiohttp==3.14.5"
+    if ! "$env/bin/python" -c 'import jsonschema, google.protobuf, aiohttp' 2>/dev/null || [ ! -x "$env/bin/py-spy" ]; then
         apt_ensure python3.11-venv
         /usr/bin/python3.11 -m venv "$env"
         # shellcheck disable=SC2086  # one pin per word

@@ -402,18 +402,6 @@ fn all_threads_and_one_thread() {
 }
 
 /// `setpriv` as nobody: no capability, another uid than root's (issue 22).
-fn as_nobody(program: &str) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-        program,
-    ]);
-    cmd
-}
-
 /// stacks and probes load no BPF: an ordinary user reads their own process exactly, as root
 /// would; another user's process is refused in one line that says what is missing and the fix.
 /// (This kernel has no Yama; where it has, scope 1 refuses the first read too, said as such:

@@ -2,6 +2,7 @@
 //! 3.11, of three named workers: one awaiting gather of two named sub-tasks, one on a queue, one
 //! asleep) read exactly, names, states, coroutine chains with their lines and the tree, on
 //! Debian's 3.11, pyenv's 3.8, 3.10, 3.12 and 3.13 and sid's 3.13-3.15; bad input in one line.
+//! A live aiohttp service (from PyPI) under load shows exactly its requests stuck on purpose.
 mod common;
 
 use std::process::Command;
@@ -11,11 +12,16 @@ use serde_json::Value;
 
 /// The line of task_tree.py marked `# L:<mark>`.
 fn line_of(mark: &str) -> i64 {
-    let text = std::fs::read_to_string(script("task_tree.py")).unwrap();
+    marked_line("task_tree.py", mark)
+}
+
+/// The line of a script marked `# L:<mark>`.
+fn marked_line(script_name: &str, mark: &str) -> i64 {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
     let tag = format!("# L:{mark}");
     text.lines()
         .position(|l| l.trim_end().ends_with(&tag))
-        .unwrap_or_else(|| panic!("no {tag} in task_tree.py")) as i64
+        .unwrap_or_else(|| panic!("no {tag} in {script_name}")) as i64
         + 1
 }
 
@@ -392,4 +398,138 @@ fn a_busy_loop_is_read_and_let_go() {
         let state = stat.rsplit_once(") ").unwrap().1.chars().next().unwrap();
         assert!(matches!(state, 'R' | 'S'), "left in state {state}");
     }
+}
+
+/// One HTTP/1.1 request on a fresh connection: the stream, the request sent.
+fn request(port: u16, path: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// aiohttp (PyPI, in scripts/test's venv) serving /fast to four clients in a loop while five
+/// requests to /stuck/N wait on a backend that never answers: `tasks` shows exactly five
+/// request tasks stuck in wait_for_backend (awaited by aiohttp's connection tasks), with the
+/// right lines, read after read, and the service answers all along.
+#[test]
+fn a_live_aiohttp_service_under_load_shows_its_stuck_requests() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let app = script("aiohttp_app.py");
+    let port = agent::free_port();
+    let guard = spawn_ready(Command::new(readers::python()).args([&app, &port.to_string()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, served) = (stop.clone(), served.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut body = String::new();
+                    request(port, "/fast").read_to_string(&mut body).unwrap();
+                    assert!(body.ends_with("ok\n"), "{body}");
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let _stuck: Vec<_> = (0..5)
+        .map(|n| request(port, &format!("/stuck/{n}")))
+        .collect();
+
+    let want = [
+        c("Event.wait", 0),
+        c("wait_for_backend", marked_line("aiohttp_app.py", "backend")),
+        c("stuck", marked_line("aiohttp_app.py", "stuck")),
+    ];
+    let stuck_tasks = |doc: &Value| -> Vec<Value> {
+        doc["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| chain(t, &app).iter().any(|(name, _)| name == "stuck"))
+            .cloned()
+            .collect()
+    };
+    // The five requests reach their handler soon after they are sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut doc = tasks_json(guard.pid());
+    while stuck_tasks(&doc).len() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        doc = tasks_json(guard.pid());
+    }
+    for read in 0..5 {
+        if read > 0 {
+            doc = tasks_json(guard.pid());
+        }
+        let before = served.load(Ordering::Relaxed);
+        let stuck = stuck_tasks(&doc);
+        assert_eq!(stuck.len(), 5, "{doc}");
+        for t in &stuck {
+            assert_eq!(chain(t, &app)[..3], want[..], "{t}");
+            // aiohttp's connection task (RequestHandler.start) awaits each request's task.
+            let parents = t["awaited_by"].as_array().unwrap();
+            assert_eq!(parents.len(), 1, "{t}");
+            let parent = doc["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["id"] == parents[0])
+                .unwrap_or_else(|| panic!("no parent of {t}"));
+            assert_eq!(
+                parent["frames"][0]["name"], "RequestHandler.start",
+                "{parent}"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            served.load(Ordering::Relaxed) > before,
+            "the service stopped answering"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(served.load(Ordering::Relaxed) > 50);
+}
+
+/// tasks loads no BPF: an ordinary user reads their own asyncio process as root reads it, and
+/// `pyprobe probes` says tasks works there.
+#[test]
+fn an_ordinary_user_reads_their_own_tasks() {
+    let mut cmd = as_nobody(PYTHON);
+    cmd.arg(script("task_tree.py"));
+    let guard = spawn_ready(&mut cmd);
+    let pid = guard.pid().to_string();
+    let out = as_nobody(pyprobe_bin())
+        .args(["tasks", "--pid", &pid, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mine: Value = serde_json::from_slice(&out.stdout).expect("tasks JSON");
+    let root = tasks_json(guard.pid());
+    assert_eq!(mine["tasks"].as_array().unwrap().len(), 6, "{mine}");
+    assert_eq!(mine["tasks"], root["tasks"]);
+    let probes = as_nobody(pyprobe_bin())
+        .args(["probes", "--pid", &pid])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probes.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("pyprobe tasks "))
+        .unwrap_or_else(|| panic!("no tasks row in {text}"));
+    assert!(row.contains(" yes "), "{row}");
 }

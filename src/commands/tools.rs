@@ -16,6 +16,12 @@ pub enum Needs {
     Probes(&'static [&'static str]),
     /// Where the threads' stacks are: a known layout of the version (no probes needed).
     Stacks,
+    /// Asyncio's tasks in memory: a known task layout of the version, and its stack layout for
+    /// the coroutines' frames.
+    Tasks,
+    /// PyTraceBack_Here in the file, where the version keeps the raised exception, and its
+    /// stack layout for the frames.
+    Exceptions,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +71,14 @@ pub const TOOLS: &[Tool] = &[
         name: "pyprobe top",
         needs: Needs::Stacks,
     },
+    Tool {
+        name: "pyprobe tasks",
+        needs: Needs::Tasks,
+    },
+    Tool {
+        name: "pyprobe exceptions",
+        needs: Needs::Exceptions,
+    },
 ];
 
 /// What serves a tool on a target.
@@ -76,6 +90,10 @@ pub enum Means {
     Stacks {
         from_build: bool,
     },
+    /// The asyncio task walk (3.14+: where the tasks are, from the build's AsyncioDebug section).
+    Tasks,
+    /// A uprobe on PyTraceBack_Here.
+    Exceptions,
 }
 
 impl Means {
@@ -90,6 +108,10 @@ impl Means {
             Means::Stacks { from_build: false } => {
                 "stack walk, offsets from pyprobe's table for the version".into()
             }
+            Means::Tasks => {
+                "asyncio task walk, offsets from pyprobe's table for the version".into()
+            }
+            Means::Exceptions => "uprobe on PyTraceBack_Here".into(),
         }
     }
 }
@@ -117,12 +139,27 @@ pub fn means(target: &Target, needs: Needs) -> Result<Means> {
             }
             Ok(Means::Probes(probes))
         }
-        Needs::Stacks => match crate::cpython::pystate::Interpreter::layout_of(target) {
-            Ok((layout, _)) => Ok(Means::Stacks {
-                from_build: layout.from_build,
-            }),
-            Err(e) => Err(Error::ProbeUnavailable(e.to_string())),
-        },
+        Needs::Stacks => stack_layout(target).map(|from_build| Means::Stacks { from_build }),
+        Needs::Tasks => {
+            stack_layout(target)?;
+            crate::commands::tasks::layout(target)
+                .map_err(|e| Error::ProbeUnavailable(e.to_string()))?;
+            Ok(Means::Tasks)
+        }
+        Needs::Exceptions => {
+            stack_layout(target)?;
+            crate::commands::exceptions::site(target)?;
+            Ok(Means::Exceptions)
+        }
+    }
+}
+
+/// Whether pyprobe knows where the target's stacks are: from the build's own debug offsets
+/// (true) or from its table.
+fn stack_layout(target: &Target) -> Result<bool> {
+    match crate::cpython::pystate::Interpreter::layout_of(target) {
+        Ok((layout, _)) => Ok(layout.from_build),
+        Err(e) => Err(Error::ProbeUnavailable(e.to_string())),
     }
 }
 
@@ -148,7 +185,7 @@ pub fn what_works(target: &Target) -> Vec<&'static str> {
 pub fn require_functions(target: &Target, pairs: bool) -> Result<(FunctionSource, Plan)> {
     match require(target, Needs::Functions { pairs })? {
         Means::Functions(source, plan) => Ok((source, plan)),
-        Means::Probes(_) | Means::Stacks { .. } => {
+        Means::Probes(_) | Means::Stacks { .. } | Means::Tasks | Means::Exceptions => {
             unreachable!("function needs are served by a function source")
         }
     }

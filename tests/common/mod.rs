@@ -119,6 +119,19 @@ impl Drop for Guard {
     }
 }
 
+/// A command run as the user nobody, with no capabilities (setpriv).
+pub fn as_nobody(program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+        program,
+    ]);
+    cmd
+}
+
 /// A Python workload that prints "ready" once its imports are done, then waits for a line on
 /// stdin before its measured work; returns after "ready" (and the rest of stdout is drained).
 pub fn start_workload(script_name: &str) -> Guard {

@@ -16,6 +16,36 @@ use crate::session::Tracer;
 use crate::target::Target;
 use crate::trace::losses::{Loss, Losses};
 
+/// Where exceptions are seen on this target: where its version keeps the raised exception, and
+/// PyTraceBack_Here's file offset for the uprobe; else why not, in one line.
+pub fn site(target: &Target) -> Result<(ExcLayout, u64)> {
+    let version = target.version.ok_or_else(|| {
+        Error::ProbeUnavailable(format!(
+            "pyprobe cannot tell which CPython {} is: exceptions needs 3.8-3.15",
+            target.interpreter
+        ))
+    })?;
+    let exc = exc_layout(version.minor as u32).ok_or_else(|| {
+        Error::ProbeUnavailable(format!(
+            "pyprobe exceptions knows where CPython 3.8-3.15 keep the raised exception, not \
+             CPython {version}"
+        ))
+    })?;
+    let symbol = target.elf.symbol_info("PyTraceBack_Here").ok_or_else(|| {
+        Error::ProbeUnavailable(format!(
+            "{} has no PyTraceBack_Here symbol (in .dynsym or .symtab)",
+            target.interpreter
+        ))
+    })?;
+    let offset = target.elf.file_offset(symbol.addr).ok_or_else(|| {
+        Error::ProbeUnavailable(format!(
+            "{}: PyTraceBack_Here is not in the file",
+            target.interpreter
+        ))
+    })?;
+    Ok((exc, offset))
+}
+
 /// Where the raised exception is, per minor version: PyThreadState's curexc_type (<= 3.11) or
 /// current_exception (3.12+), from each version's headers (3.8-3.13, offsetof) and measured in
 /// sid's 3.14 and 3.15 builds (gdb at PyTraceBack_Here: the word whose type is the raised one).
@@ -54,30 +84,7 @@ pub struct ExceptionTracer {
 
 impl ExceptionTracer {
     pub fn attach(target: &Target, opts: &ExceptionOptions) -> Result<ExceptionTracer> {
-        let version = target.version.ok_or_else(|| {
-            Error::ProbeUnavailable(format!(
-                "pyprobe cannot tell which CPython {} is: exceptions needs 3.8-3.15",
-                target.interpreter
-            ))
-        })?;
-        let exc = exc_layout(version.minor as u32).ok_or_else(|| {
-            Error::ProbeUnavailable(format!(
-                "pyprobe exceptions knows where CPython 3.8-3.15 keep the raised exception, not \
-                 CPython {version}"
-            ))
-        })?;
-        let symbol = target.elf.symbol_info("PyTraceBack_Here").ok_or_else(|| {
-            Error::ProbeUnavailable(format!(
-                "{} has no PyTraceBack_Here symbol (in .dynsym or .symtab)",
-                target.interpreter
-            ))
-        })?;
-        let offset = target.elf.file_offset(symbol.addr).ok_or_else(|| {
-            Error::ProbeUnavailable(format!(
-                "{}: PyTraceBack_Here is not in the file",
-                target.interpreter
-            ))
-        })?;
+        let (exc, offset) = site(target)?;
         let interp = Interpreter::open(target)?;
         let layout = interp.layout.to_bpf(interp.runtime);
         let skel = load(ExceptionsSkelBuilder::default(), |open| {

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::output::{Destination, Format, Never, Output, Window};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
-use crate::versions::{ASYNCIO_DEBUG_LEN, AsyncioDebug, PyVersion, TaskSet, task_layout};
+use crate::versions::{
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, PyVersion, TaskLayout, TaskSet, task_layout,
+};
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 
@@ -86,8 +88,7 @@ fn cannot_show(v: PyVersion) -> Vec<String> {
 }
 
 fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, Held)> {
-    let version = target.version.ok_or_else(|| unknown(target))?;
-    let mut layout = task_layout(version).ok_or_else(|| unknown(target))?;
+    let mut layout = layout(target)?;
     // 3.14+: where the tasks are, from the build (absent until asyncio is imported).
     let debug = match layout.set {
         TaskSet::Lists => target
@@ -142,6 +143,14 @@ enum Held {
 }
 
 /// A version whose task layout pyprobe does not know: which, and what works there.
+/// The task layout of the target's version, or why pyprobe has none, in one line.
+pub fn layout(target: &Target) -> Result<TaskLayout> {
+    target
+        .version
+        .and_then(task_layout)
+        .ok_or_else(|| unknown(target))
+}
+
 fn unknown(target: &Target) -> Error {
     Error::Unreadable(format!(
         "{} (CPython {}): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.15, not this \
