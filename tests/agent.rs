@@ -9,8 +9,8 @@ use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::agent::{Agent, ONLY_OURS, Prometheus, Workload, curl, sample};
-use common::{Python, SID, assert_clean_failure, semaphores};
+use common::agent::{Agent, ONLY_OURS, Prometheus, Workload, curl, sample, tls_web_config};
+use common::{Python, TempDir, assert_clean_failure, semaphores, testbed};
 
 /// One agent at a time: each is system-wide, and one's probes would show in another's checks.
 fn serial() -> MutexGuard<'static, ()> {
@@ -135,7 +135,7 @@ fn prometheus_reads_exact_counts_of_every_process() {
     let sid = prom.query(&format!(
         "python_gc_collections_total{{pid=\"{s_pid}\",generation=\"2\"}}"
     ));
-    assert_eq!(sid[0].0["container"], SID);
+    assert_eq!(sid[0].0["container"], testbed("sid"));
     assert!(
         sid[0].0["python_version"].starts_with("3.14."),
         "{:?}",
@@ -281,25 +281,17 @@ fn a_process_over_budget_loses_its_function_probes_only() {
         &[("pid", &pid), ("generation", "2")],
         WAIT,
     );
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = agent.scrape();
-        if sample(
-            &text,
-            "python_gc_collections_total",
-            &[("pid", &pid), ("generation", "2")],
-        ) == Some(4.0)
-        {
-            // The last counts stay, no longer updated.
-            assert_eq!(
-                sample(&text, "python_function_calls_total", &[("pid", &pid)]),
-                Some(calls)
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let text = agent.wait_value(
+        "python_gc_collections_total",
+        &[("pid", &pid), ("generation", "2")],
+        4.0,
+        WAIT,
+    );
+    // The last counts stay, no longer updated.
+    assert_eq!(
+        sample(&text, "python_function_calls_total", &[("pid", &pid)]),
+        Some(calls)
+    );
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
 }
@@ -307,37 +299,9 @@ fn a_process_over_budget_loses_its_function_probes_only() {
 #[test]
 fn tls_and_basic_auth_from_a_web_config_file() {
     let _one = serial();
-    let dir = std::env::temp_dir().join(format!("pyprobe-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .args(["-keyout", "server.key", "-out", "server.crt"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    std::fs::write(
-        dir.join("web.yml"),
-        format!(
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
-             basic_auth_users:\n  prometheus: '{hash}'\n"
-        ),
-    )
-    .unwrap();
-    let config = dir.join("web.yml").to_string_lossy().into_owned();
+    let tmp = TempDir::new("tls");
+    let dir = tmp.path();
+    let config = tls_web_config(dir);
     let agent = Agent::start(&args(&["--web-config-file", &config]));
     let url = format!("https://127.0.0.1:{}/metrics", agent.port);
     let ca = dir.join("server.crt").to_string_lossy().into_owned();
@@ -393,7 +357,6 @@ fn tls_and_basic_auth_from_a_web_config_file() {
     assert_eq!(curl(&[&url.replace("https", "http")]), "");
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// CPU time (user and system) the process has used so far.
@@ -414,8 +377,8 @@ fn cpu_time(pid: i32) -> Duration {
 #[test]
 fn a_flood_of_wrong_passwords_costs_the_agent_little() {
     let _one = serial();
-    let dir = std::env::temp_dir().join(format!("pyprobe-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("flood");
+    let dir = tmp.path();
     // Cost 10: about 80 ms of CPU per verification. Unbounded, 40 connections sending wrong
     // passwords kept both cores busy.
     let hash = bcrypt::hash("s3cret", 10).unwrap();
@@ -461,16 +424,14 @@ fn a_flood_of_wrong_passwords_costs_the_agent_little() {
     assert_eq!(code("prometheus:s3cret"), "200");
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn web_config_files_others_may_write_or_that_never_end_are_refused() {
     let _one = serial();
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("pyprobe-webtrust-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("webtrust");
+    let dir = tmp.path();
     let chmod = |p: &std::path::Path, mode| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
     };
@@ -565,7 +526,6 @@ fn web_config_files_others_may_write_or_that_never_end_are_refused() {
         &bad,
         "line 3: the password of bob has cost 31, outside 4..=14",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -575,8 +535,8 @@ fn bad_input_is_one_line() {
         &["agent", "--web-config-file", "/nonexistent/web.yml"],
         "/nonexistent/web.yml",
     );
-    let dir = std::env::temp_dir().join(format!("pyprobe-webcfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("webcfg");
+    let dir = tmp.path();
     let bad = dir.join("web.yml");
     std::fs::write(&bad, "http_server_config:\n  http2: false\n").unwrap();
     assert_clean_failure(
@@ -587,7 +547,6 @@ fn bad_input_is_one_line() {
     let addr = taken.local_addr().unwrap().to_string();
     assert_clean_failure(&["agent", "--listen", &addr], "cannot listen on");
     assert_clean_failure(&["agent", "--filter", "a b"], "invalid filter");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -610,17 +569,9 @@ fn no_latency_counts_calls_without_tracing_mode() {
         "{sems:?}"
     );
     assert_eq!(w.go().calls, 700);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = agent.scrape();
-        let labels = [("pid", pid.as_str()), ("function", "agent_handle")];
-        if sample(&text, "python_function_calls_total", &labels) == Some(700.0) {
-            assert!(!text.contains("python_function_duration_seconds"), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let labels = [("pid", pid.as_str()), ("function", "agent_handle")];
+    let text = agent.wait_value("python_function_calls_total", &labels, 700.0, WAIT);
+    assert!(!text.contains("python_function_duration_seconds"), "{text}");
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
 }
@@ -684,23 +635,15 @@ fn function_metrics_stay_on_for_an_idling_service_on_watchpoints() {
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(w.ask("200")["calls"], 200);
     let labels = [("pid", pid.as_str()), ("function", "agent_idle_handle")];
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = agent.scrape();
-        if sample(&text, "python_function_calls_total", &labels) == Some(500.0) {
-            assert_eq!(
-                sample(&text, "pyprobe_function_probes_active", &[("pid", &pid)]),
-                Some(1.0),
-                "{text}"
-            );
-            let overhead = sample(&text, "pyprobe_overhead_ratio", &[("pid", &pid)]).unwrap();
-            assert!(overhead < 0.05, "{overhead}\n{text}");
-            assert!(!text.contains("python_function_duration_seconds"), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let text = agent.wait_value("python_function_calls_total", &labels, 500.0, WAIT);
+    assert_eq!(
+        sample(&text, "pyprobe_function_probes_active", &[("pid", &pid)]),
+        Some(1.0),
+        "{text}"
+    );
+    let overhead = sample(&text, "pyprobe_overhead_ratio", &[("pid", &pid)]).unwrap();
+    assert!(overhead < 0.05, "{overhead}\n{text}");
+    assert!(!text.contains("python_function_duration_seconds"), "{text}");
     assert!(
         !agent.said().contains("function probes stopped"),
         "{}",

@@ -104,15 +104,10 @@ fn exact_on(py: Python) {
     assert!(banner(&stderr).contains("~"), "{stderr}");
 }
 
-#[test]
-fn exact_on_pyenv_3_12_with_x_perf() {
-    exact_on(Python::pyenv("3.12").with_trampoline());
-}
-
-#[test]
-fn exact_on_sid_3_14_with_the_trampoline() {
-    exact_on(Python::sid("3.14").with_trampoline());
-}
+tests_of!(exact_on {
+    exact_on_pyenv_3_12_with_x_perf: (Python::pyenv("3.12").with_trampoline());
+    exact_on_sid_3_14_with_the_trampoline: (Python::sid("3.14").with_trampoline());
+});
 
 #[test]
 fn the_shared_probe_where_breakpoints_cannot_serve() {
@@ -205,6 +200,16 @@ fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     (counts, stderr)
 }
 
+/// The meter's line says about 3000 breakpoint hits: it rounds the rate to two or three digits
+/// and the time to a tenth of a second.
+fn assert_about_3000_hits_metered(stderr: &str) {
+    let hits = metered_hits(stderr);
+    assert!(
+        (hits - 3000.0).abs() < 3000.0 * 0.15,
+        "{hits} hits metered:\n{stderr}"
+    );
+}
+
 #[test]
 fn each_call_metered_once_with_threads_parked_at_attach() {
     let (counts, stderr) = parked("rare");
@@ -213,13 +218,8 @@ fn each_call_metered_once_with_threads_parked_at_attach() {
         banner(&stderr).contains("hardware breakpoints on 1 function"),
         "{stderr}"
     );
-    // Four threads, a breakpoint each on one program: 3000 runs of it, not 12000. The line
-    // rounds the rate to two or three digits and the time to a tenth of a second.
-    let hits = metered_hits(&stderr);
-    assert!(
-        (hits - 3000.0).abs() < 3000.0 * 0.15,
-        "{hits} hits metered:\n{stderr}"
-    );
+    // Four threads, a breakpoint each on one program: 3000 runs of it, not 12000.
+    assert_about_3000_hits_metered(&stderr);
 }
 
 #[test]
@@ -232,11 +232,7 @@ fn a_breakpoint_set_during_the_session_is_metered() {
         banner(&stderr).contains("the shared probe counts late until its first call"),
         "{stderr}"
     );
-    let hits = metered_hits(&stderr);
-    assert!(
-        (hits - 3000.0).abs() < 3000.0 * 0.15,
-        "{hits} hits metered:\n{stderr}"
-    );
+    assert_about_3000_hits_metered(&stderr);
 }
 
 #[test]

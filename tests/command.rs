@@ -37,7 +37,7 @@ fn ids(stderr: &str) -> Value {
 fn a_command_runs_as_the_user_given_and_is_traced_exactly() {
     let dir = TempDir::new("user");
     let script = dir.write("whoami.py", WHOAMI);
-    let report = dir.0.join("report.json");
+    let report = dir.path().join("report.json");
     let report_path = report.to_string_lossy().into_owned();
     let out = run(&[
         "count",

@@ -34,18 +34,11 @@ fn counts_stay_exact_with_latency_on_a_spawned_command() {
 
 #[test]
 fn pycount_name_runs_the_count_command() {
-    let dir = std::env::temp_dir().join(format!("pyprobe-argv0-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("pycount");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(pyprobe_bin(), &link).unwrap();
-    let out = Command::new(&link).arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = help_under_name("pycount");
     assert!(
         help.contains("--filter") && help.contains("--latency"),
         "{help}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn names_in(report: &serde_json::Value) -> Vec<(String, u64)> {
@@ -204,15 +197,10 @@ fn own_time_is_total_less_callees(py: Python) {
     assert_eq!(order[..2], ["child", "parent"], "{order:?}");
 }
 
-#[test]
-fn own_time_on_3_11() {
-    own_time_is_total_less_callees(Python::debian());
-}
-
-#[test]
-fn own_time_on_3_10() {
-    own_time_is_total_less_callees(Python::pyenv("3.10"));
-}
+tests_of!(own_time_is_total_less_callees {
+    own_time_on_3_11: (Python::debian());
+    own_time_on_3_10: (Python::pyenv("3.10"));
+});
 
 /// Reads the progress counter the forever.py workload prints.
 fn progress(w: &mut Guard, lines: &mut impl Iterator<Item = String>) -> u64 {
@@ -304,20 +292,11 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     assert!(w.alive());
 }
 
-#[test]
-fn detach_after_duration_restores_semaphores() {
-    detach_leaves_target_clean(Ending::Duration, true);
-}
-
-#[test]
-fn detach_after_sigterm_restores_semaphores() {
-    detach_leaves_target_clean(Ending::Sigterm, false);
-}
-
-#[test]
-fn detach_after_sigkill_restores_semaphores() {
-    detach_leaves_target_clean(Ending::Sigkill, true);
-}
+tests_of!(detach_leaves_target_clean {
+    detach_after_duration_restores_semaphores: (Ending::Duration, true);
+    detach_after_sigterm_restores_semaphores: (Ending::Sigterm, false);
+    detach_after_sigkill_restores_semaphores: (Ending::Sigkill, true);
+});
 
 #[test]
 fn unknown_pid_is_refused() {
@@ -348,7 +327,7 @@ fn a_malformed_usdt_note_is_named_not_mistaken_for_a_missing_process() {
         .position(|w| w == note)
         .expect("the function__entry note");
     elf[at - 8..at].copy_from_slice(&0x10u64.to_le_bytes());
-    let python = dir.0.join("python3.11");
+    let python = dir.path().join("python3.11");
     std::fs::write(&python, elf).unwrap();
     std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let python = python.to_string_lossy().into_owned();
@@ -433,27 +412,14 @@ fn a_version_without_function_probes_is_explained() {
 /// with `pyprobe ARGS --filter <its path>:* --json -- ...`, and returns pycount's report and the
 /// workload's path inside the chroot.
 fn count_on_3_15(args: &[&str], script_name: &str) -> (serde_json::Value, String) {
-    let python = &format!("{SID}/usr/bin/python3.15");
-    assert!(
-        std::path::Path::new(python).exists(),
-        "{python} missing: run scripts/test"
-    );
-    let inside = format!("/tmp/pyprobe-{}-{script_name}", std::process::id());
-    std::fs::copy(script(script_name), format!("{SID}{inside}")).unwrap();
+    let py = Python::sid("3.15");
+    let inside = py.script(script_name);
     let filter = format!("{inside}:*");
-    let out = run_with_go(
-        Command::new(pyprobe_bin())
-            .args(args)
-            .args(["--json", "--filter", &filter, "--"])
-            .args(["chroot", SID, "/usr/bin/python3.15", &inside]),
-    );
-    let _ = std::fs::remove_file(format!("{SID}{inside}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (last_json(&String::from_utf8_lossy(&out.stdout)), inside)
+    let mut args = args.to_vec();
+    args.extend(["--json", "--filter", &filter]);
+    let (out, err, ok) = run_spawned_on(&py, &args, script_name);
+    assert!(ok, "{err}");
+    (last_json(&out), inside)
 }
 
 #[test]
@@ -617,9 +583,8 @@ fn short_lived_threads_do_not_exhaust_the_pairing_table() {
 fn an_interpreter_replaced_on_disk_is_still_traced() {
     // What a package upgrade does to a running service: its executable is replaced by a new
     // file. The probes must go on the file the process runs, reached through /proc/PID/exe.
-    let dir = std::env::temp_dir().join(format!("pyprobe-replaced-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let python = dir.join("python3.11");
+    let dir = TempDir::new("replaced");
+    let python = dir.path().join("python3.11");
     std::fs::copy(PYTHON, &python).unwrap();
     let mut w = spawn_ready(Command::new(&python).arg(script("known_calls.py")));
     std::fs::remove_file(&python).unwrap();
@@ -629,7 +594,6 @@ fn an_interpreter_replaced_on_disk_is_still_traced() {
     w.send_line("go");
     assert!(w.wait_output(Duration::from_secs(60)).status.success());
     let (out, err) = finish_pyprobe(p, rx);
-    std::fs::remove_dir_all(&dir).unwrap();
     let report: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}\n{err}"));
     assert_eq!(names_in(&report), [("fib".to_string(), 21891)]);

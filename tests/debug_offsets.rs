@@ -54,18 +54,24 @@ const FRAME_3_14: FrameOffsets = FrameOffsets {
     owner: 74,
 };
 
+/// A build's version (as PY_VERSION_HEX), not free-threaded, and its runtime's offsets.
+fn assert_version_and_runtime(o: &DebugOffsets, hex: u32, runtime: RuntimeOffsets) {
+    assert_eq!(o.version, PyVersion::from_hex(hex));
+    assert!(!o.free_threaded);
+    assert_eq!(o.runtime_state, runtime);
+}
+
 #[test]
 fn sid_3_13() {
     let o = sid("3.13");
-    assert_eq!(o.version, PyVersion::from_hex(0x030d12f0));
-    assert!(!o.free_threaded);
-    assert_eq!(
-        o.runtime_state,
+    assert_version_and_runtime(
+        &o,
+        0x030d12f0,
         RuntimeOffsets {
             size: 283408,
             finalizing: 608,
-            interpreters_head: 632
-        }
+            interpreters_head: 632,
+        },
     );
     assert_eq!(
         o.interpreter_state,
@@ -109,18 +115,47 @@ fn sid_3_13() {
     assert_eq!(o.debugger_support, None);
 }
 
+/// What 3.14 and 3.15 share: the frame, code and string layouts, and the debugger's offsets but
+/// where the thread state keeps its remote-debugger support and the flag that enables it.
+fn assert_frames_code_and_debugger_of_3_14(
+    o: &DebugOffsets,
+    remote_debugger_support: u64,
+    remote_debugging_enabled: u64,
+) {
+    assert_eq!(o.interpreter_frame, FRAME_3_14);
+    assert_eq!(
+        o.code_object,
+        CodeOffsets {
+            size: 216,
+            co_code_adaptive: 208,
+            ..CODE
+        }
+    );
+    assert_eq!(o.unicode_object, UNICODE);
+    assert_eq!(
+        o.debugger_support,
+        Some(DebuggerOffsets {
+            eval_breaker: 24,
+            remote_debugger_support,
+            remote_debugging_enabled,
+            debugger_pending_call: 0,
+            debugger_script_path: 4,
+            debugger_script_path_size: 512
+        })
+    );
+}
+
 #[test]
 fn sid_3_14() {
     let o = sid("3.14");
-    assert_eq!(o.version, PyVersion::from_hex(0x030e0af0));
-    assert!(!o.free_threaded);
-    assert_eq!(
-        o.runtime_state,
+    assert_version_and_runtime(
+        &o,
+        0x030e0af0,
         RuntimeOffsets {
             size: 316616,
             finalizing: 784,
-            interpreters_head: 808
-        }
+            interpreters_head: 808,
+        },
     );
     assert_eq!(
         o.interpreter_state,
@@ -148,41 +183,20 @@ fn sid_3_14() {
             native_thread_id: 160
         }
     );
-    assert_eq!(o.interpreter_frame, FRAME_3_14);
-    assert_eq!(
-        o.code_object,
-        CodeOffsets {
-            size: 216,
-            co_code_adaptive: 208,
-            ..CODE
-        }
-    );
-    assert_eq!(o.unicode_object, UNICODE);
-    assert_eq!(
-        o.debugger_support,
-        Some(DebuggerOffsets {
-            eval_breaker: 24,
-            remote_debugger_support: 304,
-            remote_debugging_enabled: 8076,
-            debugger_pending_call: 0,
-            debugger_script_path: 4,
-            debugger_script_path_size: 512
-        })
-    );
+    assert_frames_code_and_debugger_of_3_14(&o, 304, 8076);
 }
 
 #[test]
 fn sid_3_15() {
     let o = sid("3.15");
-    assert_eq!(o.version, PyVersion::from_hex(0x030f02f0));
-    assert!(!o.free_threaded);
-    assert_eq!(
-        o.runtime_state,
+    assert_version_and_runtime(
+        &o,
+        0x030f02f0,
         RuntimeOffsets {
             size: 346568,
             finalizing: 912,
-            interpreters_head: 936
-        }
+            interpreters_head: 936,
+        },
     );
     assert_eq!(
         o.interpreter_state,
@@ -210,27 +224,7 @@ fn sid_3_15() {
             native_thread_id: 184
         }
     );
-    assert_eq!(o.interpreter_frame, FRAME_3_14);
-    assert_eq!(
-        o.code_object,
-        CodeOffsets {
-            size: 216,
-            co_code_adaptive: 208,
-            ..CODE
-        }
-    );
-    assert_eq!(o.unicode_object, UNICODE);
-    assert_eq!(
-        o.debugger_support,
-        Some(DebuggerOffsets {
-            eval_breaker: 24,
-            remote_debugger_support: 344,
-            remote_debugging_enabled: 8028,
-            debugger_pending_call: 0,
-            debugger_script_path: 4,
-            debugger_script_path_size: 512
-        })
-    );
+    assert_frames_code_and_debugger_of_3_14(&o, 344, 8028);
 }
 
 /// A shared libpython (pyenv's 3.13.0): the same layout as sid's 3.13, other sizes.

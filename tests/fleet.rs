@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::Python;
-use common::agent::{Agent, ONLY_OURS, Prometheus, Workload, curl};
+use common::agent::{Agent, ONLY_OURS, Prometheus, Workload, curl, tls_web_config};
+use common::{Python, TempDir};
 
 /// One agent at a time: each is system-wide.
 fn serial() -> MutexGuard<'static, ()> {
@@ -49,8 +49,8 @@ fn promtool_checks_the_rules_and_runs_their_unit_tests() {
     assert!(ok && said.contains("SUCCESS"), "{said}");
 
     // The unit tests can fail: an alert expected with the wrong value is caught.
-    let dir = std::env::temp_dir().join(format!("pyprobe-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("rules");
+    let dir = tmp.path();
     std::fs::copy(deploy("prometheus/rules.yml"), dir.join("rules.yml")).unwrap();
     let tests = std::fs::read_to_string(deploy("prometheus/rules_test.yml")).unwrap();
     let wrong = tests.replace("lost 5 functions_full", "lost 6 functions_full");
@@ -61,7 +61,6 @@ fn promtool_checks_the_rules_and_runs_their_unit_tests() {
         "rules",
         &dir.join("rules_test.yml").to_string_lossy(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!ok && said.contains("PyprobeLostEvents"), "{said}");
 }
 
@@ -260,15 +259,15 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
     }
     // Both sampled for longer than the profile asked for.
     std::thread::sleep(Duration::from_secs(4));
-    let dir = std::env::temp_dir().join(format!("pyprobe-pprof-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("pprof");
+    let dir = tmp.path();
     let url = format!(
         "http://127.0.0.1:{}/debug/pprof/profile?seconds=3",
         agent.port
     );
-    let top = go_pprof(&dir, &["-top", &url]);
-    let tags = go_pprof(&dir, &["-tags", &url]);
-    let one = go_pprof(&dir, &["-top", &format!("{url}&pid={b}")]);
+    let top = go_pprof(dir, &["-top", &url]);
+    let tags = go_pprof(dir, &["-tags", &url]);
+    let one = go_pprof(dir, &["-top", &format!("{url}&pid={b}")]);
     // Bad requests: one line and a 400; profiles of the last minute at most.
     let status = |q: &str| {
         curl(&[
@@ -280,7 +279,6 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
         ])
     };
     let (too_long, bad_pid) = (status("seconds=61"), status("pid=x"));
-    let _ = std::fs::remove_dir_all(&dir);
     let (ok, said) = agent.terminate();
     assert!(ok, "{said}");
     drop(burn);
@@ -314,33 +312,9 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
 #[test]
 fn the_profile_endpoint_takes_the_agents_tls_and_basic_auth() {
     let _one = serial();
-    let dir = std::env::temp_dir().join(format!("pyprobe-pprof-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .args(["-keyout", "server.key", "-out", "server.crt"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    std::fs::write(
-        dir.join("web.yml"),
-        format!(
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
-             basic_auth_users:\n  prometheus: '{hash}'\n"
-        ),
-    )
-    .unwrap();
-    let config = dir.join("web.yml").to_string_lossy().into_owned();
+    let tmp = TempDir::new("pprof-tls");
+    let dir = tmp.path();
+    let config = tls_web_config(dir);
     let ca = dir.join("server.crt").to_string_lossy().into_owned();
     let mut args = ONLY_OURS.to_vec();
     args.extend(["--profile", "--web-config-file", &config]);
@@ -377,5 +351,4 @@ fn the_profile_endpoint_takes_the_agents_tls_and_basic_auth() {
         plain,
         "CPU profiles are off: start the agent with --profile\n"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -211,16 +211,8 @@ fn counts_each_collection_exactly_per_generation_and_thread() {
 
 /// Debian sid's interpreters, in the chroot scripts/testbeds builds (run by scripts/test).
 fn sid_python(version: &str) -> Vec<String> {
-    let host = format!("{SID}/usr/bin/python{version}");
-    assert!(
-        std::path::Path::new(&host).exists(),
-        "{host} missing: run scripts/test"
-    );
-    vec![
-        "chroot".into(),
-        SID.into(),
-        format!("/usr/bin/python{version}"),
-    ]
+    let py = Python::sid(version);
+    vec!["chroot".into(), py.root.unwrap().into(), py.exe]
 }
 
 #[test]
@@ -543,14 +535,7 @@ fn interval_reports_cover_their_own_window() {
 
 #[test]
 fn pygc_name_runs_the_gc_command() {
-    let dir = std::env::temp_dir().join(format!("pyprobe-pygc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("pygc");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(pyprobe_bin(), &link).unwrap();
-    let out = Command::new(&link).arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let help = help_under_name("pygc");
     assert!(
         help.contains("--min-pause") && help.contains("EXAMPLES"),
         "{help}"

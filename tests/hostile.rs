@@ -10,35 +10,70 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Guard, Python, finish_pyprobe, pyprobe_bin, run_pyprobe, spawn_ready, start_pyprobe};
+use common::{
+    Guard, Python, TempDir, finish_pyprobe, pyprobe_bin, run_pyprobe, spawn_ready, start_pyprobe,
+};
 
 /// A directory of this test, removed with everything in it when dropped.
-struct Scratch(PathBuf);
+struct Scratch(TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("pyprobe-hostile-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(TempDir::new(&format!("hostile-{name}")))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.0.path().join(rel)
     }
 
     /// Makes it shared like /tmp: sticky and writable by everyone.
     fn shared(self) -> Scratch {
-        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::set_permissions(self.0.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         self
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// `pyprobe COMMAND --pid PID -d SECONDS -o OUT` on a target, run to its end (killed after
+/// `limit`).
+fn traced_into(
+    target: &Guard,
+    command: &str,
+    seconds: &str,
+    out: &Path,
+    limit: Duration,
+) -> Output {
+    let pid = target.pid().to_string();
+    common::run_pyprobe_within(
+        &[
+            command,
+            "--pid",
+            &pid,
+            "-d",
+            seconds,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        limit,
+    )
+}
+
+/// `pyflow -o OUT -- python3.11 -c CODE` run to its end.
+fn flow_into(out: &Path, code: &str) -> Output {
+    run_pyprobe(&[
+        "flow",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        common::PYTHON,
+        "-c",
+        code,
+    ])
+}
+
+/// pyflow's text of `def traced(): pass; traced()`.
+fn assert_traced_flow(written: &str) {
+    assert!(written.starts_with("    TIME(us)"), "{written}");
+    assert!(written.contains("-> <string>:1 traced"), "{written}");
 }
 
 fn c_path(p: &Path) -> CString {
@@ -251,19 +286,10 @@ fn a_bad_pid_leaves_an_output_and_what_it_links_to_untouched() {
     );
 
     // A run that traces replaces the earlier results with its own.
-    let o = run_pyprobe(&[
-        "flow",
-        "-o",
-        earlier.to_str().unwrap(),
-        "--",
-        common::PYTHON,
-        "-c",
-        "def traced(): pass\ntraced()",
-    ]);
+    let o = flow_into(&earlier, "def traced(): pass\ntraced()");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let written = std::fs::read_to_string(&earlier).unwrap();
-    assert!(written.starts_with("    TIME(us)"), "{written}");
-    assert!(written.contains("-> <string>:1 traced"), "{written}");
+    assert_traced_flow(&written);
     assert!(!written.contains("earlier results"), "{written}");
 }
 
@@ -279,15 +305,7 @@ fn a_link_of_another_user_in_a_shared_directory_is_not_followed() {
         unsafe { libc::lchown(c_path(&link).as_ptr(), 65534, 65534) },
         0
     );
-    let o = run_pyprobe(&[
-        "flow",
-        "-o",
-        link.to_str().unwrap(),
-        "--",
-        common::PYTHON,
-        "-c",
-        "pass",
-    ]);
+    let o = flow_into(&link, "pass");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(
@@ -328,20 +346,8 @@ fn an_output_fifo_without_reader_is_refused_before_anything_attaches() {
     let fifo = s.path("ofifo");
     mkfifo(&fifo);
     let target = common::start_workload("forever.py");
-    let pid = target.pid().to_string();
     let started = std::time::Instant::now();
-    let o = common::run_pyprobe_within(
-        &[
-            "count",
-            "--pid",
-            &pid,
-            "-d",
-            "1",
-            "-o",
-            fifo.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
+    let o = traced_into(&target, "count", "1", &fifo, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(
@@ -390,20 +396,11 @@ fn an_output_fifo_with_a_reader_gets_the_results() {
         }
         String::from_utf8_lossy(&got).into_owned()
     });
-    let o = run_pyprobe(&[
-        "flow",
-        "-o",
-        fifo.to_str().unwrap(),
-        "--",
-        common::PYTHON,
-        "-c",
-        "def traced(): pass\ntraced()",
-    ]);
+    let o = flow_into(&fifo, "def traced(): pass\ntraced()");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let written = reading.join().unwrap();
-    assert!(written.starts_with("    TIME(us)"), "{written}");
-    assert!(written.contains("-> <string>:1 traced"), "{written}");
+    assert_traced_flow(&written);
 }
 
 #[test]
@@ -414,19 +411,7 @@ fn an_output_fifo_whose_reader_never_reads_does_not_hold_the_session() {
     // Held open, never read: pyflow on a busy target writes far more than the pipe holds.
     let _unread = fifo_reader(&fifo);
     let target = common::start_workload("forever.py");
-    let pid = target.pid().to_string();
-    let o = common::run_pyprobe_within(
-        &[
-            "flow",
-            "--pid",
-            &pid,
-            "-d",
-            "2",
-            "-o",
-            fifo.to_str().unwrap(),
-        ],
-        Duration::from_secs(30),
-    );
+    let o = traced_into(&target, "flow", "2", &fifo, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -455,8 +440,12 @@ fn non_utf8_workload(py: &Python, base: &str, calls: u32) -> Guard {
 
 /// A directory for the workload's files, as `py` sees it, removed when dropped.
 fn workload_base(py: &Python, name: &str) -> (String, Scratch) {
-    let inside = format!("/tmp/pyprobe-hostile-{}-{name}", std::process::id());
-    let host = Scratch(PathBuf::from(format!("{}{inside}", py.root.unwrap_or(""))));
+    let root = py.root.unwrap_or("");
+    let host = Scratch(TempDir::new_in(
+        Path::new(&format!("{root}/tmp")),
+        &format!("hostile-{name}"),
+    ));
+    let inside = host.0.path().to_string_lossy()[root.len()..].to_string();
     (inside, host)
 }
 
@@ -536,7 +525,7 @@ fn with_force_the_3_11_target_fails_as_the_help_says() {
 #[test]
 fn a_command_naming_a_non_utf8_script_is_refused_before_it_runs() {
     let s = Scratch::new("command");
-    let mut dir = s.0.clone().into_os_string().into_vec();
+    let mut dir = s.0.path().to_path_buf().into_os_string().into_vec();
     dir.extend_from_slice(b"/caf\xe9");
     let dir = PathBuf::from(OsString::from_vec(dir));
     std::fs::create_dir_all(&dir).unwrap();
@@ -557,7 +546,7 @@ fn a_command_naming_a_non_utf8_script_is_refused_before_it_runs() {
     assert!(
         err.contains(&format!(
             "its command line names {}/caf\\xe9/main.py, a name that is not UTF-8",
-            s.0.display()
+            s.0.path().display()
         )),
         "{err}"
     );

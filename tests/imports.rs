@@ -2,7 +2,6 @@
 //! package of known nested modules, the slow one on top, bounded by the workload's own timing.
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -151,15 +150,8 @@ fn the_table_indents_children_under_their_parent() {
 
 #[test]
 fn imports_on_cpython_3_13_are_traced_too() {
-    let python = &format!("{SID}/usr/bin/python3.13");
-    assert!(
-        std::path::Path::new(python).exists(),
-        "{python} missing: run scripts/test"
-    );
     // The chroot's python waits for a line, then imports a module it has not loaded yet.
-    let mut w = spawn_ready(Command::new("chroot").args([
-        SID,
-        "/usr/bin/python3.13",
+    let mut w = spawn_ready(Python::sid("3.13").interpreter().args([
         "-c",
         "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
     ]));

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 
 use clap::CommandFactory;
-use common::{TempDir, pyprobe_bin, run_pyprobe};
+use common::{TempDir, output_ok, pyprobe_bin, run_pyprobe};
 use object::elf::{DT_NEEDED, FileHeader64};
 use object::read::elf::FileHeader;
 use object::{Endianness, Object};
@@ -108,15 +108,7 @@ fn bash_completes(script: &str, words: &[&str]) -> BTreeSet<String> {
         words[words.len() - 1],
         words[words.len() - 2],
     );
-    let out = Command::new("bash")
-        .args(["--norc", "-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new("bash").args(["--norc", "-c", &program]));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -242,7 +234,7 @@ fn the_man_page_renders_and_lists_every_command_and_option() {
 fn the_deb_holds_the_binary_its_links_man_page_and_completions() {
     let dir = TempDir::new("deb");
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/deb"))
-        .arg(dir.0.join("out"))
+        .arg(dir.path().join("out"))
         .env("PYPROBE_BIN", pyprobe_bin())
         .output()
         .unwrap();
@@ -270,7 +262,7 @@ fn the_deb_holds_the_binary_its_links_man_page_and_completions() {
         field("Depends")
     );
 
-    let root = dir.0.join("root");
+    let root = dir.path().join("root");
     let x = Command::new("dpkg-deb")
         .args(["-x", &deb])
         .arg(&root)

@@ -68,17 +68,22 @@ fn counts_each_line_exactly_by_pid_and_the_code_stays_correct() {
     );
 }
 
+/// The file of each line of a report.
+fn files_of(report: &serde_json::Value) -> Vec<&str> {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["file"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn file_glob_is_decided_in_the_kernel() {
     for glob in ["hot_lines.py", "*/scripts/hot_*.py", "*lines.p?"] {
         let (report, _) = trace_pid(&["lines", "--file", glob], "hot_lines.py");
         assert_known_lines(&report);
-        let files: Vec<&str> = report["lines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["file"].as_str().unwrap())
-            .collect();
+        let files = files_of(&report);
         assert!(
             files.iter().all(|f| f.ends_with("/hot_lines.py")),
             "{glob}: {files:?}"
@@ -202,12 +207,7 @@ fn every_extreme_glob_loads_and_matches_exactly() {
         assert!(out.status.success(), "--file {glob}: {err}");
         let report = last_json(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(lines(&report, script), known, "--file {glob}: {report}");
-        let files: Vec<&str> = report["lines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["file"].as_str().unwrap())
-            .collect();
+        let files = files_of(&report);
         if let Some(others) = others {
             assert_eq!(
                 files.iter().any(|f| f != script),

@@ -19,15 +19,7 @@ const LIBRARY_FILES: &[&str] = &[
 
 #[test]
 fn pycount_matches_cprofile_on_standard_library_work() {
-    let out = Command::new(PYTHON)
-        .args([&script("stdlib_work.py"), "--profile"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new(PYTHON).args([&script("stdlib_work.py"), "--profile"]));
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let key = |f: &serde_json::Value| {
         (
@@ -85,23 +77,44 @@ fn pyperformance_benchmark(name: &str) -> String {
 /// Calls per function of one file, keyed by (def line, name).
 type CountsByDef = BTreeMap<(u64, String), u64>;
 
-/// cProfile's and pycount's per-function counts for one benchmark's work on one interpreter.
-fn both_counts(py: &Python, bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
+/// One benchmark's work on one interpreter, run twice: under cProfile (its per-function rows,
+/// each with `line`, `name`, `count`), and traced by `pyprobe count --pid PID --json ARGS`
+/// (its report and what it said on stderr).
+fn cprofile_and_pycount(
+    py: &Python,
+    bench: &str,
+    expr: &str,
+    pyprobe_args: &[&str],
+) -> (Vec<serde_json::Value>, serde_json::Value, String) {
     let file = py.file(
         &pyperformance_benchmark(bench),
         &format!("bm_{bench}/run_benchmark.py"),
     );
     let driver = py.script("pyperformance_driver.py");
-    let out = py
-        .command_with(&driver, &[&file, expr, "--profile"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(&mut py.command_with(&driver, &[&file, expr, "--profile"]));
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
+    let pid = w.pid().to_string();
+    let mut args = vec!["count", "--pid", &pid, "--json"];
+    args.extend(pyprobe_args);
+    let (p, rx) = start_pyprobe(&args);
+    w.send_line("go");
+    assert!(
+        w.wait_output(std::time::Duration::from_secs(120))
+            .status
+            .success()
+    );
+    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+    (oracle, report, stderr)
+}
+
+/// cProfile's and pycount's per-function counts for one benchmark's work on one interpreter.
+fn both_counts(py: &Python, bench: &str, expr: &str) -> (CountsByDef, CountsByDef) {
+    let filter = format!("bm_{bench}/run_benchmark.py:*");
+    let (oracle, report, _) = cprofile_and_pycount(py, bench, expr, &["--filter", &filter]);
     let key = |f: &serde_json::Value| {
         (
             f["line"].as_i64().unwrap() as u64,
@@ -112,20 +125,6 @@ fn both_counts(py: &Python, bench: &str, expr: &str) -> (CountsByDef, CountsByDe
         .iter()
         .map(|f| (key(f), f["count"].as_u64().unwrap()))
         .collect();
-
-    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
-    let pid = w.pid().to_string();
-    let filter = format!("bm_{bench}/run_benchmark.py:*");
-    let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", &filter]);
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(120))
-            .status
-            .success()
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
     assert_eq!(report["lost"]["functions_full"], 0);
     let got = report["functions"]
         .as_array()
@@ -136,20 +135,13 @@ fn both_counts(py: &Python, bench: &str, expr: &str) -> (CountsByDef, CountsByDe
     (want, got)
 }
 
-#[test]
-fn pycount_matches_cprofile_on_pyperformance_programs() {
-    matches_cprofile_on_pyperformance_programs(&Python::debian());
-}
-
-#[test]
-fn pycount_matches_cprofile_on_pyperformance_programs_on_3_12() {
-    matches_cprofile_on_pyperformance_programs(&Python::pyenv("3.12").with_trampoline());
-}
-
-#[test]
-fn pycount_matches_cprofile_on_pyperformance_programs_on_3_14() {
-    matches_cprofile_on_pyperformance_programs(&Python::sid("3.14").with_trampoline());
-}
+tests_of!(matches_cprofile_on_pyperformance_programs {
+    pycount_matches_cprofile_on_pyperformance_programs: (&Python::debian());
+    pycount_matches_cprofile_on_pyperformance_programs_on_3_12:
+        (&Python::pyenv("3.12").with_trampoline());
+    pycount_matches_cprofile_on_pyperformance_programs_on_3_14:
+        (&Python::sid("3.14").with_trampoline());
+});
 
 /// Six programs with dozens of functions sharing a name in one file (`__init__`, `execute`).
 fn matches_cprofile_on_pyperformance_programs(py: &Python) {
@@ -332,23 +324,11 @@ const RICHARDS_WATCHED: &[(&str, u64)] = &[
 /// pycount's default source for four exact names by --pid is the watchpoint source: its counts
 /// of richards' work equal cProfile's ncalls for the same functions.
 fn watch_matches_cprofile_on_richards(py: &Python) {
-    let bench = "richards";
-    let file = py.file(
-        &pyperformance_benchmark(bench),
-        &format!("bm_{bench}/run_benchmark.py"),
-    );
-    let driver = py.script("pyperformance_driver.py");
-    let expr = "Richards().run(1)";
-    let out = py
-        .command_with(&driver, &[&file, expr, "--profile"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut args = Vec::new();
+    for (name, _) in RICHARDS_WATCHED {
+        args.extend(["--filter", name]);
+    }
+    let (oracle, report, stderr) = cprofile_and_pycount(py, "richards", "Richards().run(1)", &args);
     let lines: Vec<u64> = RICHARDS_WATCHED.iter().map(|w| w.1).collect();
     let want: BTreeMap<u64, u64> = oracle
         .iter()
@@ -357,27 +337,10 @@ fn watch_matches_cprofile_on_richards(py: &Python) {
         .collect();
     assert_eq!(want.len(), 4, "cProfile saw them all: {want:?}");
     assert!(want.values().all(|&n| n > 100), "{want:?}");
-
-    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
-    let pid = w.pid().to_string();
-    let mut args = vec!["count", "--pid", &pid, "--json"];
-    for (name, _) in RICHARDS_WATCHED {
-        args.extend(["--filter", name]);
-    }
-    let (p, rx) = start_pyprobe(&args);
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(120))
-            .status
-            .success()
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
     assert!(
         stderr.contains("hardware watchpoints on 4 functions"),
         "{stderr}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
     let got: BTreeMap<u64, u64> = report["functions"]
         .as_array()
         .unwrap()
@@ -387,12 +350,8 @@ fn watch_matches_cprofile_on_richards(py: &Python) {
     assert_eq!(got, want, "pycount on watchpoints vs cProfile:\n{stderr}");
 }
 
-#[test]
-fn watchpoints_match_cprofile_on_richards_on_debian_3_11() {
-    watch_matches_cprofile_on_richards(&Python::debian());
-}
-
-#[test]
-fn watchpoints_match_cprofile_on_richards_on_pyenv_3_12_without_the_trampoline() {
-    watch_matches_cprofile_on_richards(&Python::pyenv("3.12"));
-}
+tests_of!(watch_matches_cprofile_on_richards {
+    watchpoints_match_cprofile_on_richards_on_debian_3_11: (&Python::debian());
+    watchpoints_match_cprofile_on_richards_on_pyenv_3_12_without_the_trampoline:
+        (&Python::pyenv("3.12"));
+});

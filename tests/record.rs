@@ -16,12 +16,6 @@ use serde_json::Value;
 /// samples) the sampling error's standard deviation is about 1.2 points.
 const TOLERANCE: f64 = 0.04;
 
-fn out_file(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("pyprobe-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name).to_string_lossy().into_owned()
-}
-
 /// split.py's own measure: hot_a's share of the CPU time of hot_a and hot_b.
 fn measured_share(stdout: &str) -> f64 {
     let line = stdout
@@ -55,6 +49,15 @@ fn json_functions(doc: &Value) -> (u64, u64) {
     (a, b)
 }
 
+/// hot_a's and hot_b's samples (by function) split as split.py measured itself.
+fn assert_split(functions: &Value, stdout: &str) {
+    assert_share(
+        functions["hot_a"].as_f64().unwrap(),
+        functions["hot_b"].as_f64().unwrap(),
+        measured_share(stdout),
+    );
+}
+
 fn assert_share(profiled_a: f64, profiled_b: f64, measured: f64) {
     let share = profiled_a / (profiled_a + profiled_b);
     assert!(
@@ -67,7 +70,8 @@ fn assert_share(profiled_a: f64, profiled_b: f64, measured: f64) {
 fn split_by_pid(py: Python) {
     let mut w = spawn_ready_keeping_stdout(&py);
     let pid = w.0.pid().to_string();
-    let path = out_file(&format!("split-{pid}.json"));
+    let out_dir = TempDir::new("record");
+    let path = out_dir.file(&format!("split-{pid}.json"));
     let (p, rx) = start_pyprobe(&[
         "record", "--pid", &pid, "--rate", "499", "--format", "json", "-o", &path,
     ]);
@@ -102,19 +106,15 @@ fn spawn_ready_keeping_stdout(py: &Python) -> (Guard, std::sync::mpsc::Receiver<
     (g, rx)
 }
 
-#[test]
-fn split_on_3_11() {
-    split_by_pid(Python::debian());
-}
-
-#[test]
-fn split_on_3_14() {
-    split_by_pid(Python::sid("3.14"));
-}
+tests_of!(split_by_pid {
+    split_on_3_11: (Python::debian());
+    split_on_3_14: (Python::sid("3.14"));
+});
 
 /// Records split.py started by pyprobe (`-- COMMAND`), from its first bytecode to its exit.
 fn split_spawned(py: Python, copy_as: &str) {
-    let path = out_file(&format!("{copy_as}.json"));
+    let out_dir = TempDir::new("record");
+    let path = out_dir.file(&format!("{copy_as}.json"));
     // A copy of its own in a chroot: tests running at once never rewrite a file being read.
     let workload = py.file(&script("split.py"), copy_as);
     let out = run_with_go(
@@ -140,24 +140,16 @@ fn split_spawned(py: Python, copy_as: &str) {
     assert_share(a as f64, b as f64, measured_share(&stdout));
 }
 
-#[test]
-fn split_on_pyenv_3_8() {
-    split_spawned(Python::pyenv("3.8"), "split-3.8.py");
-}
-
-#[test]
-fn split_on_pyenv_3_12() {
-    split_spawned(Python::pyenv("3.12"), "split-3.12.py");
-}
-
-#[test]
-fn split_on_sid_3_15() {
-    split_spawned(Python::sid("3.15"), "split-3.15.py");
-}
+tests_of!(split_spawned {
+    split_on_pyenv_3_8: (Python::pyenv("3.8"), "split-3.8.py");
+    split_on_pyenv_3_12: (Python::pyenv("3.12"), "split-3.12.py");
+    split_on_sid_3_15: (Python::sid("3.15"), "split-3.15.py");
+});
 
 #[test]
 fn pprof_decodes_with_the_split() {
-    let path = out_file("split.pb.gz");
+    let out_dir = TempDir::new("record");
+    let path = out_dir.file("split.pb.gz");
     let (out, err, ok) = run_spawned(
         &["record", "--rate", "499", "--format", "pprof", "-o", &path],
         "split.py",
@@ -175,16 +167,13 @@ fn pprof_decodes_with_the_split() {
     assert_eq!(p["period"], 1_000_000_000 / 499);
     assert_eq!(p["labels"], serde_json::json!(["thread_id", "thread_name"]));
     let f = &p["functions"];
-    assert_share(
-        f["hot_a"].as_f64().unwrap(),
-        f["hot_b"].as_f64().unwrap(),
-        measured_share(&out),
-    );
+    assert_split(f, &out);
 }
 
 #[test]
 fn speedscope_validates_with_the_split() {
-    let path = out_file("split.speedscope.json");
+    let out_dir = TempDir::new("record");
+    let path = out_dir.file("split.speedscope.json");
     let (out, err, ok) = run_spawned(
         &[
             "record",
@@ -203,11 +192,7 @@ fn speedscope_validates_with_the_split() {
     let p = &profiles[0];
     assert_eq!(profiles.as_array().unwrap().len(), 1, "merged: one profile");
     let f = &p["functions"];
-    assert_share(
-        f["hot_a"].as_f64().unwrap(),
-        f["hot_b"].as_f64().unwrap(),
-        measured_share(&out),
-    );
+    assert_split(f, &out);
 }
 
 #[test]
@@ -227,7 +212,8 @@ fn flame_graphs_folded_and_svg() {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let folded = out_file("split.folded");
+    let out_dir = TempDir::new("record");
+    let folded = out_dir.file("split.folded");
     let err = short(&[
         "record",
         "--per-thread",
@@ -261,7 +247,9 @@ fn flame_graphs_folded_and_svg() {
         "{text}"
     );
 
-    let svg = out_file("split.svg");
+    let out_dir = TempDir::new("record");
+
+    let svg = out_dir.file("split.svg");
     short(&["record", "--format", "svg", "-o", &svg]);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<?xml") && text.trim_end().ends_with("</svg>"));
@@ -316,7 +304,9 @@ fn threads_are_named_as_threading_names_them() {
         .unwrap();
     assert_eq!(worker["thread"], "parked-worker");
 
-    let folded = out_file("named-threads.folded");
+    let out_dir = TempDir::new("record");
+
+    let folded = out_dir.file("named-threads.folded");
     let pid = p.pid().to_string();
     let out = run_pyprobe(&[
         "record",
@@ -513,7 +503,8 @@ fn threads_started_later_are_sampled() {
     let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
     assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
     let pid = g.pid().to_string();
-    let path = out_file(&format!("threads-{pid}.json"));
+    let out_dir = TempDir::new("record");
+    let path = out_dir.file(&format!("threads-{pid}.json"));
     let (p, rx) = start_pyprobe(&["record", "--pid", &pid, "--format", "json", "-o", &path]);
     g.send_line("go");
     let ids: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
@@ -555,13 +546,7 @@ fn bad_input_is_one_line() {
         &["record", "--pid", "1", "--tid", "3", "--all-threads"],
         "give one of them",
     );
-    let old = Guard::spawn(
-        Python::pyenv("3.7")
-            .command("-c")
-            .arg("import time; time.sleep(30)")
-            .stdin(Stdio::null()),
-    );
-    thread::sleep(Duration::from_millis(500));
+    let old = sleeping(&Python::pyenv("3.7"));
     assert_clean_failure(
         &["record", "--pid", &old.pid().to_string(), "-d", "1"],
         "pyprobe knows the layouts of CPython 3.8 to 3.15",
@@ -626,7 +611,8 @@ fn idle_passes_missed_over_many_threads_are_reported() {
 #[test]
 fn the_output_files_name_chooses_the_format() {
     let record = |file: &str| {
-        let path = out_file(file);
+        let out_dir = TempDir::new("record");
+        let path = out_dir.file(file);
         let out = run_with_go(
             std::process::Command::new(pyprobe_bin())
                 .args(["record", "-d", "1s", "-o", &path, "--"])

@@ -168,55 +168,18 @@ fn parked_stacks_are_exact(py: Python) {
     assert_eq!(doc["paused"], old, "{doc}");
 }
 
-#[test]
-fn debian_3_11() {
-    parked_stacks_are_exact(Python::debian());
-}
-
-#[test]
-fn pyenv_3_8() {
-    parked_stacks_are_exact(Python::pyenv("3.8"));
-}
-
-#[test]
-fn pyenv_3_9() {
-    parked_stacks_are_exact(Python::pyenv("3.9"));
-}
-
-#[test]
-fn pyenv_3_10() {
-    parked_stacks_are_exact(Python::pyenv("3.10"));
-}
-
-#[test]
-fn pyenv_3_11() {
-    parked_stacks_are_exact(Python::pyenv("3.11"));
-}
-
-#[test]
-fn pyenv_3_12() {
-    parked_stacks_are_exact(Python::pyenv("3.12"));
-}
-
-#[test]
-fn pyenv_3_13() {
-    parked_stacks_are_exact(Python::pyenv("3.13"));
-}
-
-#[test]
-fn sid_3_13() {
-    parked_stacks_are_exact(Python::sid("3.13"));
-}
-
-#[test]
-fn sid_3_14() {
-    parked_stacks_are_exact(Python::sid("3.14"));
-}
-
-#[test]
-fn sid_3_15() {
-    parked_stacks_are_exact(Python::sid("3.15"));
-}
+tests_of!(parked_stacks_are_exact {
+    debian_3_11: (Python::debian());
+    pyenv_3_8: (Python::pyenv("3.8"));
+    pyenv_3_9: (Python::pyenv("3.9"));
+    pyenv_3_10: (Python::pyenv("3.10"));
+    pyenv_3_11: (Python::pyenv("3.11"));
+    pyenv_3_12: (Python::pyenv("3.12"));
+    pyenv_3_13: (Python::pyenv("3.13"));
+    sid_3_13: (Python::sid("3.13"));
+    sid_3_14: (Python::sid("3.14"));
+    sid_3_15: (Python::sid("3.15"));
+});
 
 fn locals_of_c(py: Python) {
     let p = start_parked(&py);
@@ -259,20 +222,11 @@ fn locals_of_c(py: Python) {
     assert_eq!(locals, want);
 }
 
-#[test]
-fn locals_on_3_8() {
-    locals_of_c(Python::pyenv("3.8"));
-}
-
-#[test]
-fn locals_on_3_11() {
-    locals_of_c(Python::debian());
-}
-
-#[test]
-fn locals_on_3_14() {
-    locals_of_c(Python::sid("3.14"));
-}
+tests_of!(locals_of_c {
+    locals_on_3_8: (Python::pyenv("3.8"));
+    locals_on_3_11: (Python::debian());
+    locals_on_3_14: (Python::sid("3.14"));
+});
 
 /// py-spy dump on the same process says the same: per thread, the same frames (name, file,
 /// line) in the same order.
@@ -328,15 +282,10 @@ fn agrees_with_py_spy(py: Python) {
     }
 }
 
-#[test]
-fn agrees_with_py_spy_on_3_11() {
-    agrees_with_py_spy(Python::debian());
-}
-
-#[test]
-fn agrees_with_py_spy_on_3_14() {
-    agrees_with_py_spy(Python::sid("3.14"));
-}
+tests_of!(agrees_with_py_spy {
+    agrees_with_py_spy_on_3_11: (Python::debian());
+    agrees_with_py_spy_on_3_14: (Python::sid("3.14"));
+});
 
 /// A process busy in Python: every read is a whole, consistent stack of the workload, and the
 /// process runs on afterwards, untraced (never left stopped).
@@ -412,15 +361,7 @@ fn an_ordinary_user_reads_their_own_process() {
     cmd.arg(script("parked.py"));
     let p = start_parked_by(cmd);
     let pid = p.guard.pid().to_string();
-    let out = as_nobody(pyprobe_bin())
-        .args(["stacks", "--pid", &pid, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(as_nobody(pyprobe_bin()).args(["stacks", "--pid", &pid, "--json"]));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("stacks JSON");
     assert_same_stack(&doc, p.main, &p.oracle);
     assert_same_stack(&doc, p.worker, &p.oracle);
@@ -481,13 +422,7 @@ fn bad_input_is_one_line() {
         &["stacks", "--pid", &sleeper.pid().to_string()],
         "is not a Python process",
     );
-    let old = Guard::spawn(
-        Python::pyenv("3.7")
-            .command("-c")
-            .arg("import time; time.sleep(30)")
-            .stdin(Stdio::null()),
-    );
-    thread::sleep(Duration::from_millis(500));
+    let old = sleeping(&Python::pyenv("3.7"));
     assert_clean_failure(
         &["stacks", "--pid", &old.pid().to_string()],
         "pyprobe knows the layouts of CPython 3.8 to 3.15",
@@ -536,15 +471,10 @@ fn a_stopped_process_stays_stopped(py: Python) {
     unsafe { libc::kill(pid, libc::SIGCONT) };
 }
 
-#[test]
-fn a_stopped_3_11_stays_stopped() {
-    a_stopped_process_stays_stopped(Python::debian());
-}
-
-#[test]
-fn a_stopped_3_9_stays_stopped() {
-    a_stopped_process_stays_stopped(Python::pyenv("3.9"));
-}
+tests_of!(a_stopped_process_stays_stopped {
+    a_stopped_3_11_stays_stopped: (Python::debian());
+    a_stopped_3_9_stays_stopped: (Python::pyenv("3.9"));
+});
 
 /// A stack deeper than stacks shows (4096 frames) says how many frames it left out, in text
 /// and in JSON; the frames shown are the innermost.

@@ -336,11 +336,12 @@ fn sid_314_same_tree_as_asyncio_pstree() {
     let py = Python::sid("3.14");
     let inside = py.script("task_tree.py");
     let out_inside = format!("{inside}.out");
+    let root = py.root.unwrap();
     let shell = format!(
-        "mount -t proc proc {SID}/proc || exit 9
-         chroot {SID} /usr/bin/python3.14 {inside} > {SID}{out_inside} & pid=$!
-         for i in $(seq 100); do grep -q ready {SID}{out_inside} && break; sleep 0.1; done
-         chroot {SID} /usr/bin/python3.14 -m asyncio pstree $pid || echo pstree failed
+        "mount -t proc proc {root}/proc || exit 9
+         chroot {root} /usr/bin/python3.14 {inside} > {root}{out_inside} & pid=$!
+         for i in $(seq 100); do grep -q ready {root}{out_inside} && break; sleep 0.1; done
+         chroot {root} /usr/bin/python3.14 -m asyncio pstree $pid || echo pstree failed
          echo '=== pyprobe'
          {} tasks --pid $pid || echo pyprobe failed
          kill $pid",
@@ -509,15 +510,7 @@ fn an_ordinary_user_reads_their_own_tasks() {
     cmd.arg(script("task_tree.py"));
     let guard = spawn_ready(&mut cmd);
     let pid = guard.pid().to_string();
-    let out = as_nobody(pyprobe_bin())
-        .args(["tasks", "--pid", &pid, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(as_nobody(pyprobe_bin()).args(["tasks", "--pid", &pid, "--json"]));
     let mine: Value = serde_json::from_slice(&out.stdout).expect("tasks JSON");
     let root = tasks_json(guard.pid());
     assert_eq!(mine["tasks"].as_array().unwrap().len(), 6, "{mine}");

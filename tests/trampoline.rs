@@ -47,15 +47,8 @@ fn toggled() -> String {
 
 /// A Python of the sid chroot (3.13-3.15, built by scripts/test), with its flags and code.
 fn sid(version: &str, flags: &[&str], code: &str) -> Command {
-    let python = format!("{}/usr/bin/python{version}", common::SID);
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} missing: run scripts/test"
-    );
-    let mut cmd = Command::new("chroot");
-    cmd.args([common::SID, &format!("/usr/bin/python{version}")])
-        .args(flags)
-        .args(["-c", code]);
+    let mut cmd = common::Python::sid(version).interpreter();
+    cmd.args(flags).args(["-c", code]);
     cmd
 }
 
@@ -244,15 +237,10 @@ fn activates_in_a_busy(version: &str) {
     assert!(p.sees_trampoline());
 }
 
-#[test]
-fn activate_switches_it_on_in_a_busy_3_14() {
-    activates_in_a_busy("3.14");
-}
-
-#[test]
-fn activate_switches_it_on_in_a_busy_3_15() {
-    activates_in_a_busy("3.15");
-}
+tests_of!(activates_in_a_busy {
+    activate_switches_it_on_in_a_busy_3_14: ("3.14");
+    activate_switches_it_on_in_a_busy_3_15: ("3.15");
+});
 
 #[test]
 fn activate_leaves_an_active_trampoline_alone() {
@@ -362,7 +350,7 @@ fn activate_works_for_a_target_of_another_user() {
     let mut cmd = Command::new("chroot");
     cmd.args([
         "--userspec=65534:65534",
-        common::SID,
+        common::testbed("sid"),
         "/usr/bin/python3.15",
         "-c",
         BUSY,
@@ -385,8 +373,8 @@ fn activate_succeeds_where_the_script_cannot_write_its_status() {
         "-c",
         &format!(
             "mount -t tmpfs -o nr_inodes=3 none {}/tmp && exec chroot {} /usr/bin/python3.14 -c \"$0\"",
-            common::SID,
-            common::SID
+            common::testbed("sid"),
+            common::testbed("sid")
         ),
         BUSY,
     ]);

@@ -36,50 +36,17 @@ fn counts_exactly(py: Python, trampoline_for_pid: bool) {
     assert_known_counts_but(&report, &["main"]);
 }
 
-#[test]
-fn pyenv_3_6_without_probes_counts_exactly() {
-    counts_exactly(Python::pyenv("3.6"), false);
-}
-
-#[test]
-fn pyenv_3_8_without_probes_counts_exactly() {
-    counts_exactly(Python::pyenv("3.8"), false);
-}
-
-#[test]
-fn pyenv_3_10_without_probes_counts_exactly() {
-    counts_exactly(Python::pyenv("3.10"), false);
-}
-
-#[test]
-fn pyenv_3_12_with_the_trampoline_counts_exactly() {
-    counts_exactly(Python::pyenv("3.12"), true);
-}
-
-#[test]
-fn pyenv_3_13_with_the_trampoline_counts_exactly() {
-    counts_exactly(Python::pyenv("3.13"), true);
-}
-
-#[test]
-fn sid_3_13_with_the_trampoline_counts_exactly() {
-    counts_exactly(Python::sid("3.13"), true);
-}
-
-#[test]
-fn sid_3_14_with_the_trampoline_counts_exactly() {
-    counts_exactly(Python::sid("3.14"), true);
-}
-
-#[test]
-fn bullseye_3_9_with_probes_counts_exactly() {
-    counts_exactly(Python::bullseye(), false);
-}
-
-#[test]
-fn trixie_3_13_with_the_trampoline_counts_exactly() {
-    counts_exactly(Python::trixie(), true);
-}
+tests_of!(counts_exactly {
+    pyenv_3_6_without_probes_counts_exactly: (Python::pyenv("3.6"), false);
+    pyenv_3_8_without_probes_counts_exactly: (Python::pyenv("3.8"), false);
+    pyenv_3_10_without_probes_counts_exactly: (Python::pyenv("3.10"), false);
+    pyenv_3_12_with_the_trampoline_counts_exactly: (Python::pyenv("3.12"), true);
+    pyenv_3_13_with_the_trampoline_counts_exactly: (Python::pyenv("3.13"), true);
+    sid_3_13_with_the_trampoline_counts_exactly: (Python::sid("3.13"), true);
+    sid_3_14_with_the_trampoline_counts_exactly: (Python::sid("3.14"), true);
+    bullseye_3_9_with_probes_counts_exactly: (Python::bullseye(), false);
+    trixie_3_13_with_the_trampoline_counts_exactly: (Python::trixie(), true);
+});
 
 #[test]
 fn a_3_11_without_probes_is_refused_with_the_reason() {
@@ -112,20 +79,11 @@ fn latency_matches(py: Python) {
     assert_sleepers_latency(&last_json(&out), &err);
 }
 
-#[test]
-fn latency_on_3_10_matches_the_workloads_own_timing() {
-    latency_matches(Python::pyenv("3.10"));
-}
-
-#[test]
-fn latency_on_3_12_matches_the_workloads_own_timing() {
-    latency_matches(Python::pyenv("3.12"));
-}
-
-#[test]
-fn latency_on_3_14_matches_the_workloads_own_timing() {
-    latency_matches(Python::sid("3.14"));
-}
+tests_of!(latency_matches {
+    latency_on_3_10_matches_the_workloads_own_timing: (Python::pyenv("3.10"));
+    latency_on_3_12_matches_the_workloads_own_timing: (Python::pyenv("3.12"));
+    latency_on_3_14_matches_the_workloads_own_timing: (Python::sid("3.14"));
+});
 
 /// flow_calls.py's exact flow per thread, from its first bytecode.
 fn flow_is_exact(py: Python) {
@@ -154,20 +112,11 @@ fn flow_is_exact(py: Python) {
     }
 }
 
-#[test]
-fn flow_on_3_10_is_exact() {
-    flow_is_exact(Python::pyenv("3.10"));
-}
-
-#[test]
-fn flow_on_3_12_is_exact() {
-    flow_is_exact(Python::pyenv("3.12"));
-}
-
-#[test]
-fn flow_on_3_14_is_exact() {
-    flow_is_exact(Python::sid("3.14"));
-}
+tests_of!(flow_is_exact {
+    flow_on_3_10_is_exact: (Python::pyenv("3.10"));
+    flow_on_3_12_is_exact: (Python::pyenv("3.12"));
+    flow_on_3_14_is_exact: (Python::sid("3.14"));
+});
 
 #[test]
 fn activating_the_trampoline_of_a_live_3_14_counts_exactly_from_then_on() {

@@ -135,45 +135,16 @@ fn exact_on(py: Python) {
     assert_eq!(counts, EXPECT_B, "{stderr}");
 }
 
-#[test]
-fn exact_on_debian_3_11() {
-    exact_on(Python::debian());
-}
-
-#[test]
-fn exact_on_pyenv_3_8() {
-    exact_on(Python::pyenv("3.8"));
-}
-
-#[test]
-fn exact_on_pyenv_3_10() {
-    exact_on(Python::pyenv("3.10"));
-}
-
-#[test]
-fn exact_on_pyenv_3_11_without_probes() {
-    exact_on(Python::pyenv("3.11"));
-}
-
-#[test]
-fn exact_on_pyenv_3_12_without_the_trampoline() {
-    exact_on(Python::pyenv("3.12"));
-}
-
-#[test]
-fn exact_on_pyenv_3_13_without_the_trampoline() {
-    exact_on(Python::pyenv("3.13"));
-}
-
-#[test]
-fn exact_on_sid_3_14_in_its_chroot() {
-    exact_on(Python::sid("3.14"));
-}
-
-#[test]
-fn exact_on_sid_3_15_in_its_chroot() {
-    exact_on(Python::sid("3.15"));
-}
+tests_of!(exact_on {
+    exact_on_debian_3_11: (Python::debian());
+    exact_on_pyenv_3_8: (Python::pyenv("3.8"));
+    exact_on_pyenv_3_10: (Python::pyenv("3.10"));
+    exact_on_pyenv_3_11_without_probes: (Python::pyenv("3.11"));
+    exact_on_pyenv_3_12_without_the_trampoline: (Python::pyenv("3.12"));
+    exact_on_pyenv_3_13_without_the_trampoline: (Python::pyenv("3.13"));
+    exact_on_sid_3_14_in_its_chroot: (Python::sid("3.14"));
+    exact_on_sid_3_15_in_its_chroot: (Python::sid("3.15"));
+});
 
 #[test]
 fn a_function_of_a_module_imported_after_attach() {
@@ -298,15 +269,11 @@ fn command_exact(py: Python, source: Option<&str>) {
     );
 }
 
-#[test]
-fn a_command_on_debian_3_11() {
-    command_exact(Python::debian(), Some("watch"));
-}
-
-#[test]
-fn a_command_on_pyenv_3_12_whose_libpython_is_mapped_after_exec() {
-    command_exact(Python::pyenv("3.12"), Some("watch"));
-}
+tests_of!(command_exact {
+    a_command_on_debian_3_11: (Python::debian(), Some("watch"));
+    a_command_on_pyenv_3_12_whose_libpython_is_mapped_after_exec:
+        (Python::pyenv("3.12"), Some("watch"));
+});
 
 #[test]
 fn auto_takes_watchpoints_for_a_command_where_nothing_else_serves() {
@@ -330,30 +297,14 @@ fn auto_exact_on(py: Python) {
     assert!(!out.contains("counting on"), "a trial: {out}");
 }
 
-#[test]
-fn auto_takes_watchpoints_on_debian_3_11_over_its_usdt_probes() {
-    auto_exact_on(Python::debian());
-}
-
-#[test]
-fn auto_takes_watchpoints_on_pyenv_3_8_over_the_eval_frame_uprobe() {
-    auto_exact_on(Python::pyenv("3.8"));
-}
-
-#[test]
-fn auto_takes_watchpoints_on_pyenv_3_11_without_probes() {
-    auto_exact_on(Python::pyenv("3.11"));
-}
-
-#[test]
-fn auto_takes_watchpoints_on_pyenv_3_13_without_the_trampoline() {
-    auto_exact_on(Python::pyenv("3.13"));
-}
-
-#[test]
-fn auto_takes_watchpoints_on_pyenv_3_12_with_the_trampoline_without_a_trial() {
-    auto_exact_on(Python::pyenv("3.12").with_trampoline());
-}
+tests_of!(auto_exact_on {
+    auto_takes_watchpoints_on_debian_3_11_over_its_usdt_probes: (Python::debian());
+    auto_takes_watchpoints_on_pyenv_3_8_over_the_eval_frame_uprobe: (Python::pyenv("3.8"));
+    auto_takes_watchpoints_on_pyenv_3_11_without_probes: (Python::pyenv("3.11"));
+    auto_takes_watchpoints_on_pyenv_3_13_without_the_trampoline: (Python::pyenv("3.13"));
+    auto_takes_watchpoints_on_pyenv_3_12_with_the_trampoline_without_a_trial:
+        (Python::pyenv("3.12").with_trampoline());
+});
 
 #[test]
 fn auto_takes_a_glob_matching_a_few_functions() {
@@ -388,20 +339,12 @@ fn nested_on(py: Python, expect: &[(i64, u64)]) {
     assert_eq!(counts, expect, "{out}");
 }
 
-#[test]
-fn nested_code_objects_on_pyenv_3_10() {
-    nested_on(Python::pyenv("3.10"), &[(10, 100), (17, 80), (21, 30)]);
-}
-
-#[test]
-fn nested_code_objects_on_debian_3_11() {
-    nested_on(Python::debian(), &[(10, 100), (17, 80), (21, 30)]);
-}
-
-#[test]
-fn nested_code_objects_on_pyenv_3_12_which_inlines_comprehensions() {
-    nested_on(Python::pyenv("3.12"), &[(10, 100), (17, 80)]);
-}
+tests_of!(nested_on {
+    nested_code_objects_on_pyenv_3_10: (Python::pyenv("3.10"), &[(10, 100), (17, 80), (21, 30)]);
+    nested_code_objects_on_debian_3_11: (Python::debian(), &[(10, 100), (17, 80), (21, 30)]);
+    nested_code_objects_on_pyenv_3_12_which_inlines_comprehensions:
+        (Python::pyenv("3.12"), &[(10, 100), (17, 80)]);
+});
 
 #[test]
 fn probes_lists_the_code_objects_a_filter_finds() {

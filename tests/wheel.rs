@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::known_calls::def_line;
-use common::{PYTHON, counts_by_name, finish_pyprobe, script, spawn_ready};
+use common::{PYTHON, TempDir, counts_by_name, finish_pyprobe, script, spawn_ready};
 
 /// The wheel of this version: $PYPROBE_WHEEL, else the one scripts/wheel left in target/wheels.
 fn wheel() -> PathBuf {
@@ -58,9 +58,8 @@ fn the_wheel_installs_with_pip_and_traces_without_rust() {
         name.ends_with("-py3-none-manylinux_2_34_x86_64.whl"),
         "{name}"
     );
-    let dir = std::env::temp_dir().join(format!("pyprobe-wheel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let venv = dir.join("venv");
+    let dir = TempDir::new("wheel");
+    let venv = dir.path().join("venv");
     run(Command::new(PYTHON).args(["-m", "venv"]).arg(&venv));
     let path = path_without_rust(&venv);
     for tool in ["cargo", "rustc"] {
@@ -117,5 +116,4 @@ fn the_wheel_installs_with_pip_and_traces_without_rust() {
             "{cmd}: {counts:?}\n{stderr}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Guard, Python, pyprobe_bin, script};
+use super::{Guard, Python, TempDir, pyprobe_bin, script};
 
 /// The command name the tests' workloads run under, and the agent flags that keep it to them.
 pub const COMM: &str = "agentwork";
@@ -94,6 +94,30 @@ impl Agent {
         }
     }
 
+    /// Waits until a scrape has a series of `name` with these labels at `want`, and returns
+    /// that scrape's text.
+    pub fn wait_value(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        want: f64,
+        limit: Duration,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.scrape();
+            if sample(&text, name, labels) == Some(want) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{labels:?} not {want} after {limit:?}:\n{text}\nthe agent said:\n{}",
+                self.said()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Sends SIGTERM and waits for the agent to end; its exit status and last words.
     pub fn terminate(mut self) -> (bool, String) {
         let pid = self.guard.pid();
@@ -141,6 +165,36 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// A self-signed certificate for 127.0.0.1 (server.crt, server.key) and a web config file
+/// (web.yml) that serves TLS with it and lets in user prometheus with password s3cret, in
+/// `dir`; the config's path.
+pub fn tls_web_config(dir: &std::path::Path) -> String {
+    super::output_ok(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .args(["-keyout", "server.key", "-out", "server.crt"])
+            .current_dir(dir),
+    );
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    dir.join("web.yml").to_string_lossy().into_owned()
+}
+
 /// A free loopback port (bound, then released for the caller).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -154,7 +208,8 @@ pub fn free_port() -> u16 {
 pub struct Prometheus {
     _guard: Guard,
     pub port: u16,
-    dir: PathBuf,
+    /// Its configuration and data (dropped after the guard has stopped it).
+    _dir: TempDir,
 }
 
 impl Prometheus {
@@ -164,9 +219,8 @@ impl Prometheus {
 
     /// The same, evaluating these rule files every second.
     pub fn start_with_rules(target_port: u16, rule_files: &[&str]) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("pyprobe-prometheus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = TempDir::new("prometheus");
+        let dir = tmp.path();
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -195,7 +249,7 @@ impl Prometheus {
         let p = Prometheus {
             _guard: guard,
             port,
-            dir,
+            _dir: tmp,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !curl(&[&format!("http://127.0.0.1:{port}/-/ready")]).contains("Ready") {
@@ -269,12 +323,6 @@ fn rules(files: &[&str]) -> String {
     }
     let list: String = files.iter().map(|f| format!("  - '{f}'\n")).collect();
     format!("rule_files:\n{list}")
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// agent_work.py under the command name COMM, on `python`: started, "ready".

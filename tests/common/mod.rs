@@ -9,6 +9,23 @@ pub mod readers;
 
 pub use python::Python;
 
+/// One `#[test]` per entry, each calling the same check with its own arguments (most often the
+/// interpreter it runs on): `tests_of!(check { name_a: (Python::debian()); name_b: (...); })`
+/// makes `fn name_a() { check(Python::debian()) }`, and so on; doc lines before an entry stay
+/// its doc.
+#[macro_export]
+macro_rules! tests_of {
+    ($check:ident { $($(#[$doc:meta])* $name:ident: ($($arg:expr),* $(,)?);)+ }) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $check($($arg),*);
+            }
+        )+
+    };
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
@@ -19,11 +36,15 @@ use std::time::{Duration, Instant};
 /// Debian's interpreter, which has the USDT probes (the CI target).
 pub const PYTHON: &str = "/usr/bin/python3.11";
 
-/// The Debian chroots of scripts/testbeds (its default place): sid (3.13-3.15), bullseye (3.9),
-/// trixie (3.13), each with USDT probes.
-pub const SID: &str = "/var/lib/pyprobe/testbeds/sid";
-pub const BULLSEYE: &str = "/var/lib/pyprobe/testbeds/bullseye";
-pub const TRIXIE: &str = "/var/lib/pyprobe/testbeds/trixie";
+/// A Debian chroot of scripts/testbeds, where it puts them: `$PYPROBE_TESTBEDS/<suite>`, by
+/// default under /var/lib/pyprobe/testbeds: sid (3.13-3.15), bullseye (3.9), trixie (3.13),
+/// each with USDT probes.
+pub fn testbed(suite: &str) -> &'static str {
+    let base =
+        std::env::var("PYPROBE_TESTBEDS").unwrap_or_else(|_| "/var/lib/pyprobe/testbeds".into());
+    // Leaked: a few bytes per call, and a Python keeps its root for the whole test.
+    Box::leak(format!("{base}/{suite}").into_boxed_str())
+}
 
 pub fn pyprobe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pyprobe")
@@ -117,6 +138,28 @@ impl Drop for Guard {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs a command to its end and returns what it wrote; its stderr if it failed.
+pub fn output_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `python -c 'time.sleep(30)'` on this interpreter, given half a second to start.
+pub fn sleeping(py: &Python) -> Guard {
+    let g = Guard::spawn(
+        py.command("-c")
+            .arg("import time; time.sleep(30)")
+            .stdin(Stdio::null()),
+    );
+    thread::sleep(Duration::from_millis(500));
+    g
 }
 
 /// A command run as the user nobody, with no capabilities (setpriv).
@@ -409,19 +452,7 @@ pub fn python_without_probes() -> Guard {
 /// An idle CPython of Debian sid (3.13, 3.14 or 3.15, with probes) in the chroot that
 /// scripts/testbeds builds (scripts/test runs it); reached through /proc/PID/root.
 pub fn sid_python_idle(version: &str) -> Guard {
-    let python = format!("{SID}/usr/bin/python{version}");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} missing: run scripts/test"
-    );
-    let g = Guard::spawn(Command::new("chroot").args([
-        SID,
-        &format!("/usr/bin/python{version}"),
-        "-c",
-        "import time; time.sleep(30)",
-    ]));
-    thread::sleep(Duration::from_millis(500));
-    g
+    sleeping(&Python::sid(version))
 }
 
 /// sleepers.py's calls timed by pyprobe between the workload's own timings of each call: from
@@ -502,30 +533,53 @@ pub fn uprobes_in(pid: i32) -> Vec<String> {
         .collect()
 }
 
-/// A directory of this test process under /tmp, removed with everything in it on drop.
-pub struct TempDir(pub PathBuf);
+/// A directory of its own under /tmp (tempfile's), readable by every user (a test may run a
+/// command as nobody), removed with everything in it on drop.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pyprobe-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir::new_in(&std::env::temp_dir(), name)
+    }
+
+    /// One under `parent` (a chroot's /tmp).
+    pub fn new_in(parent: &std::path::Path, name: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pyprobe-{name}-"))
+            .tempdir_in(parent)
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// A path in it, as a string.
+    pub fn file(&self, rel: &str) -> String {
+        self.path().join(rel).to_string_lossy().into_owned()
     }
 
     /// Writes `text` to `rel` (its directories made first) and returns its full path.
     pub fn write(&self, rel: &str, text: &str) -> String {
-        let p = self.0.join(rel);
+        let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p.to_string_lossy().into_owned()
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The `--help` of pyprobe run under another name (pycount, pyflow, pygc: argv[0] picks the
+/// command).
+pub fn help_under_name(name: &str) -> String {
+    let dir = TempDir::new("argv0");
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(pyprobe_bin(), &link).unwrap();
+    let out = Command::new(&link).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{name} --help: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A path of more than `bytes` bytes under `dir` that ends in `/name`: directories of 50 bytes
@@ -533,7 +587,7 @@ impl Drop for TempDir {
 pub fn long_path(dir: &TempDir, bytes: usize, name: &str) -> String {
     let mut rel = String::new();
     let mut i = 0;
-    while dir.0.to_string_lossy().len() + rel.len() + name.len() < bytes {
+    while dir.path().to_string_lossy().len() + rel.len() + name.len() < bytes {
         rel.push_str(&format!("{i:0>49}/"));
         i += 1;
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{BULLSEYE, PYTHON, SID, TRIXIE, script};
+use super::{PYTHON, script, testbed};
 
 #[derive(Debug, Clone)]
 pub struct Python {
@@ -72,15 +72,15 @@ impl Python {
     }
 
     pub fn sid(minor: &str) -> Python {
-        Python::chroot(SID, minor)
+        Python::chroot(testbed("sid"), minor)
     }
 
     pub fn bullseye() -> Python {
-        Python::chroot(BULLSEYE, "3.9")
+        Python::chroot(testbed("bullseye"), "3.9")
     }
 
     pub fn trixie() -> Python {
-        Python::chroot(TRIXIE, "3.13")
+        Python::chroot(testbed("trixie"), "3.13")
     }
 
     /// The same interpreter started with its perf trampoline on (for --pid on 3.12+).
@@ -117,6 +117,13 @@ impl Python {
 
     /// The command that runs a workload (its path from `script`) on this interpreter.
     pub fn command(&self, script_path: &str) -> Command {
+        let mut cmd = self.interpreter();
+        cmd.arg(script_path);
+        cmd
+    }
+
+    /// The interpreter alone (in its chroot, its trampoline on if asked), for flags and `-c`.
+    pub fn interpreter(&self) -> Command {
         let mut cmd = match self.root {
             Some(root) => {
                 let mut c = Command::new("chroot");
@@ -125,7 +132,6 @@ impl Python {
             }
             None => Command::new(&self.exe),
         };
-        cmd.arg(script_path);
         if self.trampoline {
             cmd.env("PYTHONPERFSUPPORT", "1");
         }
