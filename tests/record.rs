@@ -84,7 +84,14 @@ fn split_by_pid(py: Python) {
 
 /// A workload that printed "ready", its stdout's next line delivered through a channel.
 fn spawn_ready_keeping_stdout(py: &Python) -> (Guard, std::sync::mpsc::Receiver<String>) {
-    let mut cmd = py.command(&py.script("split.py"));
+    spawn_script_keeping_stdout(py, "split.py")
+}
+
+fn spawn_script_keeping_stdout(
+    py: &Python,
+    name: &str,
+) -> (Guard, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = py.command(&py.script(name));
     let mut g = Guard::spawn(
         cmd.arg("3")
             .stdin(Stdio::piped())
@@ -100,6 +107,108 @@ fn spawn_ready_keeping_stdout(py: &Python) -> (Guard, std::sync::mpsc::Receiver<
         }
     });
     (g, rx)
+}
+
+/// record --async on async_split.py by --pid: each handler task's samples under `task main;task
+/// server;task heavy` (light), no event-loop frame between, and heavy's share of the two
+/// within a few points of the workload's own clocks.
+fn async_split(py: Python) {
+    let mut w = spawn_script_keeping_stdout(&py, "async_split.py");
+    let pid = w.0.pid().to_string();
+    let path = out_file(&format!("async-split-{pid}.folded"));
+    let (p, rx) = start_pyprobe(&[
+        "record", "--pid", &pid, "--async", "--rate", "499", "--format", "folded", "-o", &path,
+    ]);
+    w.0.send_line("go");
+    let line = w.1.recv_timeout(Duration::from_secs(60)).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+    let (heavy, light) = (v["heavy"].as_f64().unwrap(), v["light"].as_f64().unwrap());
+    let (_, err) = finish_pyprobe(p, rx);
+    assert!(err.contains("samples in"), "{err}");
+    let folded = std::fs::read_to_string(&path).unwrap();
+    let (mut a, mut b) = (0u64, 0u64);
+    for l in folded.lines() {
+        let (stack, n) = l.rsplit_once(' ').unwrap();
+        let n: u64 = n.parse().unwrap();
+        for (handler, task, sum) in [
+            ("handle_heavy (", "heavy", &mut a),
+            ("handle_light (", "light", &mut b),
+        ] {
+            if !stack.contains(handler) {
+                continue;
+            }
+            let under = format!("task main;task server;task {task};{handler}");
+            assert!(stack.starts_with(&under), "{l}\nnot under {under}");
+            for event_loop in ["run_forever", "_run_once", "Handle._run"] {
+                assert!(!stack.contains(event_loop), "{l}");
+            }
+            *sum += n;
+        }
+    }
+    assert!(a + b > 800, "{a} + {b} samples:\n{folded}");
+    let share = a as f64 / (a + b) as f64;
+    let measured = heavy / (heavy + light);
+    assert!(
+        (share - measured).abs() <= TOLERANCE,
+        "profiled heavy share {share:.3} ({a} of {}), measured {measured:.3}\n{folded}",
+        a + b
+    );
+    eprintln!(
+        "{}: heavy {share:.3} profiled ({a} of {} samples), {measured:.3} measured",
+        py.exe,
+        a + b
+    );
+}
+
+#[test]
+fn async_split_on_3_11() {
+    async_split(Python::debian());
+}
+
+#[test]
+fn async_split_on_pyenv_3_12_3_13() {
+    async_split(Python::pyenv("3.12"));
+    async_split(Python::pyenv("3.13"));
+}
+
+#[test]
+fn async_split_on_sid_3_14() {
+    async_split(Python::sid("3.14"));
+}
+
+/// Before 3.11 a coroutine's frame is an object of its own: --async is refused in one line
+/// naming the version and what works.
+#[test]
+fn async_before_3_11_is_refused_naming_what_works() {
+    let old = Guard::spawn(
+        Python::pyenv("3.10")
+            .command("-c")
+            .arg("import time; time.sleep(30)")
+            .stdin(Stdio::null()),
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert_clean_failure(
+        &[
+            "record",
+            "--async",
+            "--pid",
+            &old.pid().to_string(),
+            "-d",
+            "1",
+        ],
+        "(CPython 3.10",
+    );
+    assert_clean_failure(
+        &[
+            "record",
+            "--async",
+            "--pid",
+            &old.pid().to_string(),
+            "-d",
+            "1",
+        ],
+        "record --async needs CPython 3.11-3.15",
+    );
 }
 
 #[test]

@@ -60,6 +60,7 @@ impl SampleArgs {
             filters: self.threads.filters()?,
             max_stacks: self.max_stacks,
             lines: self.lines,
+            async_tasks: false,
         })
     }
 }
@@ -76,6 +77,10 @@ pub struct RecordArgs {
     /// The table (text): only the first N functions
     #[arg(short, long, alias = "rows", value_name = "N")]
     pub top: Option<usize>,
+    /// asyncio (3.11+): a running coroutine's samples under its task, the tasks awaiting it
+    /// above, in place of the event loop's frames
+    #[arg(long = "async")]
+    pub async_tasks: bool,
     #[command(flatten)]
     pub schedule: DurationArgs,
     #[command(flatten)]
@@ -85,7 +90,10 @@ pub struct RecordArgs {
 impl RecordArgs {
     pub fn run(&self) -> Result<()> {
         let opts = RecordOptions {
-            sample: self.sample.options()?,
+            sample: SampleOptions {
+                async_tasks: self.async_tasks,
+                ..self.sample.options()?
+            },
             per_thread: self.per_thread,
             top: self.top,
         };
