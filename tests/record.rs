@@ -172,8 +172,9 @@ fn async_split_on_pyenv_3_12_3_13() {
 }
 
 #[test]
-fn async_split_on_sid_3_14() {
+fn async_split_on_sid_3_14_3_15() {
     async_split(Python::sid("3.14"));
+    async_split(Python::sid("3.15"));
 }
 
 /// Before 3.11 a coroutine's frame is an object of its own: --async is refused in one line
