@@ -540,11 +540,13 @@ struct stack_record {
 };
 
 /* What a sample is counted under: a thread and its stack (a hash of its frames); with record
- * --async also the outermost coroutine running (a task's own: its address), else 0. */
+ * --async also the outermost coroutine running (a task's own: its address), else 0, and the
+ * generation of that address (a coroutine freed and another made at its address is a new
+ * generation once userspace has seen the first one's task finish). */
 struct sample_key {
 	__u64 stack_id;
 	__u32 tid;
-	__u32 pad;
+	__u32 coro_gen;
 	__u64 coro;
 };
 

@@ -65,6 +65,19 @@ struct {
 	__type(value, __u8);
 } seen SEC(".maps");
 
+/* --async: each coroutine seen running outermost, and its generation (from coro_gen). Userspace
+ * reads the tasks when new ones appear, and deletes a coroutine whose task it saw finish, so
+ * that a new one at its address is told apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} coros SEC(".maps");
+
+/* The last generation given to a coroutine (userspace reads the tasks when it moves). */
+__u32 coro_gen = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1024 * 1024);
@@ -259,6 +272,22 @@ static __always_inline void announce(struct stack_record *r)
 	}
 }
 
+/* A coroutine's generation: its own if seen before, else a new one. */
+static __always_inline __u32 generation(__u64 coro)
+{
+	__u32 *g = bpf_map_lookup_elem(&coros, &coro), gen;
+
+	if (g)
+		return *g;
+	gen = __sync_fetch_and_add(&coro_gen, 1) + 1;
+	if (bpf_map_update_elem(&coros, &coro, &gen, BPF_NOEXIST)) {
+		g = bpf_map_lookup_elem(&coros, &coro);
+		if (g)
+			return *g;
+	}
+	return gen;
+}
+
 SEC("perf_event")
 int sample(void *ctx)
 {
@@ -281,6 +310,8 @@ int sample(void *ctx)
 	task = bpf_get_current_task_btf();
 	tstate = find_tstate(key.tid, task->thread.fsbase, now);
 	key.stack_id = tstate ? walk_stack(r, tstate, &key.coro) : 0;
+	if (key.coro)
+		key.coro_gen = generation(key.coro);
 	map_increment(&counts, &key, &losses.samples_full);
 	if (key.stack_id) {
 		r->id = key.stack_id;

@@ -64,6 +64,12 @@ impl SampleTracer {
             ro.only_tid = opts.tid.unwrap_or(0);
             ro.layout = same_struct(&layout);
             ro.coro_iframe = coro_iframe;
+            if !opts.async_tasks {
+                open.maps
+                    .coros
+                    .set_max_entries(1)
+                    .map_err(|e| Error::bpf("sizing the coroutine table", e))?;
+            }
             if opts.max_stacks > 0 {
                 open.maps
                     .counts
@@ -117,6 +123,25 @@ impl SampleTracer {
             .as_deref()
             .expect("sample.bpf.c has bss");
         loss_counters(&bss.losses).samples_full
+    }
+
+    /// --async: reads the tasks when due (`force`: now).
+    fn refresh_tasks(&mut self, force: bool) {
+        let Some(t) = &mut self.tasks else { return };
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        // SAFETY: a u32 the kernel updates under us, read afresh.
+        let generation = unsafe { std::ptr::read_volatile(&bss.coro_gen) };
+        t.refresh(&mut self.interp, &self.skel.maps.coros, generation, force);
+    }
+
+    /// --async: how often the tasks were read, and how long that took in all.
+    pub fn task_reads(&self) -> Option<(u64, Duration)> {
+        self.tasks.as_ref().map(|t| (t.reads, t.read_time))
     }
 
     /// Names the stacks the kernel announced since the last call.
@@ -205,9 +230,7 @@ impl Tracer for SampleTracer {
             .min(end.saturating_duration_since(now));
             self.ring.poll(wait)?;
             self.name_new_stacks();
-            if let Some(t) = &mut self.tasks {
-                t.refresh(&mut self.interp, false);
-            }
+            self.refresh_tasks(false);
             if let Some(i) = &mut self.idle
                 && Instant::now() >= i.next_tick()
             {
@@ -221,9 +244,7 @@ impl Tracer for SampleTracer {
 
     fn read(&mut self) -> Result<Profile> {
         self.name_new_stacks();
-        if let Some(t) = &mut self.tasks {
-            t.refresh(&mut self.interp, true);
-        }
+        self.refresh_tasks(true);
         let mut read = Vec::new();
         let map = &self.skel.maps.counts;
         for k in map.keys() {
@@ -240,21 +261,21 @@ impl Tracer for SampleTracer {
         }
         // The kernel's on-CPU samples and --idle's off-CPU ones, one count per (thread, stack,
         // and with --async the outermost coroutine running).
-        let mut merged: HashMap<(u32, u64, u64), u64> = HashMap::new();
+        let mut merged: HashMap<(u32, u64, u64, u32), u64> = HashMap::new();
         let idle = self.idle.iter().flat_map(|i| i.counts());
-        for ((tid, id, coro), count) in read
+        for (key, count) in read
             .into_iter()
-            .map(|(k, c)| ((k.tid, k.stack_id, k.coro), c))
-            .chain(idle.map(|((tid, id), c)| ((tid, id, 0), c)))
+            .map(|(k, c)| ((k.tid, k.stack_id, k.coro, k.coro_gen), c))
+            .chain(idle.map(|((tid, id), c)| ((tid, id, 0, 0), c)))
         {
-            *merged.entry((tid, id, coro)).or_insert(0) += count;
+            *merged.entry(key).or_insert(0) += count;
         }
         let mut counts: Vec<StackCount> = Vec::new();
         // --async: the stacks of tasks of one name, and where each (thread, stack) is counted.
         let mut task_stacks: HashMap<u64, Rc<Stack>> = HashMap::new();
         let mut at: HashMap<(u32, u64), usize> = HashMap::new();
         let mut unnamed = 0;
-        for ((tid, id, coro), count) in merged {
+        for ((tid, id, coro, generation), count) in merged {
             let mut stack = match id {
                 0 => None,
                 id => match self.stacks.get(&id) {
@@ -267,7 +288,7 @@ impl Tracer for SampleTracer {
             };
             if let (Some(t), Some(s)) = (&self.tasks, &stack)
                 && let Some(depth) = self.coro_depths.get(&s.id)
-                && let Some(ts) = t.task_stack(s, coro, *depth)
+                && let Some(ts) = t.task_stack(s, coro, generation, *depth)
             {
                 stack = Some(
                     task_stacks

@@ -163,6 +163,12 @@ pub fn run(
             p.unnamed
         ));
     }
+    if let Some((reads, took)) = recording.tracer.task_reads() {
+        summary.push_str(&format!(
+            "; asyncio tasks read {reads} times in {:.0} ms",
+            took.as_secs_f64() * 1e3
+        ));
+    }
     if let Some(path) = &dest.path {
         summary.push_str(&format!("; wrote {}", path.display()));
     }
