@@ -532,15 +532,22 @@ struct stack_record {
 	__u64 id;
 	__u32 depth;
 	__u8 truncated;
-	__u8 pad[3];
+	__u8 pad;
+	/* record --async: how many frames, innermost first, run in coroutines (or generators) up
+	 * to and including the outermost one (a running task's own coroutine); 0: none. */
+	__u16 coro_depth;
 	struct stack_frame frames[MAX_STACK_DEPTH];
 };
 
-/* What a sample is counted under: a thread and its stack (a hash of its frames). */
+/* What a sample is counted under: a thread and its stack (a hash of its frames); with record
+ * --async also the outermost coroutine running (a task's own: its address), else 0, and the
+ * generation of that address (a coroutine freed and another made at its address is a new
+ * generation once userspace has seen the first one's task finish). */
 struct sample_key {
 	__u64 stack_id;
 	__u32 tid;
-	__u32 pad;
+	__u32 coro_gen;
+	__u64 coro;
 };
 
 /* ---- pyprobe agent (system-wide: every process of one interpreter file) ---- */

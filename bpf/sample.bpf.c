@@ -21,6 +21,12 @@ const volatile __u32 target_tgid = 0;
 /* --tid: only this thread (0: all). */
 const volatile __u32 only_tid = 0;
 const volatile struct stack_layout layout = {};
+/* record --async (3.11+): where a coroutine's frame is inside it (gi_iframe), so the outermost
+ * frame owned by a generator gives the coroutine running; 0: off. */
+const volatile __u32 coro_iframe = 0;
+
+/* _PyInterpreterFrame.owner of a generator's or coroutine's frame (3.11-3.15). */
+#define FRAME_OWNED_BY_GENERATOR 1
 
 /* Every sample of the target taken while armed (the progress line). */
 __u64 samples = 0;
@@ -58,6 +64,19 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } seen SEC(".maps");
+
+/* --async: each coroutine seen running outermost, and its generation (from coro_gen). Userspace
+ * reads the tasks when new ones appear, and deletes a coroutine whose task it saw finish, so
+ * that a new one at its address is told apart. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} coros SEC(".maps");
+
+/* The last generation given to a coroutine (userspace reads the tasks when it moves). */
+__u32 coro_gen = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -159,6 +178,9 @@ static __always_inline __u64 mix(__u64 h, __u64 v)
 struct frame_walk {
 	__u64 frame;
 	__u64 hash;
+	/* --async: the outermost generator-owned frame so far, and the depth up to it. */
+	__u64 coro_frame;
+	__u32 coro_depth;
 	__u32 depth;
 	__u8 truncated;
 	__u8 failed;
@@ -170,7 +192,7 @@ static long frame_step(__u32 i, struct frame_walk *w)
 	__u32 zero = 0, size = layout.frame_size, d;
 	struct stack_record *r = bpf_map_lookup_elem(&scratch, &zero);
 	__u8 buf[FRAME_BUF];
-	__u64 code, instr;
+	__u64 code, instr, at = w->frame;
 
 	if (!r || !w->frame)
 		return 1;
@@ -194,6 +216,11 @@ static long frame_step(__u32 i, struct frame_walk *w)
 	r->frames[d].instr = instr;
 	w->hash = mix(mix(w->hash, code), instr);
 	w->depth++;
+	if (coro_iframe && layout.frame_owner && layout.frame_owner < FRAME_BUF &&
+	    buf[layout.frame_owner & (FRAME_BUF - 1)] == FRAME_OWNED_BY_GENERATOR) {
+		w->coro_frame = at;
+		w->coro_depth = w->depth;
+	}
 	return 0;
 }
 
@@ -201,8 +228,9 @@ static long frame_step(__u32 i, struct frame_walk *w)
  * Walks the thread's frames from the innermost into the per-CPU record; returns the stack's
  * id (a hash of its frames; 0 for no frame). Shim frames (the C-stack and interpreter entry
  * frames of 3.12+) are no Python functions: skipped. src/sample/idle.rs computes the same id.
+ * With --async, *coro is set to the outermost coroutine on the stack (0: none).
  */
-static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate)
+static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate, __u64 *coro)
 {
 	struct frame_walk w = { .hash = 0x5350 };
 	bool ok = true;
@@ -219,6 +247,9 @@ static __always_inline __u64 walk_stack(struct stack_record *r, __u64 tstate)
 		__sync_fetch_and_add(&losses.stacks_truncated, 1);
 	r->depth = w.depth;
 	r->truncated = w.truncated;
+	r->coro_depth = w.coro_depth;
+	if (w.coro_frame > coro_iframe)
+		*coro = w.coro_frame - coro_iframe;
 	if (!w.depth)
 		return 0;
 	h = mix(w.hash, w.depth | (__u64)w.truncated << 32);
@@ -239,6 +270,22 @@ static __always_inline void announce(struct stack_record *r)
 			bpf_map_delete_elem(&seen, &r->id);
 		__sync_fetch_and_add(&losses.events_lost, 1);
 	}
+}
+
+/* A coroutine's generation: its own if seen before, else a new one. */
+static __always_inline __u32 generation(__u64 coro)
+{
+	__u32 *g = bpf_map_lookup_elem(&coros, &coro), gen;
+
+	if (g)
+		return *g;
+	gen = __sync_fetch_and_add(&coro_gen, 1) + 1;
+	if (bpf_map_update_elem(&coros, &coro, &gen, BPF_NOEXIST)) {
+		g = bpf_map_lookup_elem(&coros, &coro);
+		if (g)
+			return *g;
+	}
+	return gen;
 }
 
 SEC("perf_event")
@@ -262,7 +309,9 @@ int sample(void *ctx)
 	now = bpf_ktime_get_ns();
 	task = bpf_get_current_task_btf();
 	tstate = find_tstate(key.tid, task->thread.fsbase, now);
-	key.stack_id = tstate ? walk_stack(r, tstate) : 0;
+	key.stack_id = tstate ? walk_stack(r, tstate, &key.coro) : 0;
+	if (key.coro)
+		key.coro_gen = generation(key.coro);
 	map_increment(&counts, &key, &losses.samples_full);
 	if (key.stack_id) {
 		r->id = key.stack_id;

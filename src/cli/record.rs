@@ -15,6 +15,7 @@ EXAMPLES:
     pyprobe record --pid 1234 --idle --per-thread --format folded   # waiting threads too
     pyprobe record --pid 1234 -d 10                            # a table of functions
     pyprobe record --pid 1234 -d 10 --lines --top 20           # the 20 hottest lines
+    pyprobe record --pid 1234 --async -o flame.svg             # asyncio: per task (3.11+)
 
 Samples the Python stack of every thread of the process that is on CPU, --rate times per
 second of its CPU time, until Ctrl-C, --duration or the process's exit. The stack is walked in
@@ -22,6 +23,9 @@ the kernel at each sample (a CPU-clock perf event per CPU) and counted there per
 stack; each stack is named once. Works on CPython 3.8-3.15, with or without USDT probes.
 --idle also samples threads that are sleeping or waiting, at the same rate, from userspace.
 A progress line (samples so far, lost, elapsed) goes to stderr.
+--async (asyncio, CPython 3.11-3.15): a running coroutine's samples go under its task and the
+tasks awaiting it (`task main;task server;task heavy;handle (app.py:42);...`) in place of the
+event loop's frames; the tasks are read from memory as `pyprobe tasks` reads them.
 Which line: the table names a function by its def line (FILE:DEF LINE, a row per function;
 --lines makes a row per line running instead), the flame graph, folded stacks, speedscope and
 pprof name each frame by the line it was running (as py-spy does); JSON has both.
@@ -60,6 +64,7 @@ impl SampleArgs {
             filters: self.threads.filters()?,
             max_stacks: self.max_stacks,
             lines: self.lines,
+            async_tasks: false,
         })
     }
 }
@@ -76,6 +81,10 @@ pub struct RecordArgs {
     /// The table (text): only the first N functions
     #[arg(short, long, alias = "rows", value_name = "N")]
     pub top: Option<usize>,
+    /// asyncio (3.11+): a running coroutine's samples under its task, the tasks awaiting it
+    /// above, in place of the event loop's frames
+    #[arg(long = "async")]
+    pub async_tasks: bool,
     #[command(flatten)]
     pub schedule: DurationArgs,
     #[command(flatten)]
@@ -85,7 +94,10 @@ pub struct RecordArgs {
 impl RecordArgs {
     pub fn run(&self) -> Result<()> {
         let opts = RecordOptions {
-            sample: self.sample.options()?,
+            sample: SampleOptions {
+                async_tasks: self.async_tasks,
+                ..self.sample.options()?
+            },
             per_thread: self.per_thread,
             top: self.top,
         };

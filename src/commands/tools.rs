@@ -142,13 +142,14 @@ pub fn means(target: &Target, needs: Needs) -> Result<Means> {
         Needs::Stacks => stack_layout(target).map(|from_build| Means::Stacks { from_build }),
         Needs::Tasks => {
             stack_layout(target)?;
-            crate::commands::tasks::layout(target)
-                .map_err(|e| Error::ProbeUnavailable(e.to_string()))?;
+            crate::cpython::pystate::TaskReader::of(target).ok_or_else(|| {
+                Error::ProbeUnavailable(crate::cpython::pystate::no_task_layout(target))
+            })?;
             Ok(Means::Tasks)
         }
         Needs::Exceptions => {
             stack_layout(target)?;
-            crate::commands::exceptions::site(target)?;
+            crate::cpython::raised::site(target)?;
             Ok(Means::Exceptions)
         }
     }

@@ -8,6 +8,7 @@ mod idle;
 pub mod json;
 pub mod pprof;
 pub mod speedscope;
+mod tasks;
 pub mod text;
 mod tracer;
 
@@ -36,6 +37,9 @@ pub struct SampleOptions {
     pub max_stacks: u32,
     /// Tables have a row per line running (`--lines`) rather than per function.
     pub lines: bool,
+    /// record --async: a running coroutine's samples under its asyncio task and the tasks
+    /// awaiting it, in place of the event loop's frames (3.11+).
+    pub async_tasks: bool,
 }
 
 /// A stack, innermost frame first, named once.
@@ -202,9 +206,29 @@ impl Profile {
     }
 }
 
-/// A frame as flame graphs and profiles name it: `function (file:line)`.
+/// A frame as flame graphs and profiles name it: `function (file:line)`; a task frame of
+/// --async by its name alone.
 pub fn frame_label(f: &Frame) -> String {
+    if is_task_frame(f) {
+        return f.name.clone();
+    }
     format!("{} ({}:{})", f.name, f.file, f.line)
+}
+
+/// The frame --async puts in place of the event loop's for an asyncio task: `task NAME`, no
+/// file and no line (as the root frames of --per-thread).
+pub fn task_frame(name: &str) -> Frame {
+    Frame {
+        name: format!("task {name}"),
+        file: String::new(),
+        line: 0,
+        def_line: 0,
+        locals: None,
+    }
+}
+
+pub fn is_task_frame(f: &Frame) -> bool {
+    f.file.is_empty() && f.line == 0 && f.def_line == 0 && f.name.starts_with("task ")
 }
 
 #[cfg(test)]

@@ -98,15 +98,18 @@ pub fn table_lines(
         "%OWN", "%TOTAL", "OWN", "TOTAL"
     )];
     for r in rows(window, overall, sort, limit) {
+        // record --async's task rows (`task NAME`) have no file.
+        let place = match (r.function.file.is_empty(), r.function.def_line) {
+            (true, 0) => String::new(),
+            _ => format!(" ({}:{})", escape(&r.function.file), r.function.def_line),
+        };
         lines.push(format!(
-            "{:>7} {:>7} {:>9} {:>10}  {} ({}:{})",
+            "{:>7} {:>7} {:>9} {:>10}  {}{place}",
             pct(r.window.own, n),
             pct(r.window.total, n),
             secs(r.overall.own, overall.rate_hz),
             secs(r.overall.total, overall.rate_hz),
             escape(&r.function.name),
-            escape(&r.function.file),
-            r.function.def_line
         ));
     }
     lines

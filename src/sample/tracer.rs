@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use libbpf_rs::{MapCore, MapFlags};
 
 use super::idle::IdleSampler;
+use super::tasks::AsyncTasks;
 use super::{Profile, SampleOptions, Stack, StackCount};
 use crate::abi::limits::MAX_STACK_DEPTH;
 use crate::abi::skel::sample::{SampleSkel, SampleSkelBuilder};
@@ -37,12 +38,22 @@ pub struct SampleTracer {
     opts: SampleOptions,
     attached_at: Instant,
     idle: Option<IdleSampler>,
+    /// --async: the tasks read so far, and each stack's frames up to its outermost coroutine.
+    tasks: Option<AsyncTasks>,
+    coro_depths: HashMap<u64, usize>,
 }
 
 impl SampleTracer {
     pub fn attach(target: &Target, opts: &SampleOptions) -> Result<SampleTracer> {
         let interp = Interpreter::open(target)?;
         let layout = interp.layout.to_bpf(interp.runtime);
+        let (tasks, coro_iframe) = match opts.async_tasks {
+            true => {
+                let (t, iframe) = AsyncTasks::new(target)?;
+                (Some(t), iframe)
+            }
+            false => (None, 0),
+        };
         let skel = load(SampleSkelBuilder::default(), |open| {
             let ro = open
                 .maps
@@ -52,6 +63,13 @@ impl SampleTracer {
             ro.target_tgid = target.pid as u32;
             ro.only_tid = opts.tid.unwrap_or(0);
             ro.layout = same_struct(&layout);
+            ro.coro_iframe = coro_iframe;
+            if !opts.async_tasks {
+                open.maps
+                    .coros
+                    .set_max_entries(1)
+                    .map_err(|e| Error::bpf("sizing the coroutine table", e))?;
+            }
             if opts.max_stacks > 0 {
                 open.maps
                     .counts
@@ -78,6 +96,8 @@ impl SampleTracer {
             opts: opts.clone(),
             attached_at: Instant::now(),
             idle,
+            tasks,
+            coro_depths: HashMap::new(),
         })
     }
 
@@ -105,6 +125,25 @@ impl SampleTracer {
         loss_counters(&bss.losses).samples_full
     }
 
+    /// --async: reads the tasks when due (`force`: now).
+    fn refresh_tasks(&mut self, force: bool) {
+        let Some(t) = &mut self.tasks else { return };
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("sample.bpf.c has bss");
+        // SAFETY: a u32 the kernel updates under us, read afresh.
+        let generation = unsafe { std::ptr::read_volatile(&bss.coro_gen) };
+        t.refresh(&mut self.interp, &self.skel.maps.coros, generation, force);
+    }
+
+    /// --async: how often the tasks were read, and how long that took in all.
+    pub fn task_reads(&self) -> Option<(u64, Duration)> {
+        self.tasks.as_ref().map(|t| (t.reads, t.read_time))
+    }
+
     /// Names the stacks the kernel announced since the last call.
     fn name_new_stacks(&mut self) {
         for r in self.ring.take() {
@@ -120,6 +159,10 @@ impl SampleTracer {
                     instr: f.instr,
                 })
                 .collect();
+            if self.tasks.is_some() && r.coro_depth > 0 {
+                self.coro_depths
+                    .insert(r.id, (r.coro_depth as usize).min(depth));
+            }
             let stack = Stack {
                 id: r.id,
                 frames: symbolize(&mut self.interp, &raw, false),
@@ -187,6 +230,7 @@ impl Tracer for SampleTracer {
             .min(end.saturating_duration_since(now));
             self.ring.poll(wait)?;
             self.name_new_stacks();
+            self.refresh_tasks(false);
             if let Some(i) = &mut self.idle
                 && Instant::now() >= i.next_tick()
             {
@@ -200,6 +244,7 @@ impl Tracer for SampleTracer {
 
     fn read(&mut self) -> Result<Profile> {
         self.name_new_stacks();
+        self.refresh_tasks(true);
         let mut read = Vec::new();
         let map = &self.skel.maps.counts;
         for k in map.keys() {
@@ -214,20 +259,24 @@ impl Tracer for SampleTracer {
                 ));
             }
         }
-        // The kernel's on-CPU samples and --idle's off-CPU ones, one count per (thread, stack).
-        let mut merged: HashMap<(u32, u64), u64> = HashMap::new();
+        // The kernel's on-CPU samples and --idle's off-CPU ones, one count per (thread, stack,
+        // and with --async the outermost coroutine running).
+        let mut merged: HashMap<(u32, u64, u64, u32), u64> = HashMap::new();
         let idle = self.idle.iter().flat_map(|i| i.counts());
-        for ((tid, id), count) in read
+        for (key, count) in read
             .into_iter()
-            .map(|(k, c)| ((k.tid, k.stack_id), c))
-            .chain(idle)
+            .map(|(k, c)| ((k.tid, k.stack_id, k.coro, k.coro_gen), c))
+            .chain(idle.map(|((tid, id), c)| ((tid, id, 0, 0), c)))
         {
-            *merged.entry((tid, id)).or_insert(0) += count;
+            *merged.entry(key).or_insert(0) += count;
         }
-        let mut counts = Vec::new();
+        let mut counts: Vec<StackCount> = Vec::new();
+        // --async: the stacks of tasks of one name, and where each (thread, stack) is counted.
+        let mut task_stacks: HashMap<u64, Rc<Stack>> = HashMap::new();
+        let mut at: HashMap<(u32, u64), usize> = HashMap::new();
         let mut unnamed = 0;
-        for ((tid, id), count) in merged {
-            let stack = match id {
+        for ((tid, id, coro, generation), count) in merged {
+            let mut stack = match id {
                 0 => None,
                 id => match self.stacks.get(&id) {
                     Some(s) => Some(s.clone()),
@@ -237,6 +286,23 @@ impl Tracer for SampleTracer {
                     }
                 },
             };
+            if let (Some(t), Some(s)) = (&self.tasks, &stack)
+                && let Some(depth) = self.coro_depths.get(&s.id)
+                && let Some(ts) = t.task_stack(s, coro, generation, *depth)
+            {
+                stack = Some(
+                    task_stacks
+                        .entry(ts.id)
+                        .or_insert_with(|| Rc::new(ts))
+                        .clone(),
+                );
+            }
+            let key = (tid, stack.as_ref().map_or(0, |s| s.id));
+            if let Some(&i) = at.get(&key) {
+                counts[i].count += count;
+                continue;
+            }
+            at.insert(key, counts.len());
             counts.push(StackCount {
                 tid,
                 thread: self.thread_name(tid),

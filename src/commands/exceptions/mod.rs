@@ -6,7 +6,7 @@ mod tracer;
 
 use std::collections::BTreeMap;
 
-pub use tracer::{ExceptionTracer, site};
+pub use tracer::ExceptionTracer;
 
 use crate::error::Result;
 use crate::output::{Destination, Format, Output};

@@ -101,12 +101,17 @@ pub fn run(
     let w = dest.open()?;
     let mut session = Session::open(spec, false)?;
     let title = format!(
-        "pyprobe record: PID {} ({}), {} Hz{}",
+        "pyprobe record: PID {} ({}), {} Hz{}{}",
         session.target.pid,
         escape(&session.target.exe),
         opts.sample.rate_hz,
         if opts.sample.idle {
             ", idle included"
+        } else {
+            ""
+        },
+        if opts.sample.async_tasks {
+            ", by asyncio task"
         } else {
             ""
         }
@@ -127,10 +132,15 @@ pub fn run(
         tty: std::io::stderr().is_terminal(),
     };
     let what = format!(
-        "Python stacks at {} Hz{}",
+        "Python stacks at {} Hz{}{}",
         opts.sample.rate_hz,
         if opts.sample.idle {
             ", idle threads included"
+        } else {
+            ""
+        },
+        if opts.sample.async_tasks {
+            ", by asyncio task"
         } else {
             ""
         }
@@ -151,6 +161,12 @@ pub fn run(
         summary.push_str(&format!(
             ", {} of stacks that could not be named",
             p.unnamed
+        ));
+    }
+    if let Some((reads, took)) = recording.tracer.task_reads() {
+        summary.push_str(&format!(
+            "; asyncio tasks read {reads} times in {:.0} ms",
+            took.as_secs_f64() * 1e3
         ));
     }
     if let Some(path) = &dest.path {

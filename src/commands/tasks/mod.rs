@@ -9,15 +9,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::cpython::pause::Paused;
-use crate::cpython::pystate::{Interpreter, TaskList, Waiter};
+use crate::cpython::pystate::{Interpreter, TaskList, TaskReader, Waiter};
 use crate::cpython::walk::{Frame, symbolize};
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format, Never, Output, Window};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
-use crate::versions::{
-    ASYNCIO_DEBUG_LEN, AsyncioDebug, PyVersion, TaskLayout, TaskSet, task_layout,
-};
+use crate::versions::PyVersion;
 
 pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
 
@@ -88,26 +86,10 @@ fn cannot_show(v: PyVersion) -> Vec<String> {
 }
 
 fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, Held)> {
-    let mut layout = layout(target)?;
-    // 3.14+: where the tasks are, from the build (absent until asyncio is imported).
-    let debug = match layout.set {
-        TaskSet::Lists => target
-            .mapped_section("_asyncio", ".AsyncioDebug")
-            .filter(|&(_, size)| size >= ASYNCIO_DEBUG_LEN as u64)
-            .and_then(|(addr, _)| {
-                let b = interp.bytes(addr, ASYNCIO_DEBUG_LEN as u64, "AsyncioDebug");
-                AsyncioDebug::parse(&b.ok()?)
-            }),
-        _ => None,
-    };
-    if let Some(d) = &debug {
-        layout.task_name = d.task_name;
-        layout.task_coro = d.task_coro;
-    }
-    let debug = debug.as_ref();
-    let a = interp.tasks(&layout, debug);
+    let mut reader = TaskReader::of(target).ok_or_else(|| unknown(target))?;
+    let a = reader.read(interp, target);
     let started = Instant::now();
-    let b = interp.tasks(&layout, debug);
+    let b = reader.read(interp, target);
     let took = started.elapsed();
     if let (Ok(a), Ok(b)) = (&a, &b)
         && a == b
@@ -121,7 +103,7 @@ fn read_list(interp: &mut Interpreter, target: &Target) -> Result<(TaskList, Hel
     }
     match Paused::stop(interp.pid) {
         Ok(paused) => {
-            let list = interp.tasks(&layout, debug)?;
+            let list = reader.read(interp, target)?;
             drop(paused);
             Ok((list, Held::Yes))
         }
@@ -143,22 +125,8 @@ enum Held {
 }
 
 /// A version whose task layout pyprobe does not know: which, and what works there.
-/// The task layout of the target's version, or why pyprobe has none, in one line.
-pub fn layout(target: &Target) -> Result<TaskLayout> {
-    target
-        .version
-        .and_then(task_layout)
-        .ok_or_else(|| unknown(target))
-}
-
 fn unknown(target: &Target) -> Error {
-    Error::Unreadable(format!(
-        "{} (CPython {}): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.15, not this \
-         version; pyprobe stacks --pid {} works",
-        target.interpreter,
-        target.version_text(),
-        target.pid,
-    ))
+    Error::Unreadable(crate::cpython::pystate::no_task_layout(target))
 }
 
 /// Reads the tasks of a process.
@@ -173,20 +141,7 @@ pub fn read(target: &Target) -> Result<ProcessTasks> {
         .collect();
     let name_of = |id: &u64| names.get(id).cloned().unwrap_or_else(|| format!("{id:#x}"));
     // Edges between pending tasks only (a gather keeps its finished tasks).
-    let mut awaits: HashMap<u64, BTreeSet<u64>> = HashMap::new();
-    for t in &list.tasks {
-        let awaited = match &t.waiter {
-            Waiter::Task(w) => std::slice::from_ref(w),
-            Waiter::Gather(ws) => ws.as_slice(),
-            _ => &[],
-        };
-        for w in awaited.iter().filter(|w| names.contains_key(w)) {
-            awaits.entry(t.addr).or_default().insert(*w);
-        }
-        if let Some(p) = t.group_parent.filter(|p| names.contains_key(p)) {
-            awaits.entry(p).or_default().insert(t.addr);
-        }
-    }
+    let awaits = list.awaits();
     let mut awaited_by: HashMap<u64, BTreeSet<u64>> = HashMap::new();
     for (p, cs) in &awaits {
         for c in cs {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 pub use lines::line_at;
 pub use names::PythonThread;
-pub use tasks::{MAX_CHAIN, MAX_TASKS, RawTask, TaskList, Waiter};
+pub use tasks::{MAX_CHAIN, MAX_TASKS, RawTask, TaskList, TaskReader, Waiter, no_task_layout};
 pub use values::Value;
 
 use crate::error::{Error, Result};

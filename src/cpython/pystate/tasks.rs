@@ -6,13 +6,14 @@
 //! what it waits on (`_fut_waiter`: a task, or a `_GatheringFuture` whose `_children` are
 //! the gathered ones), and the TaskGroup that made it. Every walk is bounded; an object that is
 //! not what it should be ends that walk, never the read.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{Interpreter, MAX_INTERPRETERS, RawFrame, why};
 use crate::error::Result;
+use crate::target::Target;
 use crate::versions::{
-    AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE, TYPE_BASE, TaskLayout,
-    TaskSet, ValueStack, WEAKREF_OBJECT,
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE,
+    TYPE_BASE, TaskLayout, TaskSet, ValueStack, WEAKREF_OBJECT, task_layout,
 };
 
 /// At most this many tasks are kept; the rest are counted.
@@ -44,6 +45,8 @@ pub enum Waiter {
 pub struct RawTask {
     pub addr: u64,
     pub name: String,
+    /// Its coroutine (`task_coro`), the object whose frame runs at the task's steps.
+    pub coro: u64,
     /// `fut_state`: 0 pending, 1 cancelled, 2 finished.
     pub state: u32,
     /// The coroutines' frames, innermost first.
@@ -70,6 +73,78 @@ pub struct TaskList {
     pub in_order: bool,
     /// Why a set of tasks could not be read to its end.
     pub error: Option<String>,
+}
+
+/// Where a process's tasks are: its version's task layout and, on 3.14+, the build's
+/// `AsyncioDebug` offsets (found once `_asyncio` is loaded). Shared by `pyprobe tasks` and
+/// `record --async`.
+#[derive(Debug, Clone)]
+pub struct TaskReader {
+    pub layout: TaskLayout,
+    debug: Option<AsyncioDebug>,
+}
+
+/// Why pyprobe cannot read a target's tasks: its version has no task layout, and what works.
+pub fn no_task_layout(target: &Target) -> String {
+    format!(
+        "{} (CPython {}): pyprobe reads asyncio tasks on CPython 3.8 and 3.10-3.15, not this \
+         version; pyprobe stacks --pid {} works",
+        target.interpreter,
+        target.version_text(),
+        target.pid,
+    )
+}
+
+impl TaskReader {
+    /// None where pyprobe knows no task layout for the target's version.
+    pub fn of(target: &Target) -> Option<TaskReader> {
+        Some(TaskReader {
+            layout: task_layout(target.version?)?,
+            debug: None,
+        })
+    }
+
+    /// One read of every pending task (the process runs on: it may change under the read).
+    pub fn read(&mut self, interp: &mut Interpreter, target: &Target) -> Result<TaskList> {
+        // 3.14+: where the tasks are, from the build (absent until asyncio is imported).
+        if self.layout.set == TaskSet::Lists && self.debug.is_none() {
+            self.debug = target
+                .mapped_section("_asyncio", ".AsyncioDebug")
+                .filter(|&(_, size)| size >= ASYNCIO_DEBUG_LEN as u64)
+                .and_then(|(addr, _)| {
+                    let b = interp.bytes(addr, ASYNCIO_DEBUG_LEN as u64, "AsyncioDebug");
+                    AsyncioDebug::parse(&b.ok()?)
+                });
+            if let Some(d) = &self.debug {
+                self.layout.task_name = d.task_name;
+                self.layout.task_coro = d.task_coro;
+            }
+        }
+        interp.tasks(&self.layout, self.debug.as_ref())
+    }
+}
+
+impl TaskList {
+    /// Which pending task awaits which: a task awaited (`_fut_waiter`), the tasks of a gather,
+    /// and the tasks of a TaskGroup (awaited by the group's parent task).
+    pub fn awaits(&self) -> HashMap<u64, BTreeSet<u64>> {
+        let pending: HashSet<u64> = self.tasks.iter().map(|t| t.addr).collect();
+        let mut awaits: HashMap<u64, BTreeSet<u64>> = HashMap::new();
+        for t in &self.tasks {
+            let awaited = match &t.waiter {
+                Waiter::Task(w) => std::slice::from_ref(w),
+                Waiter::Gather(ws) => ws.as_slice(),
+                _ => &[],
+            };
+            for w in awaited.iter().filter(|w| pending.contains(w)) {
+                awaits.entry(t.addr).or_default().insert(*w);
+            }
+            if let Some(p) = t.group_parent.filter(|p| pending.contains(p)) {
+                awaits.entry(p).or_default().insert(t.addr);
+            }
+        }
+        awaits
+    }
 }
 
 impl Interpreter {
@@ -281,6 +356,7 @@ impl Interpreter {
         Ok(RawTask {
             addr,
             name,
+            coro,
             state,
             frames,
             chain_error,

@@ -1,0 +1,72 @@
+"""An asyncio workload with a known split between two coroutine handlers: task "main" awaits
+task "server", whose TaskGroup (a gather before 3.11) runs a task "heavy" and a task "light";
+each burns CPU in slices (heavy 3 ms, light 1 ms on average: 75 % / 25 %) with
+`await asyncio.sleep(0)` between, so the event loop runs them in turns, and times its slices
+by its own clock (time.thread_time). After "go" on stdin it runs for argv[1] seconds of CPU
+time (default 3), then prints the measured seconds as JSON. Slice lengths vary at random around
+the means, so that no fixed cycle aliases with the sampling period."""
+import asyncio
+import json
+import random
+import sys
+import time
+
+spent = {"heavy": 0.0, "light": 0.0}
+
+
+def spin(seconds):
+    end = time.thread_time() + seconds
+    n = 0
+    while time.thread_time() < end:
+        n += 1
+    return n
+
+
+async def heavy_slice(rng):
+    t = time.thread_time()
+    spin(rng.uniform(0.0002, 0.0058))
+    spent["heavy"] += time.thread_time() - t
+    await asyncio.sleep(0)
+
+
+async def light_slice(rng):
+    t = time.thread_time()
+    spin(rng.uniform(0.0001, 0.0019))
+    spent["light"] += time.thread_time() - t
+    await asyncio.sleep(0)
+
+
+async def handle_heavy(end):
+    rng = random.Random(7)
+    while time.thread_time() < end:
+        await heavy_slice(rng)
+
+
+async def handle_light(end):
+    rng = random.Random(8)
+    while time.thread_time() < end:
+        await light_slice(rng)
+
+
+async def serve(end):
+    if hasattr(asyncio, "TaskGroup"):
+        async with asyncio.TaskGroup() as g:
+            g.create_task(handle_heavy(end), name="heavy")
+            g.create_task(handle_light(end), name="light")
+    else:
+        await asyncio.gather(
+            asyncio.ensure_future(handle_heavy(end)),
+            asyncio.ensure_future(handle_light(end)),
+        )
+
+
+async def main(duration):
+    asyncio.current_task().set_name("main")
+    end = time.thread_time() + duration
+    await asyncio.create_task(serve(end), name="server")
+
+
+print("ready", flush=True)
+sys.stdin.readline()
+asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0))
+print(json.dumps(spent), flush=True)
