@@ -4,36 +4,15 @@
 #include "common.bpf.h"
 #include <bpf/bpf_tracing.h>
 
-struct thread_struct {
-	unsigned long fsbase;
-} __attribute__((preserve_access_index));
-
-struct task_struct {
-	struct thread_struct thread;
-} __attribute__((preserve_access_index));
-
 const volatile struct stack_layout layout = {};
 const volatile struct exc_layout exc = {};
 /* Stream each finished exception into the ring (the streaming mode). */
 const volatile __u8 stream = 0;
 
+#include "tstate.bpf.h"
+
 /* Every PyTraceBack_Here call seen while armed: the frames all exceptions passed. */
 __u64 calls = 0;
-
-struct tstate_entry {
-	__u64 tstate;
-	__u64 looked_ns;
-};
-
-#define NO_TSTATE_RETRY_NS 10000000ULL
-
-/* A thread's state as found (the same search as bpf/sample.bpf.c's find_tstate). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct tstate_entry);
-} tstates SEC(".maps");
 
 /* The exception each thread is propagating; read by userspace at the end (the last ones). */
 struct {
@@ -56,74 +35,8 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } exc_events SEC(".maps");
 
-#define FRAME_BUF 128
 /* Frames looked at above the current one for a Python caller (shims skipped). */
 #define TOP_WALK 8
-
-static __always_inline __u64 field_u64(const __u8 *buf, __u32 off)
-{
-	__u64 v = 0;
-
-	if (off <= FRAME_BUF - sizeof(v))
-		__builtin_memcpy(&v, buf + off, sizeof(v));
-	return v;
-}
-
-struct tstate_walk {
-	__u64 fsbase;
-	__u64 interp;
-	__u64 ts;
-	__u64 found;
-};
-
-static long tstate_step(__u32 i, struct tstate_walk *w)
-{
-	bool ok = true;
-
-	if (!w->ts) {
-		w->interp = read_user_u64(w->interp + layout.interp_next, &ok);
-		if (!w->interp || !ok)
-			return 1;
-		w->ts = read_user_u64(w->interp + layout.interp_threads_head, &ok);
-		return ok ? 0 : 1;
-	}
-	if (read_user_u64(w->ts + layout.tstate_thread_id, &ok) == w->fsbase && ok) {
-		w->found = w->ts;
-		return 1;
-	}
-	w->ts = read_user_u64(w->ts + layout.tstate_next, &ok);
-	return ok ? 0 : 1;
-}
-
-/* The thread's PyThreadState: the one whose thread_id is this task's FS base, cached per tid. */
-static __always_inline __u64 find_tstate(__u32 tid, __u64 fsbase, __u64 now)
-{
-	struct tstate_entry e = { .looked_ns = now }, *cached;
-	struct tstate_walk w = { .fsbase = fsbase };
-	bool ok = true;
-	__u64 ts;
-
-	cached = bpf_map_lookup_elem(&tstates, &tid);
-	if (cached) {
-		ts = cached->tstate;
-		if (ts) {
-			if (read_user_u64(ts + layout.tstate_thread_id, &ok) == fsbase && ok)
-				return ts;
-		} else if (now - cached->looked_ns < NO_TSTATE_RETRY_NS) {
-			return 0;
-		}
-	}
-	ok = true;
-	w.interp = read_user_u64(layout.runtime_addr + layout.interpreters_head, &ok);
-	if (w.interp && ok) {
-		w.ts = read_user_u64(w.interp + layout.interp_threads_head, &ok);
-		if (ok)
-			bpf_loop(MAX_THREAD_WALK, tstate_step, &w, 0);
-	}
-	e.tstate = w.found;
-	bpf_map_update_elem(&tstates, &tid, &e, BPF_ANY);
-	return e.tstate;
-}
 
 /* Reads one interpreter frame (or <= 3.10 frame object); false when unreadable. */
 static __always_inline bool read_frame(__u8 *buf, __u64 frame)

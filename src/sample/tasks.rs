@@ -203,8 +203,9 @@ impl AsyncTasks {
     }
 
     /// A stack as --async shows it: where its outermost coroutine (`coro` of generation
-    /// `generation`, `coro_depth` frames from the innermost) is a task's, the coroutines' frames under the task and the
-    /// tasks awaiting it; None where the stack is no task's (shown as it is).
+    /// `generation`, `coro_depth` frames from the innermost) is a task's, the coroutines'
+    /// frames under the task and the tasks awaiting it; None where the stack is no task's
+    /// (shown as it is).
     pub fn task_stack(
         &self,
         stack: &Stack,
@@ -220,10 +221,11 @@ impl AsyncTasks {
             Some((_, c)) => c,
             // Never seen as a task's: a task that finished between reads if the event loop
             // ran it (asyncio's Handle._run right above), else a plain generator's.
-            None if stack
-                .frames
-                .get(coro_depth)
-                .is_some_and(|f| f.name == "_run" && f.file.ends_with("asyncio/events.py")) =>
+            None if stack.frames.get(coro_depth).is_some_and(|f| {
+                // Its qualified name from 3.11 on.
+                matches!(f.name.as_str(), "_run" | "Handle._run")
+                    && f.file.ends_with("asyncio/events.py")
+            }) =>
             {
                 finished = Rc::from(vec![FINISHED.to_string()]);
                 &finished
@@ -232,6 +234,12 @@ impl AsyncTasks {
         };
         Some(compose(stack, coro_depth, chain))
     }
+}
+
+/// Whether a frame is the event loop running a callback (asyncio's `Handle._run`, named
+/// `_run` before 3.11).
+fn event_loop_runs(f: &Frame) -> bool {
+    matches!(f.name.as_str(), "_run" | "Handle._run") && f.file.ends_with("asyncio/events.py")
 }
 
 /// The coroutines' frames (innermost first) under the task frames, innermost task first; its
@@ -253,6 +261,18 @@ mod tests {
     use super::*;
     use crate::sample::frame_label;
     use crate::sample::tests::frame;
+
+    #[test]
+    fn the_event_loop_runs_a_callback_in_handle_run_by_either_name() {
+        let events = |name| Frame {
+            file: "/usr/lib/python3.11/asyncio/events.py".into(),
+            ..frame(name, 80)
+        };
+        assert!(event_loop_runs(&events("Handle._run")));
+        assert!(event_loop_runs(&events("_run")));
+        assert!(!event_loop_runs(&events("_run_once")));
+        assert!(!event_loop_runs(&frame("Handle._run", 80)));
+    }
 
     #[test]
     fn a_task_stack_is_its_coroutines_under_its_tasks() {
