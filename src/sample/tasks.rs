@@ -221,12 +221,7 @@ impl AsyncTasks {
             Some((_, c)) => c,
             // Never seen as a task's: a task that finished between reads if the event loop
             // ran it (asyncio's Handle._run right above), else a plain generator's.
-            None if stack.frames.get(coro_depth).is_some_and(|f| {
-                // Its qualified name from 3.11 on.
-                matches!(f.name.as_str(), "_run" | "Handle._run")
-                    && f.file.ends_with("asyncio/events.py")
-            }) =>
-            {
+            None if stack.frames.get(coro_depth).is_some_and(event_loop_runs) => {
                 finished = Rc::from(vec![FINISHED.to_string()]);
                 &finished
             }
