@@ -174,6 +174,14 @@ fn layout(minor: u8) -> Option<Layout> {
     })
 }
 
+/// A block of the struct read from consecutive `uint64_t` fields of `Fields`, in the order
+/// its fields are named (those of the C struct).
+macro_rules! words {
+    ($f:ident => $block:ident { $($field:ident),* $(,)? }) => {
+        $block { $($field: $f.next()?),* }
+    };
+}
+
 /// Consecutive `uint64_t` fields of the struct, from a position on.
 struct Fields<'a> {
     bytes: &'a [u8],
@@ -215,11 +223,7 @@ impl DebugOffsets {
         }
 
         // The interpreter block follows the runtime block.
-        let runtime_state = RuntimeOffsets {
-            size: head.next()?,
-            finalizing: head.next()?,
-            interpreters_head: head.next()?,
-        };
+        let runtime_state = words!(head => RuntimeOffsets { size, finalizing, interpreters_head });
         let interpreter_state = InterpreterOffsets {
             size: head.next()?,
             id: head.next()?,
@@ -261,49 +265,26 @@ impl DebugOffsets {
         };
 
         let mut f = Fields::at(bytes, layout.interpreter_frame);
-        let interpreter_frame = FrameOffsets {
-            size: f.next()?,
-            previous: f.next()?,
-            executable: f.next()?,
-            instr_ptr: f.next()?,
-            localsplus: f.next()?,
-            owner: f.next()?,
-        };
+        let interpreter_frame =
+            words!(f => FrameOffsets { size, previous, executable, instr_ptr, localsplus, owner });
 
         let mut f = Fields::at(bytes, layout.code_object);
-        let code_object = CodeOffsets {
-            size: f.next()?,
-            filename: f.next()?,
-            name: f.next()?,
-            qualname: f.next()?,
-            linetable: f.next()?,
-            firstlineno: f.next()?,
-            argcount: f.next()?,
-            localsplusnames: f.next()?,
-            localspluskinds: f.next()?,
-            co_code_adaptive: f.next()?,
-        };
+        let code_object = words!(f => CodeOffsets {
+            size, filename, name, qualname, linetable, firstlineno, argcount,
+            localsplusnames, localspluskinds, co_code_adaptive
+        });
 
         let mut f = Fields::at(bytes, layout.unicode_object);
-        let unicode_object = UnicodeOffsets {
-            size: f.next()?,
-            state: f.next()?,
-            length: f.next()?,
-            asciiobject_size: f.next()?,
-        };
+        let unicode_object = words!(f => UnicodeOffsets { size, state, length, asciiobject_size });
 
         let debugger_support = match layout.debugger_support {
             None => None,
             Some(at) => {
                 let mut f = Fields::at(bytes, at);
-                Some(DebuggerOffsets {
-                    eval_breaker: f.next()?,
-                    remote_debugger_support: f.next()?,
-                    remote_debugging_enabled: f.next()?,
-                    debugger_pending_call: f.next()?,
-                    debugger_script_path: f.next()?,
-                    debugger_script_path_size: f.next()?,
-                })
+                Some(words!(f => DebuggerOffsets {
+                    eval_breaker, remote_debugger_support, remote_debugging_enabled,
+                    debugger_pending_call, debugger_script_path, debugger_script_path_size
+                }))
             }
         };
 
@@ -321,22 +302,23 @@ impl DebugOffsets {
     }
 }
 
+/// A `_Py_DebugOffsets` of `len` bytes for 3.`minor` in which every field after the header
+/// holds its own position, so each parsed value names the position it was read from.
+#[cfg(test)]
+pub(super) fn numbered(minor: u8, len: usize) -> Vec<u8> {
+    let mut b = vec![0; len];
+    b[..8].copy_from_slice(COOKIE);
+    let hex = 0x0300_00f0u64 | (u64::from(minor) << 16);
+    b[8..16].copy_from_slice(&hex.to_le_bytes());
+    for pos in (24..len).step_by(8) {
+        b[pos..pos + 8].copy_from_slice(&(pos as u64).to_le_bytes());
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A `_Py_DebugOffsets` of `len` bytes for 3.`minor` in which every field after the header
-    /// holds its own position, so each parsed value names the position it was read from.
-    fn numbered(minor: u8, len: usize) -> Vec<u8> {
-        let mut b = vec![0; len];
-        b[..8].copy_from_slice(COOKIE);
-        let hex = 0x0300_00f0u64 | (u64::from(minor) << 16);
-        b[8..16].copy_from_slice(&hex.to_le_bytes());
-        for pos in (24..len).step_by(8) {
-            b[pos..pos + 8].copy_from_slice(&(pos as u64).to_le_bytes());
-        }
-        b
-    }
 
     // The expected positions below are the "off" columns of layouts.md §8, typed independently
     // of the block starts in `layout`.
