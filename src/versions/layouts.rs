@@ -125,6 +125,76 @@ pub fn modules_layout(v: PyVersion) -> Option<ModulesLayout> {
     })
 }
 
+/// Where a dict's entries are, read from the first 40 bytes of its keys object
+/// (`PyDictKeysObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictEntries {
+    /// The first entry's address.
+    pub at: u64,
+    /// `dk_nentries`: how many entries are in use (deleted ones included).
+    pub count: u64,
+    /// An entry's size, and where its key is in it (its value follows).
+    pub size: u64,
+    pub key_at: u64,
+}
+
+impl DictEntries {
+    /// From the header of the keys object at `keys`: 3.11+'s compact keys (`dk_log2_size`,
+    /// `dk_log2_index_bytes`, `dk_kind` (0: any keys; else str keys, in entries of key and
+    /// value), `dk_nentries`; the indices, then the entries) or 3.6-3.10's (`dk_size`, then
+    /// `dk_nentries`; indices of 1-8 bytes each by the size; entries of hash, key, value).
+    /// None for a header too short or a size no dict has.
+    pub fn of(keys: u64, header: &[u8], compact_keys: bool) -> Option<DictEntries> {
+        let word = |at: usize| Some(u64::from_le_bytes(header.get(at..at + 8)?.try_into().ok()?));
+        if compact_keys {
+            let log2_index_bytes = u32::from(*header.get(9)?);
+            if log2_index_bytes > 40 {
+                return None;
+            }
+            let unicode = *header.get(10)? != 0;
+            let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
+            return Some(DictEntries {
+                at: keys.checked_add(32 + (1u64 << log2_index_bytes))?,
+                count: word(24)?,
+                size,
+                key_at,
+            });
+        }
+        let size = word(8)?;
+        let index_bytes = match size {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            0x1_0000..=0xffff_ffff => 4,
+            _ => 8,
+        };
+        Some(DictEntries {
+            at: keys
+                .checked_add(40)?
+                .checked_add(size.checked_mul(index_bytes)?)?,
+            count: word(32)?,
+            size: 24,
+            key_at: 8,
+        })
+    }
+
+    /// How many bytes the first `limit` entries at most take.
+    pub fn len(&self, limit: u64) -> u64 {
+        self.count.min(limit) * self.size
+    }
+
+    /// The (key, value) of each entry read (`len`'s bytes from `at`), empty and deleted ones
+    /// included.
+    pub fn pairs(&self, raw: &[u8]) -> Vec<(u64, u64)> {
+        let at = |e: &[u8], o: u64| {
+            let o = o as usize;
+            u64::from_le_bytes(e[o..o + 8].try_into().expect("8 bytes"))
+        };
+        raw.chunks_exact(self.size as usize)
+            .map(|e| (at(e, self.key_at), at(e, self.key_at + 8)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +215,45 @@ mod tests {
         assert_eq!(l.tuple_items, 32);
         assert!(object_layout(PyVersion::new(3, 7)).is_none());
         assert!(object_layout(PyVersion::new(3, 16)).is_none());
+    }
+
+    #[test]
+    fn a_dict_s_entries_are_found_from_its_keys_header() {
+        let mut h = [0u8; 40];
+        // 3.11+: 2^3 bytes of indices, str keys, 5 entries.
+        h[9] = 3;
+        h[10] = 1;
+        h[24] = 5;
+        let d = DictEntries::of(0x1000, &h, true).unwrap();
+        assert_eq!(
+            (d.at, d.count, d.size, d.key_at),
+            (0x1000 + 32 + 8, 5, 16, 0)
+        );
+        assert_eq!(d.len(3), 48);
+        // 3.6-3.10: dk_size 8 (one byte an index), 2 entries of hash, key, value.
+        let mut h = [0u8; 40];
+        h[8] = 8;
+        h[32] = 2;
+        let d = DictEntries::of(0x1000, &h, false).unwrap();
+        assert_eq!(
+            (d.at, d.count, d.size, d.key_at),
+            (0x1000 + 40 + 8, 2, 24, 8)
+        );
+        let raw: Vec<u8> = [1u64, 2, 3, 4, 5, 6]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(d.pairs(&raw), [(2, 3), (5, 6)]);
+        h[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            DictEntries::of(0x1000, &h, false),
+            None,
+            "a size no dict has"
+        );
+        assert_eq!(
+            DictEntries::of(0x1000, &h[..20], true),
+            None,
+            "a short header"
+        );
     }
 }

@@ -21,8 +21,8 @@ pub use debug_offsets::{
 };
 pub use interpreter::InterpreterLayout;
 pub use layouts::{
-    ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout, object_layout,
-    qualname_layout,
+    DictEntries, ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout,
+    object_layout, qualname_layout,
 };
 pub use table::{Gil, Instr, LineTable, VersionLayout, Walk};
 
