@@ -199,6 +199,25 @@ static __always_inline bool gc_pause_end(void *starts, __u64 now, __u64 *d, __s3
 }
 
 /*
+ * A program's import_stacks (a hash by thread of `entries`, made with `flags`) and the zeroed
+ * value a thread's stack starts from: the two maps import_push and import_pop take.
+ */
+#define IMPORT_STACK_MAPS(entries, flags)                                                          \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
+		__uint(map_flags, flags);                                                          \
+		__uint(max_entries, entries);                                                      \
+		__type(key, __u32);                                                                \
+		__type(value, struct import_stack);                                                \
+	} import_stacks SEC(".maps");                                                              \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
+		__uint(max_entries, 1);                                                            \
+		__type(key, __u32);                                                                \
+		__type(value, struct import_stack);                                                \
+	} empty_import_stack SEC(".maps")
+
+/*
  * Module loads (pyprobe imports, the agent), paired per thread on a stack of struct
  * import_stack in a `stacks` hash by thread (`empty`: its zeroed value, see thread_entry).
  * Past MAX_IMPORT_DEPTH a load still counts in depth, so the dones above pop nothing below it.

@@ -7,19 +7,7 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } import_events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} import_stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} empty_import_stack SEC(".maps");
+IMPORT_STACK_MAPS(1024, 0);
 
 SEC("usdt")
 int BPF_USDT(import_start, const char *module)
