@@ -36,7 +36,7 @@ struct {
 	__type(value, struct agent_gc_stats);
 } gc_stats SEC(".maps");
 
-IMPORT_STACK_MAPS(4096, BPF_F_NO_PREALLOC);
+IMPORT_PAIRING(4096, BPF_F_NO_PREALLOC)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -107,14 +107,6 @@ int BPF_USDT(gc_done, long collected)
 		return 0;
 	hist_record(&st->pauses, d);
 	__sync_fetch_and_add(&st->collected, collected);
-	return 0;
-}
-
-SEC("usdt")
-int BPF_USDT(import_start, const char *module)
-{
-	if (armed())
-		import_push(&import_stacks, &empty_import_stack, module);
 	return 0;
 }
 

@@ -7,15 +7,7 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } import_events SEC(".maps");
 
-IMPORT_STACK_MAPS(1024, 0);
-
-SEC("usdt")
-int BPF_USDT(import_start, const char *module)
-{
-	if (armed())
-		import_push(&import_stacks, &empty_import_stack, module);
-	return 0;
-}
+IMPORT_PAIRING(1024, 0)
 
 SEC("usdt")
 int BPF_USDT(import_done, const char *module, int found)

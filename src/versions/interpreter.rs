@@ -4,59 +4,44 @@
 use super::{DebugOffsets, Gil, Instr, LineTable, PyVersion, VersionLayout};
 use crate::abi::types::{ObjectLayout, StackLayout};
 
-/// The offsets a stack reader needs, for one version (and on 3.13+ one build).
+/// The offsets a stack reader needs, for one version (and on 3.13+ one build): the table's row
+/// (`VersionLayout`) and its stack walk (`Walk`) in one struct, each field documented there;
+/// `objects` is the row's object layout, present on every version a walk is known for.
 #[derive(Debug, Clone, Copy)]
 pub struct InterpreterLayout {
     pub version: PyVersion,
-    /// Taken from the build's `_Py_DebugOffsets`.
     pub from_build: bool,
     pub interpreters_head: u64,
     pub interp_next: u64,
     pub interp_threads_head: u64,
     pub interp_id: u64,
-    /// `sys.modules` in the interpreter state (3.8-3.12 read from live processes of pyenv's
-    /// and Debian's builds against `id(sys.modules)`).
     pub interp_modules: u64,
     pub gil: Gil,
     pub tstate_next: u64,
-    /// `pthread_self()` of the thread (its FS base on x86-64 glibc).
     pub tstate_thread_id: u64,
-    /// The kernel's thread id, as seen in the target's pid namespace (3.11+).
     pub tstate_native_thread_id: Option<u64>,
-    /// tstate -> current frame, or (3.11, 3.12) -> cframe.
     pub tstate_frame: u64,
-    /// 3.11, 3.12: cframe -> current frame.
     pub cframe_frame: Option<u64>,
     pub frame_code: u64,
     pub frame_previous: u64,
     pub frame_instr: u64,
     pub instr: Instr,
-    /// 3.11+: the frame's owner byte; owners from `owner_shim` on are shims (3.12+).
     pub frame_owner: Option<u64>,
     pub owner_shim: Option<u8>,
     pub frame_localsplus: u64,
-    /// 3.14+: the frame's code and locals are `_PyStackRef`s, tagged in these bits.
     pub tag_mask: u64,
     pub code_name: u64,
-    /// 3.11+: `co_qualname` (`Class.method`).
     pub code_qualname: Option<u64>,
     pub code_filename: u64,
     pub code_firstlineno: u64,
     pub code_linetable: u64,
     pub line_table: LineTable,
-    /// `co_varnames` (<= 3.10) or `co_localsplusnames` (3.11+).
     pub code_localnames: u64,
-    /// 3.11+: `co_localspluskinds` (bytes).
     pub code_localkinds: Option<u64>,
-    /// <= 3.10: `co_nlocals`, how many of `f_localsplus` are locals.
     pub code_nlocals: u64,
-    /// 3.11+: where the inline bytecode starts in the code object.
     pub code_adaptive: u64,
     pub objects: ObjectLayout,
-    /// Where a compact non-ASCII str's characters start (`sizeof(PyCompactUnicodeObject)`).
     pub str_compact_data: u64,
-    /// 3.11+: `PyHeapTypeObject.ht_cached_keys`, the keys an instance's attributes share
-    /// while it has no dict of its own.
     pub type_cached_keys: u64,
 }
 
