@@ -399,6 +399,16 @@ mod tests {
         assert_eq!(o.debugger_support, None);
     }
 
+    const THREAD_3_14: ThreadOffsets = ThreadOffsets {
+        size: 176,
+        prev: 184,
+        next: 192,
+        interp: 200,
+        current_frame: 208,
+        thread_id: 216,
+        native_thread_id: 224,
+    };
+
     #[test]
     fn reads_the_3_14_positions() {
         let o = DebugOffsets::parse(&numbered(14, 760)).unwrap();
@@ -413,18 +423,7 @@ mod tests {
             ),
             (144, 152)
         );
-        assert_eq!(
-            o.thread_state,
-            ThreadOffsets {
-                size: 176,
-                prev: 184,
-                next: 192,
-                interp: 200,
-                current_frame: 208,
-                thread_id: 216,
-                native_thread_id: 224
-            }
-        );
+        assert_eq!(o.thread_state, THREAD_3_14);
         assert_eq!(
             (o.interpreter_frame.previous, o.interpreter_frame.owner),
             (256, 288)
@@ -454,16 +453,13 @@ mod tests {
     fn reads_the_3_15_positions() {
         let o = DebugOffsets::parse(&numbered(15, 888)).unwrap();
         assert_eq!(o.interpreter_state.threads_main, Some(80));
+        // 3.15's three profiling fields come between current_frame and thread_id.
         assert_eq!(
             o.thread_state,
             ThreadOffsets {
-                size: 176,
-                prev: 184,
-                next: 192,
-                interp: 200,
-                current_frame: 208,
                 thread_id: 240,
-                native_thread_id: 248
+                native_thread_id: 248,
+                ..THREAD_3_14
             }
         );
         assert_eq!(
