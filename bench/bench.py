@@ -115,6 +115,18 @@ def attached(mode, w, tracer, out_path):
         time.sleep(0.001)
 
 
+def run_rounds(modes, rounds, size_of, label="round"):
+    """Every mode once a round, interleaved round by round, in one temporary directory: each
+    mode's results by its name. size_of(mode) is the work its run is given."""
+    results = {m.name: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in modes:
+                results[m.name].append(run_once(m, size_of(m), tmp))
+            print(f"{label} {r + 1}/{rounds} done", file=sys.stderr)
+    return results
+
+
 def run_once(mode, size, tmp):
     w = subprocess.Popen([mode.python, workload(mode.work), str(size), *mode.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, env={**os.environ, **mode.env})
@@ -295,12 +307,7 @@ def pyperformance(args):
     def repeat(bench):
         return max(1, PYPERFORMANCE[bench][0] // 2) if args.quick else PYPERFORMANCE[bench][0]
 
-    results = {m.name: [] for m in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for m in modes:
-                results[m.name].append(run_once(m, repeat(m.args[0]), tmp))
-            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    results = run_rounds(modes, rounds, lambda m: repeat(m.args[0]))
     table = []
     for m in modes:
         way, bench = m.name.split(" | ")
@@ -368,12 +375,7 @@ def watch(args):
                     Mode(f"shared probe ({rl}, 3.12, trampoline)", "rare.py",
                          [P, "count", "--pid", "{pid}", "--source", "probe", "--filter", "rare"], **ton),
                 ]
-    results = {m.name: [] for m in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for m in modes:
-                results[m.name].append(run_once(m, size, tmp))
-            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    results = run_rounds(modes, rounds, lambda m: size)
 
     def med(name, key="cpu_seconds"):
         return statistics.median(x[key] for x in results[name])
@@ -414,13 +416,10 @@ def watch(args):
                  [P, "count", "--pid", "{pid}", "--source", "watch", "--filter", name], args=[bench],
                  base=f"untraced | {bench}"),
         ]
-    presults = {m.name: [] for m in prog}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for m in prog:
-                rep = max(1, PYPERFORMANCE[m.args[0]][0] // 2) if args.quick else PYPERFORMANCE[m.args[0]][0]
-                presults[m.name].append(run_once(m, rep, tmp))
-            print(f"pyperformance round {r + 1}/{rounds} done", file=sys.stderr)
+    presults = run_rounds(
+        prog, rounds,
+        lambda m: max(1, PYPERFORMANCE[m.args[0]][0] // 2) if args.quick else PYPERFORMANCE[m.args[0]][0],
+        "pyperformance round")
     print("\n| 3.11 | " + " | ".join(PYPERFORMANCE) + " |")
     print("|---|" + "---|" * len(PYPERFORMANCE))
     cells = []
@@ -449,12 +448,7 @@ def exceptions(args):
         Mode("pyprobe exceptions (raises)", "raises.py", [PYPROBE, "exceptions", "--pid", "{pid}"],
              watch=None),
     ]
-    results = {m.name: [] for m in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for m in modes:
-                results[m.name].append(run_once(m, size, tmp))
-            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    results = run_rounds(modes, rounds, lambda m: size)
     base = statistics.median(x["cpu_seconds"] for x in results["untraced (raises)"])
     traced = statistics.median(x["cpu_seconds"] for x in results["pyprobe exceptions (raises)"])
     caught = results["untraced (raises)"][-1]["exceptions"]
@@ -760,12 +754,7 @@ def main():
                  watch="gc__start", kind="bpftrace"),
         ]
 
-    results = {m.name: [] for m in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for m in modes:
-                results[m.name].append(run_once(m, sizes[m.work], tmp))
-            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    results = run_rounds(modes, rounds, lambda m: sizes[m.work])
 
     base_of = {"calls.py": "untraced", "mixed.py": "untraced (mixed)", "gc_heavy.py": "untraced (gc)",
                "requests.py": "untraced (requests)"}

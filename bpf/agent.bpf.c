@@ -36,20 +36,7 @@ struct {
 	__type(value, struct agent_gc_stats);
 } gc_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} import_stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} empty_import_stack SEC(".maps");
+IMPORT_PAIRING(4096, BPF_F_NO_PREALLOC)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -120,14 +107,6 @@ int BPF_USDT(gc_done, long collected)
 		return 0;
 	hist_record(&st->pauses, d);
 	__sync_fetch_and_add(&st->collected, collected);
-	return 0;
-}
-
-SEC("usdt")
-int BPF_USDT(import_start, const char *module)
-{
-	if (armed())
-		import_push(&import_stacks, &empty_import_stack, module);
 	return 0;
 }
 

@@ -3,7 +3,7 @@
  * their leading arguments decoded from the args tuple, streamed through a ring buffer. */
 #include "glob.bpf.h"
 
-/* Object layouts of this CPython version (src/layouts.rs); known == 0: names only. */
+/* Object layouts of this CPython version (src/versions/table.rs); known == 0: names only. */
 const volatile struct object_layout objects = {};
 const volatile struct audit_decoder decoders[MAX_DECODED_EVENTS] = {};
 const volatile __u32 nr_decoders = 0;

@@ -199,6 +199,34 @@ static __always_inline bool gc_pause_end(void *starts, __u64 now, __u64 *d, __s3
 }
 
 /*
+ * A program's import pairing: its import_stacks (a hash by thread of `entries`, made with
+ * `flags`), the zeroed value a thread's stack starts from, and the import_start program that
+ * pushes each load; the program's own import_done pops it (import_pop) and reports it.
+ */
+#define IMPORT_PAIRING(entries, flags)                                                             \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
+		__uint(map_flags, flags);                                                          \
+		__uint(max_entries, entries);                                                      \
+		__type(key, __u32);                                                                \
+		__type(value, struct import_stack);                                                \
+	} import_stacks SEC(".maps");                                                              \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
+		__uint(max_entries, 1);                                                            \
+		__type(key, __u32);                                                                \
+		__type(value, struct import_stack);                                                \
+	} empty_import_stack SEC(".maps");                                                         \
+                                                                                                   \
+	SEC("usdt")                                                                                \
+	int BPF_USDT(import_start, const char *module)                                             \
+	{                                                                                          \
+		if (armed())                                                                       \
+			import_push(&import_stacks, &empty_import_stack, module);                  \
+		return 0;                                                                          \
+	}
+
+/*
  * Module loads (pyprobe imports, the agent), paired per thread on a stack of struct
  * import_stack in a `stacks` hash by thread (`empty`: its zeroed value, see thread_entry).
  * Past MAX_IMPORT_DEPTH a load still counts in depth, so the dones above pop nothing below it.

@@ -125,21 +125,39 @@ static __always_inline __u64 take_entry(struct call_stack *st, __u32 top, struct
 }
 
 /*
+ * The thread's stack and its top entry's index, for a pop; NULL with `status` where there is
+ * nothing to pop (POP_UNPAIRED) or the top is deeper than the stack holds (POP_TOO_DEEP, the
+ * depth dropped by one).
+ */
+static __always_inline struct call_stack *stack_top(__u32 *top, __u64 *status)
+{
+	struct call_stack *st = thread_stack(current_tid(), false);
+
+	if (!st || st->depth == 0) {
+		*status = POP_UNPAIRED;
+		return NULL;
+	}
+	*top = st->depth - 1;
+	if (*top >= MAX_DEPTH) {
+		st->depth = *top;
+		*status = POP_TOO_DEEP;
+		return NULL;
+	}
+	return st;
+}
+
+/*
  * Pops the thread's entry for a return paired by `pair`: the top one, or where returns can go
  * missing, one a few frames down (the frames above it ended unseen, counted in exits_unseen).
  */
 static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key, __u64 *callees)
 {
-	struct call_stack *st = thread_stack(current_tid(), false);
+	__u64 status;
 	__u32 top, k;
+	struct call_stack *st = stack_top(&top, &status);
 
-	if (!st || st->depth == 0)
-		return POP_UNPAIRED;
-	top = st->depth - 1;
-	if (top >= MAX_DEPTH) {
-		st->depth = top;
-		return POP_TOO_DEEP;
-	}
+	if (!st)
+		return status;
 	if (st->pair[top] != pair) {
 		if (!source.returns_may_miss)
 			return POP_UNPAIRED;
@@ -164,16 +182,12 @@ static __always_inline __u64 pop_entry(__u64 pair, struct fn_key *key, __u64 *ca
  */
 static __always_inline __u64 pop_entry_at(__u64 sp, struct fn_key *key, __u64 *callees)
 {
-	struct call_stack *st = thread_stack(current_tid(), false);
+	__u64 status;
 	__u32 top, unseen = 0;
+	struct call_stack *st = stack_top(&top, &status);
 
-	if (!st || st->depth == 0)
-		return POP_UNPAIRED;
-	top = st->depth - 1;
-	if (top >= MAX_DEPTH) {
-		st->depth = top;
-		return POP_TOO_DEEP;
-	}
+	if (!st)
+		return status;
 	for (int k = 0; k < MAX_DEPTH; k++) {
 		if (st->pair[top & (MAX_DEPTH - 1)] >= sp)
 			break;

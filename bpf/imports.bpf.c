@@ -7,27 +7,7 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } import_events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} import_stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct import_stack);
-} empty_import_stack SEC(".maps");
-
-SEC("usdt")
-int BPF_USDT(import_start, const char *module)
-{
-	if (armed())
-		import_push(&import_stacks, &empty_import_stack, module);
-	return 0;
-}
+IMPORT_PAIRING(1024, 0)
 
 SEC("usdt")
 int BPF_USDT(import_done, const char *module, int found)

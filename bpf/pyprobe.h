@@ -224,7 +224,7 @@ struct frame_layout {
 /*
  * The eval-frame source: a uprobe on _PyEval_EvalFrameDefault(tstate, frame, throwflag) sees
  * each frame the interpreter starts evaluating (every call on <= 3.10; with the perf trampoline
- * on 3.12+). Offsets per version from src/versions/layouts.rs.
+ * on 3.12+). Offsets per version from src/versions/table.rs.
  */
 struct eval_layout {
 	/* 3.6-3.8: (frame, throwflag), the frame in rdi; later (tstate, frame, throwflag): rsi. */
@@ -419,8 +419,8 @@ struct audit_decoder {
 };
 
 /*
- * Where CPython keeps what audit decoding reads, per version (src/layouts.rs): offsets into
- * type, tuple, list, str, bytes and int objects; all zero when unknown (names only).
+ * Where CPython keeps what audit decoding reads, per version (src/versions/table.rs): offsets
+ * into type, tuple, list, str, bytes and int objects; all zero when unknown (names only).
  */
 struct object_layout {
 	__u32 known;
@@ -489,7 +489,7 @@ struct flow_stack {
 /* ---- pyprobe record, top (bpf/sample.bpf.c) ---- */
 
 /*
- * Where a thread's Python stack is, per CPython version (src/versions/layouts.rs; 3.13+ from the
+ * Where a thread's Python stack is, per CPython version (src/versions/table.rs; 3.13+ from the
  * build's _Py_DebugOffsets): from _PyRuntime to the interpreters, their thread states, and each
  * thread state's chain of frames.
  */

@@ -1,8 +1,8 @@
 """Bench workload: cyclic garbage and explicit collections (N gen-2 collections, plus automatic)."""
 import gc
-import json
 import sys
-import time
+
+from harness import measure
 
 
 class Node:
@@ -23,12 +23,4 @@ def hot(rounds):
 
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-print("ready", flush=True)
-sys.stdin.readline()
-t = time.perf_counter()
-c = time.thread_time()
-hot(rounds)
-dt = time.perf_counter() - t
-cpu = time.thread_time() - c
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "explicit_collections": rounds}), flush=True)
-sys.stdin.readline()
+measure(hot, rounds, explicit_collections=rounds)

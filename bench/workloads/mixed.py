@@ -1,7 +1,8 @@
 """Bench workload: realistic mixed Python (json, classes, dicts, comprehensions)."""
 import json
 import sys
-import time
+
+from harness import measure
 
 
 class Order:
@@ -38,12 +39,4 @@ def hot(rounds):
 
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-print("ready", flush=True)
-sys.stdin.readline()
-t = time.perf_counter()
-c = time.thread_time()
-hot(rounds)
-dt = time.perf_counter() - t
-cpu = time.thread_time() - c
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu}), flush=True)
-sys.stdin.readline()
+measure(hot, rounds)

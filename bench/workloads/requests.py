@@ -3,7 +3,8 @@ and makes a few Python calls per request, as services do; N requests in the time
 import hashlib
 import json
 import sys
-import time
+
+from harness import measure
 
 PAYLOAD = [{"id": i, "name": f"item{i}", "tags": ["a", "b", str(i % 7)]} for i in range(40)]
 
@@ -35,12 +36,4 @@ def serve(n):
 
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-print("ready", flush=True)
-sys.stdin.readline()
-t = time.perf_counter()
-c = time.thread_time()
-serve(n)
-dt = time.perf_counter() - t
-cpu = time.thread_time() - c
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "calls": None}), flush=True)
-sys.stdin.readline()
+measure(serve, n, calls=None)

@@ -1,7 +1,7 @@
 //! `pycount` / `pyprobe count`: its arguments and their validation.
 use clap::Args;
 
-use super::{OutputArgs, ScheduleArgs, TargetArgs};
+use super::{ForceArg, OutputArgs, ScheduleArgs, TargetArgs, TrampolineArg};
 use crate::commands::count::{self, CountOptions, CountView, SortKey};
 use crate::error::{Error, Result};
 use crate::source::SourceChoice;
@@ -32,11 +32,8 @@ Formats: text, json.
 pub struct CountArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// CPython 3.14+ by --pid: switch on the process's perf trampoline if it is off (it then
-    /// stays on for the life of the process: about 30 ns per call; without it 3.12-3.14 cannot
-    /// be traced exactly)
-    #[arg(long)]
-    pub activate_trampoline: bool,
+    #[command(flatten)]
+    pub trampoline: TrampolineArg,
     /// Count only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable.
     /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
@@ -58,11 +55,8 @@ pub struct CountArgs {
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
-    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
-    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub force: ForceArg,
     /// Also count in the processes the target forks during the session (os.fork,
     /// multiprocessing's fork workers, gunicorn's workers) and those they fork, each apart,
     /// from its first instruction: every row gets the PID it was counted in. A child that runs
@@ -102,8 +96,8 @@ impl CountArgs {
             latency: self.latency,
             tid: self.tid,
             max_functions: self.max_functions,
-            activate_trampoline: self.activate_trampoline,
-            force: self.force,
+            activate_trampoline: self.trampoline.activate_trampoline,
+            force: self.force.force,
             subprocesses: self.subprocesses,
             lean_maps: false,
             source: self.source,

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{DurationArgs, OutputArgs, TargetArgs, parse_buffer_size};
+use super::{DurationArgs, ForceArg, OutputArgs, TargetArgs, TrampolineArg, parse_buffer_size};
 use crate::commands::flow::{self, FlowOptions, Weight};
 use crate::error::{Error, Result};
 use crate::trace::filter;
@@ -36,11 +36,8 @@ chooses (.json, .folded, .svg; .txt is the text trace). Warnings go to stderr: t
 pub struct FlowArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// CPython 3.14+ by --pid: switch on the process's perf trampoline if it is off (it then
-    /// stays on for the life of the process: about 30 ns per call; without it 3.12-3.14 cannot
-    /// be traced exactly)
-    #[arg(long)]
-    pub activate_trampoline: bool,
+    #[command(flatten)]
+    pub trampoline: TrampolineArg,
     /// Show only matching functions: NAME, PREFIX*, or FILE:NAME (FILE matches the end of the path); repeatable.
     /// A pattern that matched no function that ran is told on stderr after 3 s and at the end
     #[arg(short, long, value_name = "PATTERN")]
@@ -67,11 +64,8 @@ pub struct FlowArgs {
     pub buffer_size: u32,
     #[command(flatten)]
     pub schedule: DurationArgs,
-    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
-    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
-    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub force: ForceArg,
     /// Size of the kernel's function table
     #[arg(long, value_name = "N", default_value_t = 10240, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_functions: u32,
@@ -111,8 +105,8 @@ impl FlowArgs {
             buffer_size: self.buffer_size,
             max_functions: self.max_functions,
             weight: self.weight,
-            activate_trampoline: self.activate_trampoline,
-            force: self.force,
+            activate_trampoline: self.trampoline.activate_trampoline,
+            force: self.force.force,
         })
     }
 

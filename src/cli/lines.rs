@@ -1,7 +1,7 @@
 //! `pyprobe lines`: its arguments and their validation.
 use clap::Args;
 
-use super::{OutputArgs, ScheduleArgs, TargetArgs};
+use super::{ForceArg, OutputArgs, ScheduleArgs, TargetArgs};
 use crate::commands::lines::{self, LineOptions};
 use crate::error::Result;
 use crate::trace::glob;
@@ -36,11 +36,8 @@ pub struct LinesArgs {
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
-    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
-    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub force: ForceArg,
     /// Size of the kernel's line table
     #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     pub max_lines: u32,
@@ -54,7 +51,7 @@ impl LinesArgs {
                 None => Vec::new(),
             },
             max_lines: self.max_lines,
-            force: self.force,
+            force: self.force.force,
         };
         let dest = self.output.destination("pyprobe lines", lines::FORMATS)?;
         lines::run(

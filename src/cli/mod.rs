@@ -343,6 +343,26 @@ impl DurationArgs {
     }
 }
 
+/// `--activate-trampoline`: the tools that trace calls (count, flow).
+#[derive(Debug, Args, Clone)]
+pub struct TrampolineArg {
+    /// CPython 3.14+ by --pid: switch on the process's perf trampoline if it is off (it then
+    /// stays on for the life of the process: about 30 ns per call; without it 3.12-3.14 cannot
+    /// be traced exactly)
+    #[arg(long)]
+    pub activate_trampoline: bool,
+}
+
+/// `--force`: the tools whose probes CPython 3.6-3.11 fail on a file name that is not UTF-8.
+#[derive(Debug, Args, Clone)]
+pub struct ForceArg {
+    /// Attach even when the process runs code from a file whose name is not UTF-8: on CPython
+    /// 3.6-3.11 the interpreter's own code behind the function and line probes then fails in
+    /// the program (UnicodeEncodeError, then SystemError) when it runs that code
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// When to stop and when to print (aggregating tools).
 #[derive(Debug, Args, Clone)]
 pub struct ScheduleArgs {

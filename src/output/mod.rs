@@ -16,7 +16,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One output format for one command's results: `E` streamed as it happens, `R` reported per
 /// interval and at the end.
@@ -78,6 +78,47 @@ impl fmt::Display for Format {
         f.write_str(name)
     }
 }
+
+/// A command's own formats (made by `formats!`): its `run` matches this enum, so that every
+/// format the command offers has its arm, with no wildcard to hide a missing one.
+pub trait CommandFormat: Sized {
+    /// Every format the command has, in the order help, completions and errors list them.
+    const ALL: &'static [Format];
+    /// The command's own variant of `format`, None when the command has no such format.
+    fn of(format: Format) -> Option<Self>;
+}
+
+/// Declares a command's formats: `formats!(pub FlowFormat: Text, Json, Chrome)` makes the enum
+/// `FlowFormat` with those variants, its `CommandFormat` impl, and the command's
+/// `pub const FORMATS` (what the command line offers and checks, `cli::formats_of`). Its `run`
+/// then matches `dest.format_of::<FlowFormat>()?`: a format added here without an arm there does
+/// not compile.
+macro_rules! formats {
+    ($vis:vis $name:ident: $($variant:ident),+ $(,)?) => {
+        /// This command's formats (`formats!`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($variant),+
+        }
+
+        impl $crate::output::CommandFormat for $name {
+            const ALL: &'static [$crate::output::Format] = &[$($crate::output::Format::$variant),+];
+
+            fn of(format: $crate::output::Format) -> Option<$name> {
+                match format {
+                    $($crate::output::Format::$variant => Some($name::$variant),)+
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+
+        /// This command's formats, for the command line.
+        $vis const FORMATS: &[$crate::output::Format] =
+            <$name as $crate::output::CommandFormat>::ALL;
+    };
+}
+pub(crate) use formats;
 
 /// What a file's name says of its format: the format a file of that name is written in when
 /// no --format is given, and every format such a file may hold. The first that the command
@@ -150,6 +191,19 @@ impl Destination {
         })
     }
 
+    /// The format as the command's own (`formats!`). The command line gives only a format among
+    /// the command's (`OutputArgs::destination`); another is refused here too.
+    pub fn format_of<F: CommandFormat>(&self) -> Result<F> {
+        F::of(self.format).ok_or_else(|| {
+            let names: Vec<String> = F::ALL.iter().map(|f| f.to_string()).collect();
+            Error::Usage(format!(
+                "no --format {} here; it has {}",
+                self.format,
+                names.join(", ")
+            ))
+        })
+    }
+
     /// The name that errors use for it.
     pub fn name(&self) -> String {
         self.path
@@ -201,6 +255,19 @@ pub fn clock() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    formats!(Demo: Text, Svg);
+
+    #[test]
+    fn a_command_s_formats_are_its_enum_and_its_list() {
+        assert_eq!(FORMATS, &[Format::Text, Format::Svg]);
+        assert_eq!(Demo::of(Format::Svg), Some(Demo::Svg));
+        assert_eq!(Demo::of(Format::Json), None);
+        let dest = |format| Destination { format, path: None };
+        assert_eq!(dest(Format::Text).format_of::<Demo>().unwrap(), Demo::Text);
+        let e = dest(Format::Json).format_of::<Demo>().unwrap_err();
+        assert_eq!(e.to_string(), "no --format json here; it has text, svg");
+    }
 
     #[test]
     fn durations_pick_a_readable_unit() {

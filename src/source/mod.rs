@@ -17,10 +17,7 @@ use crate::cpython::trampoline::{self, TrampolineState};
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
 use crate::target::Target;
-use crate::versions::{
-    DebugOffsets, PyVersion, eval_layout, eval_layout_of_build, frame_layout, qualname_layout,
-    qualname_layout_of_build,
-};
+use crate::versions::{DebugOffsets, PyVersion, VersionLayout, frame_layout, qualname_layout};
 
 #[derive(Debug, Clone)]
 pub struct FunctionSource {
@@ -440,21 +437,21 @@ fn usdt(target: &Target, version: PyVersion) -> Usdt {
 }
 
 fn eval_frame(target: &Target, version: PyVersion) -> Result<EvalFrame> {
-    let mut layout = eval_layout(version).ok_or_else(|| {
+    let mut table = VersionLayout::of(version).ok_or_else(|| {
         unavailable(format!(
             "pyprobe knows no frame layout for CPython {version}"
         ))
     })?;
-    let mut qualname = qualname_layout(version);
     // 3.13+ publish their own layout; where the build does, it wins over the table.
     if let Some(d) = target
         .elf
         .symbol_info("_PyRuntime")
         .and_then(|r| DebugOffsets::parse(&r.head))
     {
-        layout = eval_layout_of_build(layout, &d);
-        qualname = qualname.map(|q| qualname_layout_of_build(q, &d));
+        table = table.with_build(&d);
     }
+    let mut layout = table.eval();
+    let qualname = table.qualname();
     let function = target
         .elf
         .symbol_info("_PyEval_EvalFrameDefault")

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 
 use super::{Target, memory};
-use crate::versions::{ModulesLayout, modules_layout};
+use crate::versions::{DictEntries, ModulesLayout, modules_layout};
 
 /// A loaded module and the file it came from, whose name is not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,41 +210,12 @@ pub(crate) fn dict_items(
         return Ok(Vec::new());
     }
     let header = read(keys, 40)?;
-    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
-    let (entries, count, entry_size, key_at) = if compact_keys {
-        let log2_index_bytes = u32::from(header[9]);
-        let unicode = header[10] != 0;
-        if log2_index_bytes > 40 {
-            return Err("a dict of impossible size".into());
-        }
-        let entries = keys + 32 + (1u64 << log2_index_bytes);
-        let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
-        (entries, word(24), size, key_at)
-    } else {
-        let size = word(8);
-        let index_bytes = match size {
-            0..=0xff => 1,
-            0x100..=0xffff => 2,
-            0x1_0000..=0xffff_ffff => 4,
-            _ => 8,
-        };
-        let entries = keys
-            .checked_add(40)
-            .and_then(|a| a.checked_add(size.checked_mul(index_bytes)?))
-            .ok_or("a dict of impossible size")?;
-        (entries, word(32), 24, 8)
-    };
-    let n = count.min(limit);
-    if n == 0 {
+    let d = DictEntries::of(keys, &header, compact_keys).ok_or("a dict of impossible size")?;
+    let len = d.len(limit);
+    if len == 0 {
         return Ok(Vec::new());
     }
-    let raw = read(entries, n * entry_size)?;
-    Ok(raw
-        .chunks_exact(entry_size as usize)
-        .map(|e| {
-            let at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8"));
-            (at(key_at), at(key_at + 8))
-        })
-        .filter(|&(k, v)| k != 0 && v != 0)
-        .collect())
+    let mut items = d.pairs(&read(d.at, len)?);
+    items.retain(|&(k, v)| k != 0 && v != 0);
+    Ok(items)
 }

@@ -174,6 +174,14 @@ fn layout(minor: u8) -> Option<Layout> {
     })
 }
 
+/// A block of the struct read from consecutive `uint64_t` fields of `Fields`, in the order
+/// its fields are named (those of the C struct).
+macro_rules! words {
+    ($f:ident => $block:ident { $($field:ident),* $(,)? }) => {
+        $block { $($field: $f.next()?),* }
+    };
+}
+
 /// Consecutive `uint64_t` fields of the struct, from a position on.
 struct Fields<'a> {
     bytes: &'a [u8],
@@ -215,11 +223,7 @@ impl DebugOffsets {
         }
 
         // The interpreter block follows the runtime block.
-        let runtime_state = RuntimeOffsets {
-            size: head.next()?,
-            finalizing: head.next()?,
-            interpreters_head: head.next()?,
-        };
+        let runtime_state = words!(head => RuntimeOffsets { size, finalizing, interpreters_head });
         let interpreter_state = InterpreterOffsets {
             size: head.next()?,
             id: head.next()?,
@@ -261,49 +265,26 @@ impl DebugOffsets {
         };
 
         let mut f = Fields::at(bytes, layout.interpreter_frame);
-        let interpreter_frame = FrameOffsets {
-            size: f.next()?,
-            previous: f.next()?,
-            executable: f.next()?,
-            instr_ptr: f.next()?,
-            localsplus: f.next()?,
-            owner: f.next()?,
-        };
+        let interpreter_frame =
+            words!(f => FrameOffsets { size, previous, executable, instr_ptr, localsplus, owner });
 
         let mut f = Fields::at(bytes, layout.code_object);
-        let code_object = CodeOffsets {
-            size: f.next()?,
-            filename: f.next()?,
-            name: f.next()?,
-            qualname: f.next()?,
-            linetable: f.next()?,
-            firstlineno: f.next()?,
-            argcount: f.next()?,
-            localsplusnames: f.next()?,
-            localspluskinds: f.next()?,
-            co_code_adaptive: f.next()?,
-        };
+        let code_object = words!(f => CodeOffsets {
+            size, filename, name, qualname, linetable, firstlineno, argcount,
+            localsplusnames, localspluskinds, co_code_adaptive
+        });
 
         let mut f = Fields::at(bytes, layout.unicode_object);
-        let unicode_object = UnicodeOffsets {
-            size: f.next()?,
-            state: f.next()?,
-            length: f.next()?,
-            asciiobject_size: f.next()?,
-        };
+        let unicode_object = words!(f => UnicodeOffsets { size, state, length, asciiobject_size });
 
         let debugger_support = match layout.debugger_support {
             None => None,
             Some(at) => {
                 let mut f = Fields::at(bytes, at);
-                Some(DebuggerOffsets {
-                    eval_breaker: f.next()?,
-                    remote_debugger_support: f.next()?,
-                    remote_debugging_enabled: f.next()?,
-                    debugger_pending_call: f.next()?,
-                    debugger_script_path: f.next()?,
-                    debugger_script_path_size: f.next()?,
-                })
+                Some(words!(f => DebuggerOffsets {
+                    eval_breaker, remote_debugger_support, remote_debugging_enabled,
+                    debugger_pending_call, debugger_script_path, debugger_script_path_size
+                }))
             }
         };
 
@@ -321,22 +302,23 @@ impl DebugOffsets {
     }
 }
 
+/// A `_Py_DebugOffsets` of `len` bytes for 3.`minor` in which every field after the header
+/// holds its own position, so each parsed value names the position it was read from.
+#[cfg(test)]
+pub(super) fn numbered(minor: u8, len: usize) -> Vec<u8> {
+    let mut b = vec![0; len];
+    b[..8].copy_from_slice(COOKIE);
+    let hex = 0x0300_00f0u64 | (u64::from(minor) << 16);
+    b[8..16].copy_from_slice(&hex.to_le_bytes());
+    for pos in (24..len).step_by(8) {
+        b[pos..pos + 8].copy_from_slice(&(pos as u64).to_le_bytes());
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A `_Py_DebugOffsets` of `len` bytes for 3.`minor` in which every field after the header
-    /// holds its own position, so each parsed value names the position it was read from.
-    fn numbered(minor: u8, len: usize) -> Vec<u8> {
-        let mut b = vec![0; len];
-        b[..8].copy_from_slice(COOKIE);
-        let hex = 0x0300_00f0u64 | (u64::from(minor) << 16);
-        b[8..16].copy_from_slice(&hex.to_le_bytes());
-        for pos in (24..len).step_by(8) {
-            b[pos..pos + 8].copy_from_slice(&(pos as u64).to_le_bytes());
-        }
-        b
-    }
 
     // The expected positions below are the "off" columns of layouts.md §8, typed independently
     // of the block starts in `layout`.
@@ -417,6 +399,16 @@ mod tests {
         assert_eq!(o.debugger_support, None);
     }
 
+    const THREAD_3_14: ThreadOffsets = ThreadOffsets {
+        size: 176,
+        prev: 184,
+        next: 192,
+        interp: 200,
+        current_frame: 208,
+        thread_id: 216,
+        native_thread_id: 224,
+    };
+
     #[test]
     fn reads_the_3_14_positions() {
         let o = DebugOffsets::parse(&numbered(14, 760)).unwrap();
@@ -431,18 +423,7 @@ mod tests {
             ),
             (144, 152)
         );
-        assert_eq!(
-            o.thread_state,
-            ThreadOffsets {
-                size: 176,
-                prev: 184,
-                next: 192,
-                interp: 200,
-                current_frame: 208,
-                thread_id: 216,
-                native_thread_id: 224
-            }
-        );
+        assert_eq!(o.thread_state, THREAD_3_14);
         assert_eq!(
             (o.interpreter_frame.previous, o.interpreter_frame.owner),
             (256, 288)
@@ -472,16 +453,13 @@ mod tests {
     fn reads_the_3_15_positions() {
         let o = DebugOffsets::parse(&numbered(15, 888)).unwrap();
         assert_eq!(o.interpreter_state.threads_main, Some(80));
+        // 3.15's three profiling fields come between current_frame and thread_id.
         assert_eq!(
             o.thread_state,
             ThreadOffsets {
-                size: 176,
-                prev: 184,
-                next: 192,
-                interp: 200,
-                current_frame: 208,
                 thread_id: 240,
-                native_thread_id: 248
+                native_thread_id: 248,
+                ..THREAD_3_14
             }
         );
         assert_eq!(

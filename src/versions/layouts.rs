@@ -1,151 +1,95 @@
-//! Where CPython keeps things in memory, per version: the running frame's code object (for
-//! function identity) and the objects audit decoding reads. Object layouts were checked by
-//! dumping objects of the real interpreter (`ctypes.string_at(id(obj), n)`): Debian's 3.11.2,
-//! pyenv's 3.8-3.10 and 3.12, and Debian sid's 3.13, 3.14 and 3.15 (x86-64, default builds).
-use super::{DebugOffsets, PyVersion};
+//! The eval-frame source's views of the layout table (table.rs): the running frame's code
+//! object (for function identity), its qualified name, and the objects audit decoding reads.
+use super::{DebugOffsets, Gil, PyVersion, VersionLayout};
 use crate::abi::types::{EvalLayout, FrameLayout, ObjectLayout, QualnameLayout};
 
-/// CPython 3.11 (x86_64) from its own headers: `_PyRuntime.gilstate.tstate_current`,
-/// `tstate->cframe`, `cframe->current_frame`, `frame->f_code`, `code->co_firstlineno`.
-const FRAME_3_11: FrameLayout = FrameLayout {
-    runtime_addr: 0,
-    tstate_current: 576,
-    cframe: 56,
-    current_frame: 8,
-    f_code: 32,
-    co_firstlineno: 72,
-    frame_in_rbx: 0,
-};
-
 /// How to reach the code object of the frame a function probe fires for, where pyprobe knows
-/// it (the caller fills in `runtime_addr`); elsewhere a function is (file, name, entry line).
+/// it (the caller fills in `runtime_addr`): 3.11, from its own headers
+/// (`_PyRuntime.gilstate.tstate_current`, `tstate->cframe`, `cframe->current_frame`,
+/// `frame->f_code`, `code->co_firstlineno`); elsewhere a function is (file, name, entry line).
 pub fn frame_layout(v: PyVersion) -> Option<FrameLayout> {
-    (v.major == 3 && v.minor == 11).then_some(FRAME_3_11)
-}
-
-/// Where `_PyEval_EvalFrameDefault`'s frame argument keeps its code object, per version, and
-/// the code and str fields that name it. Checked with gdb on the pyenv builds (DWARF) and by
-/// reading live processes of every build here, 3.6 to 3.15 (x86-64, default builds).
-pub fn eval_layout(v: PyVersion) -> Option<EvalLayout> {
-    if v.major != 3 || !(6..=15).contains(&v.minor) {
+    if v.major != 3 || v.minor != 11 {
         return None;
     }
-    let (co_flags, co_firstlineno, co_filename, co_name) = match v.minor {
-        6 | 7 => (32, 36, 96, 104),
-        8..=10 => (36, 40, 104, 112),
-        11 => (48, 72, 112, 120),
-        _ => (48, 68, 112, 120),
+    let t = VersionLayout::of(v)?;
+    let w = t.walk?;
+    let Gil::RuntimeCurrent(tstate_current) = w.gil else {
+        return None;
     };
-    Some(EvalLayout {
-        // 3.6-3.8: _PyEval_EvalFrameDefault(frame, throwflag); later (tstate, frame, throwflag).
-        frame_in_rdi: (v.minor <= 8).into(),
-        f_code: if v.minor <= 11 { 32 } else { 0 },
-        // 3.14 made the frame's code a _PyStackRef, tagged in its low bits.
-        code_tag_mask: if v.minor >= 14 { 3 } else { 0 },
-        owner: match v.minor {
-            11 => 69,
-            12 | 13 => 70,
-            14 | 15 => 74,
-            _ => 0,
-        },
-        co_flags,
-        co_firstlineno,
-        co_filename,
-        co_name,
-        // 3.12 dropped PyASCIIObject's wstr.
-        str_ascii_data: if v.minor <= 11 { 48 } else { 40 },
-        str_compact_data: if v.minor <= 11 { 72 } else { 56 },
-        sp_adjust: 0,
-        // 3.13: PyHeapTypeObject._spec_cache.init, PyFunctionObject.func_code.
-        type_init: if v.minor == 13 { 920 } else { 0 },
-        func_code: if v.minor == 13 { 48 } else { 0 },
+    Some(FrameLayout {
+        tstate_current: tstate_current as u32,
+        cframe: w.tstate_frame as u32,
+        current_frame: w.cframe_frame? as u32,
+        f_code: t.frame_code as u32,
+        co_firstlineno: t.code_firstlineno as u32,
         ..Default::default()
     })
+}
+
+impl VersionLayout {
+    /// Where `_PyEval_EvalFrameDefault`'s frame argument keeps its code object, and the code
+    /// and str fields that name it.
+    pub fn eval(&self) -> EvalLayout {
+        let o = |v: u64| v as u32;
+        EvalLayout {
+            frame_in_rdi: self.frame_in_rdi.into(),
+            f_code: o(self.frame_code),
+            code_tag_mask: self.tag_mask,
+            owner: o(self.frame_owner.unwrap_or(0)),
+            co_flags: o(self.code_flags),
+            co_firstlineno: o(self.code_firstlineno),
+            co_filename: o(self.code_filename),
+            co_name: o(self.code_name),
+            str_ascii_data: o(self.str_ascii_data),
+            str_compact_data: o(self.str_compact_data),
+            type_init: o(self.type_init),
+            func_code: o(self.func_code),
+            ..Default::default()
+        }
+    }
+
+    /// Where a code object keeps its qualified name and a str its characters; None before
+    /// 3.11, which has none.
+    pub fn qualname(&self) -> Option<QualnameLayout> {
+        Some(QualnameLayout {
+            co_qualname: self.code_qualname? as u32,
+            str_ascii_data: self.str_ascii_data as u32,
+            str_compact_data: self.str_compact_data as u32,
+            ..Default::default()
+        })
+    }
+}
+
+/// The eval-frame layout of a version (3.6-3.15).
+pub fn eval_layout(v: PyVersion) -> Option<EvalLayout> {
+    VersionLayout::of(v).map(|t| t.eval())
 }
 
 /// The eval-frame layout as the build itself describes it (3.13+: its `_Py_DebugOffsets`),
-/// which wins over pyprobe's table for every offset it gives.
+/// which wins over the table for every offset it gives; what the caller set beyond the
+/// version's layout (the prologue's `sp_adjust`, the trampoline) is kept.
 pub fn eval_layout_of_build(layout: EvalLayout, d: &DebugOffsets) -> EvalLayout {
-    let o = |v: u64| v as u32;
+    let Some(table) = VersionLayout::of(d.version) else {
+        return layout;
+    };
     EvalLayout {
-        f_code: o(d.interpreter_frame.executable),
-        owner: o(d.interpreter_frame.owner),
-        co_firstlineno: o(d.code_object.firstlineno),
-        co_filename: o(d.code_object.filename),
-        co_name: o(d.code_object.name),
-        str_ascii_data: o(d.unicode_object.asciiobject_size),
-        ..layout
+        sp_adjust: layout.sp_adjust,
+        trampoline: layout.trampoline,
+        interp_lo: layout.interp_lo,
+        interp_hi: layout.interp_hi,
+        ..table.with_build(d).eval()
     }
 }
 
-/// Where a code object keeps its qualified name (`co_qualname`, 3.11+; checked by reading
-/// live processes of Debian's 3.11, pyenv's 3.12 and 3.13 and sid's 3.13-3.15) and a str its
-/// characters; None before 3.11, which has none.
+/// Where a code object keeps its qualified name (`co_qualname`, 3.11+) and a str its
+/// characters; None before 3.11.
 pub fn qualname_layout(v: PyVersion) -> Option<QualnameLayout> {
-    if v.major != 3 || !(11..=15).contains(&v.minor) {
-        return None;
-    }
-    let e = eval_layout(v)?;
-    Some(QualnameLayout {
-        co_qualname: 128,
-        str_ascii_data: e.str_ascii_data,
-        str_compact_data: e.str_compact_data,
-        ..Default::default()
-    })
+    VersionLayout::of(v)?.qualname()
 }
-
-/// The same as the build itself describes it (3.13+: its `_Py_DebugOffsets`).
-pub fn qualname_layout_of_build(layout: QualnameLayout, d: &DebugOffsets) -> QualnameLayout {
-    QualnameLayout {
-        co_qualname: d.code_object.qualname as u32,
-        str_ascii_data: d.unicode_object.asciiobject_size as u32,
-        ..layout
-    }
-}
-
-/// 3.8-3.11: PyASCIIObject is 48 bytes (it still has `wstr`); ints keep sign and digit count
-/// in `ob_size`.
-const LAYOUT_3_8: ObjectLayout = ObjectLayout {
-    known: 1,
-    type_name: 24,   // PyTypeObject.tp_name
-    type_flags: 168, // PyTypeObject.tp_flags
-    tuple_items: 24, // PyTupleObject.ob_item
-    list_items: 24,  // PyListObject.ob_item (a pointer to the items)
-    str_state: 32,   // PyASCIIObject.state
-    str_ascii_data: 48,
-    str_utf8_len: 48, // PyCompactUnicodeObject.utf8_length
-    str_utf8: 56,     // PyCompactUnicodeObject.utf8 (NULL until someone asked for it)
-    bytes_data: 32,   // PyBytesObject.ob_sval
-    long_digits: 24,
-    long_tagged: 0,
-};
-
-/// 3.12-3.13: `wstr` is gone (PyASCIIObject is 40 bytes); ints carry `lv_tag`
-/// (digit count << 3 | sign).
-const LAYOUT_3_12: ObjectLayout = ObjectLayout {
-    str_ascii_data: 40,
-    str_utf8_len: 40,
-    str_utf8: 48,
-    long_tagged: 1,
-    ..LAYOUT_3_8
-};
-
-/// 3.14+: tuples cache their hash before the items.
-const LAYOUT_3_14: ObjectLayout = ObjectLayout {
-    tuple_items: 32,
-    ..LAYOUT_3_12
-};
 
 /// The layout for a version, or None where pyprobe has not checked one (event names only).
 pub fn object_layout(v: PyVersion) -> Option<ObjectLayout> {
-    if v.major != 3 || v.minor < 8 || v.minor > 15 {
-        return None;
-    }
-    Some(match v.minor {
-        8..=11 => LAYOUT_3_8,
-        12 | 13 => LAYOUT_3_12,
-        _ => LAYOUT_3_14,
-    })
+    VersionLayout::of(v)?.objects
 }
 
 /// Where a process keeps its loaded modules (`sys.modules`) and how to walk that dict, for the
@@ -168,23 +112,87 @@ pub struct ModulesLayout {
 }
 
 pub fn modules_layout(v: PyVersion) -> Option<ModulesLayout> {
-    if v.major != 3 {
+    if v.major != 3 || !(7..=11).contains(&v.minor) {
         return None;
     }
-    let (interpreters_head, interp_modules) = match v.minor {
-        7 => (24, 40),
-        8 => (32, 56),
-        9 | 10 => (32, 856),
-        11 => (40, 888),
-        _ => return None,
-    };
+    let t = VersionLayout::of(v)?;
     Some(ModulesLayout {
-        interpreters_head,
-        interp_modules,
+        interpreters_head: t.interpreters_head?,
+        interp_modules: t.interp_modules?,
         compact_keys: v.minor >= 11,
-        str_ascii_data: 48,
-        str_compact_data: 72,
+        str_ascii_data: t.str_ascii_data,
+        str_compact_data: t.str_compact_data,
     })
+}
+
+/// Where a dict's entries are, read from the first 40 bytes of its keys object
+/// (`PyDictKeysObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictEntries {
+    /// The first entry's address.
+    pub at: u64,
+    /// `dk_nentries`: how many entries are in use (deleted ones included).
+    pub count: u64,
+    /// An entry's size, and where its key is in it (its value follows).
+    pub size: u64,
+    pub key_at: u64,
+}
+
+impl DictEntries {
+    /// From the header of the keys object at `keys`: 3.11+'s compact keys (`dk_log2_size`,
+    /// `dk_log2_index_bytes`, `dk_kind` (0: any keys; else str keys, in entries of key and
+    /// value), `dk_nentries`; the indices, then the entries) or 3.6-3.10's (`dk_size`, then
+    /// `dk_nentries`; indices of 1-8 bytes each by the size; entries of hash, key, value).
+    /// None for a header too short or a size no dict has.
+    pub fn of(keys: u64, header: &[u8], compact_keys: bool) -> Option<DictEntries> {
+        let word = |at: usize| Some(u64::from_le_bytes(header.get(at..at + 8)?.try_into().ok()?));
+        if compact_keys {
+            let log2_index_bytes = u32::from(*header.get(9)?);
+            if log2_index_bytes > 40 {
+                return None;
+            }
+            let unicode = *header.get(10)? != 0;
+            let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
+            return Some(DictEntries {
+                at: keys.checked_add(32 + (1u64 << log2_index_bytes))?,
+                count: word(24)?,
+                size,
+                key_at,
+            });
+        }
+        let size = word(8)?;
+        let index_bytes = match size {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            0x1_0000..=0xffff_ffff => 4,
+            _ => 8,
+        };
+        Some(DictEntries {
+            at: keys
+                .checked_add(40)?
+                .checked_add(size.checked_mul(index_bytes)?)?,
+            count: word(32)?,
+            size: 24,
+            key_at: 8,
+        })
+    }
+
+    /// How many bytes the first `limit` entries at most take.
+    pub fn len(&self, limit: u64) -> u64 {
+        self.count.min(limit) * self.size
+    }
+
+    /// The (key, value) of each entry read (`len`'s bytes from `at`), empty and deleted ones
+    /// included.
+    pub fn pairs(&self, raw: &[u8]) -> Vec<(u64, u64)> {
+        let at = |e: &[u8], o: u64| {
+            let o = o as usize;
+            u64::from_le_bytes(e[o..o + 8].try_into().expect("8 bytes"))
+        };
+        raw.chunks_exact(self.size as usize)
+            .map(|e| (at(e, self.key_at), at(e, self.key_at + 8)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -207,5 +215,45 @@ mod tests {
         assert_eq!(l.tuple_items, 32);
         assert!(object_layout(PyVersion::new(3, 7)).is_none());
         assert!(object_layout(PyVersion::new(3, 16)).is_none());
+    }
+
+    #[test]
+    fn a_dict_s_entries_are_found_from_its_keys_header() {
+        let mut h = [0u8; 40];
+        // 3.11+: 2^3 bytes of indices, str keys, 5 entries.
+        h[9] = 3;
+        h[10] = 1;
+        h[24] = 5;
+        let d = DictEntries::of(0x1000, &h, true).unwrap();
+        assert_eq!(
+            (d.at, d.count, d.size, d.key_at),
+            (0x1000 + 32 + 8, 5, 16, 0)
+        );
+        assert_eq!(d.len(3), 48);
+        // 3.6-3.10: dk_size 8 (one byte an index), 2 entries of hash, key, value.
+        let mut h = [0u8; 40];
+        h[8] = 8;
+        h[32] = 2;
+        let d = DictEntries::of(0x1000, &h, false).unwrap();
+        assert_eq!(
+            (d.at, d.count, d.size, d.key_at),
+            (0x1000 + 40 + 8, 2, 24, 8)
+        );
+        let raw: Vec<u8> = [1u64, 2, 3, 4, 5, 6]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(d.pairs(&raw), [(2, 3), (5, 6)]);
+        h[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            DictEntries::of(0x1000, &h, false),
+            None,
+            "a size no dict has"
+        );
+        assert_eq!(
+            DictEntries::of(0x1000, &h[..20], true),
+            None,
+            "a short header"
+        );
     }
 }

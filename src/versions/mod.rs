@@ -1,10 +1,13 @@
 //! Everything that differs between CPython versions, in one place: which probes fire
-//! (here), where things live in memory (layouts.rs), and the build's own map of its structs
-//! on 3.13+ (debug_offsets.rs), and where threads' stacks are (stacks.rs).
+//! (here); where things live in memory, one table with a row per version (table.rs) and the
+//! build's own map of its structs on 3.13+ (debug_offsets.rs) laid over it; the views of that
+//! table the eval-frame source, audit and `sys.modules` read (layouts.rs) and the stack walk
+//! reads (interpreter.rs); asyncio's tasks (asyncio.rs).
 mod asyncio;
 mod debug_offsets;
+mod interpreter;
 mod layouts;
-mod stacks;
+mod table;
 
 use std::fmt;
 
@@ -16,11 +19,12 @@ pub use debug_offsets::{
     CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,
     ThreadOffsets, UnicodeOffsets,
 };
+pub use interpreter::InterpreterLayout;
 pub use layouts::{
-    ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout, object_layout,
-    qualname_layout, qualname_layout_of_build,
+    DictEntries, ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout,
+    object_layout, qualname_layout,
 };
-pub use stacks::{Gil, Instr, InterpreterLayout, LineTable};
+pub use table::{Gil, Instr, LineTable, VersionLayout, Walk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PyVersion {

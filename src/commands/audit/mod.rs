@@ -11,12 +11,12 @@ use crate::abi::limits::ARG_LEN;
 use crate::abi::types::{ArgKind, AuditEvent as RawEvent, AuditValue};
 use crate::error::Result;
 use crate::escape::escape;
-use crate::output::{Destination, Format, Output};
+use crate::output::{Destination, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::trace::glob::Glob;
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub AuditFormat: Text, Json);
 
 /// An event whose leading arguments are decoded: their names, and which one is a sequence
 /// (a command line, an address) whose first items are decoded too.
@@ -319,10 +319,11 @@ pub fn run(
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
-    let mut out: Box<dyn Output<AuditEvent, AuditSummary>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Table::new(w)),
-    };
+    let mut out: Box<dyn Output<AuditEvent, AuditSummary>> =
+        match dest.format_of::<AuditFormat>()? {
+            AuditFormat::Json => Box::new(json::Json::new(w)),
+            AuditFormat::Text => Box::new(text::Table::new(w)),
+        };
     let mut session = Session::open(spec, false)?;
     let mut tracer = AuditTracer::attach(&session.target, events)?;
     session.run(&mut tracer, out.as_mut(), "sys.audit events", schedule)

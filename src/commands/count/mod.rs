@@ -9,14 +9,14 @@ use std::collections::HashMap;
 pub use tracer::CountTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Never, Output};
+use crate::output::{Destination, Never, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::source::{self, SourceChoice};
 use crate::trace::calls::FunctionStats;
 use crate::trace::filter::Pattern;
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub CountFormat: Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct CountOptions {
@@ -161,9 +161,9 @@ pub fn run(
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, CallReport>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w, view)),
-        _ => Box::new(text::Table::new(w, view)),
+    let mut out: Box<dyn Output<Never, CallReport>> = match dest.format_of::<CountFormat>()? {
+        CountFormat::Json => Box::new(json::Json::new(w, view)),
+        CountFormat::Text => Box::new(text::Table::new(w, view)),
     };
     let mut session = Session::open(spec, true)?;
     if opts.activate_trampoline {

@@ -81,6 +81,14 @@ fn load_watch() -> Result<Loaded<CountSkel<'static>>> {
     })
 }
 
+/// The breakpoint source's two programs in count's skeleton.
+fn bp_programs<'a, 'obj>(skel: &'a CountSkel<'obj>) -> breakpoints::Programs<'a, 'obj> {
+    breakpoints::Programs {
+        entry: &skel.progs.bp_entry,
+        ret: &skel.progs.bp_return,
+    }
+}
+
 /// Whether the shared probe and breakpoints count together (bpf/count.bpf.c: a call both see
 /// is the breakpoint's).
 fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
@@ -90,6 +98,15 @@ fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
 }
 
 impl CountTracer {
+    /// The program's globals (losses, filter hits).
+    fn bss(&self) -> &crate::abi::skel::count::types::bss {
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("count.bpf.c has bss")
+    }
+
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
         if opts.source == SourceChoice::Watch {
             let w = Watch::open(target, &opts.filters)?;
@@ -280,10 +297,7 @@ impl CountTracer {
                         "3.13's instantiation call",
                     )?;
                 }
-                let progs = breakpoints::Programs {
-                    entry: &skel.progs.bp_entry,
-                    ret: &skel.progs.bp_return,
-                };
+                let progs = bp_programs(&skel);
                 // On trial, the breakpoints wait for its verdict (`poll`).
                 let armed = if w.on_trial() {
                     Ok(())
@@ -457,16 +471,12 @@ impl Tracer for CountTracer {
             self.judge()?;
             return Ok(());
         }
-        if let Some(w) = &mut self.breakpoints {
-            let progs = breakpoints::Programs {
-                entry: &self.skel.progs.bp_entry,
-                ret: &self.skel.progs.bp_return,
-            };
-            if w.poll(&mut self.probes, &progs) {
-                // The breakpoints keep marking their calls: the uprobe may still run a while
-                // for calls in flight once its link is gone.
-                self.probes.detach_program(&self.skel.progs.eval_entry);
-            }
+        if let Some(w) = &mut self.breakpoints
+            && w.poll(&mut self.probes, &bp_programs(&self.skel))
+        {
+            // The breakpoints keep marking their calls: the uprobe may still run a while for
+            // calls in flight once its link is gone.
+            self.probes.detach_program(&self.skel.progs.eval_entry);
         }
         Ok(())
     }
@@ -483,12 +493,7 @@ impl Tracer for CountTracer {
             let hits = self.watch.as_ref().map_or(0, |w| w.pattern_hits(&counted));
             return filter::unmatched(&self.filters, hits, so_far);
         }
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("count.bpf.c has bss");
+        let bss = self.bss();
         filter::unmatched(&self.filters, bss.filter_hits, so_far)
     }
 }
@@ -517,11 +522,7 @@ impl CountTracer {
             }
             Verdict::Breakpoints(why) => {
                 eprintln!("pyprobe: counting on hardware breakpoints: {why}");
-                let progs = breakpoints::Programs {
-                    entry: &self.skel.progs.bp_entry,
-                    ret: &self.skel.progs.bp_return,
-                };
-                if w.take_over(&mut self.probes, &progs) {
+                if w.take_over(&mut self.probes, &bp_programs(&self.skel)) {
                     self.probes.detach_program(&self.skel.progs.eval_entry);
                 }
             }
@@ -531,12 +532,7 @@ impl CountTracer {
 
     fn read_report(&mut self) -> Result<CallReport> {
         let functions = self.functions()?;
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("count.bpf.c has bss");
+        let bss = self.bss();
         let losses = Losses::read(
             &loss_counters(&bss.losses),
             &[

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 pub use tracer::ExceptionTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Output};
+use crate::output::{Destination, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub ExceptionsFormat: Text, Json);
 
 /// What exceptions are counted under, with names read from the target.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,10 +106,11 @@ pub fn run(
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
-    let mut out: Box<dyn Output<ExceptionEvent, ExceptionReport>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Table::new(w, opts.stream)),
-    };
+    let mut out: Box<dyn Output<ExceptionEvent, ExceptionReport>> =
+        match dest.format_of::<ExceptionsFormat>()? {
+            ExceptionsFormat::Json => Box::new(json::Json::new(w)),
+            ExceptionsFormat::Text => Box::new(text::Table::new(w, opts.stream)),
+        };
     let mut session = Session::open(spec, false)?;
     let mut tracer = ExceptionTracer::attach(&session.target, opts)?;
     session.run(&mut tracer, out.as_mut(), "exceptions", schedule)

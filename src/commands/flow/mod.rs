@@ -16,20 +16,14 @@ pub use folded::Weight;
 pub use tracer::FlowTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Output};
+use crate::output::{Destination, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::source;
 use crate::trace::filter::Pattern;
 use crate::trace::function::Function;
 use crate::trace::losses::{Loss, Losses};
 
-pub const FORMATS: &[Format] = &[
-    Format::Text,
-    Format::Json,
-    Format::Chrome,
-    Format::Folded,
-    Format::Svg,
-];
+formats!(pub FlowFormat: Text, Json, Chrome, Folded, Svg);
 
 /// What pyflow shows, validated; every choice is made in the kernel.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,12 +102,12 @@ pub fn run(
         session.target.pid,
         crate::escape::escape(&session.target.exe)
     );
-    let mut out: Box<dyn Output<FlowEvent, FlowSummary>> = match dest.format {
-        Format::Json => Box::new(json::JsonLines::new(w)),
-        Format::Chrome => Box::new(chrome::ChromeTrace::new(w)),
-        Format::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
-        Format::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
-        _ => Box::new(text::Text::new(w)),
+    let mut out: Box<dyn Output<FlowEvent, FlowSummary>> = match dest.format_of::<FlowFormat>()? {
+        FlowFormat::Json => Box::new(json::JsonLines::new(w)),
+        FlowFormat::Chrome => Box::new(chrome::ChromeTrace::new(w)),
+        FlowFormat::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
+        FlowFormat::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
+        FlowFormat::Text => Box::new(text::Text::new(w)),
     };
     if opts.activate_trampoline {
         source::activate_trampoline(&session.target)?;

@@ -44,6 +44,15 @@ pub struct FlowTracer {
 }
 
 impl FlowTracer {
+    /// The program's globals (losses, filter hits).
+    fn bss(&self) -> &crate::abi::skel::flow::types::bss {
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("flow.bpf.c has bss")
+    }
+
     pub fn attach(target: &Target, opts: &FlowOptions) -> Result<FlowTracer> {
         let (source, plan) = tools::require_functions(target, true)?;
         filter::require_qualnames(&opts.filters, source.qualnames().err())?;
@@ -123,12 +132,7 @@ impl FlowTracer {
     }
 
     fn losses(&self) -> Losses {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("flow.bpf.c has bss");
+        let bss = self.bss();
         let lost = if self.summary.calls_mode {
             Loss::CallsLost
         } else {
@@ -287,12 +291,7 @@ impl Tracer for FlowTracer {
     }
 
     fn unmatched_filters(&mut self, so_far: Option<Duration>) -> Vec<String> {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("flow.bpf.c has bss");
+        let bss = self.bss();
         filter::unmatched(&self.filters, bss.filter_hits, so_far)
     }
 }

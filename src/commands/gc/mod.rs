@@ -11,12 +11,12 @@ use std::time::Duration;
 pub use tracer::GcTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Output};
+use crate::output::{Destination, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::trace::histogram::Histogram;
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub GcFormat: Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct GcOptions {
@@ -140,9 +140,9 @@ pub fn run(
 ) -> Result<()> {
     let w = dest.open()?;
     let streams = opts.min_pause.is_some();
-    let mut out: Box<dyn Output<GcPause, GcReport>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Table::new(w, streams)),
+    let mut out: Box<dyn Output<GcPause, GcReport>> = match dest.format_of::<GcFormat>()? {
+        GcFormat::Json => Box::new(json::Json::new(w)),
+        GcFormat::Text => Box::new(text::Table::new(w, streams)),
     };
     let mut session = Session::open(spec, false)?;
     let mut tracer = GcTracer::attach(&session.target, opts)?;

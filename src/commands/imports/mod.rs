@@ -11,11 +11,11 @@ pub use tracer::ImportTracer;
 use crate::abi::c_string;
 use crate::abi::types::ImportEvent as RawImportEvent;
 use crate::error::Result;
-use crate::output::{Destination, Format, Never, Output};
+use crate::output::{Destination, Never, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub ImportsFormat: Text, Json);
 
 /// One finished module load, as import__find__load__done reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +145,9 @@ pub fn threads(roots: &[ImportNode]) -> Vec<u32> {
 
 pub fn run(spec: &TargetSpec, schedule: Schedule, dest: Destination) -> Result<()> {
     let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, ImportReport>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Tree::new(w)),
+    let mut out: Box<dyn Output<Never, ImportReport>> = match dest.format_of::<ImportsFormat>()? {
+        ImportsFormat::Json => Box::new(json::Json::new(w)),
+        ImportsFormat::Text => Box::new(text::Tree::new(w)),
     };
     let mut session = Session::open(spec, false)?;
     let mut tracer = ImportTracer::attach(&session.target)?;

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 pub use tracer::LineCounter;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Never, Output};
+use crate::output::{Destination, Never, Output, formats};
 use crate::session::{Report, Schedule, Session, TargetSpec};
 use crate::trace::glob::Glob;
 use crate::trace::losses::Losses;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub LinesFormat: Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct LineOptions {
@@ -110,9 +110,9 @@ pub fn run(
     dest: Destination,
 ) -> Result<()> {
     let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, LineReport>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w, top)),
-        _ => Box::new(text::Table::new(w, top)),
+    let mut out: Box<dyn Output<Never, LineReport>> = match dest.format_of::<LinesFormat>()? {
+        LinesFormat::Json => Box::new(json::Json::new(w, top)),
+        LinesFormat::Text => Box::new(text::Table::new(w, top)),
     };
     let mut session = Session::open(spec, false)?;
     let mut counter = LineCounter::attach(&session.target, opts)?;

@@ -4,13 +4,13 @@ mod json;
 mod text;
 use crate::commands::tools::{Means, TOOLS, means};
 use crate::error::Result;
-use crate::output::{Destination, Format};
+use crate::output::{Destination, formats};
 use crate::source::breakpoints;
 use crate::target::Target;
 use crate::trace::filter::Pattern;
 use crate::versions::{Support, probe_support};
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub ProbesFormat: Text, Json);
 
 /// One probe of the interpreter, all its sites taken together.
 #[derive(Debug, Clone)]
@@ -111,8 +111,8 @@ pub fn run(pid: i32, filters: &[Pattern], dest: Destination) -> Result<()> {
     let listing = (!filters.is_empty()).then(|| watch_listing(&target, filters));
     let report = ProbesReport::of(target);
     let mut w = dest.open()?;
-    let out = match dest.format {
-        Format::Json => {
+    let out = match dest.format_of::<ProbesFormat>()? {
+        ProbesFormat::Json => {
             let mut v = json::report(&report);
             if let Some(l) = &listing {
                 v["watch"] = match l {
@@ -122,7 +122,7 @@ pub fn run(pid: i32, filters: &[Pattern], dest: Destination) -> Result<()> {
             }
             format!("{v}\n")
         }
-        _ => {
+        ProbesFormat::Text => {
             let mut t = text::table(&report);
             match &listing {
                 Some(Ok(rows)) => {

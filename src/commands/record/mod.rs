@@ -7,19 +7,12 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::escape::escape;
 use crate::kernel::Probes;
-use crate::output::{Destination, Format, Never, Output};
+use crate::output::{Destination, Never, Output, formats};
 use crate::sample::{Profile, SampleOptions, SampleTracer};
 use crate::sample::{folded, json, pprof, speedscope, text};
 use crate::session::{Schedule, Session, TargetSpec, Tracer};
 
-pub const FORMATS: &[Format] = &[
-    Format::Svg,
-    Format::Folded,
-    Format::Speedscope,
-    Format::Pprof,
-    Format::Text,
-    Format::Json,
-];
+formats!(pub RecordFormat: Svg, Folded, Speedscope, Pprof, Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct RecordOptions {
@@ -116,13 +109,15 @@ pub fn run(
             ""
         }
     );
-    let mut out: Box<dyn Output<Never, Profile>> = match dest.format {
-        Format::Svg => Box::new(folded::FoldedProfile::new(w, opts.per_thread, Some(title))),
-        Format::Folded => Box::new(folded::FoldedProfile::new(w, opts.per_thread, None)),
-        Format::Speedscope => Box::new(speedscope::Speedscope::new(w, opts.per_thread, title)),
-        Format::Pprof => Box::new(pprof::Pprof::new(w, opts.per_thread)),
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Table::new(w, opts.top)),
+    let mut out: Box<dyn Output<Never, Profile>> = match dest.format_of::<RecordFormat>()? {
+        RecordFormat::Svg => Box::new(folded::FoldedProfile::new(w, opts.per_thread, Some(title))),
+        RecordFormat::Folded => Box::new(folded::FoldedProfile::new(w, opts.per_thread, None)),
+        RecordFormat::Speedscope => {
+            Box::new(speedscope::Speedscope::new(w, opts.per_thread, title))
+        }
+        RecordFormat::Pprof => Box::new(pprof::Pprof::new(w, opts.per_thread)),
+        RecordFormat::Json => Box::new(json::Json::new(w)),
+        RecordFormat::Text => Box::new(text::Table::new(w, opts.top)),
     };
     let tracer = SampleTracer::attach(&session.target, &opts.sample)?;
     let mut recording = Recording {

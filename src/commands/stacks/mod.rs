@@ -12,12 +12,12 @@ use crate::cpython::walk::{Frame, symbolize, take, thread_status};
 
 use crate::cpython::pystate::Interpreter;
 use crate::error::{Error, Result};
-use crate::output::{Destination, Format, Never, Output, Window};
+use crate::output::{Destination, Never, Output, Window, formats};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
 use crate::trace::filter::{Pattern, unqualified};
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub StacksFormat: Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct StacksOptions {
@@ -196,9 +196,9 @@ pub fn run(pid: i32, opts: &StacksOptions, dest: Destination) -> Result<()> {
             "PID {pid} has no Python thread {want}: see pyprobe stacks --pid {pid} --all-threads"
         )));
     }
-    let mut out: Box<dyn Output<Never, ProcessStacks>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Text::new(w)),
+    let mut out: Box<dyn Output<Never, ProcessStacks>> = match dest.format_of::<StacksFormat>()? {
+        StacksFormat::Json => Box::new(json::Json::new(w)),
+        StacksFormat::Text => Box::new(text::Text::new(w)),
     };
     out.report(&stacks, &Window::default())
         .and_then(|()| out.flush())

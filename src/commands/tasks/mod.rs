@@ -12,12 +12,12 @@ use crate::cpython::pause::Paused;
 use crate::cpython::pystate::{Interpreter, TaskList, TaskReader, Waiter};
 use crate::cpython::walk::{Frame, symbolize};
 use crate::error::{Error, Result};
-use crate::output::{Destination, Format, Never, Output, Window};
+use crate::output::{Destination, Never, Output, Window, formats};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
 use crate::versions::PyVersion;
 
-pub const FORMATS: &[Format] = &[Format::Text, Format::Json];
+formats!(pub TasksFormat: Text, Json);
 
 #[derive(Debug, Clone, Default)]
 pub struct TasksOptions {
@@ -286,9 +286,9 @@ pub fn run(pid: i32, opts: &TasksOptions, dest: Destination) -> Result<()> {
     let w = dest.open()?;
     let target = Target::from_pid(pid)?;
     let tasks = read(&target)?;
-    let mut out: Box<dyn Output<Never, ProcessTasks>> = match dest.format {
-        Format::Json => Box::new(json::Json::new(w)),
-        _ => Box::new(text::Text::new(w, opts.table)),
+    let mut out: Box<dyn Output<Never, ProcessTasks>> = match dest.format_of::<TasksFormat>()? {
+        TasksFormat::Json => Box::new(json::Json::new(w)),
+        TasksFormat::Text => Box::new(text::Text::new(w, opts.table)),
     };
     out.report(&tasks, &Window::default())
         .and_then(|()| out.flush())

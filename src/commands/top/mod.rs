@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::output::{Destination, Format, Never, Output};
+use crate::output::{Destination, Never, Output, formats};
 pub use crate::sample::text::SortBy;
 use crate::sample::{Profile, SampleOptions, SampleTracer};
 use crate::session::{Schedule, Session, TargetSpec};
 use text::{Periodic, Screen};
 
-pub const FORMATS: &[Format] = &[Format::Text];
+formats!(pub TopFormat: Text);
 
 #[derive(Debug, Clone)]
 pub struct TopOptions {
@@ -52,6 +52,9 @@ impl SortKey {
 }
 
 pub fn run(spec: &TargetSpec, opts: &TopOptions, stop: Schedule, dest: Destination) -> Result<()> {
+    // Text only: a format added to `TopFormat` makes this pattern refutable, and it fails to
+    // compile until run has the format's formatter.
+    let TopFormat::Text = dest.format_of::<TopFormat>()?;
     let interactive = dest.path.is_none() && std::io::stdout().is_terminal();
     let w = dest.open()?;
     let mut session = Session::open(spec, false)?;

@@ -611,22 +611,25 @@ fn why(e: &Error) -> String {
     }
 }
 
+/// This process read as an interpreter with 3.12's layout (frames with an owner byte, shims,
+/// behind a cframe), for the unit tests that lay out frames, lists and objects in pyprobe's own
+/// memory (here and in tasks.rs).
+#[cfg(test)]
+fn own_interpreter() -> Interpreter {
+    Interpreter {
+        pid: std::process::id() as i32,
+        layout: InterpreterLayout::of(crate::versions::PyVersion::new(3, 12), None).unwrap(),
+        runtime: 0,
+        codes: HashMap::new(),
+        types: HashMap::new(),
+        key_slots: HashMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::versions::PyVersion;
-
-    /// 3.12's layout: frames with an owner byte (shims) behind a cframe.
-    fn own_interpreter() -> Interpreter {
-        Interpreter {
-            pid: std::process::id() as i32,
-            layout: InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap(),
-            runtime: 0,
-            codes: HashMap::new(),
-            types: HashMap::new(),
-            key_slots: HashMap::new(),
-        }
-    }
 
     /// A frame chain in this process's own memory, read through process_vm_readv as a
     /// target's is: `n` frames, innermost first, each the caller of the one before; `shims`

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::{Interpreter, MAX_INTERPRETERS};
 use crate::error::{Error, Result};
+use crate::versions::DictEntries;
 
 /// One thread `threading` knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,50 +226,13 @@ impl Interpreter {
         if keys == 0 {
             return Ok(Vec::new());
         }
-        let minor = self.layout.version.minor;
         let header = self.bytes(keys, 40, "dict keys")?;
-        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
-        let impossible = || Error::Unreadable("a dict of impossible size".into());
-        let (entries, count, entry_size, key_at) = if minor >= 11 {
-            // dk_log2_size, dk_log2_index_bytes, dk_kind (0: any keys; else str keys, in
-            // entries of key and value), dk_nentries; the indices, then the entries.
-            let log2_index_bytes = u32::from(header[9]);
-            if log2_index_bytes > 40 {
-                return Err(impossible());
-            }
-            let unicode = header[10] != 0;
-            let (size, key_at) = if unicode { (16, 0) } else { (24, 8) };
-            (
-                keys + 32 + (1u64 << log2_index_bytes),
-                word(24),
-                size,
-                key_at,
-            )
-        } else {
-            // dk_size, then dk_nentries; indices of 1-8 bytes each by the size; entries of
-            // hash, key, value.
-            let size = word(8);
-            let index_bytes = match size {
-                0..=0xff => 1,
-                0x100..=0xffff => 2,
-                0x1_0000..=0xffff_ffff => 4,
-                _ => 8,
-            };
-            let entries = size
-                .checked_mul(index_bytes)
-                .and_then(|n| (keys + 40).checked_add(n))
-                .ok_or_else(impossible)?;
-            (entries, word(32), 24, 8)
-        };
-        let n = count.min(MAX_ENTRIES);
-        if n == 0 {
+        let d = DictEntries::of(keys, &header, self.layout.version.minor >= 11)
+            .ok_or_else(|| Error::Unreadable("a dict of impossible size".into()))?;
+        let len = d.len(MAX_ENTRIES);
+        if len == 0 {
             return Ok(Vec::new());
         }
-        let raw = self.bytes(entries, n * entry_size, "dict entries")?;
-        let at = |e: &[u8], o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8"));
-        Ok(raw
-            .chunks_exact(entry_size as usize)
-            .map(|e| (at(e, key_at), at(e, key_at + 8)))
-            .collect())
+        Ok(d.pairs(&self.bytes(d.at, len, "dict entries")?))
     }
 }

@@ -515,19 +515,8 @@ impl Interpreter {
 
 #[cfg(test)]
 mod tests {
+    use super::super::own_interpreter;
     use super::*;
-    use crate::versions::{InterpreterLayout, PyVersion};
-
-    fn own_interpreter() -> Interpreter {
-        Interpreter {
-            pid: std::process::id() as i32,
-            layout: InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap(),
-            runtime: 0,
-            codes: HashMap::new(),
-            types: HashMap::new(),
-            key_slots: HashMap::new(),
-        }
-    }
 
     fn debug(task_node: u64) -> AsyncioDebug {
         AsyncioDebug {
