@@ -559,17 +559,8 @@ fn a_command_naming_a_non_utf8_script_is_refused_before_it_runs() {
 /// program must end well.
 fn count_f(py: &Python, name: &str) -> (u64, String) {
     let (base, _dir) = workload_base(py, name);
-    let mut w = non_utf8_workload(py, &base, 1000);
-    let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["count", "--json", "--pid", &pid]);
-    w.send_line("go");
-    let out = w.wait_output(Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (stdout, err) = finish_pyprobe(p, rx);
+    let w = non_utf8_workload(py, &base, 1000);
+    let (stdout, err, _) = common::trace_ready(w, &["count", "--json"]);
     let report: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{err}"));
     let f = report["functions"]
@@ -654,19 +645,7 @@ fn stacks_escapes_the_targets_names() {
 
 /// pyprobe ARGS --pid on control_names.py `mode`, released once tracing began; its stdout.
 fn trace_control_names(args: &[&str], mode: &str) -> String {
-    let mut w = control_names(mode);
-    let pid = w.pid().to_string();
-    let mut args = args.to_vec();
-    args.extend(["--pid", &pid]);
-    let (p, rx) = start_pyprobe(&args);
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(30));
-    assert!(
-        wout.status.success(),
-        "{}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr, _) = common::trace_ready(control_names(mode), args);
     assert_inert("stderr", &stderr);
     stdout
 }

@@ -118,14 +118,14 @@ tests_of!(split_by_pid {
     split_on_3_14: (Python::sid("3.14"));
 });
 
-/// record --async on async_split.py by --pid: each handler task's samples under `task main;task
-/// server;task heavy` (light), no event-loop frame between, and heavy's share of the two
-/// within a few points of the workload's own clocks.
-fn async_split(py: Python) {
-    let mut w = spawn_script_keeping_stdout(&py, "async_split.py");
+/// `record --pid PID --async --format folded` on an asyncio workload with a heavy and a light
+/// handler: the CPU seconds each took by its own clocks, what pyprobe said, and the folded
+/// stacks.
+fn record_async(py: &Python, script_name: &str) -> (f64, f64, String, String) {
+    let mut w = spawn_script_keeping_stdout(py, script_name);
     let pid = w.0.pid().to_string();
     let out_dir = TempDir::new("record");
-    let path = out_dir.file(&format!("async-split-{pid}.folded"));
+    let path = out_dir.file("async.folded");
     let (p, rx) = start_pyprobe(&[
         "record", "--pid", &pid, "--async", "--rate", "499", "--format", "folded", "-o", &path,
     ]);
@@ -134,8 +134,16 @@ fn async_split(py: Python) {
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
     let (heavy, light) = (v["heavy"].as_f64().unwrap(), v["light"].as_f64().unwrap());
     let (_, err) = finish_pyprobe(p, rx);
-    assert!(err.contains("samples in"), "{err}");
     let folded = std::fs::read_to_string(&path).unwrap();
+    (heavy, light, err, folded)
+}
+
+/// record --async on async_split.py by --pid: each handler task's samples under `task main;task
+/// server;task heavy` (light), no event-loop frame between, and heavy's share of the two
+/// within a few points of the workload's own clocks.
+fn async_split(py: Python) {
+    let (heavy, light, err, folded) = record_async(&py, "async_split.py");
+    assert!(err.contains("samples in"), "{err}");
     let (mut a, mut b) = (0u64, 0u64);
     for l in folded.lines() {
         let (stack, n) = l.rsplit_once(' ').unwrap();
@@ -180,20 +188,8 @@ const REQUESTS_TOLERANCE: f64 = 0.07;
 /// under its own name (no task awaits them but the last ones), heavy's share within a few
 /// points, and few samples of tasks that finished unnamed.
 fn async_requests(py: Python) {
-    let mut w = spawn_script_keeping_stdout(&py, "async_requests.py");
-    let pid = w.0.pid().to_string();
-    let out_dir = TempDir::new("record");
-    let path = out_dir.file(&format!("async-requests-{pid}.folded"));
-    let (p, rx) = start_pyprobe(&[
-        "record", "--pid", &pid, "--async", "--rate", "499", "--format", "folded", "-o", &path,
-    ]);
-    w.0.send_line("go");
-    let line = w.1.recv_timeout(Duration::from_secs(60)).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
-    let (heavy, light) = (v["heavy"].as_f64().unwrap(), v["light"].as_f64().unwrap());
-    let (_, err) = finish_pyprobe(p, rx);
+    let (heavy, light, err, folded) = record_async(&py, "async_requests.py");
     assert!(err.contains("asyncio tasks read"), "{err}");
-    let folded = std::fs::read_to_string(&path).unwrap();
     let (mut a, mut b, mut finished) = (0u64, 0u64, 0u64);
     for l in folded.lines() {
         let (stack, n) = l.rsplit_once(' ').unwrap();

@@ -11,7 +11,7 @@ use super::idle::IdleSampler;
 use super::tasks::AsyncTasks;
 use super::{Profile, SampleOptions, Stack, StackCount};
 use crate::abi::limits::MAX_STACK_DEPTH;
-use crate::abi::skel::sample::{SampleSkel, SampleSkelBuilder};
+use crate::abi::skel::sample::{SampleSkel, SampleSkelBuilder, types::bss as Bss};
 use crate::abi::types::{SampleKey, StackRecord};
 use crate::abi::{loss_counters, record, same_struct};
 use crate::cpython::pystate::{Interpreter, RawFrame};
@@ -103,12 +103,7 @@ impl SampleTracer {
 
     /// Samples the kernel took so far.
     pub fn samples(&self) -> u64 {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("sample.bpf.c has bss");
+        let bss = self.bss();
         // SAFETY: a u64 the kernel updates under us, read afresh.
         let on_cpu = unsafe { std::ptr::read_volatile(&bss.samples) };
         on_cpu + self.idle.as_ref().map_or(0, |i| i.samples())
@@ -116,13 +111,16 @@ impl SampleTracer {
 
     /// Samples taken but not counted so far (the stack table was full).
     pub fn lost(&self) -> u64 {
-        let bss = self
-            .skel
+        loss_counters(&self.bss().losses).samples_full
+    }
+
+    /// The program's globals, updated by the kernel under us.
+    fn bss(&self) -> &Bss {
+        self.skel
             .maps
             .bss_data
             .as_deref()
-            .expect("sample.bpf.c has bss");
-        loss_counters(&bss.losses).samples_full
+            .expect("sample.bpf.c has bss")
     }
 
     /// --async: reads the tasks when due (`force`: now).

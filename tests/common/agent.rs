@@ -80,18 +80,9 @@ impl Agent {
 
     /// Waits until a scrape has a series of `name` with these labels, and returns its value.
     pub fn wait_for(&self, name: &str, labels: &[(&str, &str)], limit: Duration) -> f64 {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = sample(&self.scrape(), name, labels) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {name}{labels:?} after {limit:?}; the agent said:\n{}",
-                self.said()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
+        self.scrape_until(limit, &format!("no {name}{labels:?}"), |text| {
+            sample(text, name, labels)
+        })
     }
 
     /// Waits until a scrape has a series of `name` with these labels at `want`, and returns
@@ -103,15 +94,23 @@ impl Agent {
         want: f64,
         limit: Duration,
     ) -> String {
+        self.scrape_until(limit, &format!("{name}{labels:?} not {want}"), |text| {
+            (sample(text, name, labels) == Some(want)).then(|| text.to_string())
+        })
+    }
+
+    /// Scrapes every 200 ms until `found` finds something in the text, within `limit`; else
+    /// fails saying `what`, the last scrape and what the agent said.
+    fn scrape_until<T>(&self, limit: Duration, what: &str, found: impl Fn(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.scrape();
-            if sample(&text, name, labels) == Some(want) {
-                return text;
+            if let Some(v) = found(&text) {
+                return v;
             }
             assert!(
                 Instant::now() < deadline,
-                "{name}{labels:?} not {want} after {limit:?}:\n{text}\nthe agent said:\n{}",
+                "{what} after {limit:?}:\n{text}\nthe agent said:\n{}",
                 self.said()
             );
             thread::sleep(Duration::from_millis(200));

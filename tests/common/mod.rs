@@ -271,7 +271,16 @@ fn wait_for_banner(stderr: ChildStderr, g: &mut Guard) -> mpsc::Receiver<String>
 /// Collects pyprobe's stdout after it exits on its own (target exit or --duration).
 pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) {
     let out = g.wait_output(Duration::from_secs(60));
-    let mut err: Vec<String> = rx.try_iter().collect();
+    // Its last lines may still be on their way from the reader thread: wait for the pipe's end
+    // (a command it started may hold the pipe a little longer; not past a few seconds).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut err = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => err.push(line),
+            Err(_) => break,
+        }
+    }
     err.push(String::from_utf8_lossy(&out.stderr).into_owned());
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -357,27 +366,34 @@ pub fn trace_pid_on(
     pyprobe_args: &[&str],
     script_name: &str,
 ) -> (serde_json::Value, String) {
-    let mut w = spawn_ready(&mut py.command(&py.script(script_name)));
+    let w = spawn_ready(&mut py.command(&py.script(script_name)));
+    let pid = w.pid();
+    let mut args = pyprobe_args.to_vec();
+    args.push("--json");
+    let (stdout, stderr, wout) = trace_ready(w, &args);
+    py.remove_perf_map(pid);
+    let v = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (v, String::from_utf8_lossy(&wout.stderr).into_owned())
+}
+
+/// Traces a stdin-gated workload that is ready: `pyprobe ARGS --pid PID`, then "go", then the
+/// workload's end (which must be a success); pyprobe's stdout and stderr, and the workload's
+/// output.
+pub fn trace_ready(mut w: Guard, pyprobe_args: &[&str]) -> (String, String, Output) {
     let pid = w.pid().to_string();
     let mut args = pyprobe_args.to_vec();
-    args.extend(["--pid", &pid, "--json"]);
+    args.extend(["--pid", &pid]);
     let (p, rx) = start_pyprobe(&args);
     w.send_line("go");
     let wout = w.wait_output(Duration::from_secs(60));
-    py.remove_perf_map(w_pid(&pid));
     assert!(
         wout.status.success(),
         "workload failed: {}",
         String::from_utf8_lossy(&wout.stderr)
     );
     let (stdout, stderr) = finish_pyprobe(p, rx);
-    let v = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    (v, String::from_utf8_lossy(&wout.stderr).into_owned())
-}
-
-fn w_pid(pid: &str) -> i32 {
-    pid.parse().unwrap()
+    (stdout, stderr, wout)
 }
 
 /// The PID pyprobe's banner names.
