@@ -257,6 +257,8 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
             "entry needs tracing mode: {during:?}"
         );
     }
+    // Some ticks counted first: on a busy machine the target may not run for a while.
+    thread::sleep(Duration::from_millis(300));
     match ending {
         Ending::Duration => {}
         Ending::Sigterm => unsafe {
