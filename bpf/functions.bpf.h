@@ -5,7 +5,7 @@
 #include "common.bpf.h"
 #include <bpf/bpf_core_read.h>
 
-const volatile struct function_source source = {};
+const volatile struct source_config source = {};
 const volatile struct name_filter filters[MAX_FILTERS] = {};
 const volatile __u32 nr_filters = 0;
 

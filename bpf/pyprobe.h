@@ -272,8 +272,8 @@ struct qualname_layout {
 	__u32 pad;
 };
 
-/* Where function calls and returns come from on this target: chosen once (src/source.rs). */
-struct function_source {
+/* What the programs are told of the function source chosen for this target (src/source/). */
+struct source_config {
 	struct eval_layout eval;
 	/* The eval-frame source (the USDT probes otherwise). */
 	__u8 eval_frame;

@@ -19,7 +19,7 @@ struct type_anchors {
 	struct hist_key hist_key;
 	struct wp_key wp_key;
 	struct name_filter name_filter;
-	struct function_source function_source;
+	struct source_config source_config;
 	struct gc_gen_stats gc_gen_stats;
 	struct gc_event gc_event;
 	struct glob_pattern glob_pattern;

@@ -12,7 +12,7 @@ pub mod watch;
 
 use libbpf_rs::ProgramMut;
 
-use crate::abi::types::{EvalLayout, FrameLayout, FunctionSource as BpfSource, QualnameLayout};
+use crate::abi::types::{EvalLayout, FrameLayout, QualnameLayout, SourceConfig};
 use crate::cpython::trampoline::{self, TrampolineState};
 use crate::error::{Error, Result};
 use crate::kernel::Probes;
@@ -195,11 +195,11 @@ impl FunctionSource {
         Ok(())
     }
 
-    /// The kernel side's copy (`struct function_source`).
-    pub fn to_bpf(&self) -> BpfSource {
+    /// The kernel side's copy (`struct source_config`).
+    pub fn to_bpf(&self) -> SourceConfig {
         let qualname = self.qualnames().unwrap_or_default();
         match &self.kind {
-            Kind::Usdt(u) => BpfSource {
+            Kind::Usdt(u) => SourceConfig {
                 layout: u.layout.unwrap_or_default(),
                 name_reg_entry: u.name_reg_entry,
                 name_reg_return: u.name_reg_return,
@@ -208,7 +208,7 @@ impl FunctionSource {
                 qualname,
                 ..Default::default()
             },
-            Kind::EvalFrame(e) => BpfSource {
+            Kind::EvalFrame(e) => SourceConfig {
                 eval: e.layout,
                 eval_frame: 1,
                 count_on_entry: 1,
