@@ -283,11 +283,13 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
     assert!(ok, "{said}");
     drop(burn);
 
-    // 3/4 of the two processes' CPU time is burn_a's, 1/4 burn_b's (they take turns).
+    // 3/4 of the two processes' CPU time is burn_a's, 1/4 burn_b's (they take turns). The
+    // rest is the module-level hand-over through the pipes (`<unknown>` in pprof): its system
+    // calls are CPU time too, and grow on a loaded machine (measured up to 22%).
     let (sa, sb) = (flat_share(&top, "burn_a"), flat_share(&top, "burn_b"));
     let share_a = sa / (sa + sb) * 100.0;
     assert!(
-        (share_a - 75.0).abs() <= 6.0 && sa + sb >= 90.0,
+        (share_a - 75.0).abs() <= 6.0 && sa + sb >= 70.0,
         "burn_a {sa}%, burn_b {sb}%:\n{top}"
     );
     assert!(top.contains("Type: cpu"), "{top}");
