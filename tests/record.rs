@@ -138,6 +138,26 @@ fn record_async(py: &Python, script_name: &str) -> (f64, f64, String, String) {
     (heavy, light, err, folded)
 }
 
+/// heavy's share of the heavy and light samples (`a`, `b`) within `tolerance` of its share of
+/// the CPU seconds the workload measured; both shares.
+fn assert_heavy_share(
+    a: u64,
+    b: u64,
+    heavy: f64,
+    light: f64,
+    tolerance: f64,
+    folded: &str,
+) -> (f64, f64) {
+    let share = a as f64 / (a + b) as f64;
+    let measured = heavy / (heavy + light);
+    assert!(
+        (share - measured).abs() <= tolerance,
+        "profiled heavy share {share:.3} ({a} of {}), measured {measured:.3}\n{folded}",
+        a + b
+    );
+    (share, measured)
+}
+
 /// record --async on async_split.py by --pid: each handler task's samples under `task main;task
 /// server;task heavy` (light), no event-loop frame between, and heavy's share of the two
 /// within a few points of the workload's own clocks.
@@ -164,13 +184,7 @@ fn async_split(py: Python) {
         }
     }
     assert!(a + b > 800, "{a} + {b} samples:\n{folded}");
-    let share = a as f64 / (a + b) as f64;
-    let measured = heavy / (heavy + light);
-    assert!(
-        (share - measured).abs() <= TOLERANCE,
-        "profiled heavy share {share:.3} ({a} of {}), measured {measured:.3}\n{folded}",
-        a + b
-    );
+    let (share, measured) = assert_heavy_share(a, b, heavy, light, TOLERANCE, &folded);
     eprintln!(
         "{}: heavy {share:.3} profiled ({a} of {} samples), {measured:.3} measured",
         py.exe,
@@ -220,13 +234,7 @@ fn async_requests(py: Python) {
         finished * 20 <= all,
         "{finished} of {all} samples of tasks never named"
     );
-    let share = a as f64 / (a + b) as f64;
-    let measured = heavy / (heavy + light);
-    assert!(
-        (share - measured).abs() <= REQUESTS_TOLERANCE,
-        "profiled heavy share {share:.3} ({a} of {}), measured {measured:.3}",
-        a + b
-    );
+    let (share, measured) = assert_heavy_share(a, b, heavy, light, REQUESTS_TOLERANCE, "");
     eprintln!(
         "{}: requests: heavy {share:.3} profiled ({a} of {} samples), {measured:.3} measured, \
          {finished} samples of finished tasks never named; {}",
