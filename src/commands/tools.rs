@@ -159,7 +159,7 @@ pub fn means(target: &Target, needs: Needs) -> Result<Means> {
 /// (true) or from its table.
 fn stack_layout(target: &Target) -> Result<bool> {
     match crate::cpython::pystate::Interpreter::layout_of(target) {
-        Ok((layout, _)) => Ok(layout.from_build),
+        Ok((layout, _)) => Ok(layout.row.from_build),
         Err(e) => Err(Error::ProbeUnavailable(e.to_string())),
     }
 }

@@ -85,7 +85,7 @@ fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<RawThre
 /// debugger or strace, has them), the last read stands, without thread ids before 3.11.
 pub fn take(interp: &Interpreter) -> Result<(RawThreads, bool)> {
     let mut last = None;
-    if interp.layout.tstate_native_thread_id.is_some() {
+    if interp.layout.walk.tstate_native_thread_id.is_some() {
         let (a, b) = (read_threads(interp, None), read_threads(interp, None));
         if let (Ok(a), Ok(b)) = (&a, &b)
             && a == b

@@ -58,7 +58,7 @@ impl Output<Never, Profile> for FoldedProfile {
             }
             Some(title) => draw(&mut self.w, title, "samples", &lines)?,
         }
-        self.w.flush()
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -218,7 +218,7 @@ impl Output<Never, Profile> for Pprof {
         let mut gz = GzEncoder::new(&mut self.w, Compression::default());
         gz.write_all(&bytes)?;
         gz.finish()?;
-        self.w.flush()
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -95,8 +95,7 @@ pub fn document(p: &Profile, per_thread: bool, name: &str) -> Value {
 
 impl Output<Never, Profile> for Speedscope {
     fn report(&mut self, p: &Profile, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", document(p, self.per_thread, &self.name))?;
-        self.w.flush()
+        writeln!(self.w, "{}", document(p, self.per_thread, &self.name))
     }
 
     fn flush(&mut self) -> io::Result<()> {

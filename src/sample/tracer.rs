@@ -125,15 +125,9 @@ impl SampleTracer {
 
     /// --async: reads the tasks when due (`force`: now).
     fn refresh_tasks(&mut self, force: bool) {
-        let Some(t) = &mut self.tasks else { return };
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("sample.bpf.c has bss");
         // SAFETY: a u32 the kernel updates under us, read afresh.
-        let generation = unsafe { std::ptr::read_volatile(&bss.coro_gen) };
+        let generation = unsafe { std::ptr::read_volatile(&self.bss().coro_gen) };
+        let Some(t) = &mut self.tasks else { return };
         t.refresh(&mut self.interp, &self.skel.maps.coros, generation, force);
     }
 
@@ -320,12 +314,7 @@ impl Tracer for SampleTracer {
                     })
             }
         });
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("sample.bpf.c has bss");
+        let bss = self.bss();
         let mut losses = Losses::read(
             &loss_counters(&bss.losses),
             &[

@@ -10,7 +10,7 @@ mod init313;
 mod prologue;
 pub mod watch;
 
-use libbpf_rs::ProgramMut;
+use libbpf_rs::{OpenProgramMut, ProgramMut};
 
 use crate::abi::types::{EvalLayout, FrameLayout, QualnameLayout, SourceConfig};
 use crate::cpython::trampoline::{self, TrampolineState};
@@ -113,6 +113,32 @@ pub struct FunctionPrograms<'a, 'obj> {
     pub eval_entry: &'a ProgramMut<'obj>,
     pub eval_return: &'a ProgramMut<'obj>,
     pub init: Option<&'a ProgramMut<'obj>>,
+}
+
+/// The same programs before loading.
+pub struct OpenFunctionPrograms<'a, 'obj> {
+    pub entry: &'a mut OpenProgramMut<'obj>,
+    pub ret: &'a mut OpenProgramMut<'obj>,
+    pub tracing_mode: &'a mut OpenProgramMut<'obj>,
+    pub eval_entry: &'a mut OpenProgramMut<'obj>,
+    pub eval_return: &'a mut OpenProgramMut<'obj>,
+    pub init: Option<&'a mut OpenProgramMut<'obj>>,
+}
+
+impl Plan {
+    /// Loads just the programs `FunctionSource::attach` attaches for this plan: a program left
+    /// out is not verified, and the other source's may not even load on this kernel.
+    pub fn autoload(&self, p: OpenFunctionPrograms<'_, '_>) {
+        let usdt = !self.eval_frame;
+        p.entry.set_autoload(usdt && self.entries);
+        p.ret.set_autoload(usdt && self.returns);
+        p.tracing_mode.set_autoload(self.tracing_mode);
+        p.eval_entry.set_autoload(self.eval_frame);
+        p.eval_return.set_autoload(self.eval_frame && self.returns);
+        if let Some(init) = p.init {
+            init.set_autoload(self.init);
+        }
+    }
 }
 
 /// The environment a command gets so that its calls pass through the eval-frame source.

@@ -1,48 +1,19 @@
 //! The stack walk's view of the layout table (table.rs), 3.8-3.15: from `_PyRuntime` to the
 //! interpreters, their thread states, each thread's frames and the frames' code objects and
 //! locals. 3.13+ take every offset the build's own `_Py_DebugOffsets` gives.
-use super::{DebugOffsets, Gil, Instr, LineTable, PyVersion, VersionLayout};
+use super::{DebugOffsets, Instr, PyVersion, VersionLayout, Walk};
 use crate::abi::types::{ObjectLayout, StackLayout};
 
 /// The offsets a stack reader needs, for one version (and on 3.13+ one build): the table's row
-/// (`VersionLayout`) and its stack walk (`Walk`) in one struct, each field documented there;
-/// `objects` is the row's object layout, present on every version a walk is known for.
+/// and its stack walk, with the row's `_PyRuntime` and object offsets that a walk cannot do
+/// without taken out of their `Option`s (each field documented in table.rs).
 #[derive(Debug, Clone, Copy)]
 pub struct InterpreterLayout {
-    pub version: PyVersion,
-    pub from_build: bool,
+    pub row: VersionLayout,
+    pub walk: Walk,
     pub interpreters_head: u64,
-    pub interp_next: u64,
-    pub interp_threads_head: u64,
-    pub interp_id: u64,
     pub interp_modules: u64,
-    pub gil: Gil,
-    pub tstate_next: u64,
-    pub tstate_thread_id: u64,
-    pub tstate_native_thread_id: Option<u64>,
-    pub tstate_frame: u64,
-    pub cframe_frame: Option<u64>,
-    pub frame_code: u64,
-    pub frame_previous: u64,
-    pub frame_instr: u64,
-    pub instr: Instr,
-    pub frame_owner: Option<u64>,
-    pub owner_shim: Option<u8>,
-    pub frame_localsplus: u64,
-    pub tag_mask: u64,
-    pub code_name: u64,
-    pub code_qualname: Option<u64>,
-    pub code_filename: u64,
-    pub code_firstlineno: u64,
-    pub code_linetable: u64,
-    pub line_table: LineTable,
-    pub code_localnames: u64,
-    pub code_localkinds: Option<u64>,
-    pub code_nlocals: u64,
-    pub code_adaptive: u64,
     pub objects: ObjectLayout,
-    pub str_compact_data: u64,
-    pub type_cached_keys: u64,
 }
 
 impl InterpreterLayout {
@@ -61,42 +32,12 @@ impl InterpreterLayout {
 impl VersionLayout {
     /// The stack walk's view, where the row (or its build) has one.
     pub fn interpreter(&self) -> Option<InterpreterLayout> {
-        let w = self.walk?;
         Some(InterpreterLayout {
-            version: self.version,
-            from_build: self.from_build,
+            row: *self,
+            walk: self.walk?,
             interpreters_head: self.interpreters_head?,
-            interp_next: w.interp_next,
-            interp_threads_head: w.interp_threads_head,
-            interp_id: w.interp_id,
             interp_modules: self.interp_modules?,
-            gil: w.gil,
-            tstate_next: w.tstate_next,
-            tstate_thread_id: w.tstate_thread_id,
-            tstate_native_thread_id: w.tstate_native_thread_id,
-            tstate_frame: w.tstate_frame,
-            cframe_frame: w.cframe_frame,
-            frame_code: self.frame_code,
-            frame_previous: w.frame_previous,
-            frame_instr: w.frame_instr,
-            instr: w.instr,
-            frame_owner: self.frame_owner,
-            owner_shim: self.owner_shim,
-            frame_localsplus: w.frame_localsplus,
-            tag_mask: self.tag_mask,
-            code_name: self.code_name,
-            code_qualname: self.code_qualname,
-            code_filename: self.code_filename,
-            code_firstlineno: self.code_firstlineno,
-            code_linetable: w.code_linetable,
-            line_table: w.line_table,
-            code_localnames: w.code_localnames,
-            code_localkinds: w.code_localkinds,
-            code_nlocals: w.code_nlocals,
-            code_adaptive: w.code_adaptive,
             objects: self.objects?,
-            str_compact_data: self.str_compact_data,
-            type_cached_keys: self.type_cached_keys,
         })
     }
 }
@@ -104,29 +45,33 @@ impl VersionLayout {
 impl InterpreterLayout {
     /// The kernel's copy (bpf/sample.bpf.c), for `_PyRuntime` at `runtime_addr`.
     pub fn to_bpf(&self, runtime_addr: u64) -> StackLayout {
-        let instr_len = if self.instr == Instr::Pointer { 8 } else { 4 };
-        let mut frame_size = (self.frame_code + 8)
-            .max(self.frame_previous + 8)
-            .max(self.frame_instr + instr_len);
-        if let Some(o) = self.frame_owner {
+        let instr_len = if self.walk.instr == Instr::Pointer {
+            8
+        } else {
+            4
+        };
+        let mut frame_size = (self.row.frame_code + 8)
+            .max(self.walk.frame_previous + 8)
+            .max(self.walk.frame_instr + instr_len);
+        if let Some(o) = self.row.frame_owner {
             frame_size = frame_size.max(o + 1);
         }
         StackLayout {
             runtime_addr,
             interpreters_head: self.interpreters_head as u32,
-            interp_next: self.interp_next as u32,
-            interp_threads_head: self.interp_threads_head as u32,
-            tstate_next: self.tstate_next as u32,
-            tstate_thread_id: self.tstate_thread_id as u32,
-            tstate_frame: self.tstate_frame as u32,
-            cframe_frame: self.cframe_frame.map_or(-1, |o| o as i32),
-            frame_code: self.frame_code as u32,
-            frame_previous: self.frame_previous as u32,
-            frame_instr: self.frame_instr as u32,
-            frame_owner: self.frame_owner.unwrap_or(0) as u32,
-            owner_shim: self.owner_shim.map_or(256, u32::from),
+            interp_next: self.walk.interp_next as u32,
+            interp_threads_head: self.walk.interp_threads_head as u32,
+            tstate_next: self.walk.tstate_next as u32,
+            tstate_thread_id: self.walk.tstate_thread_id as u32,
+            tstate_frame: self.walk.tstate_frame as u32,
+            cframe_frame: self.walk.cframe_frame.map_or(-1, |o| o as i32),
+            frame_code: self.row.frame_code as u32,
+            frame_previous: self.walk.frame_previous as u32,
+            frame_instr: self.walk.frame_instr as u32,
+            frame_owner: self.row.frame_owner.unwrap_or(0) as u32,
+            owner_shim: self.row.owner_shim.map_or(256, u32::from),
             frame_size: frame_size as u32,
-            code_tag_mask: self.tag_mask,
+            code_tag_mask: self.row.tag_mask,
             ..Default::default()
         }
     }

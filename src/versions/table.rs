@@ -503,25 +503,25 @@ mod tests {
             let l = InterpreterLayout::of(PyVersion::new(3, m), None).unwrap();
             let got = [
                 l.interpreters_head,
-                l.interp_threads_head,
-                l.interp_id,
+                l.walk.interp_threads_head,
+                l.walk.interp_id,
                 l.interp_modules,
-                l.tstate_thread_id,
-                l.tstate_frame,
-                l.frame_previous,
-                l.frame_instr,
-                l.frame_localsplus,
-                l.code_linetable,
-                l.code_localnames,
-                l.code_nlocals,
-                l.code_adaptive,
-                l.type_cached_keys,
+                l.walk.tstate_thread_id,
+                l.walk.tstate_frame,
+                l.walk.frame_previous,
+                l.walk.frame_instr,
+                l.walk.frame_localsplus,
+                l.walk.code_linetable,
+                l.walk.code_localnames,
+                l.walk.code_nlocals,
+                l.walk.code_adaptive,
+                l.row.type_cached_keys,
             ];
             assert_eq!(got, expected, "3.{m}");
         }
         let l = |m| InterpreterLayout::of(PyVersion::new(3, m), None).unwrap();
         assert_eq!(
-            [l(8).gil, l(9).gil, l(11).gil, l(12).gil],
+            [l(8).walk.gil, l(9).walk.gil, l(11).walk.gil, l(12).walk.gil],
             [
                 Gil::RuntimeCurrent(1368),
                 Gil::RuntimeCurrent(568),
@@ -530,22 +530,36 @@ mod tests {
             ]
         );
         assert_eq!(
-            [l(9).instr, l(10).instr, l(11).instr],
+            [l(9).walk.instr, l(10).walk.instr, l(11).walk.instr],
             [Instr::LastiBytes, Instr::LastiUnits, Instr::Pointer]
         );
         assert_eq!(
-            [l(9).line_table, l(10).line_table, l(12).line_table],
+            [
+                l(9).walk.line_table,
+                l(10).walk.line_table,
+                l(12).walk.line_table
+            ],
             [LineTable::Lnotab, LineTable::Pep626, LineTable::Locations]
         );
         assert_eq!(
-            [l(10).cframe_frame, l(11).cframe_frame, l(12).cframe_frame],
+            [
+                l(10).walk.cframe_frame,
+                l(11).walk.cframe_frame,
+                l(12).walk.cframe_frame
+            ],
             [None, Some(8), Some(0)]
         );
         assert_eq!(
-            [l(11).tstate_native_thread_id, l(12).tstate_native_thread_id],
+            [
+                l(11).walk.tstate_native_thread_id,
+                l(12).walk.tstate_native_thread_id
+            ],
             [Some(160), Some(144)]
         );
-        assert_eq!([l(11).owner_shim, l(12).owner_shim], [None, Some(3)]);
+        assert_eq!(
+            [l(11).row.owner_shim, l(12).row.owner_shim],
+            [None, Some(3)]
+        );
     }
 
     #[test]
@@ -594,16 +608,16 @@ mod tests {
         for t in rows {
             let (e, l) = (t.eval(), t.interpreter().unwrap());
             let v = t.version;
-            assert_eq!(u64::from(e.f_code), l.frame_code, "{v}");
-            assert_eq!(u64::from(e.owner), l.frame_owner.unwrap_or(0), "{v}");
-            assert_eq!(u64::from(e.co_name), l.code_name, "{v}");
-            assert_eq!(u64::from(e.co_filename), l.code_filename, "{v}");
-            assert_eq!(u64::from(e.co_firstlineno), l.code_firstlineno, "{v}");
-            assert_eq!(u64::from(e.str_compact_data), l.str_compact_data, "{v}");
+            assert_eq!(u64::from(e.f_code), l.row.frame_code, "{v}");
+            assert_eq!(u64::from(e.owner), l.row.frame_owner.unwrap_or(0), "{v}");
+            assert_eq!(u64::from(e.co_name), l.row.code_name, "{v}");
+            assert_eq!(u64::from(e.co_filename), l.row.code_filename, "{v}");
+            assert_eq!(u64::from(e.co_firstlineno), l.row.code_firstlineno, "{v}");
+            assert_eq!(u64::from(e.str_compact_data), l.row.str_compact_data, "{v}");
             assert_eq!(e.str_ascii_data, l.objects.str_ascii_data, "{v}");
-            assert_eq!(e.code_tag_mask, l.tag_mask, "{v}");
+            assert_eq!(e.code_tag_mask, l.row.tag_mask, "{v}");
             if let Some(q) = t.qualname() {
-                assert_eq!(Some(u64::from(q.co_qualname)), l.code_qualname, "{v}");
+                assert_eq!(Some(u64::from(q.co_qualname)), l.row.code_qualname, "{v}");
             }
         }
     }

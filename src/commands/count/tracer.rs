@@ -20,7 +20,7 @@ use crate::session::Tracer;
 use crate::source::SourceChoice;
 use crate::source::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
 use crate::source::watch::{self, Watch};
-use crate::source::{FunctionPrograms, FunctionSource, Plan};
+use crate::source::{FunctionPrograms, FunctionSource, OpenFunctionPrograms, Plan};
 use crate::target::Target;
 use crate::trace::calls::FunctionStats;
 use crate::trace::filter::{self, Pattern};
@@ -215,7 +215,6 @@ impl CountTracer {
         mut watch: Option<Box<Breakpoints>>,
         why_probe: Option<String>,
     ) -> Result<std::result::Result<CountTracer, String>> {
-        let shared = watch.as_ref().is_none_or(|w| w.handover);
         let mut skel = load(CountSkelBuilder::default(), |open| {
             let ro = open
                 .maps
@@ -244,17 +243,22 @@ impl CountTracer {
                     .set_max_entries(32)
                     .map_err(|e| Error::bpf("sizing the thread stacks", e))?;
             }
-            let usdt = !plan.eval_frame;
-            open.progs.call_entry.set_autoload(usdt && plan.entries);
-            open.progs.call_return.set_autoload(usdt && plan.returns);
-            open.progs.tracing_mode.set_autoload(plan.tracing_mode);
-            open.progs
-                .eval_entry
-                .set_autoload(plan.eval_frame && shared);
-            open.progs
-                .eval_return
-                .set_autoload(plan.eval_frame && plan.returns && watch.is_none());
-            open.progs.init_entry.set_autoload(plan.init);
+            plan.autoload(OpenFunctionPrograms {
+                entry: &mut open.progs.call_entry,
+                ret: &mut open.progs.call_return,
+                tracing_mode: &mut open.progs.tracing_mode,
+                eval_entry: &mut open.progs.eval_entry,
+                eval_return: &mut open.progs.eval_return,
+                init: Some(&mut open.progs.init_entry),
+            });
+            if let Some(w) = &watch {
+                // Breakpoints take the returns, and the entries unless the shared probe hands
+                // functions over to them.
+                open.progs
+                    .eval_entry
+                    .set_autoload(plan.eval_frame && w.handover);
+                open.progs.eval_return.set_autoload(false);
+            }
             if opts.subprocesses {
                 inherit::for_perf_events(&mut open.progs.call_entry);
                 inherit::for_perf_events(&mut open.progs.call_return);

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, load};
 use crate::session::Tracer;
 use crate::signals::stop_requested;
-use crate::source::{FunctionPrograms, FunctionSource, Plan};
+use crate::source::{FunctionPrograms, FunctionSource, OpenFunctionPrograms, Plan};
 use crate::target::Target;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
@@ -87,12 +87,14 @@ impl FlowTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
-            let usdt = !plan.eval_frame;
-            open.progs.flow_entry.set_autoload(usdt);
-            open.progs.flow_return.set_autoload(usdt);
-            open.progs.tracing_mode.set_autoload(plan.tracing_mode);
-            open.progs.flow_eval_entry.set_autoload(plan.eval_frame);
-            open.progs.flow_eval_return.set_autoload(plan.eval_frame);
+            plan.autoload(OpenFunctionPrograms {
+                entry: &mut open.progs.flow_entry,
+                ret: &mut open.progs.flow_return,
+                tracing_mode: &mut open.progs.tracing_mode,
+                eval_entry: &mut open.progs.flow_eval_entry,
+                eval_return: &mut open.progs.flow_eval_return,
+                init: None,
+            });
             Ok(())
         })?;
         let mut probes = skel.probes()?;

@@ -237,8 +237,8 @@ impl Interpreter {
             if interp == 0 {
                 break;
             }
-            let interp_id = self.i64(interp + l.interp_id, "interp->id")?;
-            let mut ts = self.u64(interp + l.interp_threads_head, "interp->threads.head")?;
+            let interp_id = self.i64(interp + l.walk.interp_id, "interp->id")?;
+            let mut ts = self.u64(interp + l.walk.interp_threads_head, "interp->threads.head")?;
             while ts != 0 {
                 walked += 1;
                 check_stop(walked)?;
@@ -246,22 +246,22 @@ impl Interpreter {
                     return Err(endless(self.pid, "tstate->next", ts));
                 }
                 if list.threads.len() < MAX_THREADS {
-                    let native_id = match l.tstate_native_thread_id {
+                    let native_id = match l.walk.tstate_native_thread_id {
                         Some(o) => Some(self.u64(ts + o, "tstate->native_thread_id")? as u32),
                         None => None,
                     };
                     list.threads.push(ThreadState {
                         addr: ts,
-                        thread_id: self.u64(ts + l.tstate_thread_id, "tstate->thread_id")?,
+                        thread_id: self.u64(ts + l.walk.tstate_thread_id, "tstate->thread_id")?,
                         native_id,
                         interp_id,
                     });
                 } else {
                     list.not_shown += 1;
                 }
-                ts = self.u64(ts + l.tstate_next, "tstate->next")?;
+                ts = self.u64(ts + l.walk.tstate_next, "tstate->next")?;
             }
-            interp = self.u64(interp + l.interp_next, "interp->next")?;
+            interp = self.u64(interp + l.walk.interp_next, "interp->next")?;
         }
         Ok(())
     }
@@ -269,7 +269,7 @@ impl Interpreter {
     /// The thread state holding the GIL, where the version tells (the main interpreter's GIL).
     pub fn gil_holder(&self) -> Option<u64> {
         let l = &self.layout;
-        match l.gil {
+        match l.walk.gil {
             Gil::RuntimeCurrent(o) => self.u64(self.runtime + o, "gilstate.tstate_current").ok(),
             Gil::InterpPointer(o) => {
                 let gil = self.u64(self.main_interp()? + o, "ceval.gil").ok()?;
@@ -299,10 +299,10 @@ impl Interpreter {
             if interp == 0 {
                 return None;
             }
-            if self.i64(interp + l.interp_id, "interp->id").ok()? == 0 {
+            if self.i64(interp + l.walk.interp_id, "interp->id").ok()? == 0 {
                 return Some(interp);
             }
-            interp = self.u64(interp + l.interp_next, "interp->next").ok()?;
+            interp = self.u64(interp + l.walk.interp_next, "interp->next").ok()?;
         }
         None
     }
@@ -344,8 +344,8 @@ impl Interpreter {
     ) -> Result<()> {
         let l = &self.layout;
         let counts = steps >= MAX_WALK;
-        let mut frame = self.u64(ts.addr + l.tstate_frame, "tstate's current frame")?;
-        if let (Some(o), true) = (l.cframe_frame, frame != 0) {
+        let mut frame = self.u64(ts.addr + l.walk.tstate_frame, "tstate's current frame")?;
+        if let (Some(o), true) = (l.walk.cframe_frame, frame != 0) {
             frame = self.u64(frame + o, "cframe->current_frame")?;
         }
         for step in 0..steps {
@@ -353,7 +353,7 @@ impl Interpreter {
                 return Ok(());
             }
             check_stop(step)?;
-            let shim = match (l.frame_owner, l.owner_shim) {
+            let shim = match (l.row.frame_owner, l.row.owner_shim) {
                 (Some(o), Some(min)) => {
                     let mut b = [0u8];
                     self.read(frame + o, &mut b, "frame->owner")?;
@@ -366,8 +366,8 @@ impl Interpreter {
             } else if walk.frames.len() < keep {
                 walk.frames.push(RawFrame {
                     addr: frame,
-                    code: self.u64(frame + l.frame_code, "frame's code")? & !l.tag_mask,
-                    instr: self.u64(frame + l.frame_instr, "frame's instruction")?,
+                    code: self.u64(frame + l.row.frame_code, "frame's code")? & !l.row.tag_mask,
+                    instr: self.u64(frame + l.walk.frame_instr, "frame's instruction")?,
                 });
             } else {
                 walk.not_shown += 1;
@@ -375,7 +375,7 @@ impl Interpreter {
                     return Ok(());
                 }
             }
-            frame = self.u64(frame + l.frame_previous, "frame->previous")?;
+            frame = self.u64(frame + l.walk.frame_previous, "frame->previous")?;
         }
         match counts {
             true => Err(endless(self.pid, "frame->previous", frame)),
@@ -431,7 +431,7 @@ impl Interpreter {
             + if ascii {
                 u64::from(o.str_ascii_data)
             } else {
-                self.layout.str_compact_data
+                self.layout.row.str_compact_data
             };
         let n = length.min(max);
         let raw = self.bytes(data, n * u64::from(kind), "str data")?;
@@ -485,11 +485,11 @@ impl Interpreter {
     /// (a frame torn by a running thread).
     pub fn code(&mut self, addr: u64) -> Result<Rc<Code>> {
         let l = self.layout;
-        let name_field = l.code_qualname.unwrap_or(l.code_name);
+        let name_field = l.row.code_qualname.unwrap_or(l.row.code_name);
         let fingerprint = CodeFingerprint {
             name: self.u64(addr + name_field, "co_qualname")?,
-            file: self.u64(addr + l.code_filename, "co_filename")?,
-            firstlineno: self.u32(addr + l.code_firstlineno, "co_firstlineno")?,
+            file: self.u64(addr + l.row.code_filename, "co_filename")?,
+            firstlineno: self.u32(addr + l.row.code_firstlineno, "co_firstlineno")?,
         };
         if let Some((seen, c)) = self.codes.get(&addr)
             && *seen == fingerprint
@@ -508,19 +508,21 @@ impl Interpreter {
         let name = self.name(fingerprint.name)?;
         let file = self.name(fingerprint.file)?;
         let firstlineno = fingerprint.firstlineno as i32;
-        let (table, _) =
-            self.bytes_object(self.u64(addr + l.code_linetable, "line table")?, 1 << 20)?;
+        let (table, _) = self.bytes_object(
+            self.u64(addr + l.walk.code_linetable, "line table")?,
+            1 << 20,
+        )?;
         let mut local_names = Vec::new();
-        for n in self.tuple_items(self.u64(addr + l.code_localnames, "local names")?)? {
+        for n in self.tuple_items(self.u64(addr + l.walk.code_localnames, "local names")?)? {
             local_names.push(self.name(n)?);
         }
-        let local_kinds = match l.code_localkinds {
+        let local_kinds = match l.walk.code_localkinds {
             Some(o) => {
                 self.bytes_object(self.u64(addr + o, "local kinds")?, 65536)?
                     .0
             }
             None => {
-                let n = self.u32(addr + l.code_nlocals, "co_nlocals")? as usize;
+                let n = self.u32(addr + l.walk.code_nlocals, "co_nlocals")? as usize;
                 local_names.truncate(n);
                 Vec::new()
             }
@@ -540,11 +542,11 @@ impl Interpreter {
     /// The line a frame of `code` (at `code_addr`) is at, from its `instr`.
     pub fn line(&self, code_addr: u64, code: &Code, instr: u64) -> i32 {
         let l = &self.layout;
-        let addr = match l.instr {
+        let addr = match l.walk.instr {
             Instr::LastiBytes => i64::from(instr as u32 as i32),
             Instr::LastiUnits => i64::from(instr as u32 as i32) * 2,
             Instr::Pointer => {
-                let base = code_addr + l.code_adaptive;
+                let base = code_addr + l.walk.code_adaptive;
                 if instr < base {
                     -1
                 } else {
@@ -552,7 +554,7 @@ impl Interpreter {
                 }
             }
         };
-        line_at(l.line_table, code.firstlineno, &code.table, addr).unwrap_or(code.firstlineno)
+        line_at(l.walk.line_table, code.firstlineno, &code.table, addr).unwrap_or(code.firstlineno)
     }
 
     /// A frame's local variables, in the code object's order (arguments first); those not yet
@@ -560,14 +562,14 @@ impl Interpreter {
     pub fn locals(&mut self, frame: &RawFrame, code: &Code) -> Result<Vec<Local>> {
         let l = self.layout;
         let n = code.local_names.len() as u64;
-        let raw = self.bytes(frame.addr + l.frame_localsplus, n * 8, "frame locals")?;
+        let raw = self.bytes(frame.addr + l.walk.frame_localsplus, n * 8, "frame locals")?;
         let mut out = Vec::new();
         for (i, (name, slot)) in code.local_names.iter().zip(raw.chunks_exact(8)).enumerate() {
             let kind = code.local_kinds.get(i).copied().unwrap_or(0);
             if kind & KIND_HIDDEN != 0 {
                 continue;
             }
-            let mut obj = u64::from_le_bytes(slot.try_into().unwrap()) & !l.tag_mask;
+            let mut obj = u64::from_le_bytes(slot.try_into().unwrap()) & !l.row.tag_mask;
             if obj == 0 {
                 continue;
             }
@@ -645,21 +647,21 @@ mod tests {
         let mut frames = vec![[0u64; 10]; n];
         let base = frames.as_ptr() as u64;
         for (i, f) in frames.iter_mut().enumerate() {
-            f[(l.frame_code / 8) as usize] = 0x1000 + i as u64;
-            f[(l.frame_instr / 8) as usize] = 0x2000 + i as u64;
-            f[(l.frame_previous / 8) as usize] = if i + 1 < n {
+            f[(l.row.frame_code / 8) as usize] = 0x1000 + i as u64;
+            f[(l.walk.frame_instr / 8) as usize] = 0x2000 + i as u64;
+            f[(l.walk.frame_previous / 8) as usize] = if i + 1 < n {
                 base + 80 * (i as u64 + 1)
             } else {
                 0
             };
             if shims.contains(&i) {
-                let owner = l.frame_owner.unwrap();
-                f[(owner / 8) as usize] = u64::from(l.owner_shim.unwrap()) << (8 * (owner % 8));
+                let owner = l.row.frame_owner.unwrap();
+                f[(owner / 8) as usize] = u64::from(l.row.owner_shim.unwrap()) << (8 * (owner % 8));
             }
         }
         let cframe = Box::new([base]);
         let mut tstate = Box::new([0u64; 16]);
-        tstate[(l.tstate_frame / 8) as usize] = cframe.as_ptr() as u64;
+        tstate[(l.walk.tstate_frame / 8) as usize] = cframe.as_ptr() as u64;
         Chain {
             frames,
             cframe,
@@ -679,7 +681,7 @@ mod tests {
 
         fn link(&mut self, i: usize, to: u64) {
             let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
-            self.frames[i][(l.frame_previous / 8) as usize] = to;
+            self.frames[i][(l.walk.frame_previous / 8) as usize] = to;
         }
 
         fn addr(&self, i: usize) -> u64 {
@@ -751,7 +753,7 @@ mod tests {
     fn an_unreadable_thread_state_is_an_error_of_its_own() {
         let mut c = chain(1, &[]);
         let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
-        c.tstate[(l.tstate_frame / 8) as usize] = 0x20;
+        c.tstate[(l.walk.tstate_frame / 8) as usize] = 0x20;
         let walk = own_interpreter().frames(&c.state()).unwrap();
         assert!(walk.frames.is_empty());
         assert!(

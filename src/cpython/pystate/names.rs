@@ -51,7 +51,7 @@ impl Interpreter {
             if modules != 0 {
                 self.threads_of(modules, &mut found)?;
             }
-            interp = self.u64(interp + l.interp_next, "interp->next")?;
+            interp = self.u64(interp + l.walk.interp_next, "interp->next")?;
         }
         Ok(found)
     }
@@ -145,7 +145,7 @@ impl Interpreter {
             return Ok(None);
         };
         // 3.13+'s values begin with a header of 8 bytes (capacity, size, embedded, valid).
-        let first = if self.layout.version.minor >= 13 {
+        let first = if self.layout.row.version.minor >= 13 {
             8
         } else {
             0
@@ -169,7 +169,7 @@ impl Interpreter {
     /// dict whose keys its type shares (3.11, 3.12: a pointer before the object; 3.13+: inline
     /// after it).
     pub(super) fn attribute(&mut self, obj: u64, name: &'static str) -> Result<Option<u64>> {
-        let minor = self.layout.version.minor;
+        let minor = self.layout.row.version.minor;
         let ty = self.u64(obj + 8, "ob_type")?;
         let flags = self.u64(ty + TYPE_FLAGS, "tp_flags")?;
         if minor <= 10 || flags & MANAGED_DICT == 0 {
@@ -204,7 +204,7 @@ impl Interpreter {
         if values == 0 || flags & HEAP_TYPE == 0 {
             return Ok(None);
         }
-        let keys = self.u64(ty + self.layout.type_cached_keys, "ht_cached_keys")?;
+        let keys = self.u64(ty + self.layout.row.type_cached_keys, "ht_cached_keys")?;
         if keys == 0 {
             return Ok(None);
         }
@@ -227,7 +227,7 @@ impl Interpreter {
             return Ok(Vec::new());
         }
         let header = self.bytes(keys, 40, "dict keys")?;
-        let d = DictEntries::of(keys, &header, self.layout.version.minor >= 11)
+        let d = DictEntries::of(keys, &header, self.layout.row.version.minor >= 11)
             .ok_or_else(|| Error::Unreadable("a dict of impossible size".into()))?;
         let len = d.len(MAX_ENTRIES);
         if len == 0 {

@@ -165,7 +165,7 @@ impl Interpreter {
             {
                 list.error.get_or_insert(why(&e));
             }
-            interp = self.u64(interp + il.interp_next, "interp->next")?;
+            interp = self.u64(interp + il.walk.interp_next, "interp->next")?;
         }
         list.in_order = l.set == TaskSet::Lists;
         if let (TaskSet::Lists, Some(d)) = (l.set, debug)
@@ -270,7 +270,7 @@ impl Interpreter {
                 break;
             }
             self.linked_tasks(d, interp + d.interp_tasks_head, found)?;
-            interp = self.u64(interp + il.interp_next, "interp->next")?;
+            interp = self.u64(interp + il.walk.interp_next, "interp->next")?;
         }
         Ok(())
     }
@@ -432,7 +432,7 @@ impl Interpreter {
                             sp - below
                         }
                     };
-                    self.u64(slot, "the awaited")? & !il.tag_mask
+                    self.u64(slot, "the awaited")? & !il.row.tag_mask
                 }
                 CoroFrame::Pointer { frame } => {
                     let f = self.u64(coro + frame, "cr_frame")?;
@@ -441,7 +441,7 @@ impl Interpreter {
                     }
                     out.push(self.raw_frame(f)?);
                     // 3.8: f_stacktop, NULL while running; 3.10: f_valuestack and f_stackdepth.
-                    if il.version.minor <= 9 {
+                    if il.row.version.minor <= 9 {
                         let top = self.u64(f + 72, "f_stacktop")?;
                         if top == 0 {
                             return Ok(());
@@ -466,8 +466,8 @@ impl Interpreter {
         let l = &self.layout;
         Ok(RawFrame {
             addr: frame,
-            code: self.u64(frame + l.frame_code, "a coroutine's code")? & !l.tag_mask,
-            instr: self.u64(frame + l.frame_instr, "a coroutine's instruction")?,
+            code: self.u64(frame + l.row.frame_code, "a coroutine's code")? & !l.row.tag_mask,
+            instr: self.u64(frame + l.walk.frame_instr, "a coroutine's instruction")?,
         })
     }
 

@@ -131,7 +131,7 @@ impl Walk<'_> {
     }
 
     fn items(&self, interp: &Interpreter, dict: u64, limit: u64) -> Result<Vec<(u64, u64)>> {
-        let compact = interp.layout.version.minor >= 11;
+        let compact = interp.layout.row.version.minor >= 11;
         dict_items(
             &|a, n| interp.bytes(a, n, "a dict").map_err(|e| e.one_line()),
             dict,
@@ -204,7 +204,7 @@ impl Walk<'_> {
     fn function(&mut self, interp: &mut Interpreter, func: u64, path: &str) -> Result<()> {
         // `PyFunctionObject.func_code`: first before 3.10, after globals, builtins, name and
         // qualname (3.10's COMMON_FIELDS) from then on.
-        let at = if interp.layout.version.minor <= 9 {
+        let at = if interp.layout.row.version.minor <= 9 {
             16
         } else {
             48
@@ -223,7 +223,7 @@ impl Walk<'_> {
         depth: usize,
     ) -> Result<()> {
         let l = interp.layout;
-        let v = l.version;
+        let v = l.row.version;
         if code == 0 || !self.seen_codes.insert(code) {
             return Ok(());
         }
@@ -234,12 +234,12 @@ impl Walk<'_> {
                 .map(|(t, _)| t)
                 .unwrap_or_default())
         };
-        let name = text(interp, l.code_name)?;
-        let qualname = match l.code_qualname {
+        let name = text(interp, l.row.code_name)?;
+        let qualname = match l.row.code_qualname {
             Some(at) => text(interp, at)?,
             None => path.to_string(),
         };
-        let file = text(interp, l.code_filename)?;
+        let file = text(interp, l.row.code_filename)?;
         if self
             .patterns
             .iter()
@@ -273,7 +273,7 @@ impl Walk<'_> {
             let c = u64::from_le_bytes(item.try_into().expect("8 bytes"));
             if c != 0 && &*interp.type_name(c)? == "code" {
                 // Before 3.11 the path stands for the qualified name CPython would give it.
-                let inner = text_of(interp, c + l.code_name).unwrap_or_default();
+                let inner = text_of(interp, c + l.row.code_name).unwrap_or_default();
                 let _ = self.code(
                     interp,
                     c,
@@ -295,8 +295,8 @@ impl Walk<'_> {
         file: String,
     ) -> Result<()> {
         let l = interp.layout;
-        let v = l.version;
-        let line = interp.u32(code + l.code_firstlineno, "co_firstlineno")? as i32;
+        let v = l.row.version;
+        let line = interp.u32(code + l.row.code_firstlineno, "co_firstlineno")? as i32;
         let (unit, loops_to_start, shared) = if v.minor <= 10 {
             let bytes = interp.u64(code + CO_CODE, "co_code")?;
             let (ops, _) = interp.bytes_object(bytes, 1 << 20)?;
@@ -307,7 +307,7 @@ impl Walk<'_> {
                 refs > 1,
             )
         } else {
-            (code + l.code_adaptive, false, false)
+            (code + l.walk.code_adaptive, false, false)
         };
         self.found.push(Found {
             code,

@@ -425,8 +425,8 @@ pub fn calibrate(
     hits: &dyn Fn() -> Result<Hits>,
 ) -> Result<Rule> {
     let code_unit = |pid: i32, code: u64| -> Result<u64> {
-        if layout.version.minor >= 11 {
-            return Ok(code + layout.code_adaptive);
+        if layout.row.version.minor >= 11 {
+            return Ok(code + layout.walk.code_adaptive);
         }
         // 3.8-3.10: co_code's bytes, read from the calibration process.
         let mut b = [0u8; 8];
