@@ -48,6 +48,12 @@ impl<S> Drop for Loaded<S> {
     }
 }
 
+/// A skeleton's globals section (`rodata_data` before loading, `bss_data` after): libbpf-cargo
+/// makes it optional, but a program that declares globals always has it.
+pub fn globals<T>(section: Option<T>) -> T {
+    section.expect("a BPF program that declares globals has its section")
+}
+
 /// Opens a skeleton, lets `configure` set its rodata and map sizes, and loads it into the
 /// kernel (the verifier runs here).
 pub fn load<B, O, S>(builder: B, configure: impl FnOnce(&mut O) -> Result<()>) -> Result<Loaded<S>>

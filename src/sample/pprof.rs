@@ -217,8 +217,7 @@ impl Output<Never, Profile> for Pprof {
         let bytes = encode(p, self.per_thread, SystemTime::now());
         let mut gz = GzEncoder::new(&mut self.w, Compression::default());
         gz.write_all(&bytes)?;
-        gz.finish()?;
-        Ok(())
+        gz.finish().map(drop)
     }
 
     fn flush(&mut self) -> io::Result<()> {

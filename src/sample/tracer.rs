@@ -17,7 +17,7 @@ use crate::abi::{loss_counters, record, same_struct};
 use crate::cpython::pystate::{Interpreter, RawFrame};
 use crate::cpython::walk::symbolize;
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::target::Target;
@@ -55,11 +55,7 @@ impl SampleTracer {
             false => (None, 0),
         };
         let skel = load(SampleSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("sample.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.target_tgid = target.pid as u32;
             ro.only_tid = opts.tid.unwrap_or(0);
             ro.layout = same_struct(&layout);
@@ -116,11 +112,7 @@ impl SampleTracer {
 
     /// The program's globals, updated by the kernel under us.
     fn bss(&self) -> &Bss {
-        self.skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("sample.bpf.c has bss")
+        globals(self.skel.maps.bss_data.as_deref())
     }
 
     /// --async: reads the tasks when due (`force`: now).

@@ -13,7 +13,7 @@ use crate::abi::types::{AgentGcKey, AgentGcStats, AgentHist};
 use crate::abi::{loss_counters, record};
 use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, entries, load};
+use crate::kernel::{Loaded, Probes, entries, globals, load};
 use crate::target::Target;
 
 /// What the kernel recorded for one process.
@@ -45,11 +45,7 @@ impl Interpreter {
         )
         .is_ok();
         let skel = load(AgentSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("agent.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.bounds_ns = BOUNDS_NS;
             open.progs.import_start.set_autoload(imports);
             open.progs.import_done.set_autoload(imports);
@@ -126,12 +122,7 @@ impl Interpreter {
 
     /// Events the kernel side could not record: (kind, count).
     pub fn losses(&self) -> Vec<(&'static str, u64)> {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("agent.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         let l = loss_counters(&bss.losses);
         // SAFETY: a u64 the kernel writes under us, read afresh.
         let full = unsafe { std::ptr::read_volatile(&bss.stats_full) };

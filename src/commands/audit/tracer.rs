@@ -8,7 +8,7 @@ use crate::abi::types::{AuditDecoder, AuditEvent as RawEvent};
 use crate::abi::{loss_counters, monotonic_ns, same_struct, to_c_chars};
 use crate::commands::tools::{self, Needs};
 use crate::error::Result;
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
 use crate::target::Target;
 use crate::trace::glob;
@@ -32,11 +32,7 @@ impl AuditTracer {
         tools::require(target, Needs::Probes(&["audit"]))?;
         let layout = target.version.and_then(object_layout);
         let skel = load(AuditSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("audit.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             let (globs, nr_globs) = glob::table(events);
             ro.globs = same_struct(&globs);
             ro.nr_globs = nr_globs;
@@ -86,12 +82,7 @@ impl Tracer for AuditTracer {
     }
 
     fn read(&mut self) -> Result<AuditSummary> {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("audit.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         Ok(AuditSummary {
             events: self.events,
             losses: Losses::read(

@@ -14,7 +14,7 @@ use crate::abi::{loss_counters, record, same_struct};
 use crate::commands::tools;
 use crate::error::{Error, Result};
 use crate::kernel::overhead;
-use crate::kernel::{Loaded, Probes, entries, inherit, load};
+use crate::kernel::{Loaded, Probes, entries, globals, inherit, load};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::source::SourceChoice;
@@ -100,11 +100,7 @@ fn set_handover(skel: &mut Loaded<CountSkel<'static>>) {
 impl CountTracer {
     /// The program's globals (losses, filter hits).
     fn bss(&self) -> &crate::abi::skel::count::types::bss {
-        self.skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("count.bpf.c has bss")
+        globals(self.skel.maps.bss_data.as_deref())
     }
 
     pub fn attach(target: &Target, opts: &CountOptions) -> Result<CountTracer> {
@@ -216,11 +212,7 @@ impl CountTracer {
         why_probe: Option<String>,
     ) -> Result<std::result::Result<CountTracer, String>> {
         let mut skel = load(CountSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("count.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.source = same_struct(&source.to_bpf());
             let (filters, nr_filters) = filter::table(&opts.filters);
             ro.filters = same_struct(&filters);

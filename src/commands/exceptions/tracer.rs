@@ -12,7 +12,7 @@ use crate::abi::{loss_counters, monotonic_ns, record, same_struct};
 use crate::cpython::pystate::Interpreter;
 use crate::cpython::raised::site;
 use crate::error::Result;
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
 use crate::target::Target;
 use crate::trace::losses::{Loss, Losses};
@@ -39,11 +39,7 @@ impl ExceptionTracer {
         let interp = Interpreter::open(target)?;
         let layout = interp.layout.to_bpf(interp.runtime);
         let skel = load(ExceptionsSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("exceptions.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.layout = same_struct(&layout);
             ro.exc = same_struct(&exc);
             ro.stream = opts.stream.into();
@@ -165,12 +161,7 @@ impl Tracer for ExceptionTracer {
                 *named.entry(key).or_default() += n;
             }
         }
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("exceptions.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         let losses = Losses::read(
             &loss_counters(&bss.losses),
             &[

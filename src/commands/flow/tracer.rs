@@ -15,7 +15,7 @@ use crate::abi::types::{FlowKind, FlowRecord, FnEntry};
 use crate::abi::{loss_counters, monotonic_ns, record, same_struct};
 use crate::commands::tools;
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
 use crate::signals::stop_requested;
 use crate::source::{FunctionPrograms, FunctionSource, OpenFunctionPrograms, Plan};
@@ -46,11 +46,7 @@ pub struct FlowTracer {
 impl FlowTracer {
     /// The program's globals (losses, filter hits).
     fn bss(&self) -> &crate::abi::skel::flow::types::bss {
-        self.skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("flow.bpf.c has bss")
+        globals(self.skel.maps.bss_data.as_deref())
     }
 
     pub fn attach(target: &Target, opts: &FlowOptions) -> Result<FlowTracer> {
@@ -64,11 +60,7 @@ impl FlowTracer {
             ..plan
         };
         let skel = load(FlowSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("flow.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.source = same_struct(&source.to_bpf());
             let (filters, nr_filters) = filter::table(&opts.filters);
             ro.filters = same_struct(&filters);

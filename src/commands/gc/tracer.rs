@@ -11,7 +11,7 @@ use crate::abi::types::{GcEvent, GcGenStats};
 use crate::abi::{loss_counters, realtime_offset_ns, record};
 use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
 use crate::target::Target;
 use crate::trace::histogram::Histogram;
@@ -32,11 +32,7 @@ impl GcTracer {
     pub fn attach(target: &Target, opts: &GcOptions) -> Result<GcTracer> {
         tools::require(target, Needs::Probes(&["gc__start", "gc__done"]))?;
         let skel = load(GcSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("gc.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             ro.stream_pauses = opts.min_pause.is_some();
             ro.min_pause_ns = opts.min_pause.map_or(0, |d| d.as_nanos() as u64);
             if opts.buffer_bytes > 0 {
@@ -112,12 +108,7 @@ impl Tracer for GcTracer {
                 histogram: Histogram::from_dense(&s.hist),
             });
         }
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("gc.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         Ok(GcReport {
             generations,
             elapsed,

@@ -11,7 +11,7 @@ use crate::abi::types::{ImportEvent as RawImportEvent, ImportStack};
 use crate::abi::{loss_counters, record};
 use crate::commands::tools::{self, Needs};
 use crate::error::Result;
-use crate::kernel::{Loaded, Probes, Ring, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::target::Target;
@@ -76,12 +76,7 @@ impl Tracer for ImportTracer {
     }
 
     fn read(&mut self) -> Result<ImportReport> {
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("imports.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         let mut losses = Losses::read(
             &loss_counters(&bss.losses),
             &[

@@ -11,7 +11,7 @@ use crate::abi::types::{LineFile, LineKey};
 use crate::abi::{c_string, loss_counters, record, same_struct};
 use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, load};
+use crate::kernel::{Loaded, Probes, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::target::Target;
@@ -29,11 +29,7 @@ impl LineCounter {
         tools::require(target, Needs::Probes(&["line"]))?;
         tools::check_file_names(target, &["line"], opts.force)?;
         let skel = load(LinesSkelBuilder::default(), |open| {
-            let ro = open
-                .maps
-                .rodata_data
-                .as_deref_mut()
-                .expect("lines.bpf.c has rodata");
+            let ro = globals(open.maps.rodata_data.as_deref_mut());
             let (globs, nr_globs) = glob::table(&opts.files);
             ro.globs = same_struct(&globs);
             ro.nr_globs = nr_globs;
@@ -85,12 +81,7 @@ impl Tracer for LineCounter {
                 .entry((c_string(&f.file), f.file_truncated != 0, k.lineno))
                 .or_default() += count;
         }
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("lines.bpf.c has bss");
+        let bss = globals(self.skel.maps.bss_data.as_deref());
         Ok(LineReport {
             lines: merged
                 .into_iter()
