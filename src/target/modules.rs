@@ -3,6 +3,7 @@
 use std::io::ErrorKind;
 
 use super::{Target, memory};
+use crate::versions::objects::{TPFLAGS_UNICODE_SUBCLASS, TYPE_FLAGS};
 use crate::versions::{DictEntries, ModulesLayout, modules_layout};
 
 /// A loaded module and the file it came from, whose name is not UTF-8.
@@ -138,9 +139,8 @@ impl Memory {
         if obj == 0 {
             return Ok(None);
         }
-        let flags = self.u64(self.u64(obj + 8)? + 168)?;
-        const UNICODE_SUBCLASS: u64 = 1 << 28;
-        if flags & UNICODE_SUBCLASS == 0 {
+        let flags = self.u64(self.u64(obj + 8)? + TYPE_FLAGS)?;
+        if flags & TPFLAGS_UNICODE_SUBCLASS == 0 {
             return Ok(None);
         }
         let head = self.bytes(obj + 16, 24)?;

@@ -2,11 +2,13 @@
 //! (here); where things live in memory, one table with a row per version (table.rs) and the
 //! build's own map of its structs on 3.13+ (debug_offsets.rs) laid over it; the views of that
 //! table the eval-frame source, audit and `sys.modules` read (layouts.rs) and the stack walk
-//! reads (interpreter.rs); asyncio's tasks (asyncio.rs).
+//! reads (interpreter.rs); asyncio's tasks (asyncio.rs); and what is the same in every version
+//! (objects.rs).
 mod asyncio;
 mod debug_offsets;
 mod interpreter;
 mod layouts;
+pub mod objects;
 mod table;
 
 use std::fmt;

@@ -2,6 +2,7 @@
 use std::io::{self, Write};
 
 use crate::commands::count::{CallReport, CountView};
+use crate::output::text::write_table;
 use crate::output::{Never, Output, Window, duration};
 
 pub struct Table {
@@ -73,10 +74,7 @@ pub fn table(report: &CallReport, view: CountView) -> String {
 
 impl Output<Never, CallReport> for Table {
     fn report(&mut self, report: &CallReport, window: &Window) -> io::Result<()> {
-        if let Some(c) = &window.clock {
-            writeln!(self.w, "\n{c}")?;
-        }
-        self.w.write_all(table(report, self.view).as_bytes())
+        write_table(&mut self.w, window, &table(report, self.view))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -2,6 +2,7 @@
 use std::io::{self, Write};
 
 use crate::commands::lines::LineReport;
+use crate::output::text::write_table;
 use crate::output::{Never, Output, Window};
 
 pub struct Table {
@@ -26,10 +27,7 @@ pub fn table(report: &LineReport, top: Option<usize>) -> String {
 
 impl Output<Never, LineReport> for Table {
     fn report(&mut self, report: &LineReport, window: &Window) -> io::Result<()> {
-        if let Some(c) = &window.clock {
-            writeln!(self.w, "\n{c}")?;
-        }
-        self.w.write_all(table(report, self.top).as_bytes())
+        write_table(&mut self.w, window, &table(report, self.top))
     }
 
     fn flush(&mut self) -> io::Result<()> {

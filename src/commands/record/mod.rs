@@ -93,6 +93,11 @@ pub fn run(
 ) -> Result<()> {
     let w = dest.open()?;
     let mut session = Session::open(spec, false)?;
+    let by_task = if opts.sample.async_tasks {
+        ", by asyncio task"
+    } else {
+        ""
+    };
     let title = format!(
         "pyprobe record: PID {} ({}), {} Hz{}{}",
         session.target.pid,
@@ -103,11 +108,7 @@ pub fn run(
         } else {
             ""
         },
-        if opts.sample.async_tasks {
-            ", by asyncio task"
-        } else {
-            ""
-        }
+        by_task
     );
     let mut out: Box<dyn Output<Never, Profile>> = match dest.format_of::<RecordFormat>()? {
         RecordFormat::Svg => Box::new(folded::FoldedProfile::new(w, opts.per_thread, Some(title))),
@@ -134,11 +135,7 @@ pub fn run(
         } else {
             ""
         },
-        if opts.sample.async_tasks {
-            ", by asyncio task"
-        } else {
-            ""
-        }
+        by_task
     );
     let schedule = Schedule {
         interval: None,

@@ -6,6 +6,10 @@ use std::collections::HashMap;
 use super::{Interpreter, MAX_INTERPRETERS};
 use crate::error::{Error, Result};
 use crate::versions::DictEntries;
+use crate::versions::objects::{
+    DICT_KEYS, DICT_VALUES, MODULE_DICT, TPFLAGS_HEAPTYPE, TPFLAGS_MANAGED_DICT, TYPE_BASICSIZE,
+    TYPE_DICTOFFSET, TYPE_FLAGS,
+};
 
 /// One thread `threading` knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,19 +25,6 @@ pub struct PythonThread {
 const MAX_ENTRIES: u64 = 1 << 16;
 /// Characters of a thread's name kept.
 const MAX_NAME: u64 = 256;
-
-/// Offsets the same in every version 3.8-3.15 (x86-64): `PyModuleObject.md_dict`,
-/// `PyTypeObject.tp_basicsize`, `tp_dictoffset` and `tp_flags`, `PyDictObject.ma_keys` and
-/// `ma_values`.
-const MODULE_DICT: u64 = 16;
-const TYPE_BASICSIZE: u64 = 32;
-const TYPE_DICTOFFSET: u64 = 288;
-const TYPE_FLAGS: u64 = 168;
-const DICT_KEYS: u64 = 32;
-const DICT_VALUES: u64 = 40;
-/// `Py_TPFLAGS_MANAGED_DICT` (3.11+): the instance's dict pointer sits before the object.
-const MANAGED_DICT: u64 = 1 << 4;
-const HEAP_TYPE: u64 = 1 << 9;
 
 impl Interpreter {
     /// The threads `threading` knows in every interpreter of the process, by ident
@@ -172,7 +163,7 @@ impl Interpreter {
         let minor = self.layout.row.version.minor;
         let ty = self.u64(obj + 8, "ob_type")?;
         let flags = self.u64(ty + TYPE_FLAGS, "tp_flags")?;
-        if minor <= 10 || flags & MANAGED_DICT == 0 {
+        if minor <= 10 || flags & TPFLAGS_MANAGED_DICT == 0 {
             let offset = self.i64(ty + TYPE_DICTOFFSET, "tp_dictoffset")?;
             if offset <= 0 {
                 return Ok(None);
@@ -201,7 +192,7 @@ impl Interpreter {
             }
             _ => 0,
         };
-        if values == 0 || flags & HEAP_TYPE == 0 {
+        if values == 0 || flags & TPFLAGS_HEAPTYPE == 0 {
             return Ok(None);
         }
         let keys = self.u64(ty + self.layout.row.type_cached_keys, "ht_cached_keys")?;

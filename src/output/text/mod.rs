@@ -1,7 +1,18 @@
 //! The text format's shared part: losses are worded here (each command's tables and lines are
 //! its own text.rs).
 
+use std::io::{self, Write};
+
+use super::Window;
 use crate::trace::losses::{Loss, Losses, Lost};
+
+/// A report's table: with --interval, after a blank line and the time of day its window ends.
+pub fn write_table(w: &mut impl Write, window: &Window, table: &str) -> io::Result<()> {
+    if let Some(c) = &window.clock {
+        writeln!(w, "\n{c}")?;
+    }
+    w.write_all(table.as_bytes())
+}
 
 /// What a loss means, in words.
 fn what(l: &Lost) -> String {

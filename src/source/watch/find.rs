@@ -7,6 +7,9 @@ use crate::cpython::pystate::Interpreter;
 use crate::error::{Error, Result};
 use crate::target::dict_items;
 use crate::trace::filter::Pattern;
+use crate::versions::objects::{
+    DICT_USED, MODULE_DICT, TPFLAGS_HEAPTYPE, TPFLAGS_TYPE_SUBCLASS, TYPE_DICT,
+};
 
 /// No process has this many modules, nor a namespace this many names: a walk past it is
 /// reading something else.
@@ -14,13 +17,8 @@ const MAX_MODULES: u64 = 100_000;
 const MAX_NAMES: u64 = 100_000;
 /// Classes nested deeper than this are not searched.
 const MAX_NESTING: usize = 4;
-/// `PyTypeObject.tp_dict`, the same in 3.8-3.15.
-const TP_DICT: u64 = 264;
-const HEAPTYPE: u64 = 1 << 9;
-const TYPE_SUBCLASS: u64 = 1 << 31;
-/// `PyModuleObject.md_dict`; `staticmethod`/`classmethod`'s callable; `property`'s fget, fset
-/// and fdel: at the same place in every version.
-const MD_DICT: u64 = 16;
+/// `staticmethod`/`classmethod`'s callable; `property`'s fget, fset and fdel: at the same
+/// place in every version.
 const WRAPPED: u64 = 16;
 const PROPERTY_FUNCTIONS: [u64; 3] = [16, 24, 32];
 /// 3.8-3.10: `PyCodeObject.co_code` (a bytes object).
@@ -29,8 +27,6 @@ const CO_CODE: u64 = 48;
 /// variable-size object's head.
 const CO_CONSTS_OLD: u64 = 56;
 const CO_CONSTS: u64 = 24;
-/// `PyDictObject.ma_used`, after the object's head in every version.
-const MA_USED: u64 = 16;
 /// A code object's constants looked at for nested code objects, at most.
 const MAX_CONSTS: u64 = 4096;
 
@@ -98,7 +94,7 @@ pub fn modules_len(interp: &Interpreter) -> Option<u64> {
     if modules == 0 {
         return None;
     }
-    interp.u64(modules + MA_USED, "sys.modules' size").ok()
+    interp.u64(modules + DICT_USED, "sys.modules' size").ok()
 }
 
 struct Walk<'a> {
@@ -115,7 +111,7 @@ impl Walk<'_> {
         if !self.seen_types.insert(module) {
             return Ok(());
         }
-        let dict = interp.u64(module + MD_DICT, "a module's dict")?;
+        let dict = interp.u64(module + MODULE_DICT, "a module's dict")?;
         if dict != 0 {
             // One module that cannot be read spoils no other.
             if let Err(e) = self.namespace(interp, dict, "", 0) {
@@ -182,14 +178,14 @@ impl Walk<'_> {
                     // A class defined in Python (a heap type; its metaclass a type too).
                     let meta = interp.u64(value + 8, "ob_type")?;
                     let meta_flags = interp.u64(meta + flags_at, "tp_flags")?;
-                    if meta_flags & TYPE_SUBCLASS == 0 || depth >= MAX_NESTING {
+                    if meta_flags & TPFLAGS_TYPE_SUBCLASS == 0 || depth >= MAX_NESTING {
                         continue;
                     }
                     let flags = interp.u64(value + flags_at, "tp_flags")?;
-                    if flags & HEAPTYPE == 0 || !self.seen_types.insert(value) {
+                    if flags & TPFLAGS_HEAPTYPE == 0 || !self.seen_types.insert(value) {
                         continue;
                     }
-                    let dict = interp.u64(value + TP_DICT, "a class's dict")?;
+                    let dict = interp.u64(value + TYPE_DICT, "a class's dict")?;
                     if dict != 0 {
                         let inner = format!("{prefix}{}.", key_name(interp, key)?);
                         let _ = self.namespace(interp, dict, &inner, depth + 1);
