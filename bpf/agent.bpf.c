@@ -2,6 +2,8 @@
 /* pyprobe agent's kernel side: GC pauses and module loads of every process of one interpreter
  * file (attached with no process filter), kept per process in Prometheus buckets. */
 #include "common.bpf.h"
+#include "gc_pause.bpf.h"
+#include "import_pairing.bpf.h"
 
 /*
  * Unlike the one-process tools (see common.bpf.h), these programs run in every process that

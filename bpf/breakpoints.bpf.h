@@ -1,5 +1,7 @@
 /* pycount's breakpoint source: hardware execute breakpoints on filtered functions' trampoline
- * stubs (a call) and on the instruction after each stub's call (its return). */
+ * stubs (a call) and on the instruction after each stub's call (its return). A part of
+ * count.bpf.c, included at its end: a hit counts through count.bpf.c's count_key, push_entry and
+ * record_return, as a probe's call does, so the two sources' counts are one table. */
 #ifndef PYPROBE_BREAKPOINTS_BPF_H
 #define PYPROBE_BREAKPOINTS_BPF_H
 

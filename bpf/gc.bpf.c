@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pygc's kernel side: GC pauses timed per thread, bucketed per generation, long ones streamed. */
 #include "common.bpf.h"
+#include "gc_pause.bpf.h"
 
 /* Pauses at least this long are also sent as events (with stream_pauses set, from --min-pause). */
 const volatile bool stream_pauses = false;

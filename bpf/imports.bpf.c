@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pyprobe imports' kernel side: module loads paired per thread, each streamed with its times. */
 #include "common.bpf.h"
+#include "import_pairing.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -1,5 +1,6 @@
 /* pycount's watchpoint source: a hardware data watchpoint on the first code unit of each
- * filtered function's bytecode, which the interpreter reads when a call of it begins. */
+ * filtered function's bytecode, which the interpreter reads when a call of it begins. A part of
+ * count.bpf.c, included at its end (its hits are count's; userspace turns them into calls). */
 #ifndef PYPROBE_WATCH_BPF_H
 #define PYPROBE_WATCH_BPF_H
 
