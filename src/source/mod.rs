@@ -105,30 +105,21 @@ pub struct Plan {
     pub init: bool,
 }
 
-/// The programs of a function tracer, as its skeleton names them.
-pub struct FunctionPrograms<'a, 'obj> {
-    pub entry: &'a ProgramMut<'obj>,
-    pub ret: &'a ProgramMut<'obj>,
-    pub tracing_mode: &'a ProgramMut<'obj>,
-    pub eval_entry: &'a ProgramMut<'obj>,
-    pub eval_return: &'a ProgramMut<'obj>,
-    pub init: Option<&'a ProgramMut<'obj>>,
-}
-
-/// The same programs before loading.
-pub struct OpenFunctionPrograms<'a, 'obj> {
-    pub entry: &'a mut OpenProgramMut<'obj>,
-    pub ret: &'a mut OpenProgramMut<'obj>,
-    pub tracing_mode: &'a mut OpenProgramMut<'obj>,
-    pub eval_entry: &'a mut OpenProgramMut<'obj>,
-    pub eval_return: &'a mut OpenProgramMut<'obj>,
-    pub init: Option<&'a mut OpenProgramMut<'obj>>,
+/// The programs of a function tracer, as its skeleton names them: `&mut OpenProgramMut` before
+/// loading (`Plan::autoload`), `&ProgramMut` after (`FunctionSource::attach`).
+pub struct FunctionPrograms<P> {
+    pub entry: P,
+    pub ret: P,
+    pub tracing_mode: P,
+    pub eval_entry: P,
+    pub eval_return: P,
+    pub init: Option<P>,
 }
 
 impl Plan {
     /// Loads just the programs `FunctionSource::attach` attaches for this plan: a program left
     /// out is not verified, and the other source's may not even load on this kernel.
-    pub fn autoload(&self, p: OpenFunctionPrograms<'_, '_>) {
+    pub fn autoload(&self, p: FunctionPrograms<&mut OpenProgramMut<'_>>) {
         let usdt = !self.eval_frame;
         p.entry.set_autoload(usdt && self.entries);
         p.ret.set_autoload(usdt && self.returns);
@@ -267,7 +258,7 @@ impl FunctionSource {
         plan: Plan,
         probes: &mut Probes,
         target: &Target,
-        programs: FunctionPrograms<'_, '_>,
+        programs: FunctionPrograms<&ProgramMut<'_>>,
     ) -> Result<()> {
         match &self.kind {
             Kind::Usdt(_) => {

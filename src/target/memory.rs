@@ -9,21 +9,16 @@ use crate::error::Error;
 
 /// Fills `buf` from `addr` in process `pid`; a read that stops short is `UnexpectedEof`.
 pub fn read(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
+    // SAFETY: `buf` is exclusively borrowed for the call, and the kernel writes at most its length.
+    unsafe {
+        transfer(
+            libc::process_vm_readv,
+            pid,
+            buf.as_mut_ptr().cast(),
+            addr,
+            buf.len(),
+        )
     }
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut c_void,
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, exclusively borrowed for the call; `remote` names memory
-    // of another process, which the kernel checks itself.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    whole(n, buf.len())
 }
 
 /// `len` bytes at `addr` in process `pid`.
@@ -36,21 +31,55 @@ pub fn read_vec(pid: i32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
 /// Writes `data` at `addr` in process `pid`. Unlike /proc/PID/mem, process_vm_writev honours the
 /// target's page protections, so a wrong address fails instead of patching its code.
 pub fn write(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
+    // SAFETY: `data` stays borrowed for the call, and process_vm_writev only reads it.
+    unsafe {
+        transfer(
+            libc::process_vm_writev,
+            pid,
+            data.as_ptr().cast_mut().cast(),
+            addr,
+            data.len(),
+        )
+    }
+}
+
+/// process_vm_readv's and process_vm_writev's signature.
+type VmCall = unsafe extern "C" fn(
+    libc::pid_t,
+    *const libc::iovec,
+    libc::c_ulong,
+    *const libc::iovec,
+    libc::c_ulong,
+    libc::c_ulong,
+) -> libc::ssize_t;
+
+/// Moves `len` bytes between `local` here and `addr` in process `pid` with `call`, whole or not
+/// at all.
+///
+/// # Safety
+/// `local` must be valid for `len` bytes for the call: writable for a read, readable for a
+/// write. The remote side is another process's memory, which the kernel checks itself.
+unsafe fn transfer(
+    call: VmCall,
+    pid: i32,
+    local: *mut c_void,
+    addr: u64,
+    len: usize,
+) -> io::Result<()> {
+    if len == 0 {
         return Ok(());
     }
     let local = libc::iovec {
-        iov_base: data.as_ptr() as *mut c_void,
-        iov_len: data.len(),
+        iov_base: local,
+        iov_len: len,
     };
     let remote = libc::iovec {
         iov_base: addr as *mut c_void,
-        iov_len: data.len(),
+        iov_len: len,
     };
-    // SAFETY: `local` describes `data`, which stays borrowed for the call and which the kernel
-    // only reads; `remote` names memory of another process, which the kernel checks itself.
-    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
-    whole(n, data.len())
+    // SAFETY: the caller vouches for `local`; `remote` is checked by the kernel.
+    let n = unsafe { call(pid, &local, 1, &remote, 1, 0) };
+    whole(n, len)
 }
 
 /// The result of a process_vm_* call that had to move `want` bytes.

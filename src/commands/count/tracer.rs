@@ -20,7 +20,7 @@ use crate::session::Tracer;
 use crate::source::SourceChoice;
 use crate::source::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
 use crate::source::watch::{self, Watch};
-use crate::source::{FunctionPrograms, FunctionSource, OpenFunctionPrograms, Plan};
+use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
 use crate::trace::calls::FunctionStats;
 use crate::trace::filter::{self, Pattern};
@@ -235,7 +235,7 @@ impl CountTracer {
                     .set_max_entries(32)
                     .map_err(|e| Error::bpf("sizing the thread stacks", e))?;
             }
-            plan.autoload(OpenFunctionPrograms {
+            plan.autoload(FunctionPrograms {
                 entry: &mut open.progs.call_entry,
                 ret: &mut open.progs.call_return,
                 tracing_mode: &mut open.progs.tracing_mode,

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
 use crate::signals::stop_requested;
-use crate::source::{FunctionPrograms, FunctionSource, OpenFunctionPrograms, Plan};
+use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
@@ -79,7 +79,7 @@ impl FlowTracer {
                 .functions
                 .set_max_entries(opts.max_functions)
                 .map_err(|e| Error::bpf("sizing the function table", e))?;
-            plan.autoload(OpenFunctionPrograms {
+            plan.autoload(FunctionPrograms {
                 entry: &mut open.progs.flow_entry,
                 ret: &mut open.progs.flow_return,
                 tracing_mode: &mut open.progs.tracing_mode,
