@@ -31,55 +31,26 @@ pub struct Tool {
 }
 
 pub const TOOLS: &[Tool] = &[
-    Tool {
-        name: "pycount",
-        needs: Needs::Functions { pairs: false },
-    },
-    Tool {
-        name: "pycount --latency",
-        needs: Needs::Functions { pairs: true },
-    },
-    Tool {
-        name: "pyflow",
-        needs: Needs::Functions { pairs: true },
-    },
-    Tool {
-        name: "pyprobe lines",
-        needs: Needs::Probes(&["line"]),
-    },
-    Tool {
-        name: "pyprobe imports",
-        needs: Needs::Probes(&["import__find__load__start", "import__find__load__done"]),
-    },
-    Tool {
-        name: "pyprobe audit",
-        needs: Needs::Probes(&["audit"]),
-    },
-    Tool {
-        name: "pygc",
-        needs: Needs::Probes(&["gc__start", "gc__done"]),
-    },
-    Tool {
-        name: "pyprobe stacks",
-        needs: Needs::Stacks,
-    },
-    Tool {
-        name: "pyprobe record",
-        needs: Needs::Stacks,
-    },
-    Tool {
-        name: "pyprobe top",
-        needs: Needs::Stacks,
-    },
-    Tool {
-        name: "pyprobe tasks",
-        needs: Needs::Tasks,
-    },
-    Tool {
-        name: "pyprobe exceptions",
-        needs: Needs::Exceptions,
-    },
+    tool("pycount", Needs::Functions { pairs: false }),
+    tool("pycount --latency", Needs::Functions { pairs: true }),
+    tool("pyflow", Needs::Functions { pairs: true }),
+    tool("pyprobe lines", Needs::Probes(&["line"])),
+    tool(
+        "pyprobe imports",
+        Needs::Probes(&["import__find__load__start", "import__find__load__done"]),
+    ),
+    tool("pyprobe audit", Needs::Probes(&["audit"])),
+    tool("pygc", Needs::Probes(&["gc__start", "gc__done"])),
+    tool("pyprobe stacks", Needs::Stacks),
+    tool("pyprobe record", Needs::Stacks),
+    tool("pyprobe top", Needs::Stacks),
+    tool("pyprobe tasks", Needs::Tasks),
+    tool("pyprobe exceptions", Needs::Exceptions),
 ];
+
+const fn tool(name: &'static str, needs: Needs) -> Tool {
+    Tool { name, needs }
+}
 
 /// What serves a tool on a target.
 #[derive(Debug, Clone)]

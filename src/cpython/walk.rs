@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::cpython::pause::{Paused, task_ids};
-use crate::cpython::pystate::{FrameWalk, Interpreter, Local, RawFrame, ThreadState};
+use crate::cpython::pystate::{FrameWalk, Interpreter, Local, RawFrame, ThreadList, ThreadState};
 use crate::error::{Error, Result};
 
 /// One frame: the function, where it is now, and with --locals its variables.
@@ -26,12 +26,7 @@ pub struct RawThread {
 }
 
 /// Every thread as one read saw them, and what of the thread list it could not read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RawThreads {
-    pub threads: Vec<RawThread>,
-    pub not_shown: u64,
-    pub error: Option<String>,
-}
+pub type RawThreads = ThreadList<RawThread>;
 
 /// Kernel thread ids by the id the target's pid namespace gives them (NSpid's last field).
 pub fn host_tids(pid: i32) -> HashMap<u32, i32> {
@@ -72,7 +67,7 @@ fn read_threads(interp: &Interpreter, paused: Option<&Paused>) -> Result<RawThre
             })
         })
         .collect::<Result<_>>()?;
-    Ok(RawThreads {
+    Ok(ThreadList {
         threads,
         not_shown: list.not_shown,
         error: list.error,

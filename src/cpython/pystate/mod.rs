@@ -47,15 +47,26 @@ pub struct ThreadState {
     pub interp_id: i64,
 }
 
-/// Every thread state as one walk of the interpreters' lists read them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ThreadList {
+/// Every thread state as one walk of the interpreters' lists read them (`T`: the thread state,
+/// or what was read of the thread, `walk::RawThread`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadList<T = ThreadState> {
     /// At most `MAX_THREADS`, the newest interpreter's first.
-    pub threads: Vec<ThreadState>,
+    pub threads: Vec<T>,
     /// Thread states past `MAX_THREADS`: counted, not kept.
     pub not_shown: u64,
     /// Why the walk ended before the end of the lists: the threads before are kept.
     pub error: Option<String>,
+}
+
+impl<T> Default for ThreadList<T> {
+    fn default() -> Self {
+        ThreadList {
+            threads: Vec::new(),
+            not_shown: 0,
+            error: None,
+        }
+    }
 }
 
 /// One thread's frames as one walk of its frame chain read them.
