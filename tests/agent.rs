@@ -585,7 +585,7 @@ fn a_hostile_process_name_is_logged_escaped() {
                   open('/proc/self/comm', 'wb').write(b'py\\x1b]0;x\\x07\\r\\nX')\n\
                   print('ready', flush=True)\n\
                   sys.stdin.readline()\n";
-    let w = common::spawn_ready(std::process::Command::new(common::PYTHON).args(["-c", script]));
+    let w = common::Workload::code(script).ready();
     let pid = w.pid().to_string();
     let agent = Agent::start(&["--pid", &pid, "--no-latency"]);
     let needle = format!("pyprobe: agent: PID {pid} (");

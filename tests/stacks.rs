@@ -60,7 +60,7 @@ fn stacks_json(pid: i32, extra: &[&str]) -> Value {
     let pid = pid.to_string();
     let mut args = vec!["stacks", "--pid", &pid, "--json"];
     args.extend(extra);
-    let out = run_pyprobe(&args);
+    let out = Pyprobe::new(&args).run();
     assert!(
         out.status.success(),
         "{}",
@@ -291,7 +291,7 @@ tests_of!(agrees_with_py_spy {
 /// process runs on afterwards, untraced (never left stopped).
 #[test]
 fn a_busy_process_is_read_whole_and_let_go() {
-    let mut w = spawn_ready(Command::new(PYTHON).arg(script("split.py")).arg("30"));
+    let mut w = Workload::script("split.py").args(&["30"]).ready();
     w.send_line("go");
     let pid = w.pid();
     for _ in 0..5 {
@@ -390,7 +390,7 @@ fn an_ordinary_user_reads_their_own_process() {
          run it with sudo\n"
     );
 
-    let roots = start_workload_raw("parked.py");
+    let roots = Workload::script("parked.py").raw();
     thread::sleep(Duration::from_millis(300));
     let root_pid = roots.pid().to_string();
     for command in ["stacks", "probes"] {
@@ -436,7 +436,7 @@ fn bad_input_is_one_line() {
 /// A process someone else stopped (SIGSTOP) is read where it stopped, and stays stopped: pyprobe
 /// lets go only what it held itself. On 3.9 the threads are held under ptrace for the read.
 fn a_stopped_process_stays_stopped(py: Python) {
-    let mut w = spawn_ready(&mut py.command_with(&py.script("split.py"), &["30"]));
+    let mut w = Workload::script("split.py").on(&py).args(&["30"]).ready();
     w.send_line("go");
     let pid = w.pid();
     let state = || {
@@ -480,9 +480,9 @@ tests_of!(a_stopped_process_stays_stopped {
 /// and in JSON; the frames shown are the innermost.
 #[test]
 fn a_stack_past_the_limit_says_what_it_left_out() {
-    let w = start_workload("deep_stack.py");
+    let w = Workload::script("deep_stack.py").ready();
     let pid = w.pid().to_string();
-    let out = run_pyprobe(&["stacks", "--pid", &pid]);
+    let out = Pyprobe::new(&["stacks", "--pid", &pid]).run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -512,7 +512,10 @@ fn a_stack_past_the_limit_says_what_it_left_out() {
 /// corrupt_frame.py `how` on Debian's 3.11, ready: its worker's frame chain is broken below w2.
 fn corrupt_frame(how: &str) -> Guard {
     let py = Python::debian();
-    spawn_ready(&mut py.command_with(&py.script("corrupt_frame.py"), &[how]))
+    Workload::script("corrupt_frame.py")
+        .on(&py)
+        .args(&[how])
+        .ready()
 }
 
 /// The worker's lines of a text dump (its header, frames and notes), and the main thread's.
@@ -531,7 +534,7 @@ fn thread_lines(text: &str, pid: i32) -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_corrupt_frame_pointer_marks_its_thread_only() {
     let w = corrupt_frame("unmapped");
-    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let out = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -582,7 +585,7 @@ fn a_corrupt_frame_pointer_marks_its_thread_only() {
 fn a_frame_cycle_is_counted_to_the_bound_and_marked() {
     let w = corrupt_frame("cycle");
     let started = Instant::now();
-    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let out = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).run();
     let took = started.elapsed();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

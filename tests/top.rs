@@ -91,7 +91,7 @@ fn first_row(screen: &str) -> String {
 }
 
 fn busy() -> Guard {
-    let mut w = spawn_ready(Command::new(PYTHON).arg(script("split.py")).arg("60"));
+    let mut w = Workload::script("split.py").args(&["60"]).ready();
     w.send_line("go");
     w
 }
@@ -117,7 +117,7 @@ fn the_hot_function_is_on_top_and_keys_work() {
 #[test]
 fn without_a_terminal_it_prints_tables() {
     let w = busy();
-    let out = run_pyprobe(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]);
+    let out = Pyprobe::new(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]).run();
     assert!(
         out.status.success(),
         "{}",
