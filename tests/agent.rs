@@ -81,23 +81,23 @@ fn prometheus_reads_exact_counts_of_every_process() {
             format!("{metric}{{job=\"pyprobe\",pid=\"{pid}\",generation=\"{g}\"}}")
         };
         // Attached after the early process started: its window; the late one: its whole life.
-        exact(at(&e_pid, "python_gc_collections_total"), e.collections[g]);
-        exact(
-            at(&e_pid, "python_gc_pause_seconds_count"),
-            e.collections[g],
-        );
-        exact(
-            at(&e_pid, "python_gc_collected_objects_total"),
-            e.collected[g],
-        );
-        exact(
-            at(&l_pid, "python_gc_collections_total"),
-            l.collections_since_start[g],
-        );
-        exact(
-            at(&l_pid, "python_gc_collected_objects_total"),
-            l.collected_since_start[g],
-        );
+        for (pid, metric, want) in [
+            (&e_pid, "python_gc_collections_total", e.collections[g]),
+            (&e_pid, "python_gc_pause_seconds_count", e.collections[g]),
+            (&e_pid, "python_gc_collected_objects_total", e.collected[g]),
+            (
+                &l_pid,
+                "python_gc_collections_total",
+                l.collections_since_start[g],
+            ),
+            (
+                &l_pid,
+                "python_gc_collected_objects_total",
+                l.collected_since_start[g],
+            ),
+        ] {
+            exact(at(pid, metric), want);
+        }
     }
     // The early process's imports since the agent came: the chain of three.
     exact(

@@ -593,15 +593,14 @@ fn an_interpreter_replaced_on_disk_is_still_traced() {
     let dir = TempDir::new("replaced");
     let python = dir.path().join("python3.11");
     std::fs::copy(PYTHON, &python).unwrap();
-    let mut w = Workload::script("known_calls.py")
+    let w = Workload::script("known_calls.py")
         .on(&Python::at(&python))
         .ready();
     std::fs::remove_file(&python).unwrap();
     std::fs::copy(PYTHON, &python).unwrap();
     let pid = w.pid().to_string();
     let p = Pyprobe::new(&["count", "--pid", &pid, "--json", "--filter", "fib"]).start();
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(60)).status.success());
+    w.release("go", Duration::from_secs(60));
     let (out, err) = p.finish();
     let report: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}\n{err}"));
@@ -640,7 +639,7 @@ t = threading.Thread(target=work)\nt.start()\n\
 print('ready', flush=True)\nsys.stdin.readline()\n\
 for _ in range(20):\n    in_main()\n\
 go.set()\nt.join()\n";
-    let mut w = Workload::code(SCRIPT).ready();
+    let w = Workload::code(SCRIPT).ready();
     let pid = w.pid();
     let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -652,8 +651,7 @@ go.set()\nt.join()\n";
         "count", "--pid", &pid, "--tid", &tid, "--json", "-f", "in_*",
     ])
     .start();
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(30)).status.success());
+    w.release("go", Duration::from_secs(30));
     let (stdout, stderr) = p.finish();
     let report = last_json(&stdout);
     assert_eq!(

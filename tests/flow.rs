@@ -24,20 +24,14 @@ struct Session {
 
 /// Traces a stdin-gated workload by PID with `pyflow ARGS --pid PID` until the workload ends.
 fn flow_pid(args: &[&str], script_name: &str) -> (String, String, String, i32) {
-    let mut w = Workload::script(script_name).ready();
+    let w = Workload::script(script_name).ready();
     let pid = w.pid();
     let pid_s = pid.to_string();
     let mut all = vec!["flow"];
     all.extend(args);
     all.extend(["--pid", &pid_s]);
     let p = Pyprobe::new(&all).start();
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(120));
-    assert!(
-        wout.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
+    let wout = w.release("go", Duration::from_secs(120));
     let (stdout, stderr) = p.finish();
     (
         stdout,
@@ -310,7 +304,7 @@ fn max_depth_counts_shown_calls() {
 #[test]
 fn tid_keeps_one_thread() {
     // The workload's main thread has the PID as its TID.
-    let mut w = Workload::script(FLOW).ready();
+    let w = Workload::script(FLOW).ready();
     let pid = w.pid().to_string();
     let p = Pyprobe::new(&[
         "flow",
@@ -323,8 +317,7 @@ fn tid_keeps_one_thread() {
         &pid,
     ])
     .start();
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(60)).status.success());
+    w.release("go", Duration::from_secs(60));
     let (out, _) = p.finish();
     let mut events: Vec<Value> = out
         .lines()

@@ -118,13 +118,7 @@ fn trace_window_as(
         out.contains("\"type\":\"report\""),
         "no report on Ctrl-C:\n{out}\n{err}"
     );
-    w.send_line("done");
-    let wout = w.wait_output(Duration::from_secs(30));
-    assert!(
-        wout.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
+    w.release("done", Duration::from_secs(30));
     (out, own)
 }
 

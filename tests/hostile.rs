@@ -469,7 +469,7 @@ fn assert_one_line_failure(args: &[&str], expect: &str) {
 fn a_non_utf8_file_name_on_3_11_is_refused_and_the_target_lives() {
     let py = Python::debian();
     let (base, _dir) = workload_base(&py, "refused");
-    let mut w = non_utf8_workload(&py, &base, 1000).ready();
+    let w = non_utf8_workload(&py, &base, 1000).ready();
     let pid = w.pid().to_string();
     for (args, probes) in [
         (vec!["count"], "function__return probe"),
@@ -488,13 +488,7 @@ fn a_non_utf8_file_name_on_3_11_is_refused_and_the_target_lives() {
         assert_one_line_failure(&args, &refusal(&base, "3.11.2", probes));
     }
     // Nothing was attached: the program runs its calls and ends well.
-    w.send_line("go");
-    let out = w.wait_output(Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.release("go", Duration::from_secs(30));
 }
 
 #[test]

@@ -157,16 +157,14 @@ fn the_table_indents_children_under_their_parent() {
 #[test]
 fn imports_on_cpython_3_13_are_traced_too() {
     // The chroot's python waits for a line, then imports a module it has not loaded yet.
-    let mut w = Workload::code(
+    let w = Workload::code(
         "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
     )
     .on(&Python::sid("3.13"))
     .ready();
     let pid = w.pid().to_string();
     let p = Pyprobe::new(&["imports", "--pid", &pid, "--json"]).start();
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(30));
-    assert!(wout.status.success());
+    w.release("go", Duration::from_secs(30));
     let (stdout, stderr) = p.finish();
     let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stderr}"));
     assert_eq!(names(&report["imports"])[0], "fractions", "{report}");

@@ -97,17 +97,12 @@ fn cprofile_and_pycount(
     let out = output_ok(&mut py.command_with(&driver, &[&file, expr, "--profile"]));
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
 
-    let mut w = Workload::path(&driver).on(py).args(&[&file, expr]).ready();
+    let w = Workload::path(&driver).on(py).args(&[&file, expr]).ready();
     let pid = w.pid().to_string();
     let mut args = vec!["count", "--pid", &pid, "--json"];
     args.extend(pyprobe_args);
     let p = Pyprobe::new(&args).start();
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(120))
-            .status
-            .success()
-    );
+    w.release("go", std::time::Duration::from_secs(120));
     let (stdout, stderr) = p.finish();
     let report: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
@@ -253,7 +248,7 @@ fn pycount_agrees_with_bpftrace_on_the_same_process() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("bpftrace (scripts/test installs it)");
-    let mut w = Workload::script("known_calls.py").ready();
+    let w = Workload::script("known_calls.py").ready();
     let pid = w.pid();
     let program = format!(
         "usdt:{PYTHON}:python:function__return /pid == {pid}/ {{ @[str(arg0), str(arg1)] = count(); }}"
@@ -277,12 +272,7 @@ fn pycount_agrees_with_bpftrace_on_the_same_process() {
     let p = Pyprobe::new(&["count", "--pid", &pid_s, "--json"]).start();
     // One uprobe per probe site however many tracers share it: the semaphore stays at 1.
     assert_eq!(target.semaphore_value("function__return"), Some(1));
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(60))
-            .status
-            .success()
-    );
+    w.release("go", std::time::Duration::from_secs(60));
     let (stdout, _) = p.finish();
     let bt_out =
         String::from_utf8_lossy(&bt.wait_output(std::time::Duration::from_secs(30)).stdout)

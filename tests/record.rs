@@ -272,35 +272,11 @@ fn async_split_on_sid_3_14_3_15() {
 /// naming the version and what works.
 #[test]
 fn async_before_3_11_is_refused_naming_what_works() {
-    let old = Guard::spawn(
-        Python::pyenv("3.10")
-            .command("-c")
-            .arg("import time; time.sleep(30)")
-            .stdin(Stdio::null()),
-    );
-    thread::sleep(Duration::from_millis(500));
-    assert_clean_failure(
-        &[
-            "record",
-            "--async",
-            "--pid",
-            &old.pid().to_string(),
-            "-d",
-            "1",
-        ],
-        "(CPython 3.10",
-    );
-    assert_clean_failure(
-        &[
-            "record",
-            "--async",
-            "--pid",
-            &old.pid().to_string(),
-            "-d",
-            "1",
-        ],
-        "record --async needs CPython 3.11-3.15",
-    );
+    let old = sleeping(&Python::pyenv("3.10"));
+    let pid = old.pid().to_string();
+    for says in ["(CPython 3.10", "record --async needs CPython 3.11-3.15"] {
+        assert_clean_failure(&["record", "--async", "--pid", &pid, "-d", "1"], says);
+    }
 }
 
 /// Records split.py started by pyprobe (`-- COMMAND`), from its first bytecode to its exit.
@@ -517,13 +493,7 @@ fn record_json(pid: i32, extra: &[&str]) -> Value {
     let pid = pid.to_string();
     let mut args = vec!["record", "--pid", &pid, "--format", "json", "-d", "1"];
     args.extend(extra);
-    let out = Pyprobe::new(&args).run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    Pyprobe::new(&args).json()
 }
 
 /// Samples per thread of stacks whose frames include `name`.

@@ -60,13 +60,7 @@ fn stacks_json(pid: i32, extra: &[&str]) -> Value {
     let pid = pid.to_string();
     let mut args = vec!["stacks", "--pid", &pid, "--json"];
     args.extend(extra);
-    let out = Pyprobe::new(&args).run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stacks JSON")
+    Pyprobe::new(&args).json()
 }
 
 fn thread_of(doc: &Value, tid: i64) -> &Value {
@@ -482,13 +476,7 @@ tests_of!(a_stopped_process_stays_stopped {
 fn a_stack_past_the_limit_says_what_it_left_out() {
     let w = Workload::script("deep_stack.py").ready();
     let pid = w.pid().to_string();
-    let out = Pyprobe::new(&["stacks", "--pid", &pid]).run();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = Pyprobe::new(&["stacks", "--pid", &pid]).text();
     let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
     assert_eq!(frames.len(), 4097, "{text}");
     assert!(frames[0].starts_with("    park ("), "{}", frames[0]);
@@ -534,13 +522,7 @@ fn thread_lines(text: &str, pid: i32) -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_corrupt_frame_pointer_marks_its_thread_only() {
     let w = corrupt_frame("unmapped");
-    let out = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).run();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).text();
     let (worker, main) = thread_lines(&text, w.pid());
     assert_eq!(main.len(), 2, "{text}");
     assert!(main[1].starts_with("    <module> ("), "{text}");
@@ -585,14 +567,8 @@ fn a_corrupt_frame_pointer_marks_its_thread_only() {
 fn a_frame_cycle_is_counted_to_the_bound_and_marked() {
     let w = corrupt_frame("cycle");
     let started = Instant::now();
-    let out = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).run();
+    let text = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).text();
     let took = started.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (worker, _) = thread_lines(&text, w.pid());
     assert_eq!(worker.len(), 1 + 4096 + 2, "{}", worker[..5].join("\n"));
     assert_eq!(

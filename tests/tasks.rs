@@ -31,13 +31,7 @@ fn start_tree(py: &Python) -> (Guard, String) {
 }
 
 fn tasks_json(pid: i32) -> Value {
-    let out = Pyprobe::new(&["tasks", "--pid", &pid.to_string(), "--json"]).run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("tasks JSON")
+    Pyprobe::new(&["tasks", "--pid", &pid.to_string(), "--json"]).json()
 }
 
 fn task<'a>(doc: &'a Value, name: &str) -> &'a Value {

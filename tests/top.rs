@@ -117,13 +117,7 @@ fn the_hot_function_is_on_top_and_keys_work() {
 #[test]
 fn without_a_terminal_it_prints_tables() {
     let w = busy();
-    let out = Pyprobe::new(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]).run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = Pyprobe::new(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]).text();
     let tables: Vec<&str> = text.split("pyprobe top: ").skip(1).collect();
     assert!(tables.len() >= 2, "{text}");
     // The last table covers a whole interval of the busy workload.

@@ -87,15 +87,8 @@ fn count_on(
     py.remove_perf_map(w.pid());
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
-    let mut counts: Vec<(i64, u64)> = report["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
-        .collect();
-    counts.sort();
     // The report's notes are in its JSON.
-    (counts, format!("{stderr}\n{stdout}"))
+    (line_counts(&report), format!("{stderr}\n{stdout}"))
 }
 
 /// Waits for pyprobe to end, within 5 s of its SIGINT: (status, stdout).
@@ -241,6 +234,11 @@ fn command(py: &Python, source: Option<&str>) -> (Vec<(i64, u64)>, String) {
         .run_with_go();
     assert!(ok, "{stderr}");
     let report = last_json(&stdout);
+    (line_counts(&report), format!("{stderr}\n{stdout}"))
+}
+
+/// A report's (def line, count) pairs, sorted.
+fn line_counts(report: &serde_json::Value) -> Vec<(i64, u64)> {
     let mut counts: Vec<(i64, u64)> = report["functions"]
         .as_array()
         .unwrap()
@@ -248,7 +246,7 @@ fn command(py: &Python, source: Option<&str>) -> (Vec<(i64, u64)>, String) {
         .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
         .collect();
     counts.sort();
-    (counts, format!("{stderr}\n{stdout}"))
+    counts
 }
 
 /// early() found as the command starts (its 100 calls and the 30 of a thread started later),

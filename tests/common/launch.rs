@@ -222,6 +222,23 @@ impl Pyprobe {
         .wait_output(limit)
     }
 
+    /// Runs it to its end (`run`), which must be a success (its stderr if not): its stdout.
+    pub fn text(self) -> String {
+        let out = self.run();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `text` as the one JSON document it is (`--json`, `--format json`).
+    pub fn json(self) -> serde_json::Value {
+        let text = self.text();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
     /// Runs it to its end, feeding "go" on stdin (a spawned stdin-gated workload reads it).
     pub fn run_with_go(mut self) -> Ran {
         let mut g = piped(&mut self.cmd);
@@ -234,16 +251,10 @@ impl Pyprobe {
     /// then for pyprobe's report.
     pub fn trace(self, workload: Workload) -> Traced {
         let py = workload.python().clone();
-        let mut w = workload.ready();
+        let w = workload.ready();
         let pid = w.pid();
         let p = self.pid(&w).start();
-        w.send_line("go");
-        let wout = w.wait_output(Duration::from_secs(60));
-        assert!(
-            wout.status.success(),
-            "workload failed: {}",
-            String::from_utf8_lossy(&wout.stderr)
-        );
+        let wout = w.release("go", Duration::from_secs(60));
         let (stdout, stderr) = p.finish();
         py.remove_perf_map(pid);
         Traced {

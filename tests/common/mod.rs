@@ -90,6 +90,19 @@ impl Guard {
         matches!(self.child().try_wait(), Ok(None))
     }
 
+    /// Sends `line` (what a stdin-gated workload waits for), then waits for its end within
+    /// `limit` (`wait_output`), which must be a success: its stderr if not.
+    pub fn release(mut self, line: &str, limit: Duration) -> Output {
+        self.send_line(line);
+        let out = self.wait_output(limit);
+        assert!(
+            out.status.success(),
+            "workload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Waits for exit (killing the child if it overstays), draining its pipes meanwhile.
     pub fn wait_output(mut self, limit: Duration) -> Output {
         let mut child = self.child.take().unwrap();
