@@ -81,23 +81,23 @@ fn prometheus_reads_exact_counts_of_every_process() {
             format!("{metric}{{job=\"pyprobe\",pid=\"{pid}\",generation=\"{g}\"}}")
         };
         // Attached after the early process started: its window; the late one: its whole life.
-        exact(at(&e_pid, "python_gc_collections_total"), e.collections[g]);
-        exact(
-            at(&e_pid, "python_gc_pause_seconds_count"),
-            e.collections[g],
-        );
-        exact(
-            at(&e_pid, "python_gc_collected_objects_total"),
-            e.collected[g],
-        );
-        exact(
-            at(&l_pid, "python_gc_collections_total"),
-            l.collections_since_start[g],
-        );
-        exact(
-            at(&l_pid, "python_gc_collected_objects_total"),
-            l.collected_since_start[g],
-        );
+        for (pid, metric, want) in [
+            (&e_pid, "python_gc_collections_total", e.collections[g]),
+            (&e_pid, "python_gc_pause_seconds_count", e.collections[g]),
+            (&e_pid, "python_gc_collected_objects_total", e.collected[g]),
+            (
+                &l_pid,
+                "python_gc_collections_total",
+                l.collections_since_start[g],
+            ),
+            (
+                &l_pid,
+                "python_gc_collected_objects_total",
+                l.collected_since_start[g],
+            ),
+        ] {
+            exact(at(pid, metric), want);
+        }
     }
     // The early process's imports since the agent came: the chain of three.
     exact(
@@ -168,8 +168,7 @@ fn prometheus_reads_exact_counts_of_every_process() {
     let late_pid = late.pid();
     assert!(semaphores(late_pid).iter().any(|(_, v)| *v > 0));
     assert_eq!(gc_semaphore(late_pid), 1);
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    let said = agent.stop();
     assert!(said.contains("stopped: probes detached"), "{said}");
     assert!(semaphores(late_pid).iter().all(|(_, v)| *v == 0));
     assert_eq!(gc_semaphore(late_pid), 0);
@@ -244,8 +243,7 @@ fn bad_scrapes_neither_stop_it_nor_lose_counts() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(curl(&[&format!("http://{addr}/healthz")]), "ok\n");
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 #[test]
@@ -292,8 +290,7 @@ fn a_process_over_budget_loses_its_function_probes_only() {
         sample(&text, "python_function_calls_total", &[("pid", &pid)]),
         Some(calls)
     );
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 #[test]
@@ -355,8 +352,7 @@ fn tls_and_basic_auth_from_a_web_config_file() {
     assert!(body.contains("pyprobe_traced_processes"), "{body}");
     // Plain HTTP gets no answer from the TLS port.
     assert_eq!(curl(&[&url.replace("https", "http")]), "");
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 /// CPU time (user and system) the process has used so far.
@@ -422,8 +418,7 @@ fn a_flood_of_wrong_passwords_costs_the_agent_little() {
     );
     // A scraper verified before the flood is not held back by it.
     assert_eq!(code("prometheus:s3cret"), "200");
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 #[test]
@@ -572,8 +567,7 @@ fn no_latency_counts_calls_without_tracing_mode() {
     let labels = [("pid", pid.as_str()), ("function", "agent_handle")];
     let text = agent.wait_value("python_function_calls_total", &labels, 700.0, WAIT);
     assert!(!text.contains("python_function_duration_seconds"), "{text}");
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 /// A process names itself (its comm is its own to set) with a terminal control sequence and a
@@ -585,7 +579,7 @@ fn a_hostile_process_name_is_logged_escaped() {
                   open('/proc/self/comm', 'wb').write(b'py\\x1b]0;x\\x07\\r\\nX')\n\
                   print('ready', flush=True)\n\
                   sys.stdin.readline()\n";
-    let w = common::spawn_ready(std::process::Command::new(common::PYTHON).args(["-c", script]));
+    let w = common::Workload::code(script).ready();
     let pid = w.pid().to_string();
     let agent = Agent::start(&["--pid", &pid, "--no-latency"]);
     let needle = format!("pyprobe: agent: PID {pid} (");
@@ -625,8 +619,7 @@ fn function_metrics_stay_on_for_an_idling_service_on_watchpoints() {
         assert!(Instant::now() < deadline, "{}", agent.said());
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 
     let agent = Agent::start(&args(&["--filter", "agent_idle_handle"]));
     agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
@@ -651,6 +644,5 @@ fn function_metrics_stay_on_for_an_idling_service_on_watchpoints() {
     );
     // No probe in it: watchpoints only.
     assert!(semaphores(w.pid()).iter().all(|(_, v)| *v == 0));
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }

@@ -37,14 +37,14 @@ fn trace_workload(cmd: &mut Command, extra: &[&str]) -> (Vec<Value>, Value, Valu
     let pid_s = pid.to_string();
     let mut args = vec!["audit", "--pid", &pid_s, "--json"];
     args.extend(extra);
-    let (p, rx) = start_pyprobe(&args);
+    let p = Pyprobe::new(&args).start();
     w.send_line("go");
     let known = lines
         .find_map(|l| l.strip_prefix("known ").map(str::to_string))
         .expect("the workload's known values");
     let wout = w.wait_output(Duration::from_secs(60));
     assert!(wout.status.success(), "workload failed");
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     let (events, summary) = parse_stream(&stdout);
     assert!(!events.is_empty() || !extra.is_empty(), "{stderr}");
     (events, summary, serde_json::from_str(&known).unwrap(), pid)
@@ -160,24 +160,27 @@ fn event_globs_filter_in_the_kernel() {
 
 #[test]
 fn a_spawned_command_streams_a_table() {
-    let (text, err, ok) = run_spawned(&["audit", "--event", "socket.connect"], "audit_events.py");
-    assert!(ok, "{text}{err}");
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["audit", "--event", "socket.connect"])
+        .spawn(Workload::script("audit_events.py"))
+        .run_with_go();
+    assert!(ok, "{stdout}{stderr}");
     let known: Value = serde_json::from_str(
-        text.lines()
+        stdout
+            .lines()
             .find_map(|l| l.strip_prefix("known "))
             .expect("known line"),
     )
     .unwrap();
-    let rows: Vec<&str> = text
+    let rows: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains(" socket.connect "))
         .collect();
-    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows.len(), 1, "{stdout}");
     assert!(
         rows[0].ends_with(&format!("address=127.0.0.1:{}", known["port"])),
-        "{text}"
+        "{stdout}"
     );
-    assert!(text.lines().any(|l| l == "1 events"), "{text}");
+    assert!(stdout.lines().any(|l| l == "1 events"), "{stdout}");
 }
 
 /// The same decoding through the object layouts of newer versions (Debian sid's builds).

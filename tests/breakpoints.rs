@@ -7,19 +7,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Python, finish_pyprobe, run_pyprobe, spawn_ready, start_pyprobe};
+use common::{Pyprobe, Python, Workload};
 
 /// Traces tests/scripts/breakpoints.py by PID with pycount ARGS --json until it exits: the
 /// report's (name, count) pairs sorted, and pyprobe's stderr.
 fn count(py: &Python, args: &[&str]) -> (Vec<(String, u64)>, String) {
-    let mut w = spawn_ready(&mut py.command(&py.script("breakpoints.py")));
+    let mut w = Workload::script("breakpoints.py").on(py).ready();
     let pid = w.pid();
     let pid_text = pid.to_string();
     // The mechanics of breakpoints: chosen at once (auto would measure for a second first).
     let mut all = vec!["count", "--source", "breakpoints"];
     all.extend(args);
     all.extend(["--pid", &pid_text, "--json"]);
-    let (p, rx) = start_pyprobe(&all);
+    let p = Pyprobe::new(&all).start();
     w.send_line("go");
     let wout = w.wait_output(Duration::from_secs(60));
     py.remove_perf_map(pid);
@@ -28,7 +28,7 @@ fn count(py: &Python, args: &[&str]) -> (Vec<(String, u64)>, String) {
         "workload failed: {}",
         String::from_utf8_lossy(&wout.stderr)
     );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     let mut counts: Vec<(String, u64)> = functions(&stdout, &stderr)
         .iter()
         .map(|f| {
@@ -170,10 +170,10 @@ fn metered_hits(stderr: &str) -> f64 {
 /// the report's (name, count) pairs, and pyprobe's stderr.
 fn parked(name: &str) -> (Vec<(String, u64)>, String) {
     let py = Python::pyenv("3.12").with_trampoline();
-    let mut w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
+    let mut w = Workload::script("parked_threads.py").on(&py).ready();
     let pid = w.pid();
     let pid_text = pid.to_string();
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "count",
         "--source",
         "breakpoints",
@@ -184,9 +184,10 @@ fn parked(name: &str) -> (Vec<(String, u64)>, String) {
         "--json",
         "--duration",
         "4",
-    ]);
+    ])
+    .start();
     w.send_line("go");
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     py.remove_perf_map(pid);
     let counts = functions(&stdout, &stderr)
         .iter()
@@ -239,10 +240,10 @@ fn a_breakpoint_set_during_the_session_is_metered() {
 fn probes_lists_breakpoints_where_the_trampoline_is_on() {
     let row = "pycount --filter NAME (exact, up to 4)";
     let py = Python::pyenv("3.12").with_trampoline();
-    let w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
+    let w = Workload::script("parked_threads.py").on(&py).ready();
     let pid = w.pid().to_string();
-    let text = run_pyprobe(&["probes", "--pid", &pid]);
-    let json = run_pyprobe(&["probes", "--pid", &pid, "--json"]);
+    let text = Pyprobe::new(&["probes", "--pid", &pid]).run();
+    let json = Pyprobe::new(&["probes", "--pid", &pid, "--json"]).run();
     py.remove_perf_map(w.pid());
     let text = String::from_utf8_lossy(&text.stdout);
     let line = text
@@ -280,8 +281,8 @@ fn probes_lists_breakpoints_where_the_trampoline_is_on() {
     );
 
     // No trampoline, no row: Debian's 3.11 counts on its USDT probes.
-    let w = spawn_ready(&mut Python::debian().command(&common::script("parked_threads.py")));
-    let text = run_pyprobe(&["probes", "--pid", &w.pid().to_string()]);
+    let w = Workload::script("parked_threads.py").ready();
+    let text = Pyprobe::new(&["probes", "--pid", &w.pid().to_string()]).run();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("pycount --latency") && !text.contains(row),
@@ -294,10 +295,10 @@ fn probes_lists_breakpoints_where_the_trampoline_is_on() {
 /// against the rounds the workload says it ran.
 fn auto(name: &str) -> (String, u64, u64) {
     let py = Python::pyenv("3.12").with_trampoline();
-    let mut w = spawn_ready(&mut py.command(&py.script("source_auto.py")));
+    let mut w = Workload::script("source_auto.py").on(&py).ready();
     let pid = w.pid();
     let pid_text = pid.to_string();
-    let (p, rx) = start_pyprobe(&["count", "--filter", name, "--pid", &pid_text, "--json"]);
+    let p = Pyprobe::new(&["count", "--filter", name, "--pid", &pid_text, "--json"]).start();
     w.send_line("go");
     std::thread::sleep(Duration::from_secs(2));
     w.send_line("stop");
@@ -308,7 +309,7 @@ fn auto(name: &str) -> (String, u64, u64) {
         .last()
         .and_then(|l| l.trim().parse().ok())
         .expect("the workload's rounds");
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     let counted = functions(&stdout, &stderr)
         .iter()
         .filter(|f| f["name"] == name)

@@ -36,7 +36,7 @@ fn work_calls(report: &serde_json::Value) -> HashMap<u64, u64> {
     calls
 }
 
-fn count_forking_workers(flags: &[&str]) -> (String, String, bool) {
+fn count_forking_workers(flags: &[&str]) -> Ran {
     let mut args = vec![
         "count",
         "--json",
@@ -46,12 +46,14 @@ fn count_forking_workers(flags: &[&str]) -> (String, String, bool) {
         "work_batch",
     ];
     args.extend(flags);
-    run_spawned(&args, "forking_workers.py")
+    Pyprobe::new(&args)
+        .spawn(Workload::script("forking_workers.py"))
+        .run_with_go()
 }
 
 #[test]
 fn subprocesses_counts_every_forked_process_exactly_with_its_pid() {
-    let (stdout, stderr, ok) = count_forking_workers(&["--subprocesses"]);
+    let Ran { stdout, stderr, ok } = count_forking_workers(&["--subprocesses"]);
     assert!(ok, "{stderr}");
     let roles = roles(&stdout);
     let report = last_json(&stdout);
@@ -94,7 +96,7 @@ fn subprocesses_counts_every_forked_process_exactly_with_its_pid() {
 
 #[test]
 fn without_the_flag_only_the_traced_process_is_counted_and_the_children_told() {
-    let (stdout, stderr, ok) = count_forking_workers(&[]);
+    let Ran { stdout, stderr, ok } = count_forking_workers(&[]);
     assert!(ok, "{stderr}");
     let report = last_json(&stdout);
     let rows: Vec<_> = report["functions"].as_array().unwrap().clone();
@@ -116,10 +118,9 @@ fn without_the_flag_only_the_traced_process_is_counted_and_the_children_told() {
 
 #[test]
 fn the_text_table_gets_a_pid_column_only_when_following() {
-    let (stdout, stderr, ok) = run_spawned(
-        &["count", "--filter", "work", "--subprocesses"],
-        "forking_workers.py",
-    );
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["count", "--filter", "work", "--subprocesses"])
+        .spawn(Workload::script("forking_workers.py"))
+        .run_with_go();
     assert!(ok, "{stderr}");
     let roles = roles(&stdout);
     assert!(
@@ -128,7 +129,10 @@ fn the_text_table_gets_a_pid_column_only_when_following() {
     );
     let row = format!("{:>8} {:>10}  ", roles["grandchild"], 11);
     assert!(stdout.contains(&row), "{row:?} in\n{stdout}");
-    let (stdout, _, _) = run_spawned(&["count", "--filter", "work"], "forking_workers.py");
+    let stdout = Pyprobe::new(&["count", "--filter", "work"])
+        .spawn(Workload::script("forking_workers.py"))
+        .run_with_go()
+        .stdout;
     assert!(stdout.contains("\n     CALLS  FUNCTION\n"), "{stdout}");
 }
 

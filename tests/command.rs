@@ -22,7 +22,7 @@ sys.exit(int(sys.argv[1]))
 "#;
 
 fn run(args: &[&str]) -> std::process::Output {
-    run_pyprobe_within(args, Duration::from_secs(60))
+    Pyprobe::new(args).within(Duration::from_secs(60))
 }
 
 fn ids(stderr: &str) -> Value {

@@ -12,15 +12,19 @@ use common::*;
 
 #[test]
 fn counts_every_call_exactly_by_pid() {
-    let (report, _) = trace_pid(&["count"], "known_calls.py");
+    let report = Pyprobe::new(&["count", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     assert_known_counts(&report);
 }
 
 #[test]
 fn counts_stay_exact_with_latency_on_a_spawned_command() {
-    let (out, err, ok) = run_spawned(&["count", "--latency", "--json"], "known_calls.py");
-    assert!(ok, "{err}");
-    let report = last_json(&out);
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["count", "--latency", "--json"])
+        .spawn(Workload::script("known_calls.py"))
+        .run_with_go();
+    assert!(ok, "{stderr}");
+    let report = last_json(&stdout);
     assert_known_counts(&report);
     // Every call made after attach was paired: entries and returns match one to one.
     for f in report["functions"].as_array().unwrap() {
@@ -59,16 +63,17 @@ fn names_in(report: &serde_json::Value) -> Vec<(String, u64)> {
 
 #[test]
 fn filter_exact_name() {
-    let (report, _) = trace_pid(&["count", "--filter", "func1"], "known_calls.py");
+    let report = Pyprobe::new(&["count", "--filter", "func1", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     assert_eq!(names_in(&report), [("func1".to_string(), 1000)]);
 }
 
 #[test]
 fn filter_prefix_within_a_file() {
-    let (report, _) = trace_pid(
-        &["count", "--filter", "known_calls.py:func*"],
-        "known_calls.py",
-    );
+    let report = Pyprobe::new(&["count", "--filter", "known_calls.py:func*", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     assert_eq!(
         names_in(&report),
         [
@@ -81,10 +86,9 @@ fn filter_prefix_within_a_file() {
 
 #[test]
 fn filter_prefix_anywhere_selects_only_matching_names() {
-    let (report, _) = trace_pid(
-        &["count", "--filter", "fun*", "--filter", "raiser"],
-        "known_calls.py",
-    );
+    let report = Pyprobe::new(&["count", "--filter", "fun*", "--filter", "raiser", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     let names = names_in(&report);
     assert!(
         names
@@ -107,10 +111,9 @@ fn filter_prefix_anywhere_selects_only_matching_names() {
 
 #[test]
 fn filter_file_and_name_keeps_same_named_functions_apart() {
-    let (report, _) = trace_pid(
-        &["count", "--filter", "known_calls.py:__init__"],
-        "known_calls.py",
-    );
+    let report = Pyprobe::new(&["count", "--filter", "known_calls.py:__init__", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     let rows = counts_by_name(&report, "/known_calls.py");
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), [21, 30]);
@@ -119,10 +122,9 @@ fn filter_file_and_name_keeps_same_named_functions_apart() {
         2,
         "nothing from other files"
     );
-    let (report, _) = trace_pid(
-        &["count", "--filter", "calls.py:__init__"],
-        "known_calls.py",
-    );
+    let report = Pyprobe::new(&["count", "--filter", "calls.py:__init__", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     assert_eq!(
         report["functions"].as_array().unwrap().len(),
         0,
@@ -132,22 +134,20 @@ fn filter_file_and_name_keeps_same_named_functions_apart() {
 
 #[test]
 fn a_call_made_at_import_time_is_counted() {
-    let (out, err, ok) = run_spawned(
-        &["count", "--json", "--filter", "called_at_import"],
-        "import_time_call.py",
-    );
-    assert!(ok, "{err}");
-    let report = last_json(&out);
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["count", "--json", "--filter", "called_at_import"])
+            .spawn(Workload::script("import_time_call.py"))
+            .run_with_go();
+    assert!(ok, "{stderr}");
+    let report = last_json(&stdout);
     assert_eq!(names_in(&report), [("called_at_import".to_string(), 1)]);
 }
 
 #[test]
 fn latency_percentiles_match_the_workloads_own_timing() {
-    let (report, own) = trace_pid(
-        &["count", "--latency", "--filter", "sleep_*"],
-        "sleepers.py",
-    );
-    assert_sleepers_latency(&report, &own);
+    let t = Pyprobe::new(&["count", "--latency", "--filter", "sleep_*", "--json"])
+        .trace(Workload::script("sleepers.py"));
+    assert_sleepers_latency(&t.report(), &t.workload.stderr);
 }
 
 /// pycount --latency's own time (issue 22): the parent's own time is its spin as it timed it
@@ -156,7 +156,9 @@ fn latency_percentiles_match_the_workloads_own_timing() {
 /// (by count tiny would lead, by total parent). On the USDT source (3.11) and the eval-frame
 /// uprobe's (3.10).
 fn own_time_is_total_less_callees(py: Python) {
-    let (report, err) = trace_pid_on(&py, &["count", "--latency"], "own_time.py");
+    let t = Pyprobe::new(&["count", "--latency", "--json"])
+        .trace(Workload::script("own_time.py").on(&py));
+    let (report, err) = (t.report(), t.workload.stderr);
     let spun = serde_json::from_str::<serde_json::Value>(
         err.lines().rev().find(|l| l.starts_with('{')).unwrap(),
     )
@@ -222,7 +224,7 @@ enum Ending {
 
 fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     use std::io::BufRead;
-    let mut w = start_workload_raw("forever.py");
+    let mut w = Workload::script("forever.py").raw();
     let pid = w.pid();
     let stdout = w.child().stdout.take().unwrap();
     let mut lines = std::io::BufReader::new(stdout)
@@ -243,7 +245,7 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
     if matches!(ending, Ending::Duration) {
         args.extend(["--duration", "1"]);
     }
-    let (p, rx) = start_pyprobe(&args);
+    let p = Pyprobe::new(&args).start();
     let during = semaphores(pid);
     assert!(
         during
@@ -268,7 +270,7 @@ fn detach_leaves_target_clean(ending: Ending, latency: bool) {
             libc::kill(p.pid(), libc::SIGKILL);
         },
     }
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     if !matches!(ending, Ending::Sigkill) {
         assert!(
             out.contains("tick"),
@@ -352,7 +354,7 @@ fn a_python_without_probes_is_refused_where_no_exact_way_exists() {
     // Builds without probes are traced through _PyEval_EvalFrameDefault (tests/versions.rs),
     // except 3.11, which inlines calls and has no perf trampoline to route them.
     let py = Python::pyenv("3.11");
-    let g = spawn_ready(&mut py.command(&py.script("known_calls.py")));
+    let g = Workload::script("known_calls.py").on(&py).ready();
     let pid = g.pid().to_string();
     assert_clean_failure(&["count", "--pid", &pid], "was built without USDT probes");
 }
@@ -401,7 +403,7 @@ fn a_version_without_function_probes_is_explained() {
         &["count", "--pid", &pid],
         "restart it with PYTHONPERFSUPPORT=1",
     );
-    let out = run_pyprobe(&["probes", "--pid", &pid]);
+    let out = Pyprobe::new(&["probes", "--pid", &pid]).run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -419,9 +421,11 @@ fn count_on_3_15(args: &[&str], script_name: &str) -> (serde_json::Value, String
     let filter = format!("{inside}:*");
     let mut args = args.to_vec();
     args.extend(["--json", "--filter", &filter]);
-    let (out, err, ok) = run_spawned_on(&py, &args, script_name);
-    assert!(ok, "{err}");
-    (last_json(&out), inside)
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&args)
+        .spawn(Workload::script(script_name).on(&py))
+        .run_with_go();
+    assert!(ok, "{stderr}");
+    (last_json(&stdout), inside)
 }
 
 #[test]
@@ -478,7 +482,9 @@ fn counts_exactly_on_python_3_15_from_entries() {
 
 #[test]
 fn a_full_function_table_is_reported_not_silent() {
-    let (report, _) = trace_pid(&["count", "--max-functions", "4"], "known_calls.py");
+    let report = Pyprobe::new(&["count", "--max-functions", "4", "--json"])
+        .trace(Workload::script("known_calls.py"))
+        .report();
     let kept = report["functions"].as_array().unwrap().len();
     assert!(kept <= 4, "{kept} functions kept in a table of 4");
     assert!(
@@ -488,12 +494,12 @@ fn a_full_function_table_is_reported_not_silent() {
     );
     assert_eq!(report["lost"]["function_table_size"], 4);
     // The text report says it too.
-    let mut w = start_workload("known_calls.py");
+    let mut w = Workload::script("known_calls.py").ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--max-functions", "4"]);
+    let p = Pyprobe::new(&["count", "--pid", &pid, "--max-functions", "4"]).start();
     w.send_line("go");
     let _ = w.wait_output(Duration::from_secs(60));
-    let (out, _) = finish_pyprobe(p, rx);
+    let (out, _) = p.finish();
     assert!(
         out.contains("WARNING: ") && out.contains("function table full"),
         "{out}"
@@ -502,12 +508,12 @@ fn a_full_function_table_is_reported_not_silent() {
 
 #[test]
 fn interval_reports_only_the_calls_made_since_the_last_one() {
-    let (out, err, ok) = run_spawned(
-        &["count", "--json", "--interval", "0.2", "--filter", "tick"],
-        "paced.py",
-    );
-    assert!(ok, "{err}");
-    let per_report: Vec<u64> = json_lines(&out)
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["count", "--json", "--interval", "0.2", "--filter", "tick"])
+            .spawn(Workload::script("paced.py"))
+            .run_with_go();
+    assert!(ok, "{stderr}");
+    let per_report: Vec<u64> = json_lines(&stdout)
         .iter()
         .map(|r| r["total_calls"].as_u64().unwrap())
         .collect();
@@ -528,9 +534,9 @@ fn interval_reports_only_the_calls_made_since_the_last_one() {
 
 #[test]
 fn probes_lists_every_probe_and_its_state() {
-    let w = start_workload("forever.py");
+    let w = Workload::script("forever.py").ready();
     let pid = w.pid().to_string();
-    let out = run_pyprobe(&["probes", "--pid", &pid, "--json"]);
+    let out = Pyprobe::new(&["probes", "--pid", &pid, "--json"]).run();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], "3.11.2");
@@ -561,7 +567,7 @@ fn probes_lists_every_probe_and_its_state() {
         entry["note"].as_str().unwrap().contains("tracing mode"),
         "{entry}"
     );
-    let text = run_pyprobe(&["probes", "--pid", &pid]);
+    let text = Pyprobe::new(&["probes", "--pid", &pid]).run();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("function__return") && text.contains("CPython 3.11.2"),
@@ -571,10 +577,9 @@ fn probes_lists_every_probe_and_its_state() {
 
 #[test]
 fn short_lived_threads_do_not_exhaust_the_pairing_table() {
-    let (report, _) = trace_pid(
-        &["count", "--latency", "--filter", "thread_fn"],
-        "many_threads.py",
-    );
+    let report = Pyprobe::new(&["count", "--latency", "--filter", "thread_fn", "--json"])
+        .trace(Workload::script("many_threads.py"))
+        .report();
     let f = &report["functions"][0];
     assert_eq!(f["count"], 1500, "{report}");
     assert_eq!(f["timed"], 1500, "{report}");
@@ -588,14 +593,15 @@ fn an_interpreter_replaced_on_disk_is_still_traced() {
     let dir = TempDir::new("replaced");
     let python = dir.path().join("python3.11");
     std::fs::copy(PYTHON, &python).unwrap();
-    let mut w = spawn_ready(Command::new(&python).arg(script("known_calls.py")));
+    let w = Workload::script("known_calls.py")
+        .on(&Python::at(&python))
+        .ready();
     std::fs::remove_file(&python).unwrap();
     std::fs::copy(PYTHON, &python).unwrap();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["count", "--pid", &pid, "--json", "--filter", "fib"]);
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(60)).status.success());
-    let (out, err) = finish_pyprobe(p, rx);
+    let p = Pyprobe::new(&["count", "--pid", &pid, "--json", "--filter", "fib"]).start();
+    w.release("go", Duration::from_secs(60));
+    let (out, err) = p.finish();
     let report: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}\n{err}"));
     assert_eq!(names_in(&report), [("fib".to_string(), 21891)]);
@@ -633,7 +639,7 @@ t = threading.Thread(target=work)\nt.start()\n\
 print('ready', flush=True)\nsys.stdin.readline()\n\
 for _ in range(20):\n    in_main()\n\
 go.set()\nt.join()\n";
-    let mut w = spawn_ready(Command::new(PYTHON).args(["-c", SCRIPT]));
+    let w = Workload::code(SCRIPT).ready();
     let pid = w.pid();
     let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -641,12 +647,12 @@ go.set()\nt.join()\n";
         .find(|&t| t != pid)
         .expect("the worker thread");
     let (pid, tid) = (pid.to_string(), tid.to_string());
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "count", "--pid", &pid, "--tid", &tid, "--json", "-f", "in_*",
-    ]);
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(30)).status.success());
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    ])
+    .start();
+    w.release("go", Duration::from_secs(30));
+    let (stdout, stderr) = p.finish();
     let report = last_json(&stdout);
     assert_eq!(
         names_in(&report),
@@ -698,14 +704,12 @@ fn a_function_in_a_file_with_a_very_long_path_is_named_by_its_end() {
     for py in [Python::debian(), Python::pyenv("3.12"), Python::sid("3.15")] {
         let script = py.file(&host, &rel);
         assert!(script.len() > 600, "{script}");
-        let out = run_with_go(
-            Command::new(pyprobe_bin())
-                .args(["count", "--json", "--filter", "deep_target.py:target", "--"])
-                .args(py.argv(&script)),
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{}: {err}", py.exe);
-        let report = last_json(&String::from_utf8_lossy(&out.stdout));
+        let out = Pyprobe::new(&["count", "--json", "--filter", "deep_target.py:target"])
+            .spawn(Workload::path(&script).on(&py))
+            .run_with_go();
+        let err = &out.stderr;
+        assert!(out.ok, "{}: {err}", py.exe);
+        let report = last_json(&out.stdout);
         let fs = report["functions"].as_array().unwrap();
         assert_eq!(fs.len(), 1, "{}: {report}", py.exe);
         assert_eq!(
@@ -770,9 +774,11 @@ fn a_dotted_filter_matches_qualified_names_exactly() {
                 ],
             ),
         ] {
-            let (out, err, ok) = run_spawned_on(&py, &["count", "--json", "--filter", filter], s);
-            assert!(ok, "{} {filter}: {err}", py.exe);
-            let report = last_json(&out);
+            let Ran { stdout, stderr, ok } = Pyprobe::new(&["count", "--json", "--filter", filter])
+                .spawn(Workload::script(s).on(&py))
+                .run_with_go();
+            assert!(ok, "{} {filter}: {stderr}", py.exe);
+            let report = last_json(&stdout);
             let mut want: Vec<(String, u32, u64)> = want
                 .iter()
                 .map(|&(n, l, c)| (n.to_string(), l, c))
@@ -792,16 +798,18 @@ fn a_dotted_filter_matches_qualified_names_exactly() {
             );
         }
         // A module-qualified name is no qualified name: said, with what selects it.
-        let (out, err, ok) =
-            run_spawned_on(&py, &["count", "--json", "--filter", "qualnames.run"], s);
-        assert!(ok, "{err}");
-        let report = last_json(&out);
+        let Ran { stdout, stderr, ok } =
+            Pyprobe::new(&["count", "--json", "--filter", "qualnames.run"])
+                .spawn(Workload::script(s).on(&py))
+                .run_with_go();
+        assert!(ok, "{stderr}");
+        let report = last_json(&stdout);
         assert_eq!(report["functions"], serde_json::json!([]), "{}", py.exe);
         assert!(
-            err.lines().any(|l| l
+            stderr.lines().any(|l| l
                 .starts_with("pyprobe: --filter qualnames.run matched no function that ran: ")
                 && l.contains("FILE:NAME")),
-            "{}: {err}",
+            "{}: {stderr}",
             py.exe
         );
     }
@@ -816,25 +824,28 @@ fn a_dotted_filter_is_refused_where_qualified_names_cannot_be_read() {
         (Python::pyenv("3.10"), "CPython 3.10 has no qualified names"),
         (Python::sid("3.15"), "no code object"),
     ] {
-        let (out, err, ok) = run_spawned_on(&py, &["count", "--filter", "A.run"], "qualnames.py");
-        assert!(!ok, "{}: {out}", py.exe);
+        let Ran { stdout, stderr, ok } = Pyprobe::new(&["count", "--filter", "A.run"])
+            .spawn(Workload::script("qualnames.py").on(&py))
+            .run_with_go();
+        assert!(!ok, "{}: {stdout}", py.exe);
         assert!(
-            err.starts_with("pyprobe: error: invalid filter \"A.run\": ") && err.contains(why),
-            "{}: {err}",
+            stderr.starts_with("pyprobe: error: invalid filter \"A.run\": ")
+                && stderr.contains(why),
+            "{}: {stderr}",
             py.exe
         );
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains("FILE:NAME"), "{err}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("FILE:NAME"), "{stderr}");
     }
 }
 
 /// forever.py calls tick() without end: traced for 3.5 s.
 fn count_forever(args: &[&str]) -> (String, String, i32) {
-    let w = start_workload("forever.py");
+    let w = Workload::script("forever.py").ready();
     let pid = w.pid().to_string();
     let mut all = vec!["count", "--pid", &pid, "--json", "-d", "3500ms"];
     all.extend(args);
-    let out = run_pyprobe(&all);
+    let out = Pyprobe::new(&all).run();
     assert!(
         out.status.success(),
         "{}",

@@ -55,6 +55,20 @@ const FRAME_3_14: FrameOffsets = FrameOffsets {
 };
 
 /// A build's version (as PY_VERSION_HEX), not free-threaded, and its runtime's offsets.
+/// The thread state's offsets of 3.13-3.15: the list links, interpreter and frame stay where
+/// they are; its size and the thread ids move.
+fn thread_state(size: u64, thread_id: u64, native_thread_id: u64) -> ThreadOffsets {
+    ThreadOffsets {
+        size,
+        prev: 0,
+        next: 8,
+        interp: 16,
+        current_frame: 72,
+        thread_id,
+        native_thread_id,
+    }
+}
+
 fn assert_version_and_runtime(o: &DebugOffsets, hex: u32, runtime: RuntimeOffsets) {
     assert_eq!(o.version, PyVersion::from_hex(hex));
     assert!(!o.free_threaded);
@@ -87,18 +101,7 @@ fn sid_3_13() {
             gil_holder: 7760
         }
     );
-    assert_eq!(
-        o.thread_state,
-        ThreadOffsets {
-            size: 312,
-            prev: 0,
-            next: 8,
-            interp: 16,
-            current_frame: 72,
-            thread_id: 152,
-            native_thread_id: 160
-        }
-    );
+    assert_eq!(o.thread_state, thread_state(312, 152, 160));
     assert_eq!(
         o.interpreter_frame,
         FrameOffsets {
@@ -171,18 +174,7 @@ fn sid_3_14() {
             gil_holder: 7792
         }
     );
-    assert_eq!(
-        o.thread_state,
-        ThreadOffsets {
-            size: 832,
-            prev: 0,
-            next: 8,
-            interp: 16,
-            current_frame: 72,
-            thread_id: 152,
-            native_thread_id: 160
-        }
-    );
+    assert_eq!(o.thread_state, thread_state(832, 152, 160));
     assert_frames_code_and_debugger_of_3_14(&o, 304, 8076);
 }
 
@@ -212,18 +204,7 @@ fn sid_3_15() {
             gil_holder: 7744
         }
     );
-    assert_eq!(
-        o.thread_state,
-        ThreadOffsets {
-            size: 888,
-            prev: 0,
-            next: 8,
-            interp: 16,
-            current_frame: 72,
-            thread_id: 176,
-            native_thread_id: 184
-        }
-    );
+    assert_eq!(o.thread_state, thread_state(888, 176, 184));
     assert_frames_code_and_debugger_of_3_14(&o, 344, 8028);
 }
 

@@ -92,10 +92,10 @@ fn ends_after_duration(py: &Python, args: &[&str]) {
     let pid = svc.pid().to_string();
     let mut all = args.to_vec();
     all.extend(["--pid", &pid, "-d", "2"]);
-    let (p, rx) = start_pyprobe(&all);
+    let p = Pyprobe::new(&all).start();
     let armed = Instant::now();
     svc.park();
-    let (_, err) = finish_pyprobe(p, rx);
+    let (_, err) = p.finish();
     let took = armed.elapsed();
     assert!(
         took < Duration::from_secs(3),
@@ -182,19 +182,19 @@ fn ends_on_sigint(py: &Python, args: &[&str]) {
     let pid = svc.pid().to_string();
     let mut all = args.to_vec();
     all.extend(["--pid", &pid]);
-    let (mut p, rx) = start_pyprobe(&all);
+    let mut p = Pyprobe::new(&all).start();
     svc.park();
     thread::sleep(Duration::from_millis(300));
-    let mut other = start_workload("sleepers.py");
+    let mut other = Workload::script("sleepers.py").ready();
     let other_pid = other.pid().to_string();
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(p.pid(), libc::SIGINT) };
     let sent = Instant::now();
     let second = thread::spawn(move || {
         let t = Instant::now();
-        let (g, rx2) = start_pyprobe(&["gc", "--pid", &other_pid, "-d", "1"]);
+        let g = Pyprobe::new(&["gc", "--pid", &other_pid, "-d", "1"]).start();
         let banner = t.elapsed();
-        finish_pyprobe(g, rx2);
+        g.finish();
         banner
     });
     let status = loop {
@@ -207,7 +207,7 @@ fn ends_on_sigint(py: &Python, args: &[&str]) {
         thread::sleep(Duration::from_millis(10));
     };
     let took = sent.elapsed();
-    let err: Vec<String> = rx.try_iter().collect();
+    let err: Vec<String> = p.stderr.try_iter().collect();
     assert!(status.is_some(), "{args:?} still running 20 s after SIGINT");
     assert!(
         took < Duration::from_secs(1),
@@ -340,10 +340,10 @@ fn no_return_address_is_hijacked_while_timing_calls() {
     for (what, py) in pythons() {
         let mut svc = Service::start(&py);
         let pid = svc.pid().to_string();
-        let (p, rx) = start_pyprobe(&["count", "--latency", "--pid", &pid, "-d", "2"]);
+        let p = Pyprobe::new(&["count", "--latency", "--pid", &pid, "-d", "2"]).start();
         svc.park();
         let hijacked = hijacked_returns(svc.pid());
-        let (out, err) = finish_pyprobe(p, rx);
+        let (out, err) = p.finish();
         assert!(out.contains("tick"), "{what}: {out}\n{err}");
         assert_eq!(
             hijacked, 0,

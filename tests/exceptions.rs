@@ -78,19 +78,20 @@ fn expected(py_minor: u32) -> Vec<(String, String, u64, String, u64)> {
 
 /// Attaches to the running workload, releases it, and reads the report while it keeps running.
 fn by_pid(py: &Python, minor: u32) {
-    let mut w = spawn_ready(&mut py.command(&py.script("known_raises.py")));
+    let mut w = Workload::script("known_raises.py").on(py).ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["exceptions", "--pid", &pid, "-d", "3", "--json"]);
+    let p = Pyprobe::new(&["exceptions", "--pid", &pid, "-d", "3", "--json"]).start();
     w.send_line("go");
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     assert!(w.alive(), "the workload keeps running");
     let report = last_json(&stdout);
     assert_eq!(own_rows(&report), expected(minor), "{stderr}");
 }
 
 fn by_command(py: &Python, minor: u32) {
-    let (stdout, stderr, ok) =
-        run_spawned_on(py, &["exceptions", "-d", "4", "--json"], "known_raises.py");
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["exceptions", "-d", "4", "--json"])
+        .spawn(Workload::script("known_raises.py").on(py))
+        .run_with_go();
     assert!(ok, "{stderr}");
     assert_eq!(own_rows(&last_json(&stdout)), expected(minor), "{stderr}");
 }
@@ -127,19 +128,17 @@ fn pyenv_312_sid_314_by_command() {
 
 #[test]
 fn streaming_prints_one_line_per_exception() {
-    let (stdout, stderr, ok) = run_spawned_on(
-        &Python::debian(),
-        &[
-            "exceptions",
-            "-d",
-            "4",
-            "--json",
-            "--stream",
-            "--filter",
-            "LookupError",
-        ],
-        "known_raises.py",
-    );
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&[
+        "exceptions",
+        "-d",
+        "4",
+        "--json",
+        "--stream",
+        "--filter",
+        "LookupError",
+    ])
+    .spawn(Workload::script("known_raises.py").on(&Python::debian()))
+    .run_with_go();
     assert!(ok, "{stderr}");
     let lines = json_lines(&stdout);
     let streamed = lines.iter().filter(|l| l.get("tid").is_some()).count();

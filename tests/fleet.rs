@@ -199,8 +199,7 @@ fn every_dashboard_and_rule_query_runs_on_a_real_prometheus() {
     assert!(imports[0].1 >= own.imports as f64, "{imports:?} {own:?}");
     assert_eq!(own.imports, 3);
     drop(prom);
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 }
 
 /// `go tool pprof ARGS` (Debian's golang-go), its output; its fetched copies kept in `dir`.
@@ -279,8 +278,7 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
         ])
     };
     let (too_long, bad_pid) = (status("seconds=61"), status("pid=x"));
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
     drop(burn);
 
     // 3/4 of the two processes' CPU time is burn_a's, 1/4 burn_b's (they take turns). The
@@ -340,8 +338,7 @@ fn the_profile_endpoint_takes_the_agents_tls_and_basic_auth() {
         .unwrap()
         .stdout;
     assert_eq!(body.get(..2), Some(&[0x1f, 0x8b][..]), "{body:?}");
-    let (ok, said) = agent.terminate();
-    assert!(ok, "{said}");
+    agent.stop();
 
     // Without --profile the path says how to turn it on.
     let agent = Agent::start(&ONLY_OURS);

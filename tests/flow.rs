@@ -24,21 +24,15 @@ struct Session {
 
 /// Traces a stdin-gated workload by PID with `pyflow ARGS --pid PID` until the workload ends.
 fn flow_pid(args: &[&str], script_name: &str) -> (String, String, String, i32) {
-    let mut w = start_workload(script_name);
+    let w = Workload::script(script_name).ready();
     let pid = w.pid();
     let pid_s = pid.to_string();
     let mut all = vec!["flow"];
     all.extend(args);
     all.extend(["--pid", &pid_s]);
-    let (p, rx) = start_pyprobe(&all);
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(120));
-    assert!(
-        wout.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let p = Pyprobe::new(&all).start();
+    let wout = w.release("go", Duration::from_secs(120));
+    let (stdout, stderr) = p.finish();
     (
         stdout,
         stderr,
@@ -310,9 +304,9 @@ fn max_depth_counts_shown_calls() {
 #[test]
 fn tid_keeps_one_thread() {
     // The workload's main thread has the PID as its TID.
-    let mut w = start_workload(FLOW);
+    let w = Workload::script(FLOW).ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "flow",
         "--filter",
         "flow_calls.py:*",
@@ -321,10 +315,10 @@ fn tid_keeps_one_thread() {
         "--json",
         "--pid",
         &pid,
-    ]);
-    w.send_line("go");
-    assert!(w.wait_output(Duration::from_secs(60)).status.success());
-    let (out, _) = finish_pyprobe(p, rx);
+    ])
+    .start();
+    w.release("go", Duration::from_secs(60));
+    let (out, _) = p.finish();
     let mut events: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -563,14 +557,14 @@ fn semaphores(pid: i32) -> Vec<u16> {
 
 #[test]
 fn ending_pyflow_leaves_the_target_untraced() {
-    let mut w = start_workload_raw("forever.py");
+    let mut w = Workload::script("forever.py").raw();
     let pid = w.pid();
     let stdout = w.child().stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok);
     assert_eq!(lines.next().as_deref(), Some("ready"));
     assert_eq!(semaphores(pid), [0, 0, 0]);
     let pid_s = pid.to_string();
-    let (p, rx) = start_pyprobe(&["flow", "--pid", &pid_s, "--filter", "tick", "--json"]);
+    let p = Pyprobe::new(&["flow", "--pid", &pid_s, "--filter", "tick", "--json"]).start();
     assert_eq!(
         semaphores(pid),
         [1, 1, 1],
@@ -579,7 +573,7 @@ fn ending_pyflow_leaves_the_target_untraced() {
     // Some ticks traced first: on a busy machine the target may not run for a while.
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(p.pid(), libc::SIGTERM) };
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["event"], "summary", "{err}");
     let ticks = out.lines().filter(|l| l.contains("\"tick\"")).count() as u64;
@@ -625,17 +619,11 @@ fn a_dotted_filter_shows_only_that_classs_calls() {
             .unwrap_or_else(|| panic!("no {tag}")) as u64
             + 1
     };
-    let out = run_with_go(
-        Command::new(pyprobe_bin())
-            .args(["flow", "--json", "--filter", "B.*", "--", PYTHON])
-            .arg(script(s)),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Pyprobe::new(&["flow", "--json", "--filter", "B.*"])
+        .spawn(Workload::script(s))
+        .run_with_go();
+    let stdout = &out.stdout;
+    assert!(out.ok, "{}", out.stderr);
     let mut calls: BTreeMap<(String, u64), u64> = BTreeMap::new();
     for l in stdout.lines().filter(|l| l.contains("\"event\":\"call\"")) {
         let v: Value = serde_json::from_str(l).unwrap();

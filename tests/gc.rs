@@ -99,7 +99,7 @@ fn trace_window_as(
     let pid = w.pid().to_string();
     let mut args = vec!["gc", "--pid", &pid, "--json"];
     args.extend(pygc_args);
-    let (p, rx) = start_pyprobe(&args);
+    let p = Pyprobe::new(&args).start();
     if reader == Reader::Stopped {
         // SAFETY: signalling the pyprobe child this test started.
         unsafe { libc::kill(p.pid(), libc::SIGSTOP) };
@@ -113,18 +113,12 @@ fn trace_window_as(
     }
     // SAFETY: signalling the pyprobe child this test started.
     unsafe { libc::kill(p.pid(), libc::SIGINT) };
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     assert!(
         out.contains("\"type\":\"report\""),
         "no report on Ctrl-C:\n{out}\n{err}"
     );
-    w.send_line("done");
-    let wout = w.wait_output(Duration::from_secs(30));
-    assert!(
-        wout.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
+    w.release("done", Duration::from_secs(30));
     (out, own)
 }
 
@@ -370,17 +364,17 @@ fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
 #[test]
 fn a_collection_under_way_at_attach_is_reported_unpaired() {
     let _serial = serial();
-    let mut w = start_workload_raw("gc_attach_mid.py");
+    let mut w = Workload::script("gc_attach_mid.py").raw();
     let stdout = w.child().stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     // Its finalizer says so from inside the collection, and waits there for us.
     assert_eq!(lines.next().as_deref(), Some("collecting"));
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["gc", "--pid", &pid]);
+    let p = Pyprobe::new(&["gc", "--pid", &pid]).start();
     w.send_line("finish the collection");
     let own: Value = serde_json::from_str(&lines.next().expect("results")).unwrap();
     unsafe { libc::kill(p.pid(), libc::SIGINT) };
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     w.send_line("exit");
     assert_eq!(own["after"].as_array().unwrap().len(), 2, "{own}");
     let row = out
@@ -401,16 +395,16 @@ fn a_collection_under_way_at_attach_is_reported_unpaired() {
 #[test]
 fn min_pause_table_has_one_row_per_pause_with_its_columns() {
     let _serial = serial();
-    let mut w = start_workload_raw("gc_pauses.py");
+    let mut w = Workload::script("gc_pauses.py").raw();
     let stdout = w.child().stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     assert_eq!(lines.next().as_deref(), Some("ready"));
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["gc", "--pid", &pid, "--min-pause", "0"]);
+    let p = Pyprobe::new(&["gc", "--pid", &pid, "--min-pause", "0"]).start();
     w.send_line("go");
     let own: Value = serde_json::from_str(&lines.next().unwrap()).unwrap();
     unsafe { libc::kill(p.pid(), libc::SIGTERM) };
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     w.send_line("done");
     let rows: Vec<&str> = out
         .lines()
@@ -589,7 +583,7 @@ fn bad_option_values_are_refused_naming_the_flag() {
             "--buffer-size",
         ),
     ] {
-        let out = run_pyprobe(args);
+        let out = Pyprobe::new(args).run();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert!(!err.contains("panicked"), "{err}");

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{
-    Guard, Python, TempDir, finish_pyprobe, pyprobe_bin, run_pyprobe, spawn_ready, start_pyprobe,
-};
+use common::{Guard, Pyprobe, Python, TempDir, Workload, pyprobe_bin};
 
 /// A directory of this test, removed with everything in it when dropped.
 struct Scratch(TempDir);
@@ -43,23 +41,21 @@ fn traced_into(
     limit: Duration,
 ) -> Output {
     let pid = target.pid().to_string();
-    common::run_pyprobe_within(
-        &[
-            command,
-            "--pid",
-            &pid,
-            "-d",
-            seconds,
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        limit,
-    )
+    Pyprobe::new(&[
+        command,
+        "--pid",
+        &pid,
+        "-d",
+        seconds,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .within(limit)
 }
 
 /// `pyflow -o OUT -- python3.11 -c CODE` run to its end.
 fn flow_into(out: &Path, code: &str) -> Output {
-    run_pyprobe(&[
+    Pyprobe::new(&[
         "flow",
         "-o",
         out.to_str().unwrap(),
@@ -68,6 +64,7 @@ fn flow_into(out: &Path, code: &str) -> Output {
         "-c",
         code,
     ])
+    .run()
 }
 
 /// pyflow's text of `def traced(): pass; traced()`.
@@ -274,7 +271,7 @@ fn a_bad_pid_leaves_an_output_and_what_it_links_to_untouched() {
     let earlier = s.path("flow.txt");
     std::fs::write(&earlier, "earlier results\n").unwrap();
     for out in [&link, &earlier] {
-        let o = run_pyprobe(&["flow", "--pid", "4194304", "-o", out.to_str().unwrap()]);
+        let o = Pyprobe::new(&["flow", "--pid", "4194304", "-o", out.to_str().unwrap()]).run();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert_eq!(err.trim(), "pyprobe: error: no process with PID 4194304");
@@ -345,7 +342,7 @@ fn an_output_fifo_without_reader_is_refused_before_anything_attaches() {
     let s = Scratch::new("output-fifo");
     let fifo = s.path("ofifo");
     mkfifo(&fifo);
-    let target = common::start_workload("forever.py");
+    let target = Workload::script("forever.py").ready();
     let started = std::time::Instant::now();
     let o = traced_into(&target, "count", "1", &fifo, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -410,7 +407,7 @@ fn an_output_fifo_whose_reader_never_reads_does_not_hold_the_session() {
     mkfifo(&fifo);
     // Held open, never read: pyflow on a busy target writes far more than the pipe holds.
     let _unread = fifo_reader(&fifo);
-    let target = common::start_workload("forever.py");
+    let target = Workload::script("forever.py").ready();
     let o = traced_into(&target, "flow", "2", &fifo, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -433,9 +430,11 @@ fn an_output_fifo_whose_reader_never_reads_does_not_hold_the_session() {
 // fails on it inside the program (versions::NameHazard).
 
 /// non_utf8_file.py on `py`, its directory under `base` (as the interpreter sees it), ready.
-fn non_utf8_workload(py: &Python, base: &str, calls: u32) -> Guard {
+fn non_utf8_workload(py: &Python, base: &str, calls: u32) -> Workload {
     let script = py.script("non_utf8_file.py");
-    spawn_ready(&mut py.command_with(&script, &[base, &calls.to_string()]))
+    Workload::path(&script)
+        .on(py)
+        .args(&[base, &calls.to_string()])
 }
 
 /// A directory for the workload's files, as `py` sees it, removed when dropped.
@@ -459,7 +458,7 @@ fn refusal(base: &str, version: &str, probes: &str) -> String {
 }
 
 fn assert_one_line_failure(args: &[&str], expect: &str) {
-    let out = run_pyprobe(args);
+    let out = Pyprobe::new(args).run();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
     assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
@@ -470,7 +469,7 @@ fn assert_one_line_failure(args: &[&str], expect: &str) {
 fn a_non_utf8_file_name_on_3_11_is_refused_and_the_target_lives() {
     let py = Python::debian();
     let (base, _dir) = workload_base(&py, "refused");
-    let mut w = non_utf8_workload(&py, &base, 1000);
+    let w = non_utf8_workload(&py, &base, 1000).ready();
     let pid = w.pid().to_string();
     for (args, probes) in [
         (vec!["count"], "function__return probe"),
@@ -489,22 +488,16 @@ fn a_non_utf8_file_name_on_3_11_is_refused_and_the_target_lives() {
         assert_one_line_failure(&args, &refusal(&base, "3.11.2", probes));
     }
     // Nothing was attached: the program runs its calls and ends well.
-    w.send_line("go");
-    let out = w.wait_output(Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.release("go", Duration::from_secs(30));
 }
 
 #[test]
 fn with_force_the_3_11_target_fails_as_the_help_says() {
     let py = Python::debian();
     let (base, _dir) = workload_base(&py, "forced");
-    let mut w = non_utf8_workload(&py, &base, 1000);
+    let mut w = non_utf8_workload(&py, &base, 1000).ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["count", "--force", "--pid", &pid]);
+    let p = Pyprobe::new(&["count", "--force", "--pid", &pid]).start();
     w.send_line("go");
     let out = w.wait_output(Duration::from_secs(30));
     let werr = String::from_utf8_lossy(&out.stderr);
@@ -513,7 +506,7 @@ fn with_force_the_3_11_target_fails_as_the_help_says() {
     assert!(!out.status.success(), "the program survived:\n{werr}");
     assert!(werr.contains("SystemError"), "{werr}");
     assert!(werr.contains("UnicodeEncodeError"), "{werr}");
-    let (_, err) = finish_pyprobe(p, rx);
+    let (_, err) = p.finish();
     assert!(
         err.contains(&format!(
             "pyprobe: WARNING: --force: PID {pid}: its module fmod was loaded from {base}/caf\\xe9/fmod.py"
@@ -560,7 +553,8 @@ fn a_command_naming_a_non_utf8_script_is_refused_before_it_runs() {
 fn count_f(py: &Python, name: &str) -> (u64, String) {
     let (base, _dir) = workload_base(py, name);
     let w = non_utf8_workload(py, &base, 1000);
-    let (stdout, err, _) = common::trace_ready(w, &["count", "--json"]);
+    let t = Pyprobe::new(&["count", "--json"]).trace(w);
+    let (stdout, err) = (t.stdout, t.stderr);
     let report: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{err}"));
     let f = report["functions"]
@@ -585,7 +579,7 @@ fn the_eval_frame_source_reads_no_file_name_in_cpython_and_counts_exactly() {
     assert!(file.ends_with("/caf\u{fffd}/fmod.py"), "{file}");
     // Its line probe is another matter.
     let (base, _dir) = workload_base(&py, "lines-3-9");
-    let w = non_utf8_workload(&py, &base, 1);
+    let w = non_utf8_workload(&py, &base, 1).ready();
     assert_one_line_failure(
         &["lines", "--pid", &w.pid().to_string()],
         &refusal(&base, "3.9", "line probe"),
@@ -609,9 +603,8 @@ const FILE_SHOWN: &str = r"/tmp/\x1b[31mred\x1b[0m\x0d\x0afile.py";
 const WORK_LINE: u32 = 12;
 const PARK_LINE: u32 = 20;
 
-fn control_names(mode: &str) -> Guard {
-    let py = Python::debian();
-    spawn_ready(&mut py.command_with(&py.script("control_names.py"), &[mode]))
+fn control_names(mode: &str) -> Workload {
+    Workload::script("control_names.py").args(&[mode])
 }
 
 /// No byte a terminal acts on: no C0 control but the newline between lines, no DEL, no C1
@@ -630,8 +623,8 @@ fn assert_inert(what: &str, out: &str) {
 
 #[test]
 fn stacks_escapes_the_targets_names() {
-    let w = control_names("park");
-    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let w = control_names("park").ready();
+    let out = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).run();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");
     assert_inert("stacks", &text);
@@ -645,9 +638,9 @@ fn stacks_escapes_the_targets_names() {
 
 /// pyprobe ARGS --pid on control_names.py `mode`, released once tracing began; its stdout.
 fn trace_control_names(args: &[&str], mode: &str) -> String {
-    let (stdout, stderr, _) = common::trace_ready(control_names(mode), args);
-    assert_inert("stderr", &stderr);
-    stdout
+    let t = Pyprobe::new(args).trace(control_names(mode));
+    assert_inert("stderr", &t.stderr);
+    t.stdout
 }
 
 #[test]
@@ -680,7 +673,7 @@ fn record_control_names(w: &Guard, extra: &[&str]) -> String {
     let pid = w.pid().to_string();
     let mut args = vec!["record", "--pid", &pid, "-d", "1"];
     args.extend(extra);
-    let out = run_pyprobe(&args);
+    let out = Pyprobe::new(&args).run();
     let text = String::from_utf8(out.stdout).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -690,7 +683,7 @@ fn record_control_names(w: &Guard, extra: &[&str]) -> String {
 
 #[test]
 fn record_escapes_the_targets_names_in_every_text_format() {
-    let mut w = control_names("burn");
+    let mut w = control_names("burn").ready();
     w.send_line("go");
     let table = record_control_names(&w, &["--format", "text"]);
     assert_inert("record text", &table);
@@ -737,12 +730,12 @@ fn record_escapes_the_targets_names_in_every_text_format() {
 
 #[test]
 fn an_exec_into_another_program_mid_session_is_told_and_ends_it() {
-    let mut w = spawn_ready(Command::new(common::PYTHON).arg(common::script("exec_away.py")));
+    let mut w = Workload::script("exec_away.py").ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["count", "--json", "--pid", &pid, "--filter", "step"]);
+    let p = Pyprobe::new(&["count", "--json", "--pid", &pid, "--filter", "step"]).start();
     let started = std::time::Instant::now();
     w.send_line("go");
-    let (out, err) = finish_pyprobe(p, rx);
+    let (out, err) = p.finish();
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "pyprobe went on for {:?} after the exec\n{err}",

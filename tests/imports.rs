@@ -89,10 +89,12 @@ fn measured(stdout: &str) -> Value {
 
 #[test]
 fn a_spawned_command_shows_the_tree_with_the_slow_module_on_top() {
-    let (out, err, ok) = run_spawned(&["imports", "--json"], "slow_imports.py");
-    assert!(ok, "{err}");
-    let own = measured(&out);
-    let report = last_json(&out);
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["imports", "--json"])
+        .spawn(Workload::script("slow_imports.py"))
+        .run_with_go();
+    assert!(ok, "{stderr}");
+    let own = measured(&stdout);
+    let report = last_json(&stdout);
     let roots = &report["imports"];
     // Traced from the first bytecode: the interpreter's own start-up imports are there too.
     assert!(names(roots).contains(&"encodings"), "{roots}");
@@ -118,7 +120,9 @@ fn a_spawned_command_shows_the_tree_with_the_slow_module_on_top() {
 
 #[test]
 fn by_pid_only_the_imports_made_after_attach_show() {
-    let (report, _) = trace_pid(&["imports"], "slow_imports.py");
+    let report = Pyprobe::new(&["imports", "--json"])
+        .trace(Workload::script("slow_imports.py"))
+        .report();
     assert_eq!(names(&report["imports"]), ["slowpkg"], "{report}");
     assert_slowpkg_tree(&report["imports"][0]);
     assert_eq!(report["count"], 6);
@@ -127,40 +131,41 @@ fn by_pid_only_the_imports_made_after_attach_show() {
 
 #[test]
 fn the_table_indents_children_under_their_parent() {
-    let (text, err, ok) = run_spawned(&["imports"], "slow_imports.py");
-    assert!(ok, "{text}{err}");
-    let rows: Vec<&str> = text
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["imports"])
+        .spawn(Workload::script("slow_imports.py"))
+        .run_with_go();
+    assert!(ok, "{stdout}{stderr}");
+    let rows: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("CUMULATIVE"))
         .skip(1)
         .collect();
-    assert!(rows[0].ends_with("  slowpkg"), "{text}");
-    assert!(rows[1].ends_with("    slowpkg.sleepy"), "{text}");
+    assert!(rows[0].ends_with("  slowpkg"), "{stdout}");
+    assert!(rows[1].ends_with("    slowpkg.sleepy"), "{stdout}");
     assert!(
         rows.iter()
             .any(|r| r.ends_with("    slowpkg.missing (not found)")),
-        "{text}"
+        "{stdout}"
     );
     assert!(
         rows.iter()
             .any(|r| r.ends_with("      slowpkg.nested.leaf")),
-        "{text}"
+        "{stdout}"
     );
 }
 
 #[test]
 fn imports_on_cpython_3_13_are_traced_too() {
     // The chroot's python waits for a line, then imports a module it has not loaded yet.
-    let mut w = spawn_ready(Python::sid("3.13").interpreter().args([
-        "-c",
+    let w = Workload::code(
         "import sys; print('ready', flush=True); sys.stdin.readline(); import fractions",
-    ]));
+    )
+    .on(&Python::sid("3.13"))
+    .ready();
     let pid = w.pid().to_string();
-    let (p, rx) = start_pyprobe(&["imports", "--pid", &pid, "--json"]);
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(30));
-    assert!(wout.status.success());
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let p = Pyprobe::new(&["imports", "--pid", &pid, "--json"]).start();
+    w.release("go", Duration::from_secs(30));
+    let (stdout, stderr) = p.finish();
     let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stderr}"));
     assert_eq!(names(&report["imports"])[0], "fractions", "{report}");
     assert!(
@@ -189,9 +194,12 @@ fn bad_arguments_are_refused() {
 #[test]
 fn sigterm_ends_the_session_with_its_report() {
     for (tool, expect) in [("imports", "slowpkg"), ("audit", "import")] {
-        let mut w = start_workload("import_then_wait.py");
+        let mut w = Workload::script("import_then_wait.py").ready();
         let pid = w.pid().to_string();
-        let (p, rx) = start_pyprobe(&[tool, "--pid", &pid, "--json"]);
+        let Tracing {
+            guard: p,
+            stderr: rx,
+        } = Pyprobe::new(&[tool, "--pid", &pid, "--json"]).start();
         w.send_line("go");
         std::thread::sleep(Duration::from_millis(1500));
         unsafe { libc::kill(p.pid(), libc::SIGTERM) };

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 
 use clap::CommandFactory;
-use common::{TempDir, output_ok, pyprobe_bin, run_pyprobe};
+use common::{Pyprobe, TempDir, output_ok, pyprobe_bin};
 use object::elf::{DT_NEEDED, FileHeader64};
 use object::read::elf::FileHeader;
 use object::{Endianness, Object};
@@ -83,7 +83,7 @@ fn visible_commands() -> Vec<String> {
 }
 
 fn generated(args: &[&str]) -> String {
-    let out = run_pyprobe(args);
+    let out = Pyprobe::new(args).run();
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "{args:?}: {}",
@@ -164,7 +164,7 @@ fn every_shell_gets_a_script_that_names_every_command() {
             assert!(script.contains(&name), "{shell}: no {name}");
         }
     }
-    let out = run_pyprobe(&["completions", "tcsh"]);
+    let out = Pyprobe::new(&["completions", "tcsh"]).run();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

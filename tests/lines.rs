@@ -53,8 +53,10 @@ fn assert_known_lines(report: &serde_json::Value) {
 #[test]
 fn counts_each_line_exactly_by_pid_and_the_code_stays_correct() {
     // hot_lines.py asserts its own results (exceptions, generators, threads) and exits 1 if
-    // the interpreter got anything wrong under the line probe: trace_pid checks its status.
-    let (report, _) = trace_pid(&["lines"], "hot_lines.py");
+    // the interpreter got anything wrong under the line probe: `Pyprobe::trace` checks its status.
+    let report = Pyprobe::new(&["lines", "--json"])
+        .trace(Workload::script("hot_lines.py"))
+        .report();
     assert_known_lines(&report);
     let other_files = report["lines"]
         .as_array()
@@ -81,7 +83,9 @@ fn files_of(report: &serde_json::Value) -> Vec<&str> {
 #[test]
 fn file_glob_is_decided_in_the_kernel() {
     for glob in ["hot_lines.py", "*/scripts/hot_*.py", "*lines.p?"] {
-        let (report, _) = trace_pid(&["lines", "--file", glob], "hot_lines.py");
+        let report = Pyprobe::new(&["lines", "--file", glob, "--json"])
+            .trace(Workload::script("hot_lines.py"))
+            .report();
         assert_known_lines(&report);
         let files = files_of(&report);
         assert!(
@@ -90,17 +94,22 @@ fn file_glob_is_decided_in_the_kernel() {
         );
     }
     // A bare name matches on a path boundary only.
-    let (report, _) = trace_pid(&["lines", "--file", "lines.py"], "hot_lines.py");
+    let report = Pyprobe::new(&["lines", "--file", "lines.py", "--json"])
+        .trace(Workload::script("hot_lines.py"))
+        .report();
     assert_eq!(report["lines"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(report["total"], 0);
 }
 
 #[test]
 fn a_spawned_command_is_counted_from_its_first_line_with_top() {
-    let (out, err, ok) = run_spawned(
-        &["lines", "--json", "--file", "hot_lines.py"],
-        "hot_lines.py",
-    );
+    let Ran {
+        stdout: out,
+        stderr: err,
+        ok,
+    } = Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py"])
+        .spawn(Workload::script("hot_lines.py"))
+        .run_with_go();
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l == "ok"), "workload finished: {out}");
     let report = last_json(&out);
@@ -108,12 +117,12 @@ fn a_spawned_command_is_counted_from_its_first_line_with_top() {
     // Module level ran once: `import sys` is line 3 of the script.
     assert_eq!(counts_in(&report, "/hot_lines.py").get(&3), Some(&1));
 
-    let (out, err, ok) = run_spawned(
-        &["lines", "--json", "--file", "hot_lines.py", "--top", "2"],
-        "hot_lines.py",
-    );
-    assert!(ok, "{err}");
-    let report = last_json(&out);
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py", "--top", "2"])
+            .spawn(Workload::script("hot_lines.py"))
+            .run_with_go();
+    assert!(ok, "{stderr}");
+    let report = last_json(&stdout);
     let thread = tagged_line("hot_lines.py", "thread");
     let top: Vec<(u64, u64)> = report["lines"]
         .as_array()
@@ -126,9 +135,11 @@ fn a_spawned_command_is_counted_from_its_first_line_with_top() {
 
 #[test]
 fn the_table_puts_the_hottest_line_first() {
-    let (text, err, ok) = run_spawned(&["lines", "--file", "hot_lines.py"], "hot_lines.py");
-    assert!(ok, "{text}{err}");
-    let table: Vec<&str> = text
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&["lines", "--file", "hot_lines.py"])
+        .spawn(Workload::script("hot_lines.py"))
+        .run_with_go();
+    assert!(ok, "{stdout}{stderr}");
+    let table: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("COUNT"))
         .collect();
@@ -136,7 +147,7 @@ fn the_table_puts_the_hottest_line_first() {
     assert!(
         table[1].trim().starts_with("10004  ")
             && table[1].ends_with(&format!("/hot_lines.py:{}", thread - 1)),
-        "{text}"
+        "{stdout}"
     );
 }
 

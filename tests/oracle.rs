@@ -50,8 +50,11 @@ fn pycount_matches_cprofile_on_standard_library_work() {
         args.push("--filter".into());
         args.push(format!("{f}:*"));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (report, _) = trace_pid(&args, "stdlib_work.py");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--json");
+    let report = Pyprobe::new(&args)
+        .trace(Workload::script("stdlib_work.py"))
+        .report();
     let got: BTreeMap<_, u64> = report["functions"]
         .as_array()
         .unwrap()
@@ -94,18 +97,13 @@ fn cprofile_and_pycount(
     let out = output_ok(&mut py.command_with(&driver, &[&file, expr, "--profile"]));
     let oracle: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
 
-    let mut w = spawn_ready(&mut py.command_with(&driver, &[&file, expr]));
+    let w = Workload::path(&driver).on(py).args(&[&file, expr]).ready();
     let pid = w.pid().to_string();
     let mut args = vec!["count", "--pid", &pid, "--json"];
     args.extend(pyprobe_args);
-    let (p, rx) = start_pyprobe(&args);
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(120))
-            .status
-            .success()
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let p = Pyprobe::new(&args).start();
+    w.release("go", std::time::Duration::from_secs(120));
+    let (stdout, stderr) = p.finish();
     let report: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
     (oracle, report, stderr)
@@ -181,16 +179,18 @@ fn max_overhead_stops_pycount_on_richards_within_two_seconds() {
     let py = Python::debian();
     let file = pyperformance_benchmark("richards");
     let driver = py.script("pyperformance_driver.py");
-    let mut w =
-        spawn_ready(&mut py.command_with(&driver, &[&file, "Richards().run(1)", "--forever"]));
+    let mut w = Workload::path(&driver)
+        .on(&py)
+        .args(&[&file, "Richards().run(1)", "--forever"])
+        .ready();
     w.send_line("go");
     let pid = w.pid();
     let pid_s = pid.to_string();
-    let (p, rx) = start_pyprobe(&["count", "--pid", &pid_s, "--json", "--max-overhead", "20"]);
+    let p = Pyprobe::new(&["count", "--pid", &pid_s, "--json", "--max-overhead", "20"]).start();
     // Live: the return probe's breakpoint is in richards' code (the first estimate is a
     // second away).
     assert_eq!(uprobes_in(pid), ["function__return"]);
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     let stop = stderr
         .lines()
         .find(|l| l.starts_with("pyprobe: stopping"))
@@ -248,7 +248,7 @@ fn pycount_agrees_with_bpftrace_on_the_same_process() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("bpftrace (scripts/test installs it)");
-    let mut w = start_workload("known_calls.py");
+    let w = Workload::script("known_calls.py").ready();
     let pid = w.pid();
     let program = format!(
         "usdt:{PYTHON}:python:function__return /pid == {pid}/ {{ @[str(arg0), str(arg1)] = count(); }}"
@@ -269,16 +269,11 @@ fn pycount_agrees_with_bpftrace_on_the_same_process() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let pid_s = pid.to_string();
-    let (p, rx) = start_pyprobe(&["count", "--pid", &pid_s, "--json"]);
+    let p = Pyprobe::new(&["count", "--pid", &pid_s, "--json"]).start();
     // One uprobe per probe site however many tracers share it: the semaphore stays at 1.
     assert_eq!(target.semaphore_value("function__return"), Some(1));
-    w.send_line("go");
-    assert!(
-        w.wait_output(std::time::Duration::from_secs(60))
-            .status
-            .success()
-    );
-    let (stdout, _) = finish_pyprobe(p, rx);
+    w.release("go", std::time::Duration::from_secs(60));
+    let (stdout, _) = p.finish();
     let bt_out =
         String::from_utf8_lossy(&bt.wait_output(std::time::Duration::from_secs(30)).stdout)
             .into_owned();

@@ -72,12 +72,13 @@ fn split_by_pid(py: Python) {
     let pid = w.0.pid().to_string();
     let out_dir = TempDir::new("record");
     let path = out_dir.file(&format!("split-{pid}.json"));
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "record", "--pid", &pid, "--rate", "499", "--format", "json", "-o", &path,
-    ]);
+    ])
+    .start();
     w.0.send_line("go");
     let measured = measured_share(&w.1.recv_timeout(Duration::from_secs(60)).unwrap());
-    let (_, err) = finish_pyprobe(p, rx);
+    let (_, err) = p.finish();
     assert!(err.contains("samples in"), "{err}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let (a, b) = json_functions(&doc);
@@ -126,14 +127,15 @@ fn record_async(py: &Python, script_name: &str) -> (f64, f64, String, String) {
     let pid = w.0.pid().to_string();
     let out_dir = TempDir::new("record");
     let path = out_dir.file("async.folded");
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "record", "--pid", &pid, "--async", "--rate", "499", "--format", "folded", "-o", &path,
-    ]);
+    ])
+    .start();
     w.0.send_line("go");
     let line = w.1.recv_timeout(Duration::from_secs(60)).unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
     let (heavy, light) = (v["heavy"].as_f64().unwrap(), v["light"].as_f64().unwrap());
-    let (_, err) = finish_pyprobe(p, rx);
+    let (_, err) = p.finish();
     let folded = std::fs::read_to_string(&path).unwrap();
     (heavy, light, err, folded)
 }
@@ -270,35 +272,11 @@ fn async_split_on_sid_3_14_3_15() {
 /// naming the version and what works.
 #[test]
 fn async_before_3_11_is_refused_naming_what_works() {
-    let old = Guard::spawn(
-        Python::pyenv("3.10")
-            .command("-c")
-            .arg("import time; time.sleep(30)")
-            .stdin(Stdio::null()),
-    );
-    thread::sleep(Duration::from_millis(500));
-    assert_clean_failure(
-        &[
-            "record",
-            "--async",
-            "--pid",
-            &old.pid().to_string(),
-            "-d",
-            "1",
-        ],
-        "(CPython 3.10",
-    );
-    assert_clean_failure(
-        &[
-            "record",
-            "--async",
-            "--pid",
-            &old.pid().to_string(),
-            "-d",
-            "1",
-        ],
-        "record --async needs CPython 3.11-3.15",
-    );
+    let old = sleeping(&Python::pyenv("3.10"));
+    let pid = old.pid().to_string();
+    for says in ["(CPython 3.10", "record --async needs CPython 3.11-3.15"] {
+        assert_clean_failure(&["record", "--async", "--pid", &pid, "-d", "1"], says);
+    }
 }
 
 /// Records split.py started by pyprobe (`-- COMMAND`), from its first bytecode to its exit.
@@ -307,19 +285,11 @@ fn split_spawned(py: Python, copy_as: &str) {
     let path = out_dir.file(&format!("{copy_as}.json"));
     // A copy of its own in a chroot: tests running at once never rewrite a file being read.
     let workload = py.file(&script("split.py"), copy_as);
-    let out = run_with_go(
-        std::process::Command::new(pyprobe_bin())
-            .args([
-                "record", "--rate", "499", "--format", "json", "-o", &path, "--",
-            ])
-            .args(py.argv(&workload)),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Pyprobe::new(&["record", "--rate", "499", "--format", "json", "-o", &path])
+        .spawn(Workload::path(&workload).on(&py))
+        .run_with_go();
+    let stdout = &out.stdout;
+    assert!(out.ok, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let (a, b) = json_functions(&doc);
     assert!(
@@ -327,7 +297,7 @@ fn split_spawned(py: Python, copy_as: &str) {
         "{a} + {b} samples of {}:\n{stdout}",
         doc["samples"]
     );
-    assert_share(a as f64, b as f64, measured_share(&stdout));
+    assert_share(a as f64, b as f64, measured_share(stdout));
 }
 
 tests_of!(split_spawned {
@@ -340,11 +310,11 @@ tests_of!(split_spawned {
 fn pprof_decodes_with_the_split() {
     let out_dir = TempDir::new("record");
     let path = out_dir.file("split.pb.gz");
-    let (out, err, ok) = run_spawned(
-        &["record", "--rate", "499", "--format", "pprof", "-o", &path],
-        "split.py",
-    );
-    assert!(ok, "{err}");
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["record", "--rate", "499", "--format", "pprof", "-o", &path])
+            .spawn(Workload::script("split.py"))
+            .run_with_go();
+    assert!(ok, "{stderr}");
     let p = readers::check("check_pprof.py", &[&path]);
     assert_eq!(
         p["sample_types"][0],
@@ -357,50 +327,42 @@ fn pprof_decodes_with_the_split() {
     assert_eq!(p["period"], 1_000_000_000 / 499);
     assert_eq!(p["labels"], serde_json::json!(["thread_id", "thread_name"]));
     let f = &p["functions"];
-    assert_split(f, &out);
+    assert_split(f, &stdout);
 }
 
 #[test]
 fn speedscope_validates_with_the_split() {
     let out_dir = TempDir::new("record");
     let path = out_dir.file("split.speedscope.json");
-    let (out, err, ok) = run_spawned(
-        &[
-            "record",
-            "--rate",
-            "499",
-            "--format",
-            "speedscope",
-            "-o",
-            &path,
-        ],
-        "split.py",
-    );
-    assert!(ok, "{err}");
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&[
+        "record",
+        "--rate",
+        "499",
+        "--format",
+        "speedscope",
+        "-o",
+        &path,
+    ])
+    .spawn(Workload::script("split.py"))
+    .run_with_go();
+    assert!(ok, "{stderr}");
     let schema = readers::speedscope_schema();
     let profiles = readers::check("check_speedscope.py", &[schema.to_str().unwrap(), &path]);
     let p = &profiles[0];
     assert_eq!(profiles.as_array().unwrap().len(), 1, "merged: one profile");
     let f = &p["functions"];
-    assert_split(f, &out);
+    assert_split(f, &stdout);
 }
 
 #[test]
 fn flame_graphs_folded_and_svg() {
     // One second of the workload's CPU is enough here.
     let short = |args: &[&str]| {
-        let out = run_with_go(std::process::Command::new(pyprobe_bin()).args(args).args([
-            "--",
-            PYTHON,
-            &script("split.py"),
-            "1",
-        ]));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let out = Pyprobe::new(args)
+            .spawn(Workload::script("split.py").args(&["1"]))
+            .run_with_go();
+        assert!(out.ok, "{}", out.stderr);
+        out.stderr
     };
     let out_dir = TempDir::new("record");
     let folded = out_dir.file("split.folded");
@@ -498,7 +460,7 @@ fn threads_are_named_as_threading_names_them() {
 
     let folded = out_dir.file("named-threads.folded");
     let pid = p.pid().to_string();
-    let out = run_pyprobe(&[
+    let out = Pyprobe::new(&[
         "record",
         "--pid",
         &pid,
@@ -508,7 +470,8 @@ fn threads_are_named_as_threading_names_them() {
         "1",
         "-o",
         &folded,
-    ]);
+    ])
+    .run();
     assert!(
         out.status.success(),
         "{}",
@@ -530,13 +493,7 @@ fn record_json(pid: i32, extra: &[&str]) -> Value {
     let pid = pid.to_string();
     let mut args = vec!["record", "--pid", &pid, "--format", "json", "-d", "1"];
     args.extend(extra);
-    let out = run_pyprobe(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    Pyprobe::new(&args).json()
 }
 
 /// Samples per thread of stacks whose frames include `name`.
@@ -615,7 +572,7 @@ fn the_table_names_def_lines_and_with_lines_the_lines_running() {
     let table = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["record", "--pid", &pid, "--idle", "-d", "1"];
         args.extend(extra);
-        let out = run_pyprobe(&args);
+        let out = Pyprobe::new(&args).run();
         assert!(out.status.success(), "{out:?}");
         // The table's lines, without the WARNING lines that end a report with its losses (on
         // a loaded machine an --idle pass can run late and be counted as not taken).
@@ -695,10 +652,10 @@ fn threads_started_later_are_sampled() {
     let pid = g.pid().to_string();
     let out_dir = TempDir::new("record");
     let path = out_dir.file(&format!("threads-{pid}.json"));
-    let (p, rx) = start_pyprobe(&["record", "--pid", &pid, "--format", "json", "-o", &path]);
+    let p = Pyprobe::new(&["record", "--pid", &pid, "--format", "json", "-o", &path]).start();
     g.send_line("go");
     let ids: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    let _ = finish_pyprobe(p, rx);
+    let _ = p.finish();
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     for f in ["burn_one", "burn_two"] {
         let tid = ids[f].as_u64().unwrap();
@@ -748,7 +705,7 @@ fn bad_input_is_one_line() {
 /// its own.
 #[test]
 fn idle_samples_of_deep_stacks_are_counted_as_truncated() {
-    let w = start_workload("deep_stack.py");
+    let w = Workload::script("deep_stack.py").ready();
     let doc = record_json(w.pid(), &["--idle"]);
     let stacks = doc["stacks"].as_array().unwrap();
     let truncated: u64 = stacks
@@ -770,7 +727,7 @@ fn idle_samples_of_deep_stacks_are_counted_as_truncated() {
 /// not taken are reported (before: a tenth of the rate asked, said nowhere).
 #[test]
 fn idle_passes_missed_over_many_threads_are_reported() {
-    let w = start_workload("many_parked.py");
+    let w = Workload::script("many_parked.py").ready();
     let doc = record_json(w.pid(), &["--idle", "--rate", "100"]);
     // Each pass samples every parked thread once: the passes taken are one thread's samples.
     let per_thread: Vec<u64> = samples_with(&doc, "park");
@@ -803,16 +760,10 @@ fn the_output_files_name_chooses_the_format() {
     let record = |file: &str| {
         let out_dir = TempDir::new("record");
         let path = out_dir.file(file);
-        let out = run_with_go(
-            std::process::Command::new(pyprobe_bin())
-                .args(["record", "-d", "1s", "-o", &path, "--"])
-                .args([PYTHON, &script("split.py"), "1"]),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Pyprobe::new(&["record", "-d", "1s", "-o", &path])
+            .spawn(Workload::script("split.py").args(&["1"]))
+            .run_with_go();
+        assert!(out.ok, "{}", out.stderr);
         std::fs::read(&path).unwrap()
     };
     let svg = String::from_utf8(record("named.svg")).unwrap();

@@ -16,12 +16,13 @@ const DEPTH: usize = 5;
 const IN_FLIGHT: usize = THREADS * DEPTH;
 
 fn service(imports: bool) -> Guard {
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(script(SERVICE));
+    let w = Workload::script(SERVICE);
     if imports {
-        cmd.env("STEADY_IMPORTS", "1");
+        w.env("STEADY_IMPORTS", "1")
+    } else {
+        w
     }
-    spawn_ready(&mut cmd)
+    .ready()
 }
 
 /// Runs pyprobe for one second against a service that outlives it; the service must still run.
@@ -30,8 +31,8 @@ fn one_second(args: &[&str], imports: bool) -> (String, String) {
     let pid = svc.pid().to_string();
     let mut all = args.to_vec();
     all.extend(["--pid", &pid, "--duration", "1"]);
-    let (p, rx) = start_pyprobe(&all);
-    let (out, err) = finish_pyprobe(p, rx);
+    let p = Pyprobe::new(&all).start();
+    let (out, err) = p.finish();
     assert!(svc.alive(), "the service died: {err}");
     (out, err)
 }
@@ -137,7 +138,7 @@ fn the_service_runs_on_unharmed_after_every_tool() {
     for tool in [&["flow"][..], &["count", "--latency"], &["gc"], &["lines"]] {
         let mut args = tool.to_vec();
         args.extend(["--pid", &pid, "--duration", "0.3"]);
-        let out = run_pyprobe(&args);
+        let out = Pyprobe::new(&args).run();
         assert!(out.status.success(), "{tool:?}: {out:?}");
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -147,10 +148,10 @@ fn the_service_runs_on_unharmed_after_every_tool() {
 #[test]
 fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
     // forever.py does nothing but call: pyflow slows it far past 20%.
-    let mut busy = start_workload("forever.py");
+    let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
     let started = Instant::now();
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "flow",
         "--pid",
         &pid,
@@ -160,8 +161,9 @@ fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
         "20",
         "--output",
         "/dev/null",
-    ]);
-    let (_, err) = finish_pyprobe(p, rx);
+    ])
+    .start();
+    let (_, err) = p.finish();
     // The budget is checked each second: well before the 60 s asked for.
     assert!(started.elapsed() < Duration::from_secs(15), "{err}");
     assert!(err.contains("more than --max-overhead 20%"), "{err}");
@@ -178,10 +180,10 @@ fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
 fn max_overhead_lets_a_cheap_session_run_its_course() {
     // The same busy target under pygc: its probes fire only on collections, which forever.py
     // never triggers; a 1% budget holds for the whole 2 s.
-    let mut busy = start_workload("forever.py");
+    let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
     let started = Instant::now();
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "gc",
         "--pid",
         &pid,
@@ -189,8 +191,9 @@ fn max_overhead_lets_a_cheap_session_run_its_course() {
         "2",
         "--max-overhead",
         "1",
-    ]);
-    let (_, err) = finish_pyprobe(p, rx);
+    ])
+    .start();
+    let (_, err) = p.finish();
     assert!(started.elapsed() >= Duration::from_secs(2), "{err}");
     assert!(!err.contains("--max-overhead"), "{err}");
     assert!(busy.alive());
@@ -199,7 +202,7 @@ fn max_overhead_lets_a_cheap_session_run_its_course() {
 #[test]
 fn a_reader_that_never_reads_does_not_hold_the_session_past_its_duration() {
     // pyflow on a busy target writes far more than a pipe holds; nobody reads it.
-    let mut busy = start_workload("forever.py");
+    let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
     let mut p = Guard::spawn(
         Command::new(pyprobe_bin())
@@ -229,7 +232,7 @@ fn a_reader_that_never_reads_does_not_hold_the_session_past_its_duration() {
 #[test]
 fn a_reader_that_goes_away_ends_the_session_in_order() {
     // `pyflow --pid P | head -3`: no --duration; the reader's exit ends it.
-    let mut busy = start_workload("forever.py");
+    let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
     let mut p = Guard::spawn(
         Command::new(pyprobe_bin())

@@ -60,13 +60,7 @@ fn stacks_json(pid: i32, extra: &[&str]) -> Value {
     let pid = pid.to_string();
     let mut args = vec!["stacks", "--pid", &pid, "--json"];
     args.extend(extra);
-    let out = run_pyprobe(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stacks JSON")
+    Pyprobe::new(&args).json()
 }
 
 fn thread_of(doc: &Value, tid: i64) -> &Value {
@@ -291,7 +285,7 @@ tests_of!(agrees_with_py_spy {
 /// process runs on afterwards, untraced (never left stopped).
 #[test]
 fn a_busy_process_is_read_whole_and_let_go() {
-    let mut w = spawn_ready(Command::new(PYTHON).arg(script("split.py")).arg("30"));
+    let mut w = Workload::script("split.py").args(&["30"]).ready();
     w.send_line("go");
     let pid = w.pid();
     for _ in 0..5 {
@@ -390,7 +384,7 @@ fn an_ordinary_user_reads_their_own_process() {
          run it with sudo\n"
     );
 
-    let roots = start_workload_raw("parked.py");
+    let roots = Workload::script("parked.py").raw();
     thread::sleep(Duration::from_millis(300));
     let root_pid = roots.pid().to_string();
     for command in ["stacks", "probes"] {
@@ -436,7 +430,7 @@ fn bad_input_is_one_line() {
 /// A process someone else stopped (SIGSTOP) is read where it stopped, and stays stopped: pyprobe
 /// lets go only what it held itself. On 3.9 the threads are held under ptrace for the read.
 fn a_stopped_process_stays_stopped(py: Python) {
-    let mut w = spawn_ready(&mut py.command_with(&py.script("split.py"), &["30"]));
+    let mut w = Workload::script("split.py").on(&py).args(&["30"]).ready();
     w.send_line("go");
     let pid = w.pid();
     let state = || {
@@ -480,15 +474,9 @@ tests_of!(a_stopped_process_stays_stopped {
 /// and in JSON; the frames shown are the innermost.
 #[test]
 fn a_stack_past_the_limit_says_what_it_left_out() {
-    let w = start_workload("deep_stack.py");
+    let w = Workload::script("deep_stack.py").ready();
     let pid = w.pid().to_string();
-    let out = run_pyprobe(&["stacks", "--pid", &pid]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = Pyprobe::new(&["stacks", "--pid", &pid]).text();
     let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("    ")).collect();
     assert_eq!(frames.len(), 4097, "{text}");
     assert!(frames[0].starts_with("    park ("), "{}", frames[0]);
@@ -512,7 +500,10 @@ fn a_stack_past_the_limit_says_what_it_left_out() {
 /// corrupt_frame.py `how` on Debian's 3.11, ready: its worker's frame chain is broken below w2.
 fn corrupt_frame(how: &str) -> Guard {
     let py = Python::debian();
-    spawn_ready(&mut py.command_with(&py.script("corrupt_frame.py"), &[how]))
+    Workload::script("corrupt_frame.py")
+        .on(&py)
+        .args(&[how])
+        .ready()
 }
 
 /// The worker's lines of a text dump (its header, frames and notes), and the main thread's.
@@ -531,13 +522,7 @@ fn thread_lines(text: &str, pid: i32) -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_corrupt_frame_pointer_marks_its_thread_only() {
     let w = corrupt_frame("unmapped");
-    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).text();
     let (worker, main) = thread_lines(&text, w.pid());
     assert_eq!(main.len(), 2, "{text}");
     assert!(main[1].starts_with("    <module> ("), "{text}");
@@ -582,14 +567,8 @@ fn a_corrupt_frame_pointer_marks_its_thread_only() {
 fn a_frame_cycle_is_counted_to_the_bound_and_marked() {
     let w = corrupt_frame("cycle");
     let started = Instant::now();
-    let out = run_pyprobe(&["stacks", "--pid", &w.pid().to_string()]);
+    let text = Pyprobe::new(&["stacks", "--pid", &w.pid().to_string()]).text();
     let took = started.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (worker, _) = thread_lines(&text, w.pid());
     assert_eq!(worker.len(), 1 + 4096 + 2, "{}", worker[..5].join("\n"));
     assert_eq!(

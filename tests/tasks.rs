@@ -27,17 +27,11 @@ fn marked_line(script_name: &str, mark: &str) -> i64 {
 
 fn start_tree(py: &Python) -> (Guard, String) {
     let path = py.script("task_tree.py");
-    (spawn_ready(&mut py.command(&path)), path)
+    (Workload::path(&path).on(py).ready(), path)
 }
 
 fn tasks_json(pid: i32) -> Value {
-    let out = run_pyprobe(&["tasks", "--pid", &pid.to_string(), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("tasks JSON")
+    Pyprobe::new(&["tasks", "--pid", &pid.to_string(), "--json"]).json()
 }
 
 fn task<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -196,7 +190,7 @@ fn sid_314_315_tree() {
 fn debian_311_text_tree_and_table() {
     let (guard, script) = start_tree(&Python::debian());
     let pid = guard.pid().to_string();
-    let out = run_pyprobe(&["tasks", "--pid", &pid]);
+    let out = Pyprobe::new(&["tasks", "--pid", &pid]).run();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lib = "/usr/lib/python3.11/asyncio";
@@ -252,7 +246,7 @@ fn debian_311_text_tree_and_table() {
     );
     assert_eq!(rest.len(), 2, "{text}");
 
-    let out = run_pyprobe(&["tasks", "--pid", &pid, "--table"]);
+    let out = Pyprobe::new(&["tasks", "--pid", &pid, "--table"]).run();
     let text = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<Vec<&str>> = text
         .lines()
@@ -292,12 +286,9 @@ fn line_in(file: &str, needle: &str) -> usize {
 
 #[test]
 fn a_process_without_asyncio_says_so_in_one_line() {
-    let guard = spawn_ready(Command::new(PYTHON).args([
-        "-c",
-        "import time; print('ready', flush=True); time.sleep(60)",
-    ]));
+    let guard = Workload::code("import time; print('ready', flush=True); time.sleep(60)").ready();
     let pid = guard.pid().to_string();
-    let out = run_pyprobe(&["tasks", "--pid", &pid]);
+    let out = Pyprobe::new(&["tasks", "--pid", &pid]).run();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -374,7 +365,7 @@ fn sid_314_same_tree_as_asyncio_pstree() {
 #[test]
 fn a_busy_loop_is_read_and_let_go() {
     for n in ["100", "1000"] {
-        let guard = spawn_ready(Command::new(PYTHON).args([&script("task_churn.py"), n]));
+        let guard = Workload::script("task_churn.py").args(&[n]).ready();
         for _ in 0..3 {
             let doc = tasks_json(guard.pid());
             let n: usize = n.parse().unwrap();
@@ -425,7 +416,10 @@ fn a_live_aiohttp_service_under_load_shows_its_stuck_requests() {
 
     let app = script("aiohttp_app.py");
     let port = agent::free_port();
-    let guard = spawn_ready(Command::new(readers::python()).args([&app, &port.to_string()]));
+    let guard = Workload::path(&app)
+        .on(&Python::at(readers::python()))
+        .args(&[&port.to_string()])
+        .ready();
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..4)
@@ -508,7 +502,7 @@ fn a_live_aiohttp_service_under_load_shows_its_stuck_requests() {
 fn an_ordinary_user_reads_their_own_tasks() {
     let mut cmd = as_nobody(PYTHON);
     cmd.arg(script("task_tree.py"));
-    let guard = spawn_ready(&mut cmd);
+    let guard = Workload::command(cmd).ready();
     let pid = guard.pid().to_string();
     let out = output_ok(as_nobody(pyprobe_bin()).args(["tasks", "--pid", &pid, "--json"]));
     let mine: Value = serde_json::from_slice(&out.stdout).expect("tasks JSON");

@@ -91,7 +91,7 @@ fn first_row(screen: &str) -> String {
 }
 
 fn busy() -> Guard {
-    let mut w = spawn_ready(Command::new(PYTHON).arg(script("split.py")).arg("60"));
+    let mut w = Workload::script("split.py").args(&["60"]).ready();
     w.send_line("go");
     w
 }
@@ -117,13 +117,7 @@ fn the_hot_function_is_on_top_and_keys_work() {
 #[test]
 fn without_a_terminal_it_prints_tables() {
     let w = busy();
-    let out = run_pyprobe(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = Pyprobe::new(&["top", "--pid", &w.pid().to_string(), "-d", "2.5"]).text();
     let tables: Vec<&str> = text.split("pyprobe top: ").skip(1).collect();
     assert!(tables.len() >= 2, "{text}");
     // The last table covers a whole interval of the busy workload.

@@ -13,11 +13,13 @@ const FILTER: &str = "known_calls.py:*";
 /// known_calls.py counted exactly when pyprobe starts it, and when it attaches to it running
 /// (started with the perf trampoline on where the version needs it).
 fn counts_exactly(py: Python, trampoline_for_pid: bool) {
-    let (out, err, ok) = run_spawned_on(
-        &py,
-        &["count", "--json", "--filter", FILTER],
-        "known_calls.py",
-    );
+    let Ran {
+        stdout: out,
+        stderr: err,
+        ok,
+    } = Pyprobe::new(&["count", "--json", "--filter", FILTER])
+        .spawn(Workload::script("known_calls.py").on(&py))
+        .run_with_go();
     assert!(ok, "{err}");
     // Shown only if an assertion below fails.
     eprintln!("pyprobe's stderr:\n{err}\npyprobe's report:\n{out}");
@@ -31,7 +33,9 @@ fn counts_exactly(py: Python, trampoline_for_pid: bool) {
     } else {
         py
     };
-    let (report, _) = trace_pid_on(&py, &["count", "--filter", FILTER], "known_calls.py");
+    let report = Pyprobe::new(&["count", "--filter", FILTER, "--json"])
+        .trace(Workload::script("known_calls.py").on(&py))
+        .report();
     // Calls are counted at their entry: main() was running when pyprobe attached.
     assert_known_counts_but(&report, &["main"]);
 }
@@ -51,7 +55,7 @@ tests_of!(counts_exactly {
 #[test]
 fn a_3_11_without_probes_is_refused_with_the_reason() {
     let py = Python::pyenv("3.11");
-    let g = spawn_ready(&mut py.command(&py.script("known_calls.py")));
+    let g = Workload::script("known_calls.py").on(&py).ready();
     assert_clean_failure(
         &["count", "--pid", &g.pid().to_string()],
         "no exact way to trace its calls",
@@ -61,7 +65,7 @@ fn a_3_11_without_probes_is_refused_with_the_reason() {
 #[test]
 fn a_3_12_without_the_trampoline_is_refused_with_the_remedy() {
     let py = Python::pyenv("3.12");
-    let g = spawn_ready(&mut py.command(&py.script("known_calls.py")));
+    let g = Workload::script("known_calls.py").on(&py).ready();
     assert_clean_failure(
         &["count", "--pid", &g.pid().to_string()],
         "restart it with PYTHONPERFSUPPORT=1",
@@ -70,13 +74,12 @@ fn a_3_12_without_the_trampoline_is_refused_with_the_remedy() {
 
 /// sleepers.py's calls timed by pyprobe as the workload timed them itself.
 fn latency_matches(py: Python) {
-    let (out, err, ok) = run_spawned_on(
-        &py,
-        &["count", "--latency", "--json", "--filter", "sleep_*"],
-        "sleepers.py",
-    );
-    assert!(ok, "{err}");
-    assert_sleepers_latency(&last_json(&out), &err);
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["count", "--latency", "--json", "--filter", "sleep_*"])
+            .spawn(Workload::script("sleepers.py").on(&py))
+            .run_with_go();
+    assert!(ok, "{stderr}");
+    assert_sleepers_latency(&last_json(&stdout), &stderr);
 }
 
 tests_of!(latency_matches {
@@ -87,19 +90,18 @@ tests_of!(latency_matches {
 
 /// flow_calls.py's exact flow per thread, from its first bytecode.
 fn flow_is_exact(py: Python) {
-    let (out, err, ok) = run_spawned_on(
-        &py,
-        &["flow", "--json", "--filter", "flow_calls.py:*"],
-        "flow_calls.py",
-    );
-    assert!(ok, "{err}");
-    let mut events = json_lines(&out);
+    let Ran { stdout, stderr, ok } =
+        Pyprobe::new(&["flow", "--json", "--filter", "flow_calls.py:*"])
+            .spawn(Workload::script("flow_calls.py").on(&py))
+            .run_with_go();
+    assert!(ok, "{stderr}");
+    let mut events = json_lines(&stdout);
     let summary = events.pop().unwrap();
     assert_eq!(summary["event"], "summary", "{summary}");
     let f = flows(&events);
     assert_eq!(f.len(), 2, "main thread and one worker: {f:?}");
     let main = call(1, "main", [top(2, None), slow_path(2)].concat());
-    assert_eq!(f[0].1, call(0, "<module>", main), "{err}");
+    assert_eq!(f[0].1, call(0, "<module>", main), "{stderr}");
     assert_eq!(f[1].1, call(0, "worker", top(1, None)));
     for k in [
         "events_lost",
@@ -121,10 +123,10 @@ tests_of!(flow_is_exact {
 #[test]
 fn activating_the_trampoline_of_a_live_3_14_counts_exactly_from_then_on() {
     let py = Python::sid("3.14");
-    let mut w = spawn_ready(&mut py.command(&py.script("known_calls.py")));
+    let mut w = Workload::script("known_calls.py").on(&py).ready();
     let w_pid = w.pid();
     let pid = w_pid.to_string();
-    let (p, rx) = start_pyprobe(&[
+    let p = Pyprobe::new(&[
         "count",
         "--pid",
         &pid,
@@ -132,7 +134,8 @@ fn activating_the_trampoline_of_a_live_3_14_counts_exactly_from_then_on() {
         "--json",
         "--filter",
         FILTER,
-    ]);
+    ])
+    .start();
     w.send_line("go");
     let wout = w.wait_output(std::time::Duration::from_secs(60));
     assert!(
@@ -141,7 +144,7 @@ fn activating_the_trampoline_of_a_live_3_14_counts_exactly_from_then_on() {
         wout.status,
         String::from_utf8_lossy(&wout.stderr)
     );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
+    let (stdout, stderr) = p.finish();
     assert!(
         stderr.contains("switching on CPython's perf trampoline"),
         "{stderr}"
@@ -166,7 +169,7 @@ fn activating_the_trampoline_is_refused_where_remote_debugging_is_off() {
     cmd.args(&args[..split])
         .args(["-X", "disable-remote-debug"])
         .args(&args[split..]);
-    let mut g = spawn_ready(&mut cmd);
+    let mut g = Workload::command(cmd).ready();
     let pid = g.pid().to_string();
     assert_clean_failure(
         &["count", "--pid", &pid, "--activate-trampoline"],

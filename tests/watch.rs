@@ -13,10 +13,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{
-    Guard, Python, assert_clean_failure, last_json, run_pyprobe, run_spawned_on, spawn_ready,
-    start_pyprobe,
-};
+use common::{Guard, Pyprobe, Python, Ran, Workload, assert_clean_failure, last_json};
 
 /// tests/scripts/watch.py's known calls after "go", by def line.
 const GROUP_A: &[&str] = &["target", "Shape.area", "Shape.__init__", "keyed"];
@@ -73,7 +70,7 @@ fn count_on(
     for f in filters {
         args.extend(["--filter", f]);
     }
-    let (mut p, rx) = start_pyprobe(&args);
+    let mut p = Pyprobe::new(&args).start();
     w.send_line("go");
     let done = lines.recv_timeout(Duration::from_secs(60));
     assert_eq!(done.as_deref(), Ok("done"), "the workload did not finish");
@@ -82,7 +79,7 @@ fn count_on(
     let (status, stdout) = wait_after_sigint(p.child());
     // Its stderr's reader ends at the pipe's end.
     let stderr: Vec<String> =
-        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
+        std::iter::from_fn(|| p.stderr.recv_timeout(Duration::from_secs(5)).ok()).collect();
     let stderr = stderr.join("\n");
     assert!(status.success(), "pyprobe failed:\n{stderr}");
     assert!(w.alive(), "the workload ended with pyprobe");
@@ -90,15 +87,8 @@ fn count_on(
     py.remove_perf_map(w.pid());
     let report: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
-    let mut counts: Vec<(i64, u64)> = report["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
-        .collect();
-    counts.sort();
     // The report's notes are in its JSON.
-    (counts, format!("{stderr}\n{stdout}"))
+    (line_counts(&report), format!("{stderr}\n{stdout}"))
 }
 
 /// Waits for pyprobe to end, within 5 s of its SIGINT: (status, stdout).
@@ -216,7 +206,7 @@ fn taken_debug_registers_are_told() {
         first.extend(["--filter", f]);
     }
     // Four watchpoints in each thread: none left for a second session.
-    let (_holder, _rx) = start_pyprobe(&first);
+    let _holder = Pyprobe::new(&first).start();
     assert_clean_failure(
         &[
             "count", "--source", "watch", "--pid", &pid, "--filter", "late",
@@ -239,9 +229,16 @@ fn command(py: &Python, source: Option<&str>) -> (Vec<(i64, u64)>, String) {
     if let Some(s) = source {
         args.extend(["--source", s]);
     }
-    let (out, err, ok) = run_spawned_on(py, &args, "watch_command.py");
-    assert!(ok, "{err}");
-    let report = last_json(&out);
+    let Ran { stdout, stderr, ok } = Pyprobe::new(&args)
+        .spawn(Workload::script("watch_command.py").on(py))
+        .run_with_go();
+    assert!(ok, "{stderr}");
+    let report = last_json(&stdout);
+    (line_counts(&report), format!("{stderr}\n{stdout}"))
+}
+
+/// A report's (def line, count) pairs, sorted.
+fn line_counts(report: &serde_json::Value) -> Vec<(i64, u64)> {
     let mut counts: Vec<(i64, u64)> = report["functions"]
         .as_array()
         .unwrap()
@@ -249,7 +246,7 @@ fn command(py: &Python, source: Option<&str>) -> (Vec<(i64, u64)>, String) {
         .map(|f| (f["line"].as_i64().unwrap(), f["count"].as_u64().unwrap()))
         .collect();
     counts.sort();
-    (counts, format!("{err}\n{out}"))
+    counts
 }
 
 /// early() found as the command starts (its 100 calls and the 30 of a thread started later),
@@ -350,7 +347,7 @@ tests_of!(nested_on {
 fn probes_lists_the_code_objects_a_filter_finds() {
     let (w, _lines) = workload(&Python::debian(), &[]);
     let pid = w.pid().to_string();
-    let out = run_pyprobe(&[
+    let out = Pyprobe::new(&[
         "probes",
         "--pid",
         &pid,
@@ -358,7 +355,8 @@ fn probes_lists_the_code_objects_a_filter_finds() {
         "target",
         "--filter",
         "Shape.area",
-    ]);
+    ])
+    .run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("--filter on watchpoints: 2 code objects found"),
@@ -386,8 +384,8 @@ fn probes_lists_the_code_objects_a_filter_finds() {
 fn probes_shows_the_watch_source() {
     let row = "pycount --source watch --filter NAME (exact, up to 4)";
     let py = Python::pyenv("3.12");
-    let w = spawn_ready(&mut py.command(&py.script("parked_threads.py")));
-    let out = run_pyprobe(&["probes", "--pid", &w.pid().to_string()]);
+    let w = Workload::script("parked_threads.py").on(&py).ready();
+    let out = Pyprobe::new(&["probes", "--pid", &w.pid().to_string()]).run();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

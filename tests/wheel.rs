@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::known_calls::def_line;
-use common::{PYTHON, TempDir, counts_by_name, finish_pyprobe, script, spawn_ready};
+use common::{PYTHON, Pyprobe, TempDir, Workload, counts_by_name};
 
 /// The wheel of this version: $PYPROBE_WHEEL, else the one scripts/wheel left in target/wheels.
 fn wheel() -> PathBuf {
@@ -93,18 +93,18 @@ fn the_wheel_installs_with_pip_and_traces_without_rust() {
         ("pycount", vec![], "fib", 21891),
         ("pyprobe", vec!["count"], "method", 300),
     ] {
-        let mut w = spawn_ready(Command::new(PYTHON).arg(script("known_calls.py")));
+        let mut w = Workload::script("known_calls.py").ready();
         let pid = w.pid().to_string();
-        let (p, rx) = common::start_pyprobe_as(
-            Command::new(cmd)
-                .args(args)
-                .args(["--pid", &pid, "--filter", function, "--json"])
-                .env("PATH", &path),
-        );
+        let mut named = Command::new(cmd);
+        named
+            .args(args)
+            .args(["--pid", &pid, "--filter", function, "--json"])
+            .env("PATH", &path);
+        let p = Pyprobe::command(named).start();
         w.send_line("go");
         let done = w.wait_output(Duration::from_secs(60));
         assert!(done.status.success());
-        let (stdout, stderr) = finish_pyprobe(p, rx);
+        let (stdout, stderr) = p.finish();
         let report: serde_json::Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("{cmd} printed no JSON ({e}):\n{stdout}\n{stderr}"));
         let counts = counts_by_name(&report, "known_calls.py");

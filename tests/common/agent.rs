@@ -118,6 +118,13 @@ impl Agent {
     }
 
     /// Sends SIGTERM and waits for the agent to end; its exit status and last words.
+    /// `terminate`, which must end well: what the agent said.
+    pub fn stop(self) -> String {
+        let (ok, said) = self.terminate();
+        assert!(ok, "{said}");
+        said
+    }
+
     pub fn terminate(mut self) -> (bool, String) {
         let pid = self.guard.pid();
         // SAFETY: a signal to our own child.

@@ -4,9 +4,12 @@
 pub mod agent;
 pub mod flow_calls;
 pub mod known_calls;
+pub mod launch;
 pub mod python;
 pub mod readers;
 
+#[allow(unused_imports)]
+pub use launch::{Pyprobe, Ran, Traced, Tracing, Workload};
 pub use python::Python;
 
 /// One `#[test]` per entry, each calling the same check with its own arguments (most often the
@@ -26,10 +29,9 @@ macro_rules! tests_of {
     };
 }
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,19 @@ impl Guard {
 
     pub fn alive(&mut self) -> bool {
         matches!(self.child().try_wait(), Ok(None))
+    }
+
+    /// Sends `line` (what a stdin-gated workload waits for), then waits for its end within
+    /// `limit` (`wait_output`), which must be a success: its stderr if not.
+    pub fn release(mut self, line: &str, limit: Duration) -> Output {
+        self.send_line(line);
+        let out = self.wait_output(limit);
+        assert!(
+            out.status.success(),
+            "workload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Waits for exit (killing the child if it overstays), draining its pipes meanwhile.
@@ -175,150 +190,6 @@ pub fn as_nobody(program: &str) -> Command {
     cmd
 }
 
-/// A Python workload that prints "ready" once its imports are done, then waits for a line on
-/// stdin before its measured work; returns after "ready" (and the rest of stdout is drained).
-pub fn start_workload(script_name: &str) -> Guard {
-    spawn_ready(Command::new(PYTHON).arg(script(script_name)))
-}
-
-/// Starts a command with piped stdio and returns once it printed "ready" (the rest of its
-/// stdout is drained).
-pub fn spawn_ready(cmd: &mut Command) -> Guard {
-    let mut g = Guard::spawn(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let stdout = g.child().stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().and_then(|l| l.ok());
-    assert_eq!(first.as_deref(), Some("ready"), "{cmd:?} did not get ready");
-    thread::spawn(move || lines.for_each(drop));
-    g
-}
-
-/// A workload started as is, its stdout left to the caller.
-pub fn start_workload_raw(script_name: &str) -> Guard {
-    Guard::spawn(
-        Command::new(PYTHON)
-            .arg(script(script_name))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-}
-
-/// Starts pyprobe and returns once its banner says the probes are live.
-pub fn start_pyprobe(args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
-    start_pyprobe_as(Command::new(pyprobe_bin()).args(args))
-}
-
-/// The same for a pyprobe command made by the caller (another binary, name or environment).
-pub fn start_pyprobe_as(cmd: &mut Command) -> (Guard, mpsc::Receiver<String>) {
-    let mut g = Guard::spawn(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let stderr = g.child().stderr.take().unwrap();
-    let rx = wait_for_banner(stderr, &mut g);
-    (g, rx)
-}
-
-/// Forwards stderr lines through a channel after the banner appeared; panics with stderr if
-/// pyprobe exits first or never says it is tracing.
-fn wait_for_banner(stderr: ChildStderr, g: &mut Guard) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                let done = line.starts_with("Tracing");
-                seen.push(line);
-                if done {
-                    // What came before the banner stays part of what pyprobe said.
-                    let (tx2, rx2) = mpsc::channel();
-                    for l in seen {
-                        let _ = tx2.send(l);
-                    }
-                    thread::spawn(move || rx.iter().try_for_each(|l| tx2.send(l)));
-                    return rx2;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !g.alive() {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    panic!(
-        "pyprobe did not start tracing; stderr:\n{}",
-        seen.join("\n")
-    );
-}
-
-/// Collects pyprobe's stdout after it exits on its own (target exit or --duration).
-pub fn finish_pyprobe(g: Guard, rx: mpsc::Receiver<String>) -> (String, String) {
-    let out = g.wait_output(Duration::from_secs(60));
-    // Its last lines may still be on their way from the reader thread: wait for the pipe's end
-    // (a command it started may hold the pipe a little longer; not past a few seconds).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut err = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => err.push(line),
-            Err(_) => break,
-        }
-    }
-    err.push(String::from_utf8_lossy(&out.stderr).into_owned());
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        err.join("\n"),
-    )
-}
-
-/// Runs `pyprobe ARGS -- python3.11 SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
-pub fn run_spawned(args: &[&str], script_name: &str) -> (String, String, bool) {
-    run_spawned_on(&Python::debian(), args, script_name)
-}
-
-/// Runs `pyprobe ARGS -- <python> SCRIPT`, feeding "go" on stdin; returns (stdout, stderr, ok).
-pub fn run_spawned_on(py: &Python, args: &[&str], script_name: &str) -> (String, String, bool) {
-    let out = run_with_go(
-        Command::new(pyprobe_bin())
-            .args(args)
-            .arg("--")
-            .args(py.argv(&py.script(script_name))),
-    );
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
-}
-
-/// Runs a command with piped stdio to its end, feeding "go" on stdin (stdin-gated workloads).
-pub fn run_with_go(cmd: &mut Command) -> Output {
-    let mut g = Guard::spawn(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    g.send_line("go");
-    g.wait_output(Duration::from_secs(120))
-}
-
 /// The JSON document pyprobe printed last (a spawned workload shares its stdout).
 pub fn last_json(stdout: &str) -> serde_json::Value {
     json_lines(stdout)
@@ -335,65 +206,6 @@ pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| l.find('{').map(|at| &l[at..]))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
-}
-
-/// Runs pyprobe to completion with no target interaction (bad-input tests).
-pub fn run_pyprobe(args: &[&str]) -> Output {
-    run_pyprobe_within(args, Duration::from_secs(30))
-}
-
-/// run_pyprobe for a session that runs a command of its own: killed if it overstays `limit`.
-pub fn run_pyprobe_within(args: &[&str], limit: Duration) -> Output {
-    Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_output(limit)
-}
-
-/// Traces a stdin-gated workload by PID: attach, release the workload, and collect the report
-/// pyprobe prints when the workload exits.
-pub fn trace_pid(pyprobe_args: &[&str], script_name: &str) -> (serde_json::Value, String) {
-    trace_pid_on(&Python::debian(), pyprobe_args, script_name)
-}
-
-/// The same on another interpreter.
-pub fn trace_pid_on(
-    py: &Python,
-    pyprobe_args: &[&str],
-    script_name: &str,
-) -> (serde_json::Value, String) {
-    let w = spawn_ready(&mut py.command(&py.script(script_name)));
-    let pid = w.pid();
-    let mut args = pyprobe_args.to_vec();
-    args.push("--json");
-    let (stdout, stderr, wout) = trace_ready(w, &args);
-    py.remove_perf_map(pid);
-    let v = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("pyprobe printed no JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    (v, String::from_utf8_lossy(&wout.stderr).into_owned())
-}
-
-/// Traces a stdin-gated workload that is ready: `pyprobe ARGS --pid PID`, then "go", then the
-/// workload's end (which must be a success); pyprobe's stdout and stderr, and the workload's
-/// output.
-pub fn trace_ready(mut w: Guard, pyprobe_args: &[&str]) -> (String, String, Output) {
-    let pid = w.pid().to_string();
-    let mut args = pyprobe_args.to_vec();
-    args.extend(["--pid", &pid]);
-    let (p, rx) = start_pyprobe(&args);
-    w.send_line("go");
-    let wout = w.wait_output(Duration::from_secs(60));
-    assert!(
-        wout.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&wout.stderr)
-    );
-    let (stdout, stderr) = finish_pyprobe(p, rx);
-    (stdout, stderr, wout)
 }
 
 /// The PID pyprobe's banner names.
@@ -431,7 +243,7 @@ pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u3
 
 /// A bad input: non-zero exit, one line on stderr, no panic or backtrace.
 pub fn assert_clean_failure(args: &[&str], expect: &str) {
-    let out = run_pyprobe(args);
+    let out = Pyprobe::new(args).run();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded");
     assert_eq!(

@@ -24,6 +24,15 @@ impl Python {
         }
     }
 
+    /// The interpreter at `exe` on this machine (a copy, a venv's), run as it is.
+    pub fn at(exe: impl AsRef<std::path::Path>) -> Python {
+        Python {
+            exe: exe.as_ref().to_string_lossy().into_owned(),
+            root: None,
+            trampoline: false,
+        }
+    }
+
     /// A pyenv build (built without probes), e.g. "3.10": the newest installed patch release.
     pub fn pyenv(minor: &str) -> Python {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
