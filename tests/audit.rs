@@ -3,8 +3,7 @@
 //! the object layouts of 3.13-3.15; and the error paths.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -28,18 +27,16 @@ fn parse_stream(stdout: &str) -> (Vec<Value>, Value) {
 
 /// Runs `interpreter ARGS` (it prints "ready", waits for a line, then prints `known {...}`),
 /// traces it by PID with `pyprobe audit EXTRA --json`, and returns (events, summary, known).
-fn trace_workload(cmd: &mut Command, extra: &[&str]) -> (Vec<Value>, Value, Value, i32) {
-    let mut w = Guard::spawn(cmd.stdin(Stdio::piped()).stdout(Stdio::piped()));
+fn trace_workload(cmd: Command, extra: &[&str]) -> (Vec<Value>, Value, Value, i32) {
+    let (mut w, lines) = Workload::command(cmd).ready_lines();
     let pid = w.pid();
-    let stdout = w.child().stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    assert_eq!(lines.next().as_deref(), Some("ready"));
     let pid_s = pid.to_string();
     let mut args = vec!["audit", "--pid", &pid_s, "--json"];
     args.extend(extra);
     let p = Pyprobe::new(&args).start();
     w.send_line("go");
     let known = lines
+        .iter()
         .find_map(|l| l.strip_prefix("known ").map(str::to_string))
         .expect("the workload's known values");
     let wout = w.wait_output(Duration::from_secs(60));
@@ -62,7 +59,7 @@ fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
 
 #[test]
 fn decodes_the_path_command_and_address_of_known_events() {
-    let (events, summary, known, pid) = trace_workload(&mut workload311(), &[]);
+    let (events, summary, known, pid) = trace_workload(workload311(), &[]);
     assert!(
         events.iter().all(|e| e["pid"] == pid),
         "only the target's events"
@@ -135,7 +132,7 @@ fn decodes_the_path_command_and_address_of_known_events() {
 
 #[test]
 fn event_globs_filter_in_the_kernel() {
-    let (events, _, known, _) = trace_workload(&mut workload311(), &["--event", "socket.*"]);
+    let (events, _, known, _) = trace_workload(workload311(), &["--event", "socket.*"]);
     let names: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -148,7 +145,7 @@ fn event_globs_filter_in_the_kernel() {
     );
 
     let (events, _, _, _) = trace_workload(
-        &mut workload311(),
+        workload311(),
         &["--event", "subprocess.Popen", "--event", "os.sys?em"],
     );
     let names: Vec<&str> = events
@@ -198,10 +195,8 @@ fn decodes_on_cpython_3_13_to_3_15() {
              os.system('true ' + sys.version[:4])\n\
              print('known {\"port\": %d}' % s.getsockname()[1], flush=True)\n",
         ]);
-        let (events, summary, _, _) = trace_workload(
-            &mut cmd,
-            &["--event", "socket.bind", "--event", "os.system"],
-        );
+        let (events, summary, _, _) =
+            trace_workload(cmd, &["--event", "socket.bind", "--event", "os.system"]);
         assert_eq!(summary["arguments_decoded"], true, "{v}");
         assert_eq!(
             named(&events, "socket.bind")[0]["args"]["address"],
@@ -274,7 +269,7 @@ fn every_extreme_glob_loads_and_selects_exactly() {
         for g in &globs {
             extra.extend(["--event", g]);
         }
-        let (events, summary, _, _) = trace_workload(&mut cmd, &extra);
+        let (events, summary, _, _) = trace_workload(cmd, &extra);
         assert_eq!(summary["lost"]["events_lost"], 0);
         for &(name, n) in &want {
             assert_eq!(named(&events, name).len(), n, "{globs:?}: {name}");

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -150,22 +149,18 @@ impl Drop for Reaper {
 
 #[test]
 fn children_that_outlive_the_session_keep_no_probe_and_no_raised_semaphore() {
-    let g = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args([
-                "count",
-                "--json",
-                "--latency",
-                "--subprocesses",
-                "--filter",
-                "work",
-            ])
-            .args(["-d", "3", "--"])
-            .args([PYTHON, &script("forked_sleepers.py")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
+    let g = Pyprobe::new(&[
+        "count",
+        "--json",
+        "--latency",
+        "--subprocesses",
+        "--filter",
+        "work",
+        "-d",
+        "3",
+    ])
+    .spawn(Workload::script("forked_sleepers.py"))
+    .launch();
     let pyprobe_pid = g.pid();
     let out = g.wait_output(Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);

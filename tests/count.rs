@@ -344,7 +344,7 @@ fn a_malformed_usdt_note_is_named_not_mistaken_for_a_missing_process() {
 
 #[test]
 fn a_process_that_is_not_python_is_refused() {
-    let g = Guard::spawn(Command::new("sleep").arg("30"));
+    let g = Workload::command(Command::new("sleep")).args(&["30"]).raw();
     let pid = g.pid().to_string();
     assert_clean_failure(&["count", "--pid", &pid], "is not a Python process");
 }
@@ -609,10 +609,10 @@ fn an_interpreter_replaced_on_disk_is_still_traced() {
 
 #[test]
 fn a_thread_id_is_refused_with_its_process_id() {
-    let g = Guard::spawn(Command::new(PYTHON).args([
-        "-c",
+    let g = Workload::code(
         "import threading, time\nt = threading.Thread(target=time.sleep, args=(30,))\nt.start()\nt.join()",
-    ]));
+    )
+    .raw();
     thread::sleep(Duration::from_millis(500));
     let pid = g.pid();
     let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -667,12 +667,7 @@ go.set()\nt.join()\n";
 
 #[test]
 fn a_spawned_command_that_never_runs_python_can_be_interrupted() {
-    let p = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["count", "--", "sleep", "30"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let p = Pyprobe::new(&["count", "--", "sleep", "30"]).launch();
     thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(p.pid(), libc::SIGTERM) };
     let started = std::time::Instant::now();

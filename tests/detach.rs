@@ -43,19 +43,7 @@ impl Service {
             None => py.clone(),
         };
         let path = py.script("parked_forever.py");
-        let mut guard = Guard::spawn(
-            py.command(&path)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let stdout = guard.child().stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                let _ = tx.send(line);
-            }
-        });
+        let (guard, lines) = Workload::path(&path).on(&py).quiet().lines();
         let mut s = Service { guard, lines };
         s.expect("ready");
         s

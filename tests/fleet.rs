@@ -231,19 +231,8 @@ fn flat_share(top: &str, function: &str) -> f64 {
 #[test]
 fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
     let _one = serial();
-    let mut burn = common::Guard::spawn(
-        Python::debian()
-            .command(&common::script("fleet_burn.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null()),
-    );
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(burn.child().stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
+    let (burn, lines) = common::Workload::script("fleet_burn.py").quiet().lines();
+    let first = lines.recv().expect("fleet_burn.py's pids");
     let pids: Vec<&str> = first.split_whitespace().skip(1).collect();
     assert_eq!(pids.len(), 2, "fleet_burn.py said {first:?}");
     let (a, b) = (pids[0], pids[1]);

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -80,21 +80,12 @@ fn trace_window_as(
     reader: Reader,
 ) -> (String, Value) {
     let _serial = serial();
-    let script_name = script_argv[0];
-    let source = std::fs::read_to_string(script(script_name)).unwrap();
+    let source = std::fs::read_to_string(script(script_argv[0])).unwrap();
     let mut cmd = Command::new(python[0]);
     cmd.args(&python[1..]);
     // Through -c, so that an interpreter in a chroot runs the same script.
-    cmd.arg("-c")
-        .arg(&source)
-        .args(&script_argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut w = Guard::spawn(&mut cmd);
-    let stdout = w.child().stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    assert_eq!(lines.next().as_deref(), Some("ready"), "{script_name}");
+    cmd.arg("-c").arg(&source).args(&script_argv[1..]);
+    let (mut w, lines) = Workload::command(cmd).ready_lines();
 
     let pid = w.pid().to_string();
     let mut args = vec!["gc", "--pid", &pid, "--json"];
@@ -105,7 +96,7 @@ fn trace_window_as(
         unsafe { libc::kill(p.pid(), libc::SIGSTOP) };
     }
     w.send_line("go");
-    let own = lines.next().expect("the workload's own results");
+    let own = lines.recv().expect("the workload's own results");
     let own: Value = serde_json::from_str(&own).expect("workload JSON");
     if reader == Reader::Stopped {
         // SAFETY: as above.
@@ -432,14 +423,9 @@ fn min_pause_table_has_one_row_per_pause_with_its_columns() {
 #[test]
 fn a_spawned_command_is_traced_to_its_exit_and_shutdown_is_accounted_for() {
     let _serial = serial();
-    let mut g = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["gc", "--json", "--min-pause", "0", "--", PYTHON])
-            .arg(script("gc_known.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
+    let mut g = Pyprobe::new(&["gc", "--json", "--min-pause", "0"])
+        .spawn(Workload::script("gc_known.py"))
+        .launch();
     g.send_line("go");
     g.send_line("done");
     let out = g.wait_output(Duration::from_secs(60));
@@ -543,7 +529,7 @@ fn unknown_pid_is_refused() {
 
 #[test]
 fn a_process_that_is_not_python_is_refused() {
-    let g = Guard::spawn(Command::new("sleep").arg("30"));
+    let g = Workload::command(Command::new("sleep")).args(&["30"]).raw();
     let pid = g.pid().to_string();
     assert_clean_failure(&["gc", "--pid", &pid], "is not a Python process");
 }

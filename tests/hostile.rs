@@ -7,10 +7,10 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{Guard, Pyprobe, Python, TempDir, Workload, pyprobe_bin};
+use common::{Guard, Pyprobe, Python, TempDir, Workload};
 
 /// A directory of this test, removed with everything in it when dropped.
 struct Scratch(TempDir);
@@ -107,16 +107,12 @@ fn jail(s: &Scratch) -> PathBuf {
 /// `pycount -- chroot JAIL python3.11`, given 30 s (a pyprobe blocked that long is killed, and
 /// its status then has no code).
 fn trace_in_jail(jail: &Path) -> Output {
-    Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["count", "--", "chroot"])
-            .arg(jail)
-            .args(["/usr/local/bin/python3.11", "-c", "pass"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_output(Duration::from_secs(30))
+    Pyprobe::new(&["count", "--", "chroot"])
+        .arg(jail)
+        .arg("/usr/local/bin/python3.11")
+        .arg("-c")
+        .arg("pass")
+        .within(Duration::from_secs(30))
 }
 
 /// pyprobe's own lines on stderr (the jailed loader may add one of its own).
@@ -524,15 +520,9 @@ fn a_command_naming_a_non_utf8_script_is_refused_before_it_runs() {
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("main.py");
     std::fs::write(&script, "open(__file__ + '.ran', 'w').close()\n").unwrap();
-    let out = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["count", "--", common::PYTHON])
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_output(Duration::from_secs(30));
+    let out = Pyprobe::new(&["count", "--", common::PYTHON])
+        .arg(&script)
+        .within(Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -4,8 +4,6 @@
 //! schema, both with the same split; flame graphs; --idle on parked threads; bad input.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
@@ -96,22 +94,7 @@ fn spawn_script_keeping_stdout(
     py: &Python,
     name: &str,
 ) -> (Guard, std::sync::mpsc::Receiver<String>) {
-    let mut cmd = py.command(&py.script(name));
-    let mut g = Guard::spawn(
-        cmd.arg("3")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    (g, rx)
+    Workload::script(name).on(py).args(&["3"]).ready_lines()
 }
 
 tests_of!(split_by_pid {
@@ -414,17 +397,10 @@ fn parked() -> Guard {
 
 /// parked.py running, with the name threading gives each thread, by thread id.
 fn parked_with_names() -> (Guard, Value) {
-    let mut g = Guard::spawn(
-        std::process::Command::new(PYTHON)
-            .arg(script("parked.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
-    thread::spawn(move || lines.for_each(drop));
+    let (g, lines) = Workload::script("parked.py").lines();
+    let first: Value = serde_json::from_str(&lines.recv().unwrap()).unwrap();
+    assert_eq!(lines.recv().ok().as_deref(), Some("ready"));
+    thread::spawn(move || lines.iter().for_each(drop));
     (g, first["names"].clone())
 }
 
@@ -640,21 +616,13 @@ fn the_table_names_def_lines_and_with_lines_the_lines_running() {
 /// and its own function.
 #[test]
 fn threads_started_later_are_sampled() {
-    let py = Python::debian();
-    let mut g = Guard::spawn(
-        py.command(&py.script("threads_later.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let mut lines = BufReader::new(g.child().stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
+    let (mut g, lines) = Workload::script("threads_later.py").ready_lines();
     let pid = g.pid().to_string();
     let out_dir = TempDir::new("record");
     let path = out_dir.file(&format!("threads-{pid}.json"));
     let p = Pyprobe::new(&["record", "--pid", &pid, "--format", "json", "-o", &path]).start();
     g.send_line("go");
-    let ids: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let ids: Value = serde_json::from_str(&lines.recv().unwrap()).unwrap();
     let _ = p.finish();
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     for f in ["burn_one", "burn_two"] {

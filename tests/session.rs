@@ -2,7 +2,6 @@
 //! flight when probes go live or go away shows as in flight, never as corrupt nesting.
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -204,13 +203,7 @@ fn a_reader_that_never_reads_does_not_hold_the_session_past_its_duration() {
     // pyflow on a busy target writes far more than a pipe holds; nobody reads it.
     let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
-    let mut p = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["flow", "--pid", &pid, "--duration", "2"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let mut p = Pyprobe::new(&["flow", "--pid", &pid, "--duration", "2"]).launch();
     // Hold the pipe, unread, until pyprobe has ended (generous: its duration plus the
     // grace it gives a slow reader, on a loaded machine).
     let _unread = p.child().stdout.take();
@@ -234,13 +227,7 @@ fn a_reader_that_goes_away_ends_the_session_in_order() {
     // `pyflow --pid P | head -3`: no --duration; the reader's exit ends it.
     let mut busy = Workload::script("forever.py").ready();
     let pid = busy.pid().to_string();
-    let mut p = Guard::spawn(
-        Command::new(pyprobe_bin())
-            .args(["flow", "--pid", &pid])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let mut p = Pyprobe::new(&["flow", "--pid", &pid]).launch();
     let stdout = p.child().stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     for _ in 0..3 {

@@ -4,8 +4,7 @@
 //! consistently and never left stopped; bad input refused in one line.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,20 +32,12 @@ fn start_parked(py: &Python) -> Parked {
 }
 
 /// parked.py started by the given command (say, as another user).
-fn start_parked_by(mut cmd: Command) -> Parked {
-    let mut guard = Guard::spawn(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    );
-    let mut lines = BufReader::new(guard.child().stdout.take().unwrap()).lines();
-    let first = lines
-        .next()
-        .and_then(|l| l.ok())
-        .expect("parked.py's stacks");
+fn start_parked_by(cmd: Command) -> Parked {
+    let (guard, lines) = Workload::command(cmd).lines();
+    let first = lines.recv().expect("parked.py's stacks");
     let v: Value = serde_json::from_str(&first).expect("JSON");
-    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
-    thread::spawn(move || lines.for_each(drop));
+    assert_eq!(lines.recv().ok().as_deref(), Some("ready"));
+    thread::spawn(move || lines.iter().for_each(drop));
     Parked {
         guard,
         main: v["main"].as_i64().unwrap(),

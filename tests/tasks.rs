@@ -301,7 +301,7 @@ fn a_process_without_asyncio_says_so_in_one_line() {
 
 #[test]
 fn bad_input_is_one_line() {
-    let guard = Guard::spawn(Command::new("sleep").arg("60"));
+    let guard = Workload::command(Command::new("sleep")).args(&["60"]).raw();
     // Past its exec.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = guard.pid().to_string();

@@ -2,14 +2,13 @@
 //! (not the binary): each target also says for itself whether it sees the trampoline on.
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::Guard;
+use common::{Guard, Workload};
 use pyprobe::cpython::trampoline::{self, TrampolineState};
 use pyprobe::error::Error;
 use pyprobe::target::Target;
@@ -73,7 +72,7 @@ struct Python {
 
 impl Python {
     /// Starts `cmd` and returns once it printed "ready".
-    fn start(cmd: &mut Command) -> Python {
+    fn start(mut cmd: Command) -> Python {
         for var in [
             "PYTHONPERFSUPPORT",
             "PYTHON_JIT",
@@ -83,22 +82,7 @@ impl Python {
                 cmd.env_remove(var);
             }
         }
-        let mut guard = Guard::spawn(
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-        );
-        let stdout = guard.child().stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines.recv_timeout(Duration::from_secs(10));
-        assert_eq!(first.as_deref(), Ok("ready"), "{cmd:?} did not get ready");
+        let (guard, lines) = Workload::command(cmd).ready_lines();
         let pid = guard.pid();
         let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("its root");
         Python {
@@ -170,20 +154,21 @@ fn assert_one_line(e: &Error) {
 #[test]
 fn state_follows_x_perf_and_pythonperfsupport() {
     let mut on = vec![
-        Python::start(&mut sid("3.13", &["-X", "perf"], BUSY)),
-        Python::start(&mut sid("3.14", &["-X", "perf"], BUSY)),
-        Python::start(&mut sid("3.15", &["-X", "perf"], BUSY)),
+        Python::start(sid("3.13", &["-X", "perf"], BUSY)),
+        Python::start(sid("3.14", &["-X", "perf"], BUSY)),
+        Python::start(sid("3.15", &["-X", "perf"], BUSY)),
     ];
     for version in ["3.12.1", "3.13.0"] {
         let mut cmd = pyenv(version, BUSY);
-        on.push(Python::start(cmd.env("PYTHONPERFSUPPORT", "1")));
+        cmd.env("PYTHONPERFSUPPORT", "1");
+        on.push(Python::start(cmd));
     }
     let off = [
-        Python::start(&mut sid("3.13", &[], BUSY)),
-        Python::start(&mut sid("3.14", &[], BUSY)),
-        Python::start(&mut sid("3.15", &[], BUSY)),
-        Python::start(&mut pyenv("3.12.1", BUSY)),
-        Python::start(&mut pyenv("3.13.0", BUSY)),
+        Python::start(sid("3.13", &[], BUSY)),
+        Python::start(sid("3.14", &[], BUSY)),
+        Python::start(sid("3.15", &[], BUSY)),
+        Python::start(pyenv("3.12.1", BUSY)),
+        Python::start(pyenv("3.13.0", BUSY)),
     ];
     for p in on {
         let version = p.target().version_text();
@@ -199,7 +184,7 @@ fn state_follows_x_perf_and_pythonperfsupport() {
 
 #[test]
 fn before_3_12_there_is_no_trampoline() {
-    let p = Python::start(&mut pyenv(
+    let p = Python::start(pyenv(
         "3.11.7",
         "import time; print('ready', flush=True); time.sleep(30)",
     ));
@@ -215,7 +200,7 @@ fn before_3_12_there_is_no_trampoline() {
 
 /// Switches the trampoline on in a busy process of the sid chroot and checks it from both sides.
 fn activates_in_a_busy(version: &str) {
-    let p = Python::start(&mut sid(version, &[], BUSY));
+    let p = Python::start(sid(version, &[], BUSY));
     assert_eq!(p.state(), TrampolineState::Inactive);
     let before = SystemTime::now();
     let started = Instant::now();
@@ -244,7 +229,7 @@ tests_of!(activates_in_a_busy {
 
 #[test]
 fn activate_leaves_an_active_trampoline_alone() {
-    let p = Python::start(&mut sid("3.14", &["-X", "perf"], BUSY));
+    let p = Python::start(sid("3.14", &["-X", "perf"], BUSY));
     trampoline::activate(&p.target(), || {}).expect("nothing to do");
     assert_eq!(p.leftovers(), Vec::<String>::new());
     assert!(p.sees_trampoline());
@@ -252,9 +237,10 @@ fn activate_leaves_an_active_trampoline_alone() {
 
 #[test]
 fn activate_respects_a_process_that_disabled_remote_debugging() {
-    let by_flag = Python::start(&mut sid("3.14", &["-X", "disable-remote-debug"], BUSY));
+    let by_flag = Python::start(sid("3.14", &["-X", "disable-remote-debug"], BUSY));
     let mut cmd = sid("3.15", &[], BUSY);
-    let by_env = Python::start(cmd.env("PYTHON_DISABLE_REMOTE_DEBUG", "1"));
+    cmd.env("PYTHON_DISABLE_REMOTE_DEBUG", "1");
+    let by_env = Python::start(cmd);
     for p in [by_flag, by_env] {
         let e = trampoline::activate(&p.target(), || {}).unwrap_err();
         assert!(
@@ -273,8 +259,8 @@ fn activate_respects_a_process_that_disabled_remote_debugging() {
 #[test]
 fn activate_needs_3_14() {
     for p in [
-        Python::start(&mut sid("3.13", &[], BUSY)),
-        Python::start(&mut pyenv("3.12.1", BUSY)),
+        Python::start(sid("3.13", &[], BUSY)),
+        Python::start(pyenv("3.12.1", BUSY)),
     ] {
         let e = trampoline::activate(&p.target(), || {}).unwrap_err();
         assert!(matches!(e, Error::RemoteExecUnsupported { .. }), "{e:?}");
@@ -286,7 +272,7 @@ fn activate_needs_3_14() {
 
 #[test]
 fn a_sleeping_main_thread_gets_its_request_withdrawn() {
-    let p = Python::start(&mut sid("3.14", &[], &sleepy()));
+    let p = Python::start(sid("3.14", &[], &sleepy()));
     let started = Instant::now();
     let e = trampoline::activate_within(&p.target(), Duration::from_secs(1), || {}).unwrap_err();
     assert!(
@@ -304,7 +290,7 @@ fn a_sleeping_main_thread_gets_its_request_withdrawn() {
 
 #[test]
 fn activate_refuses_a_process_that_switched_it_off_before() {
-    let p = Python::start(&mut sid("3.14", &[], &toggled()));
+    let p = Python::start(sid("3.14", &[], &toggled()));
     assert_eq!(p.state(), TrampolineState::Inactive);
     let e = trampoline::activate(&p.target(), || {}).unwrap_err();
     assert!(
@@ -319,7 +305,8 @@ fn activate_refuses_a_process_that_switched_it_off_before() {
 #[test]
 fn activate_reports_what_the_target_refused() {
     let mut cmd = sid("3.14", &[], BUSY);
-    let p = Python::start(cmd.env("PYTHON_JIT", "1"));
+    cmd.env("PYTHON_JIT", "1");
+    let p = Python::start(cmd);
     let e = trampoline::activate(&p.target(), || {}).unwrap_err();
     assert!(
         matches!(&e, Error::TrampolineFailed { why, .. } if why.contains("JIT")),
@@ -336,7 +323,7 @@ fn activate_reaches_the_main_interpreter_behind_a_subinterpreter() {
     // The newest interpreter heads the list; the main one (id 0) is behind it.
     let code =
         format!("import concurrent.interpreters\nsub = concurrent.interpreters.create()\n{BUSY}");
-    let p = Python::start(&mut sid("3.14", &[], &code));
+    let p = Python::start(sid("3.14", &[], &code));
     assert_eq!(p.state(), TrampolineState::Inactive);
     trampoline::activate(&p.target(), || {}).expect("activation");
     assert_eq!(p.state(), TrampolineState::Active);
@@ -355,7 +342,7 @@ fn activate_works_for_a_target_of_another_user() {
         "-c",
         BUSY,
     ]);
-    let p = Python::start(&mut cmd);
+    let p = Python::start(cmd);
     trampoline::activate(&p.target(), || {}).expect("activation");
     assert_eq!(p.state(), TrampolineState::Active);
     assert_eq!(p.leftovers(), Vec::<String>::new());
@@ -378,7 +365,7 @@ fn activate_succeeds_where_the_script_cannot_write_its_status() {
         ),
         BUSY,
     ]);
-    let p = Python::start(&mut cmd);
+    let p = Python::start(cmd);
     trampoline::activate(&p.target(), || {}).expect("activation without a status file");
     assert_eq!(p.state(), TrampolineState::Active);
 }

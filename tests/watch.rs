@@ -8,8 +8,6 @@
 //! refusals; its row in `pyprobe probes` and the code objects `probes --filter` finds.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -27,24 +25,11 @@ fn workload(py: &Python, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
 }
 
 fn workload_of(py: &Python, script: &str, args: &[&str]) -> (Guard, mpsc::Receiver<String>) {
-    let mut g = Guard::spawn(
-        py.command_with(&py.script(script), args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stdout = g.child().stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20));
-    assert_eq!(line.as_deref(), Ok("ready"), "the workload did not start");
-    (g, rx)
+    Workload::script(script)
+        .on(py)
+        .args(args)
+        .quiet()
+        .ready_lines()
 }
 
 /// Counts `filters` in the running workload from "go" to "done" (then Ctrl-C): the report's

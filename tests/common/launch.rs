@@ -33,6 +33,8 @@ pub struct Workload {
     py: Python,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Its stderr goes nowhere (a workload that runs long and is never asked what it said).
+    quiet: bool,
 }
 
 impl Workload {
@@ -42,6 +44,7 @@ impl Workload {
             py: Python::debian(),
             args: Vec::new(),
             env: Vec::new(),
+            quiet: false,
         }
     }
 
@@ -81,6 +84,12 @@ impl Workload {
     /// A variable of its environment (started by `ready` or `raw`; not with `Pyprobe::spawn`).
     pub fn env(mut self, key: &str, value: &str) -> Workload {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Its stderr to /dev/null rather than a pipe nobody reads.
+    pub fn quiet(mut self) -> Workload {
+        self.quiet = true;
         self
     }
 
@@ -132,19 +141,43 @@ impl Workload {
     /// Started with piped stdio; returns once it printed "ready" (the rest of its stdout is
     /// drained).
     pub fn ready(self) -> Guard {
-        let mut cmd = self.build();
-        let mut g = piped(&mut cmd);
-        let stdout = g.child().stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(|l| l.ok());
-        assert_eq!(first.as_deref(), Some("ready"), "{cmd:?} did not get ready");
-        thread::spawn(move || lines.for_each(drop));
+        let (g, lines) = self.ready_lines();
+        thread::spawn(move || lines.iter().for_each(drop));
         g
+    }
+
+    /// Started with piped stdio; returns once it printed "ready", the lines after it coming on
+    /// the channel (a workload that reports what it did).
+    pub fn ready_lines(self) -> (Guard, mpsc::Receiver<String>) {
+        let what = format!("{:?}", self.program);
+        let (g, lines) = self.lines();
+        let first = lines.recv_timeout(Duration::from_secs(60)).ok();
+        assert_eq!(first.as_deref(), Some("ready"), "{what} did not get ready");
+        (g, lines)
+    }
+
+    /// Started with piped stdio, each line of its stdout on the channel as it comes.
+    pub fn lines(self) -> (Guard, mpsc::Receiver<String>) {
+        let mut g = self.raw();
+        let stdout = g.child().stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (g, rx)
     }
 
     /// Started as it is with piped stdio, its stdout left to the caller.
     pub fn raw(self) -> Guard {
-        piped(&mut self.build())
+        let quiet = self.quiet;
+        let mut cmd = self.build();
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.stderr(if quiet { Stdio::null() } else { Stdio::piped() });
+        Guard::spawn(&mut cmd)
     }
 }
 
@@ -186,6 +219,12 @@ impl Pyprobe {
         Pyprobe { cmd }
     }
 
+    /// One more argument, any bytes (a path that is not UTF-8).
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Pyprobe {
+        self.cmd.arg(arg);
+        self
+    }
+
     /// `--pid` of this process.
     pub fn pid(mut self, target: &Guard) -> Pyprobe {
         self.cmd.args(["--pid", &target.pid().to_string()]);
@@ -204,6 +243,12 @@ impl Pyprobe {
         let stderr = guard.child().stderr.take().unwrap();
         let stderr = wait_for_banner(stderr, &mut guard);
         Tracing { guard, stderr }
+    }
+
+    /// Starts it with piped stdio and returns at once (a test that signals it, or holds its
+    /// pipes, from its first moment).
+    pub fn launch(mut self) -> Guard {
+        piped(&mut self.cmd)
     }
 
     /// Runs it to its end with no target interaction (bad-input tests), stdin null.
