@@ -401,7 +401,7 @@ fn an_ordinary_user_reads_their_own_process() {
 #[test]
 fn bad_input_is_one_line() {
     assert_clean_failure(&["stacks", "--pid", "2147483647"], "no process with PID");
-    let sleeper = Guard::spawn(Command::new("sleep").arg("30"));
+    let sleeper = Workload::command(Command::new("sleep")).args(&["30"]).raw();
     thread::sleep(Duration::from_millis(100));
     assert_clean_failure(
         &["stacks", "--pid", &sleeper.pid().to_string()],

@@ -370,24 +370,12 @@ impl Workload {
             exe: inside,
             ..python.clone()
         };
-        let path = named.script(script);
-        let mut guard = Guard::spawn(
-            named
-                .command_with(&path, args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let stdout = guard.child().stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(20)).ok();
-        assert_eq!(first.as_deref(), Some("ready"), "{script} did not start");
-        Workload { guard, lines: rx }
+        let (guard, lines) = super::Workload::script(script)
+            .on(&named)
+            .args(args)
+            .quiet()
+            .ready_lines();
+        Workload { guard, lines }
     }
 
     pub fn pid(&self) -> i32 {

@@ -31,7 +31,7 @@ macro_rules! tests_of {
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -168,11 +168,7 @@ pub fn output_ok(cmd: &mut Command) -> Output {
 
 /// `python -c 'time.sleep(30)'` on this interpreter, given half a second to start.
 pub fn sleeping(py: &Python) -> Guard {
-    let g = Guard::spawn(
-        py.command("-c")
-            .arg("import time; time.sleep(30)")
-            .stdin(Stdio::null()),
-    );
+    let g = Workload::code("import time; time.sleep(30)").on(py).raw();
     thread::sleep(Duration::from_millis(500));
     g
 }
@@ -272,7 +268,9 @@ pub fn pyenv_python() -> PathBuf {
 
 /// An idle CPython without probes, already past its start-up.
 pub fn python_without_probes() -> Guard {
-    let g = Guard::spawn(Command::new(pyenv_python()).args(["-c", "import time; time.sleep(30)"]));
+    let g = Workload::code("import time; time.sleep(30)")
+        .on(&Python::at(pyenv_python()))
+        .raw();
     thread::sleep(Duration::from_millis(300));
     g
 }
