@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Never loaded: its skeleton's generated types are the one Rust view of bpf/pyprobe.h (src/kernel). */
+/* Never loaded: its skeleton's generated types are the one Rust view of bpf/pyprobe.h (src/abi). */
 #include "common.bpf.h"
 
 /*

@@ -69,11 +69,11 @@ NAMES:
     pyflow, pygc, next to pyprobe). Their completions come with pyprobe completions bash|fish.
 
 PRIVILEGES:
-    Commands that load BPF (count, flow, gc, lines, imports, audit, record, top, agent) need
-    root, or CAP_BPF with CAP_PERFMON. stacks and probes load none: any user may run them on
-    their own processes (same uid, where kernel.yama.ptrace_scope allows: 0, or 1 for a process
-    they started); another user's process needs root or CAP_SYS_PTRACE. completions and man
-    need nothing.
+    Commands that load BPF (count, flow, gc, lines, imports, audit, exceptions, record, top,
+    agent) need root, or CAP_BPF with CAP_PERFMON. stacks, tasks and probes load none: any user
+    may run them on their own processes (same uid, where kernel.yama.ptrace_scope allows: 0, or
+    1 for a process they started); another user's process needs root or CAP_SYS_PTRACE.
+    completions and man need nothing.
 
 WHAT ATTACHING CHANGES:
     pyprobe writes nothing into the target's memory (but see --activate-trampoline). The kernel

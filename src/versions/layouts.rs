@@ -1,7 +1,8 @@
 //! The eval-frame source's views of the layout table (table.rs): the running frame's code
-//! object (for function identity), its qualified name, and the objects audit decoding reads.
+//! object (for function identity), its qualified name, and the objects audit decoding reads;
+//! and where each version keeps the exception being raised (`pyprobe exceptions`).
 use super::{DebugOffsets, Gil, PyVersion, VersionLayout};
-use crate::abi::types::{EvalLayout, FrameLayout, ObjectLayout, QualnameLayout};
+use crate::abi::types::{EvalLayout, ExcLayout, FrameLayout, ObjectLayout, QualnameLayout};
 
 /// How to reach the code object of the frame a function probe fires for, where pyprobe knows
 /// it (the caller fills in `runtime_addr`): 3.11, from its own headers
@@ -195,6 +196,26 @@ impl DictEntries {
     }
 }
 
+/// Where the raised exception is, per minor version: PyThreadState's curexc_type (<= 3.11) or
+/// current_exception (3.12+), from each version's headers (3.8-3.13, offsetof) and measured in
+/// sid's 3.14 and 3.15 builds (gdb at PyTraceBack_Here: the word whose type is the raised one).
+pub fn exc_layout(minor: u32) -> Option<ExcLayout> {
+    let (tstate_exc, exc_traceback, frame_object_frame) = match minor {
+        8..=10 => (88, 0, 0),
+        11 => (96, 0, 24),
+        12 => (96, 40, 24),
+        13 | 14 => (112, 40, 24),
+        15 => (136, 40, 24),
+        _ => return None,
+    };
+    Some(ExcLayout {
+        tstate_exc,
+        exc_traceback,
+        frame_object_frame,
+        tb_frame: 24,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +276,18 @@ mod tests {
             None,
             "a short header"
         );
+    }
+
+    #[test]
+    fn every_version_3_8_to_3_15_says_where_the_raised_exception_is() {
+        for minor in 8..=15 {
+            let l = exc_layout(minor).unwrap();
+            assert_eq!(l.tb_frame, 24);
+            // The instance keeps its traceback from 3.12 on; before, the thread state does.
+            assert_eq!(l.exc_traceback != 0, minor >= 12);
+            assert_eq!(l.frame_object_frame != 0, minor >= 11);
+        }
+        assert!(exc_layout(7).is_none());
+        assert!(exc_layout(16).is_none());
     }
 }

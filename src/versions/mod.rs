@@ -23,8 +23,8 @@ pub use debug_offsets::{
 };
 pub use interpreter::InterpreterLayout;
 pub use layouts::{
-    DictEntries, ModulesLayout, eval_layout, eval_layout_of_build, frame_layout, modules_layout,
-    object_layout, qualname_layout,
+    DictEntries, ModulesLayout, eval_layout, eval_layout_of_build, exc_layout, frame_layout,
+    modules_layout, object_layout, qualname_layout,
 };
 pub use table::{Gil, Instr, LineTable, VersionLayout, Walk};
 
@@ -99,7 +99,8 @@ impl Support {
     }
 }
 
-/// The facts of DESIGN.md's table, per probe and version.
+/// Which of CPython's probes fire, and how, per probe and version (checked on every build the
+/// tests run: Debian's, pyenv's and the sid, bullseye and trixie chroots).
 pub fn probe_support(v: PyVersion, probe: &str) -> Support {
     match probe {
         "function__entry" if v.minor_is(11, 11) => Support::Caveat(

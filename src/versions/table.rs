@@ -3,7 +3,7 @@
 //! `_Py_DebugOffsets` over its row. The eval-frame source's layouts (layouts.rs), the stack
 //! walk's (interpreter.rs) and `sys.modules`' all derive from it. Checked with gdb on the pyenv
 //! builds (DWARF), Debian's headers, and by reading live processes of every build here
-//! (research/layouts.md; x86-64, default builds).
+//! (x86-64, default builds).
 use super::{DebugOffsets, PyVersion};
 use crate::abi::types::ObjectLayout;
 

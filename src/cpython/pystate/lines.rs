@@ -1,5 +1,5 @@
 //! A frame's current line from its code object's line table, in each format CPython has used
-//! since 3.8 (research/layouts.md §6; checked there against `co_lines()` on every version).
+//! since 3.8 (checked against `co_lines()` on every version).
 use crate::versions::LineTable;
 
 /// The line of the instruction at byte offset `addr` into the bytecode; None where the table

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::target::Target;
-use crate::versions::{DebugOffsets, DebuggerOffsets, PyVersion};
+use crate::versions::{DebugOffsets, DebuggerOffsets, InterpreterLayout, PyVersion};
 use remote_exec::Request;
 use script::ScriptFiles;
 
@@ -115,13 +115,6 @@ struct InterpreterList {
     next: u64,
 }
 
-/// 3.12 has no debug offsets: its list from the 3.12.1 headers (research/layouts.md §2, §3.1).
-const INTERPRETERS_3_12: InterpreterList = InterpreterList {
-    head: 40,
-    id: 8,
-    next: 0,
-};
-
 /// Bounds the walk of a list read from a live process.
 const MAX_INTERPRETERS: usize = 1024;
 
@@ -166,19 +159,18 @@ impl<'a> MainInterpreter<'a> {
             .symbol_info("_PyRuntime")
             .ok_or_else(|| unavailable(target, "its interpreter file exports no _PyRuntime"))?;
         let offsets = DebugOffsets::parse(&runtime.head);
-        let list = match offsets {
-            Some(o) => InterpreterList {
-                head: o.runtime_state.interpreters_head,
-                id: o.interpreter_state.id,
-                next: o.interpreter_state.next,
-            },
-            None if version.major == 3 && version.minor == 12 => INTERPRETERS_3_12,
-            None => {
-                return Err(unavailable(
-                    target,
-                    format!("pyprobe does not know the debug offsets of CPython {version}"),
-                ));
-            }
+        // The interpreters' list from the layout table: 3.12's row (it has no debug offsets),
+        // 3.13+'s build's own offsets laid over their rows.
+        let layout = InterpreterLayout::of(version, offsets.as_ref()).ok_or_else(|| {
+            unavailable(
+                target,
+                format!("pyprobe does not know the debug offsets of CPython {version}"),
+            )
+        })?;
+        let list = InterpreterList {
+            head: layout.interpreters_head,
+            id: layout.walk.interp_id,
+            next: layout.walk.interp_next,
         };
         let runtime = target.runtime_addr(runtime.addr);
         let interp = main_interpreter(target, runtime, list)?;
@@ -422,6 +414,17 @@ fn started(pid: i32) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_gives_3_12s_interpreter_list_as_its_headers_do() {
+        // 3.12 has no debug offsets: _PyRuntime.interpreters.head at 40, and each
+        // PyInterpreterState's next at 0 and id at 8 (the 3.12.1 headers).
+        let l = InterpreterLayout::of(PyVersion::new(3, 12), None).unwrap();
+        assert_eq!(
+            (l.interpreters_head, l.walk.interp_next, l.walk.interp_id),
+            (40, 0, 8)
+        );
+    }
 
     #[test]
     fn decodes_the_eval_frame_accessor_of_each_build() {

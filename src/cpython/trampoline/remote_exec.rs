@@ -1,6 +1,6 @@
 //! PEP 768 remote execution spoken from outside (CPython 3.14+): ask one thread to run a script
 //! file at its next safe point, and withdraw the request while the thread has not taken it. The
-//! protocol is CPython's own (`Python/remote_debugging.c`); research/remote_exec.md §2 measured it.
+//! protocol is CPython's own (`Python/remote_debugging.c`).
 use super::memory;
 use crate::error::{Error, Result};
 use crate::target::Target;
