@@ -4,7 +4,6 @@
 //! schema, both with the same split; flame graphs; --idle on parked threads; bad input.
 mod common;
 
-use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -400,7 +399,6 @@ fn parked_with_names() -> (Guard, Value) {
     let (g, lines) = Workload::script("parked.py").lines();
     let first: Value = serde_json::from_str(&lines.recv().unwrap()).unwrap();
     assert_eq!(lines.recv().ok().as_deref(), Some("ready"));
-    thread::spawn(move || lines.iter().for_each(drop));
     (g, first["names"].clone())
 }
 

@@ -37,7 +37,6 @@ fn start_parked_by(cmd: Command) -> Parked {
     let first = lines.recv().expect("parked.py's stacks");
     let v: Value = serde_json::from_str(&first).expect("JSON");
     assert_eq!(lines.recv().ok().as_deref(), Some("ready"));
-    thread::spawn(move || lines.iter().for_each(drop));
     Parked {
         guard,
         main: v["main"].as_i64().unwrap(),

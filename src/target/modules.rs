@@ -3,7 +3,9 @@
 use std::io::ErrorKind;
 
 use super::{Target, memory};
-use crate::versions::objects::{TPFLAGS_UNICODE_SUBCLASS, TYPE_FLAGS};
+use crate::versions::objects::{
+    DICT_KEYS, DICT_VALUES, MODULE_DICT, TPFLAGS_UNICODE_SUBCLASS, TYPE_FLAGS,
+};
 use crate::versions::{DictEntries, ModulesLayout, modules_layout};
 
 /// A loaded module and the file it came from, whose name is not UTF-8.
@@ -55,8 +57,7 @@ pub fn non_utf8_files(target: &Target) -> Result<Loaded, String> {
         if module == 0 || mem.type_name(module)? != "module" {
             continue;
         }
-        // PyModuleObject.md_dict, at the same place in every version.
-        let dict = mem.u64(module + 16)?;
+        let dict = mem.u64(module + MODULE_DICT)?;
         if dict == 0 {
             continue;
         }
@@ -204,8 +205,8 @@ pub(crate) fn dict_items(
             read(addr, 8)?.try_into().expect("8 bytes"),
         ))
     };
-    let keys = word_at(dict + 32)?;
-    let values = word_at(dict + 40)?;
+    let keys = word_at(dict + DICT_KEYS)?;
+    let values = word_at(dict + DICT_VALUES)?;
     if keys == 0 || values != 0 {
         return Ok(Vec::new());
     }

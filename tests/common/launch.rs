@@ -139,11 +139,9 @@ impl Workload {
     }
 
     /// Started with piped stdio; returns once it printed "ready" (the rest of its stdout is
-    /// drained).
+    /// read and dropped).
     pub fn ready(self) -> Guard {
-        let (g, lines) = self.ready_lines();
-        thread::spawn(move || lines.iter().for_each(drop));
-        g
+        self.ready_lines().0
     }
 
     /// Started with piped stdio; returns once it printed "ready", the lines after it coming on
@@ -156,16 +154,16 @@ impl Workload {
         (g, lines)
     }
 
-    /// Started with piped stdio, each line of its stdout on the channel as it comes.
+    /// Started with piped stdio, each line of its stdout on the channel as it comes. Its stdout
+    /// is read to the end even once the receiver is dropped, so that it never blocks on a full
+    /// pipe.
     pub fn lines(self) -> (Guard, mpsc::Receiver<String>) {
         let mut g = self.raw();
         let stdout = g.child().stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         (g, rx)
