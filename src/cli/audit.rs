@@ -37,11 +37,6 @@ impl AuditArgs {
     pub fn run(&self) -> Result<()> {
         let events = glob::event_globs(&self.event)?;
         let dest = self.output.destination("pyprobe audit", audit::FORMATS)?;
-        audit::run(
-            &self.target.spec()?,
-            &events,
-            self.schedule.schedule(),
-            dest,
-        )
+        audit::run(self.target.job(self.schedule.schedule(), dest)?, &events)
     }
 }

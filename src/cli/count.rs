@@ -108,11 +108,9 @@ impl CountArgs {
         };
         let dest = self.output.destination("pycount", count::FORMATS)?;
         count::run(
-            &self.target.spec()?,
+            self.target.job(self.schedule.schedule(), dest)?,
             &opts,
             view,
-            self.schedule.schedule(),
-            dest,
         )
     }
 }

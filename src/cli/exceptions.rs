@@ -46,6 +46,6 @@ impl ExceptionsArgs {
             filters: self.filter.clone(),
             stream: self.stream,
         };
-        exceptions::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
+        exceptions::run(self.target.job(self.schedule.schedule(), dest)?, &opts)
     }
 }

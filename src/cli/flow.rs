@@ -113,7 +113,7 @@ impl FlowArgs {
     pub fn run(&self) -> Result<()> {
         let opts = self.options()?;
         let dest = self.output.destination("pyflow", flow::FORMATS)?;
-        flow::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
+        flow::run(self.target.job(self.schedule.schedule(), dest)?, &opts)
     }
 }
 

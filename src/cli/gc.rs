@@ -43,7 +43,7 @@ impl GcArgs {
             buffer_bytes: self.buffer_size,
         };
         let dest = self.output.destination("pygc", gc::FORMATS)?;
-        gc::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
+        gc::run(self.target.job(self.schedule.schedule(), dest)?, &opts)
     }
 }
 

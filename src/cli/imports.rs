@@ -36,6 +36,6 @@ impl ImportsArgs {
         let dest = self
             .output
             .destination("pyprobe imports", imports::FORMATS)?;
-        imports::run(&self.target.spec()?, self.schedule.schedule(), dest)
+        imports::run(self.target.job(self.schedule.schedule(), dest)?)
     }
 }

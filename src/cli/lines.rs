@@ -55,11 +55,9 @@ impl LinesArgs {
         };
         let dest = self.output.destination("pyprobe lines", lines::FORMATS)?;
         lines::run(
-            &self.target.spec()?,
+            self.target.job(self.schedule.schedule(), dest)?,
             &opts,
             self.top,
-            self.schedule.schedule(),
-            dest,
         )
     }
 }

@@ -44,6 +44,7 @@ pub use top::TopArgs;
 
 use crate::error::{Error, Result};
 use crate::output::{Destination, Format};
+use crate::session::job::Job;
 use crate::session::run_as::RunAs;
 use crate::session::{Schedule, TargetSpec};
 
@@ -291,6 +292,16 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// A tracing command's job: this target, with the destination the command already checked
+    /// (a bad path or format fails before the target is looked at).
+    pub fn job(&self, schedule: Schedule, dest: Destination) -> Result<Job> {
+        Ok(Job {
+            spec: self.spec()?,
+            schedule,
+            dest,
+        })
+    }
+
     pub fn spec(&self) -> Result<TargetSpec> {
         if self.user.is_some() && self.command.is_empty() {
             return Err(Error::Usage(

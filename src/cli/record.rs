@@ -111,6 +111,6 @@ impl RecordArgs {
                 dest.format
             )));
         }
-        record::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
+        record::run(self.target.job(self.schedule.schedule(), dest)?, &opts)
     }
 }

@@ -52,6 +52,6 @@ impl TopArgs {
             rows: self.top,
         };
         let dest = self.output.destination("pyprobe top", top::FORMATS)?;
-        top::run(&self.target.spec()?, &opts, self.schedule.schedule(), dest)
+        top::run(self.target.job(self.schedule.schedule(), dest)?, &opts)
     }
 }

@@ -8,6 +8,7 @@ use crate::commands::tools;
 use crate::error::Result;
 use crate::kernel::{Loaded, Probes, load};
 use crate::output::{Never, Output, Window};
+use crate::session::probes_in_field;
 use crate::session::{Report, Schedule, Session, TargetSpec, Tracer};
 use crate::source::{FunctionPrograms, Plan};
 
@@ -75,13 +76,11 @@ impl Report for () {
     fn since(&self, _: &()) {}
 }
 
+probes_in_field!(Floor);
+
 impl Tracer for Floor {
     type Event = Never;
     type Report = ();
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn read(&mut self) -> Result<()> {
         Ok(())

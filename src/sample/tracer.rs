@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::filter::unqualified;
 use crate::trace::losses::{Loss, Losses};
@@ -195,13 +196,11 @@ impl SampleTracer {
     }
 }
 
+probes_in_field!(SampleTracer);
+
 impl Tracer for SampleTracer {
     type Event = Never;
     type Report = Profile;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, _: &mut Vec<Never>) -> Result<()> {
         let end = Instant::now() + timeout;

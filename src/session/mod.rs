@@ -3,6 +3,7 @@
 //! armed in one step → the target released → streamed events and interval reports until a stop
 //! condition → disarmed in one step → detached → drained → the last report.
 pub mod children;
+pub mod job;
 pub mod run_as;
 pub mod tracee;
 use std::time::{Duration, Instant};
@@ -17,13 +18,28 @@ use crate::signals::stop_requested;
 use crate::target::Target;
 use crate::target::privileges::check_privileges;
 
+/// The probes a tracer attached: what the session arms in one step, meters, disarms and detaches.
+pub trait Probed {
+    fn probes(&mut self) -> &mut Probes;
+}
+
+/// `probes_in_field!(GcTracer)`: the tracer keeps its probes in its field `probes`, as most do.
+macro_rules! probes_in_field {
+    ($tracer:ty) => {
+        impl $crate::session::Probed for $tracer {
+            fn probes(&mut self) -> &mut $crate::kernel::Probes {
+                &mut self.probes
+            }
+        }
+    };
+}
+pub(crate) use probes_in_field;
+
 /// What every tracer gives the session: its probes, what it streams, and what it recorded.
-pub trait Tracer {
+pub trait Tracer: Probed {
     /// What it streams as it happens (`output::Never` when it only aggregates).
     type Event;
     type Report: Report;
-
-    fn probes(&mut self) -> &mut Probes;
 
     /// Whether its probes follow the processes the target forks (`--subprocesses`).
     fn follows_children(&self) -> bool {

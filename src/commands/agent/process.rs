@@ -8,7 +8,7 @@ use super::metrics::{FunctionProbes, ProcessLabels};
 use crate::commands::count::{CallReport, CountOptions, CountTracer};
 use crate::error::Result;
 use crate::kernel::overhead::{Estimate, Meter};
-use crate::session::Tracer;
+use crate::session::{Probed, Tracer};
 use crate::target::Target;
 
 /// Over budget this many estimates in a row (one a second) stops the function probes: one

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::sample::pprof;
 use crate::sample::{Profile, SampleOptions, SampleTracer, Stack, StackCount};
 use crate::session::Report;
-use crate::session::Tracer;
+use crate::session::{Probed, Tracer};
 use crate::target::Target;
 
 /// How far back a profile can reach: the largest `seconds` served.

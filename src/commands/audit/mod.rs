@@ -11,8 +11,10 @@ use crate::abi::limits::ARG_LEN;
 use crate::abi::types::{ArgKind, AuditEvent as RawEvent, AuditValue};
 use crate::error::Result;
 use crate::escape::escape;
-use crate::output::{Destination, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::formats;
+use crate::output::json::Documents;
+use crate::session::Report;
+use crate::session::job::Job;
 use crate::trace::glob::Glob;
 use crate::trace::losses::Losses;
 
@@ -312,21 +314,15 @@ impl Report for AuditSummary {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    events: &[Glob],
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut out: Box<dyn Output<AuditEvent, AuditSummary>> =
-        match dest.format_of::<AuditFormat>()? {
-            AuditFormat::Json => Box::new(json::Json::new(w)),
+pub fn run(job: Job, events: &[Glob]) -> Result<()> {
+    job.trace(
+        "sys.audit events",
+        |target| AuditTracer::attach(target, events),
+        |format, w| match format {
+            AuditFormat::Json => Box::new(Documents::new(w, json::event, json::summary)),
             AuditFormat::Text => Box::new(text::Table::new(w)),
-        };
-    let mut session = Session::open(spec, false)?;
-    let mut tracer = AuditTracer::attach(&session.target, events)?;
-    session.run(&mut tracer, out.as_mut(), "sys.audit events", schedule)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::commands::tools::{self, Needs};
 use crate::error::Result;
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::glob;
 use crate::trace::glob::Glob;
@@ -65,13 +66,11 @@ impl AuditTracer {
     }
 }
 
+probes_in_field!(AuditTracer);
+
 impl Tracer for AuditTracer {
     type Event = AuditEvent;
     type Report = AuditSummary;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<AuditEvent>) -> Result<()> {
         self.ring.poll(timeout)?;

@@ -1,21 +1,8 @@
 //! pycount as JSON: one document per report.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::count::{CallReport, CountView};
-use crate::output::{Never, Output, Window};
-
-pub struct Json {
-    w: Box<dyn Write>,
-    view: CountView,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>, view: CountView) -> Json {
-        Json { w, view }
-    }
-}
 
 pub fn report(report: &CallReport, view: CountView) -> Value {
     let functions: Vec<Value> = report
@@ -54,16 +41,6 @@ pub fn report(report: &CallReport, view: CountView) -> Value {
         "lost": crate::output::json::losses(&report.losses),
         "notes": report.notes,
     })
-}
-
-impl Output<Never, CallReport> for Json {
-    fn report(&mut self, r: &CallReport, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", report(r, self.view))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,11 @@ use std::collections::HashMap;
 pub use tracer::CountTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Never, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::json::Documents;
+use crate::output::text::Pages;
+use crate::output::{Never, Output, formats};
+use crate::session::job::Job;
+use crate::session::{Report, Session};
 use crate::source::{self, SourceChoice};
 use crate::trace::calls::FunctionStats;
 use crate::trace::filter::Pattern;
@@ -153,19 +156,13 @@ impl CallReport {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &CountOptions,
-    view: CountView,
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, CallReport>> = match dest.format_of::<CountFormat>()? {
-        CountFormat::Json => Box::new(json::Json::new(w, view)),
-        CountFormat::Text => Box::new(text::Table::new(w, view)),
+pub fn run(job: Job, opts: &CountOptions, view: CountView) -> Result<()> {
+    let w = job.dest.open()?;
+    let mut out: Box<dyn Output<Never, CallReport>> = match job.dest.format_of::<CountFormat>()? {
+        CountFormat::Json => Box::new(Documents::reports(w, move |r, _| json::report(r, view))),
+        CountFormat::Text => Box::new(Pages::new(w, move |r| text::table(r, view))),
     };
-    let mut session = Session::open(spec, true)?;
+    let mut session = Session::open(&job.spec, true)?;
     if opts.activate_trampoline {
         source::activate_trampoline(&session.target)?;
     }
@@ -189,7 +186,7 @@ pub fn run(
     if !notes.is_empty() {
         what.push_str(&format!(" ({})", notes.join("; ")));
     }
-    session.run(&mut tracer, out.as_mut(), &what, schedule)
+    session.run(&mut tracer, out.as_mut(), &what, job.schedule)
 }
 
 #[cfg(test)]

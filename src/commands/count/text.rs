@@ -1,20 +1,7 @@
 //! pycount as a table: calls (and with --latency total/avg/percentiles/max) per function.
-use std::io::{self, Write};
 
 use crate::commands::count::{CallReport, CountView};
-use crate::output::text::write_table;
-use crate::output::{Never, Output, Window, duration};
-
-pub struct Table {
-    w: Box<dyn Write>,
-    view: CountView,
-}
-
-impl Table {
-    pub fn new(w: Box<dyn Write>, view: CountView) -> Table {
-        Table { w, view }
-    }
-}
+use crate::output::duration;
 
 pub fn table(report: &CallReport, view: CountView) -> String {
     let mut out = String::new();
@@ -70,16 +57,6 @@ pub fn table(report: &CallReport, view: CountView) -> String {
     }
     out.push_str(&crate::output::text::warnings(&report.losses));
     out
-}
-
-impl Output<Never, CallReport> for Table {
-    fn report(&mut self, report: &CallReport, window: &Window) -> io::Result<()> {
-        write_table(&mut self.w, window, &table(report, self.view))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::kernel::overhead;
 use crate::kernel::{Loaded, Probes, entries, globals, inherit, load};
 use crate::output::Never;
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::source::SourceChoice;
 use crate::source::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
 use crate::source::watch::{self, Watch};
@@ -443,16 +444,14 @@ impl CountTracer {
     }
 }
 
+probes_in_field!(CountTracer);
+
 impl Tracer for CountTracer {
     type Event = Never;
     type Report = CallReport;
 
     fn follows_children(&self) -> bool {
         self.per_process
-    }
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
     }
 
     /// Waits; meanwhile breakpoints follow the functions that run for the first time, and the

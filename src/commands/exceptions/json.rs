@@ -1,21 +1,10 @@
 //! pyprobe exceptions as JSON: one object per line for each streamed exception, and a report
 //! document of the counts.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::exceptions::{ExceptionEvent, ExceptionKey, ExceptionReport};
-use crate::output::{Output, Window};
-
-pub struct Json {
-    w: Box<dyn Write>,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>) -> Json {
-        Json { w }
-    }
-}
+use crate::output::Window;
 
 fn key_fields(k: &ExceptionKey) -> serde_json::Map<String, Value> {
     let v = json!({
@@ -33,21 +22,11 @@ fn key_fields(k: &ExceptionKey) -> serde_json::Map<String, Value> {
     }
 }
 
-impl Output<ExceptionEvent, ExceptionReport> for Json {
-    fn event(&mut self, e: &ExceptionEvent) -> io::Result<()> {
-        let mut m = key_fields(&e.key);
-        m.insert("tid".into(), e.tid.into());
-        m.insert("offset_ns".into(), e.offset_ns.into());
-        writeln!(self.w, "{}", Value::Object(m))
-    }
-
-    fn report(&mut self, r: &ExceptionReport, window: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", report(r, window))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
+pub fn event(e: &ExceptionEvent) -> Value {
+    let mut m = key_fields(&e.key);
+    m.insert("tid".into(), e.tid.into());
+    m.insert("offset_ns".into(), e.offset_ns.into());
+    Value::Object(m)
 }
 
 pub fn report(r: &ExceptionReport, window: &Window) -> Value {

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 pub use tracer::ExceptionTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::formats;
+use crate::output::json::Documents;
+use crate::session::Report;
+use crate::session::job::Job;
 use crate::trace::losses::Losses;
 
 formats!(pub ExceptionsFormat: Text, Json);
@@ -99,21 +101,15 @@ pub struct ExceptionOptions {
     pub stream: bool,
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &ExceptionOptions,
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut out: Box<dyn Output<ExceptionEvent, ExceptionReport>> =
-        match dest.format_of::<ExceptionsFormat>()? {
-            ExceptionsFormat::Json => Box::new(json::Json::new(w)),
+pub fn run(job: Job, opts: &ExceptionOptions) -> Result<()> {
+    job.trace(
+        "exceptions",
+        |target| ExceptionTracer::attach(target, opts),
+        |format, w| match format {
+            ExceptionsFormat::Json => Box::new(Documents::new(w, json::event, json::report)),
             ExceptionsFormat::Text => Box::new(text::Table::new(w, opts.stream)),
-        };
-    let mut session = Session::open(spec, false)?;
-    let mut tracer = ExceptionTracer::attach(&session.target, opts)?;
-    session.run(&mut tracer, out.as_mut(), "exceptions", schedule)
+        },
+    )
 }
 
 #[cfg(test)]

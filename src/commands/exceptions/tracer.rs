@@ -14,6 +14,7 @@ use crate::cpython::raised::site;
 use crate::error::Result;
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::losses::{Loss, Losses};
 
@@ -123,13 +124,11 @@ impl ExceptionTracer {
     }
 }
 
+probes_in_field!(ExceptionTracer);
+
 impl Tracer for ExceptionTracer {
     type Event = ExceptionEvent;
     type Report = ExceptionReport;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<ExceptionEvent>) -> Result<()> {
         self.ring.poll(timeout)?;

@@ -1,20 +1,9 @@
 //! pyflow as JSON lines: one object per event, then one summary object.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::flow::{EventKind, FlowEvent, FlowSummary};
-use crate::output::{Output, Window};
-
-pub struct JsonLines {
-    w: Box<dyn Write>,
-}
-
-impl JsonLines {
-    pub fn new(w: Box<dyn Write>) -> JsonLines {
-        JsonLines { w }
-    }
-}
+use crate::output::Window;
 
 pub fn event_json(ev: &FlowEvent) -> Value {
     let f = &ev.function;
@@ -43,39 +32,29 @@ pub fn event_json(ev: &FlowEvent) -> Value {
     v
 }
 
-impl Output<FlowEvent, FlowSummary> for JsonLines {
-    fn event(&mut self, ev: &FlowEvent) -> io::Result<()> {
-        writeln!(self.w, "{}", event_json(ev))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-
-    fn report(&mut self, s: &FlowSummary, _: &Window) -> io::Result<()> {
-        let v = json!({
-            "event": "summary",
-            "events": s.events,
-            "delivered": s.delivered,
-            "records": if s.calls_mode { "calls" } else { "events" },
-            "lost": crate::output::json::losses(&s.losses),
-            "notes": s.notes,
-        });
-        writeln!(self.w, "{v}")?;
-        self.w.flush()
-    }
+pub fn summary(s: &FlowSummary, _: &Window) -> Value {
+    json!({
+        "event": "summary",
+        "events": s.events,
+        "delivered": s.delivered,
+        "records": if s.calls_mode { "calls" } else { "events" },
+        "lost": crate::output::json::losses(&s.losses),
+        "notes": s.notes,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::commands::flow::testing::flow_sample as sample;
+    use crate::output::Output;
+    use crate::output::json::Documents;
     use crate::output::testing::Shared;
 
     #[test]
     fn one_object_per_event_then_a_summary() {
         let buf = Shared::default();
-        let mut j = JsonLines::new(Box::new(buf.clone()));
+        let mut j = Documents::new(Box::new(buf.clone()), event_json, summary);
         for e in sample() {
             j.event(&e).unwrap();
         }

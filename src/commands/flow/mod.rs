@@ -16,8 +16,10 @@ pub use folded::Weight;
 pub use tracer::FlowTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::json::Documents;
+use crate::output::{Output, formats};
+use crate::session::job::Job;
+use crate::session::{Report, Session};
 use crate::source;
 use crate::trace::filter::Pattern;
 use crate::trace::function::Function;
@@ -89,26 +91,22 @@ impl Report for FlowSummary {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &FlowOptions,
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut session = Session::open(spec, true)?;
+pub fn run(job: Job, opts: &FlowOptions) -> Result<()> {
+    let w = job.dest.open()?;
+    let mut session = Session::open(&job.spec, true)?;
     let title = format!(
         "pyflow: PID {} ({})",
         session.target.pid,
         crate::escape::escape(&session.target.exe)
     );
-    let mut out: Box<dyn Output<FlowEvent, FlowSummary>> = match dest.format_of::<FlowFormat>()? {
-        FlowFormat::Json => Box::new(json::JsonLines::new(w)),
-        FlowFormat::Chrome => Box::new(chrome::ChromeTrace::new(w)),
-        FlowFormat::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
-        FlowFormat::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
-        FlowFormat::Text => Box::new(text::Text::new(w)),
-    };
+    let mut out: Box<dyn Output<FlowEvent, FlowSummary>> =
+        match job.dest.format_of::<FlowFormat>()? {
+            FlowFormat::Json => Box::new(Documents::new(w, json::event_json, json::summary)),
+            FlowFormat::Chrome => Box::new(chrome::ChromeTrace::new(w)),
+            FlowFormat::Folded => Box::new(folded::Folded::new(w, opts.weight, None)),
+            FlowFormat::Svg => Box::new(folded::Folded::new(w, opts.weight, Some(title))),
+            FlowFormat::Text => Box::new(text::Text::new(w)),
+        };
     if opts.activate_trampoline {
         source::activate_trampoline(&session.target)?;
     }
@@ -117,7 +115,7 @@ pub fn run(
     if let Some(note) = tracer.source.banner_note() {
         what.push_str(&format!(" ({note})"));
     }
-    session.run(&mut tracer, out.as_mut(), &what, schedule)?;
+    session.run(&mut tracer, out.as_mut(), &what, job.schedule)?;
     let s = tracer.read_summary();
     let (lost, records) = if s.calls_mode {
         (Loss::CallsLost, "calls")

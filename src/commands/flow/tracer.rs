@@ -17,6 +17,7 @@ use crate::commands::tools;
 use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::signals::stop_requested;
 use crate::source::{FunctionPrograms, FunctionSource, Plan};
 use crate::target::Target;
@@ -253,13 +254,11 @@ impl FlowTracer {
     }
 }
 
+probes_in_field!(FlowTracer);
+
 impl Tracer for FlowTracer {
     type Event = FlowEvent;
     type Report = FlowSummary;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<FlowEvent>) -> Result<()> {
         self.ring.poll(timeout)?;

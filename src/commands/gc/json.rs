@@ -1,36 +1,11 @@
 //! pygc as JSON: one `{"type":"pause"}` object per streamed pause, one `{"type":"report"}` per
 //! report.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::gc::text::usec_rows;
 use crate::commands::gc::{GcPause, GcReport, GenerationStats};
-use crate::output::{Output, Window, time_of_day};
-
-pub struct Json {
-    w: Box<dyn Write>,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>) -> Json {
-        Json { w }
-    }
-}
-
-impl Output<GcPause, GcReport> for Json {
-    fn event(&mut self, p: &GcPause) -> io::Result<()> {
-        writeln!(self.w, "{}", pause(p))
-    }
-
-    fn report(&mut self, r: &GcReport, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", report(r))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
+use crate::output::time_of_day;
 
 fn generation(g: &GenerationStats) -> Value {
     let [p50, p90, p99] = g.percentiles();

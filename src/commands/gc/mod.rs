@@ -11,8 +11,10 @@ use std::time::Duration;
 pub use tracer::GcTracer;
 
 use crate::error::Result;
-use crate::output::{Destination, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::formats;
+use crate::output::json::Documents;
+use crate::session::Report;
+use crate::session::job::Job;
 use crate::trace::histogram::Histogram;
 use crate::trace::losses::Losses;
 
@@ -132,21 +134,16 @@ pub struct GcPause {
     pub collected: i64,
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &GcOptions,
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
+pub fn run(job: Job, opts: &GcOptions) -> Result<()> {
     let streams = opts.min_pause.is_some();
-    let mut out: Box<dyn Output<GcPause, GcReport>> = match dest.format_of::<GcFormat>()? {
-        GcFormat::Json => Box::new(json::Json::new(w)),
-        GcFormat::Text => Box::new(text::Table::new(w, streams)),
-    };
-    let mut session = Session::open(spec, false)?;
-    let mut tracer = GcTracer::attach(&session.target, opts)?;
-    session.run(&mut tracer, out.as_mut(), "GC pauses", schedule)
+    job.trace(
+        "GC pauses",
+        |target| GcTracer::attach(target, opts),
+        |format, w| match format {
+            GcFormat::Json => Box::new(Documents::new(w, json::pause, |r, _| json::report(r))),
+            GcFormat::Text => Box::new(text::Table::new(w, streams)),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::histogram::Histogram;
 use crate::trace::losses::{Loss, Losses};
@@ -60,13 +61,11 @@ impl GcTracer {
     }
 }
 
+probes_in_field!(GcTracer);
+
 impl Tracer for GcTracer {
     type Event = GcPause;
     type Report = GcReport;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<GcPause>) -> Result<()> {
         let Some(ring) = &self.pauses else {

@@ -1,30 +1,8 @@
 //! pyprobe imports as JSON: the tree, one document.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::imports::{ImportNode, ImportReport};
-use crate::output::{Never, Output, Window};
-
-pub struct Json {
-    w: Box<dyn Write>,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>) -> Json {
-        Json { w }
-    }
-}
-
-impl Output<Never, ImportReport> for Json {
-    fn report(&mut self, r: &ImportReport, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", report(r))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
 
 fn node_json(n: &ImportNode) -> Value {
     json!({

@@ -11,8 +11,11 @@ pub use tracer::ImportTracer;
 use crate::abi::c_string;
 use crate::abi::types::ImportEvent as RawImportEvent;
 use crate::error::Result;
-use crate::output::{Destination, Never, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::formats;
+use crate::output::json::Documents;
+use crate::output::text::Pages;
+use crate::session::Report;
+use crate::session::job::Job;
 use crate::trace::losses::Losses;
 
 formats!(pub ImportsFormat: Text, Json);
@@ -143,15 +146,11 @@ pub fn threads(roots: &[ImportNode]) -> Vec<u32> {
     t.into_iter().collect()
 }
 
-pub fn run(spec: &TargetSpec, schedule: Schedule, dest: Destination) -> Result<()> {
-    let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, ImportReport>> = match dest.format_of::<ImportsFormat>()? {
-        ImportsFormat::Json => Box::new(json::Json::new(w)),
-        ImportsFormat::Text => Box::new(text::Tree::new(w)),
-    };
-    let mut session = Session::open(spec, false)?;
-    let mut tracer = ImportTracer::attach(&session.target)?;
-    session.run(&mut tracer, out.as_mut(), "imports", schedule)
+pub fn run(job: Job) -> Result<()> {
+    job.trace("imports", ImportTracer::attach, |format, w| match format {
+        ImportsFormat::Json => Box::new(Documents::reports(w, |r, _| json::report(r))),
+        ImportsFormat::Text => Box::new(Pages::new(w, text::table)),
+    })
 }
 
 #[cfg(test)]

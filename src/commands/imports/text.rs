@@ -1,29 +1,8 @@
 //! pyprobe imports as text: the import tree, slowest first, with cumulative and self time.
-use std::io::{self, Write};
 
 use crate::commands::imports::{ImportNode, ImportReport, threads};
 use crate::escape::escape;
-use crate::output::{Never, Output, Window, duration};
-
-pub struct Tree {
-    w: Box<dyn Write>,
-}
-
-impl Tree {
-    pub fn new(w: Box<dyn Write>) -> Tree {
-        Tree { w }
-    }
-}
-
-impl Output<Never, ImportReport> for Tree {
-    fn report(&mut self, report: &ImportReport, _: &Window) -> io::Result<()> {
-        self.w.write_all(table(report).as_bytes())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
+use crate::output::duration;
 
 pub fn table(report: &ImportReport) -> String {
     let mut out = format!("{:>12} {:>12}  MODULE\n", "CUMULATIVE", "SELF");

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::kernel::{Loaded, Probes, Ring, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::losses::{Loss, Losses};
 
@@ -60,13 +61,11 @@ impl ImportTracer {
     }
 }
 
+probes_in_field!(ImportTracer);
+
 impl Tracer for ImportTracer {
     type Event = Never;
     type Report = ImportReport;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     fn poll(&mut self, timeout: Duration, _: &mut Vec<Never>) -> Result<()> {
         self.ring.poll(timeout)?;

@@ -9,8 +9,11 @@ use std::collections::HashMap;
 pub use tracer::LineCounter;
 
 use crate::error::Result;
-use crate::output::{Destination, Never, Output, formats};
-use crate::session::{Report, Schedule, Session, TargetSpec};
+use crate::output::formats;
+use crate::output::json::Documents;
+use crate::output::text::Pages;
+use crate::session::Report;
+use crate::session::job::Job;
 use crate::trace::glob::Glob;
 use crate::trace::losses::Losses;
 
@@ -102,21 +105,15 @@ impl LineReport {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &LineOptions,
-    top: Option<usize>,
-    schedule: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut out: Box<dyn Output<Never, LineReport>> = match dest.format_of::<LinesFormat>()? {
-        LinesFormat::Json => Box::new(json::Json::new(w, top)),
-        LinesFormat::Text => Box::new(text::Table::new(w, top)),
-    };
-    let mut session = Session::open(spec, false)?;
-    let mut counter = LineCounter::attach(&session.target, opts)?;
-    session.run(&mut counter, out.as_mut(), "line executions", schedule)
+pub fn run(job: Job, opts: &LineOptions, top: Option<usize>) -> Result<()> {
+    job.trace(
+        "line executions",
+        |target| LineCounter::attach(target, opts),
+        |format, w| match format {
+            LinesFormat::Json => Box::new(Documents::reports(w, move |r, _| json::report(r, top))),
+            LinesFormat::Text => Box::new(Pages::new(w, move |r| text::table(r, top))),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,20 +1,6 @@
 //! pyprobe lines as a table: source lines, hottest first.
-use std::io::{self, Write};
 
 use crate::commands::lines::LineReport;
-use crate::output::text::write_table;
-use crate::output::{Never, Output, Window};
-
-pub struct Table {
-    w: Box<dyn Write>,
-    top: Option<usize>,
-}
-
-impl Table {
-    pub fn new(w: Box<dyn Write>, top: Option<usize>) -> Table {
-        Table { w, top }
-    }
-}
 
 pub fn table(report: &LineReport, top: Option<usize>) -> String {
     let mut out = format!("{:>12}  LINE\n", "COUNT");
@@ -23,16 +9,6 @@ pub fn table(report: &LineReport, top: Option<usize>) -> String {
     }
     out.push_str(&crate::output::text::warnings(&report.losses));
     out
-}
-
-impl Output<Never, LineReport> for Table {
-    fn report(&mut self, report: &LineReport, window: &Window) -> io::Result<()> {
-        write_table(&mut self.w, window, &table(report, self.top))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Loaded, Probes, globals, load};
 use crate::output::Never;
 use crate::session::Tracer;
+use crate::session::probes_in_field;
 use crate::target::Target;
 use crate::trace::glob;
 use crate::trace::losses::{Loss, Losses};
@@ -46,13 +47,11 @@ impl LineCounter {
     }
 }
 
+probes_in_field!(LineCounter);
+
 impl Tracer for LineCounter {
     type Event = Never;
     type Report = LineReport;
-
-    fn probes(&mut self) -> &mut Probes {
-        &mut self.probes
-    }
 
     /// Every counted line (file pointers with the same name merged) and the losses.
     fn read(&mut self) -> Result<LineReport> {

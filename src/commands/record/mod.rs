@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::escape::escape;
 use crate::kernel::Probes;
-use crate::output::{Destination, Never, Output, formats};
+use crate::output::json::Documents;
+use crate::output::{Never, Output, formats};
 use crate::sample::{Profile, SampleOptions, SampleTracer};
 use crate::sample::{folded, json, pprof, speedscope, text};
-use crate::session::{Schedule, Session, TargetSpec, Tracer};
+use crate::session::job::Job;
+use crate::session::{Probed, Schedule, Session, Tracer};
 
 formats!(pub RecordFormat: Svg, Folded, Speedscope, Pprof, Text, Json);
 
@@ -61,13 +63,15 @@ impl Recording {
     }
 }
 
-impl Tracer for Recording {
-    type Event = Never;
-    type Report = Profile;
-
+impl Probed for Recording {
     fn probes(&mut self) -> &mut Probes {
         self.tracer.probes()
     }
+}
+
+impl Tracer for Recording {
+    type Event = Never;
+    type Report = Profile;
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<Never>) -> Result<()> {
         self.tracer.poll(timeout, events)?;
@@ -85,14 +89,9 @@ impl Tracer for Recording {
     }
 }
 
-pub fn run(
-    spec: &TargetSpec,
-    opts: &RecordOptions,
-    stop: Schedule,
-    dest: Destination,
-) -> Result<()> {
-    let w = dest.open()?;
-    let mut session = Session::open(spec, false)?;
+pub fn run(job: Job, opts: &RecordOptions) -> Result<()> {
+    let w = job.dest.open()?;
+    let mut session = Session::open(&job.spec, false)?;
     let by_task = if opts.sample.async_tasks {
         ", by asyncio task"
     } else {
@@ -110,14 +109,14 @@ pub fn run(
         },
         by_task
     );
-    let mut out: Box<dyn Output<Never, Profile>> = match dest.format_of::<RecordFormat>()? {
+    let mut out: Box<dyn Output<Never, Profile>> = match job.dest.format_of::<RecordFormat>()? {
         RecordFormat::Svg => Box::new(folded::FoldedProfile::new(w, opts.per_thread, Some(title))),
         RecordFormat::Folded => Box::new(folded::FoldedProfile::new(w, opts.per_thread, None)),
         RecordFormat::Speedscope => {
             Box::new(speedscope::Speedscope::new(w, opts.per_thread, title))
         }
         RecordFormat::Pprof => Box::new(pprof::Pprof::new(w, opts.per_thread)),
-        RecordFormat::Json => Box::new(json::Json::new(w)),
+        RecordFormat::Json => Box::new(Documents::reports(w, json::report)),
         RecordFormat::Text => Box::new(text::Table::new(w, opts.top)),
     };
     let tracer = SampleTracer::attach(&session.target, &opts.sample)?;
@@ -140,7 +139,7 @@ pub fn run(
     let schedule = Schedule {
         interval: None,
         max_overhead: None,
-        ..stop
+        ..job.schedule
     };
     session.run(&mut recording, out.as_mut(), &what, schedule)?;
     let p = recording.tracer.read()?;
@@ -161,7 +160,7 @@ pub fn run(
             took.as_secs_f64() * 1e3
         ));
     }
-    if let Some(path) = &dest.path {
+    if let Some(path) = &job.dest.path {
         summary.push_str(&format!("; wrote {}", path.display()));
     }
     eprintln!("{summary}");

@@ -1,21 +1,9 @@
 //! pyprobe stacks as JSON: one document with every thread and its frames, innermost first.
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::stacks::{ProcessStacks, ThreadStack};
 use crate::cpython::walk::Frame;
-use crate::output::{Never, Output, Window};
-
-pub struct Json {
-    w: Box<dyn Write>,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>) -> Json {
-        Json { w }
-    }
-}
 
 fn frame(f: &Frame) -> Value {
     let mut v = json!({"name": f.name, "file": f.file, "line": f.line, "def_line": f.def_line});
@@ -56,14 +44,4 @@ pub fn document(s: &ProcessStacks) -> Value {
         "threads_not_shown": s.threads_not_shown,
         "threads_error": s.threads_error,
     })
-}
-
-impl Output<Never, ProcessStacks> for Json {
-    fn report(&mut self, s: &ProcessStacks, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", document(s))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use crate::cpython::pause::task_ids;
 use crate::cpython::walk::{Frame, symbolize, take, thread_status};
+use crate::output::json::Documents;
+use crate::output::text::Pages;
 
 use crate::cpython::pystate::Interpreter;
 use crate::error::{Error, Result};
@@ -197,8 +199,8 @@ pub fn run(pid: i32, opts: &StacksOptions, dest: Destination) -> Result<()> {
         )));
     }
     let mut out: Box<dyn Output<Never, ProcessStacks>> = match dest.format_of::<StacksFormat>()? {
-        StacksFormat::Json => Box::new(json::Json::new(w)),
-        StacksFormat::Text => Box::new(text::Text::new(w)),
+        StacksFormat::Json => Box::new(Documents::reports(w, |s, _| json::document(s))),
+        StacksFormat::Text => Box::new(Pages::new(w, text::text)),
     };
     out.report(&stacks, &Window::default())
         .and_then(|()| out.flush())

@@ -2,22 +2,10 @@
 //! frames innermost first as `function (file:line)`, with --locals each frame's variables. Every
 //! name is the target's, and escaped; what was not shown (frames or threads past the limits, a
 //! stack that could not be read to its end) is said where it was left out.
-use std::io::{self, Write};
 
 use crate::commands::stacks::{ProcessStacks, ThreadStack};
 use crate::cpython::pystate::{MAX_FRAMES, MAX_THREADS};
 use crate::escape::{escape, escape_controls};
-use crate::output::{Never, Output, Window};
-
-pub struct Text {
-    w: Box<dyn Write>,
-}
-
-impl Text {
-    pub fn new(w: Box<dyn Write>) -> Text {
-        Text { w }
-    }
-}
 
 /// `Thread 1234 (main, active, GIL) "worker"`.
 pub fn thread_header(t: &ThreadStack) -> String {
@@ -121,16 +109,6 @@ pub fn text(s: &ProcessStacks) -> String {
         ));
     }
     out
-}
-
-impl Output<Never, ProcessStacks> for Text {
-    fn report(&mut self, s: &ProcessStacks, _: &Window) -> io::Result<()> {
-        self.w.write_all(text(s).as_bytes())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }
 
 #[cfg(test)]

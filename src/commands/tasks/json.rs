@@ -1,21 +1,9 @@
 //! pyprobe tasks as JSON: one document with every pending task, its coroutines innermost first
 //! and its edges (the ids it awaits and the ids awaiting it).
-use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::commands::tasks::{ProcessTasks, Task};
-use crate::output::{Never, Output, Window};
-
-pub struct Json {
-    w: Box<dyn Write>,
-}
-
-impl Json {
-    pub fn new(w: Box<dyn Write>) -> Json {
-        Json { w }
-    }
-}
 
 fn task(t: &Task) -> Value {
     json!({
@@ -45,14 +33,4 @@ pub fn document(r: &ProcessTasks) -> Value {
         "cycles": r.cycles,
         "cannot_show": r.cannot_show,
     })
-}
-
-impl Output<Never, ProcessTasks> for Json {
-    fn report(&mut self, r: &ProcessTasks, _: &Window) -> io::Result<()> {
-        writeln!(self.w, "{}", document(r))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
 }

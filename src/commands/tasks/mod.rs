@@ -12,6 +12,7 @@ use crate::cpython::pause::Paused;
 use crate::cpython::pystate::{Interpreter, TaskList, TaskReader, Waiter};
 use crate::cpython::walk::{Frame, symbolize};
 use crate::error::{Error, Result};
+use crate::output::json::Documents;
 use crate::output::{Destination, Never, Output, Window, formats};
 use crate::target::Target;
 use crate::target::privileges::check_ptrace;
@@ -287,7 +288,7 @@ pub fn run(pid: i32, opts: &TasksOptions, dest: Destination) -> Result<()> {
     let target = Target::from_pid(pid)?;
     let tasks = read(&target)?;
     let mut out: Box<dyn Output<Never, ProcessTasks>> = match dest.format_of::<TasksFormat>()? {
-        TasksFormat::Json => Box::new(json::Json::new(w)),
+        TasksFormat::Json => Box::new(Documents::reports(w, |r, _| json::document(r))),
         TasksFormat::Text => Box::new(text::Text::new(w, opts.table)),
     };
     out.report(&tasks, &Window::default())

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::output::{Destination, Never, Output, formats};
+use crate::output::{Never, Output, formats};
 pub use crate::sample::text::SortBy;
 use crate::sample::{Profile, SampleOptions, SampleTracer};
-use crate::session::{Schedule, Session, TargetSpec};
+use crate::session::job::Job;
+use crate::session::{Schedule, Session};
 use text::{Periodic, Screen};
 
 formats!(pub TopFormat: Text);
@@ -51,13 +52,13 @@ impl SortKey {
     }
 }
 
-pub fn run(spec: &TargetSpec, opts: &TopOptions, stop: Schedule, dest: Destination) -> Result<()> {
+pub fn run(job: Job, opts: &TopOptions) -> Result<()> {
     // Text only: a format added to `TopFormat` makes this pattern refutable, and it fails to
     // compile until run has the format's formatter.
-    let TopFormat::Text = dest.format_of::<TopFormat>()?;
-    let interactive = dest.path.is_none() && std::io::stdout().is_terminal();
-    let w = dest.open()?;
-    let mut session = Session::open(spec, false)?;
+    let TopFormat::Text = job.dest.format_of::<TopFormat>()?;
+    let interactive = job.dest.path.is_none() && std::io::stdout().is_terminal();
+    let w = job.dest.open()?;
+    let mut session = Session::open(&job.spec, false)?;
     let title = format!(
         "pyprobe top: PID {} (CPython {}), {} Hz{}",
         session.target.pid,
@@ -74,7 +75,7 @@ pub fn run(spec: &TargetSpec, opts: &TopOptions, stop: Schedule, dest: Destinati
     let schedule = Schedule {
         interval: Some(opts.interval),
         max_overhead: None,
-        ..stop
+        ..job.schedule
     };
     let what = format!("Python stacks at {} Hz", opts.sample.rate_hz);
     if interactive {

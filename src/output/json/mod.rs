@@ -1,7 +1,10 @@
-//! The JSON format's shared part: losses are keyed here (each command's documents and streamed
-//! objects are its own json.rs).
+//! The JSON format's shared part: how documents are written, and losses keyed (each command's
+//! documents and streamed objects are its own json.rs).
+use std::io::{self, Write};
 
 use serde_json::{Map, Value, json};
+
+use crate::output::{Never, Output, Window};
 
 use crate::trace::losses::Losses;
 
@@ -15,4 +18,53 @@ pub fn losses(losses: &Losses) -> Value {
         }
     }
     Value::Object(m)
+}
+
+/// Makes a report's document (the window tells an --interval report from the last).
+type ReportDocument<R> = Box<dyn Fn(&R, &Window) -> Value>;
+
+/// A command's JSON as written: a line for each streamed event and a document for each report,
+/// each made by the command's own function (its json.rs); the commands differ only in those.
+pub struct Documents<E, R> {
+    w: Box<dyn Write>,
+    event: fn(&E) -> Value,
+    report: ReportDocument<R>,
+}
+
+impl<E, R> Documents<E, R> {
+    pub fn new(
+        w: Box<dyn Write>,
+        event: fn(&E) -> Value,
+        report: impl Fn(&R, &Window) -> Value + 'static,
+    ) -> Documents<E, R> {
+        Documents {
+            w,
+            event,
+            report: Box::new(report),
+        }
+    }
+}
+
+impl<R> Documents<Never, R> {
+    /// For a command that streams nothing.
+    pub fn reports(
+        w: Box<dyn Write>,
+        report: impl Fn(&R, &Window) -> Value + 'static,
+    ) -> Documents<Never, R> {
+        Documents::new(w, |never| match *never {}, report)
+    }
+}
+
+impl<E, R> Output<E, R> for Documents<E, R> {
+    fn event(&mut self, e: &E) -> io::Result<()> {
+        writeln!(self.w, "{}", (self.event)(e))
+    }
+
+    fn report(&mut self, r: &R, window: &Window) -> io::Result<()> {
+        writeln!(self.w, "{}", (self.report)(r, window))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
 }

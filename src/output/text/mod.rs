@@ -1,9 +1,9 @@
-//! The text format's shared part: losses are worded here (each command's tables and lines are
-//! its own text.rs).
+//! The text format's shared part: pages written and losses worded (each command's tables and
+//! lines are its own text.rs).
 
 use std::io::{self, Write};
 
-use super::Window;
+use super::{Never, Output, Window};
 use crate::trace::losses::{Loss, Losses, Lost};
 
 /// A report's table: with --interval, after a blank line and the time of day its window ends.
@@ -12,6 +12,32 @@ pub fn write_table(w: &mut impl Write, window: &Window, table: &str) -> io::Resu
         writeln!(w, "\n{c}")?;
     }
     w.write_all(table.as_bytes())
+}
+
+/// A command's text that is one page per report (a table, a tree), made by the command's own
+/// function; with --interval each page is headed by the time of day its window ended.
+pub struct Pages<R> {
+    w: Box<dyn Write>,
+    page: Box<dyn Fn(&R) -> String>,
+}
+
+impl<R> Pages<R> {
+    pub fn new(w: Box<dyn Write>, page: impl Fn(&R) -> String + 'static) -> Pages<R> {
+        Pages {
+            w,
+            page: Box::new(page),
+        }
+    }
+}
+
+impl<R> Output<Never, R> for Pages<R> {
+    fn report(&mut self, r: &R, window: &Window) -> io::Result<()> {
+        write_table(&mut self.w, window, &(self.page)(r))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
 }
 
 /// What a loss means, in words.
