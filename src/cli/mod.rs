@@ -613,6 +613,33 @@ pub(crate) fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
 mod tests {
     use super::*;
 
+    /// The output arguments of a command line that has them.
+    fn output_of(args: &[&str]) -> OutputArgs {
+        match parse(args).unwrap().command {
+            Command::Count(c) => c.output,
+            Command::Flow(f) => f.output,
+            Command::Gc(g) => g.output,
+            Command::Record(r) => r.output,
+            _ => panic!("no output arguments in {args:?}"),
+        }
+    }
+
+    /// The format a command line chooses (as `destination` or `profile_destination` does for
+    /// `command`), or its error.
+    fn format_of(
+        args: &[&str],
+        command: &str,
+        formats: &[Format],
+    ) -> std::result::Result<Format, String> {
+        let out = output_of(args);
+        let dest = if command == "pyprobe record" {
+            out.profile_destination(command, formats)
+        } else {
+            out.destination(command, formats)
+        };
+        dest.map(|d| d.format).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn pycount_is_pyprobe_count() {
         let cli = parse(&[
@@ -706,22 +733,15 @@ mod tests {
 
     #[test]
     fn every_command_takes_a_format_it_has() {
-        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--json"]).unwrap().command else {
-            panic!("not gc")
-        };
-        let d = g.output.destination("pygc", &[Format::Text, Format::Json]);
-        assert_eq!(d.unwrap().format, Format::Json);
-        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--format", "svg"])
-            .unwrap()
-            .command
-        else {
-            panic!("not gc")
-        };
-        let e = g
-            .output
-            .destination("pygc", &[Format::Text, Format::Json])
-            .unwrap_err();
-        assert_eq!(e.to_string(), "pygc has no --format svg; it has text, json");
+        let gc = &[Format::Text, Format::Json];
+        assert_eq!(
+            format_of(&["pygc", "--pid", "1", "--json"], "pygc", gc),
+            Ok(Format::Json)
+        );
+        assert_eq!(
+            format_of(&["pygc", "--pid", "1", "--format", "svg"], "pygc", gc).unwrap_err(),
+            "pygc has no --format svg; it has text, json"
+        );
     }
 
     #[test]
@@ -877,17 +897,8 @@ mod tests {
             }
         }
         // A format the command lacks parses, and is refused with the ones it has.
-        let Command::Gc(g) = parse(&["pygc", "--pid", "1", "--format", "svg"])
-            .unwrap()
-            .command
-        else {
-            panic!("not gc")
-        };
-        assert!(
-            g.output
-                .destination("pygc", crate::commands::gc::FORMATS)
-                .is_err()
-        );
+        let gc = crate::commands::gc::FORMATS;
+        assert!(format_of(&["pygc", "--pid", "1", "--format", "svg"], "pygc", gc).is_err());
     }
 
     #[test]
@@ -932,13 +943,7 @@ mod tests {
         let record = |args: &[&str]| {
             let mut all = vec!["pyprobe", "record", "--pid", "1"];
             all.extend(args);
-            let Command::Record(r) = parse(&all).unwrap().command else {
-                panic!("not record")
-            };
-            r.output
-                .profile_destination("pyprobe record", crate::commands::record::FORMATS)
-                .map(|d| d.format)
-                .map_err(|e| e.to_string())
+            format_of(&all, "pyprobe record", crate::commands::record::FORMATS)
         };
         assert_eq!(record(&["-o", "out.svg"]), Ok(Format::Svg));
         assert_eq!(record(&["-o", "out.json"]), Ok(Format::Json));
@@ -966,42 +971,22 @@ mod tests {
         assert!(record(&["--format", "json", "-o", "p.speedscope.json"]).is_err());
         assert!(record(&["--json", "-o", "cpu.pb.gz"]).is_err());
         // Where the command has no such format, the name is said to have chosen it.
-        let Command::Count(c) = parse(&["pycount", "--pid", "1", "-o", "out.svg"])
-            .unwrap()
-            .command
-        else {
-            panic!("not count")
+        let count = |args: &[&str]| {
+            let mut all = vec!["pycount", "--pid", "1"];
+            all.extend(args);
+            format_of(&all, "pycount", crate::commands::count::FORMATS)
         };
-        let e = c
-            .output
-            .destination("pycount", crate::commands::count::FORMATS)
-            .unwrap_err();
         assert_eq!(
-            e.to_string(),
+            count(&["-o", "out.svg"]).unwrap_err(),
             "pycount has no --format svg (chosen by the output file's name: out.svg names an \
              SVG file); it has text, json"
         );
-        let Command::Count(c) = parse(&["pycount", "--pid", "1", "-o", "c.txt"])
-            .unwrap()
-            .command
-        else {
-            panic!("not count")
-        };
-        let d = c
-            .output
-            .destination("pycount", crate::commands::count::FORMATS);
-        assert_eq!(d.unwrap().format, Format::Text);
+        assert_eq!(count(&["-o", "c.txt"]), Ok(Format::Text));
         // pyflow's .txt is its text trace (it has folded stacks too, if asked for).
         let flow = |args: &[&str]| {
             let mut all = vec!["pyflow", "--pid", "1"];
             all.extend(args);
-            let Command::Flow(f) = parse(&all).unwrap().command else {
-                panic!("not flow")
-            };
-            f.output
-                .destination("pyflow", crate::commands::flow::FORMATS)
-                .map(|d| d.format)
-                .map_err(|e| e.to_string())
+            format_of(&all, "pyflow", crate::commands::flow::FORMATS)
         };
         assert_eq!(flow(&["-o", "flow.txt"]), Ok(Format::Text));
         assert_eq!(

@@ -26,6 +26,8 @@ pub struct Floor {
     probes: Probes,
 }
 
+probes_in_field!(Floor);
+
 impl Floor {
     /// Empty programs on each named probe, plus (with `tracing_mode`) the 3.11 line-semaphore
     /// holder that pycount --latency and pyflow use.
@@ -75,8 +77,6 @@ impl Floor {
 impl Report for () {
     fn since(&self, _: &()) {}
 }
-
-probes_in_field!(Floor);
 
 impl Tracer for Floor {
     type Event = Never;

@@ -4,8 +4,8 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use libbpf_rs::OpenObject;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{OpenMapMut, OpenObject};
 
 use super::Probes;
 use crate::error::{Error, Result};
@@ -52,6 +52,13 @@ impl<S> Drop for Loaded<S> {
 /// makes it optional, but a program that declares globals always has it.
 pub fn globals<T>(section: Option<T>) -> T {
     section.expect("a BPF program that declares globals has its section")
+}
+
+/// Sizes a map before loading (`what` names it in the error): the map's entries, or its bytes
+/// for a ring buffer.
+pub fn size(map: &mut OpenMapMut, entries: u32, what: &str) -> Result<()> {
+    map.set_max_entries(entries)
+        .map_err(|e| Error::bpf(format!("sizing the {what}"), e))
 }
 
 /// Opens a skeleton, lets `configure` set its rodata and map sizes, and loads it into the

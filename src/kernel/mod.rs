@@ -12,5 +12,5 @@ mod ring;
 
 pub use entries::entries;
 pub use links::Probes;
-pub use loaded::{Loaded, globals, load};
+pub use loaded::{Loaded, globals, load, size};
 pub use ring::Ring;

@@ -35,8 +35,8 @@ impl<T: plain::Plain + Default + 'static> Ring<T> {
         Ok(Ring { buffer, records })
     }
 
-    /// Waits up to `timeout` for records, then takes every record there is.
-    pub fn poll(&self, timeout: Duration) -> Result<()> {
+    /// Waits up to `timeout` for records, then takes every record there is, oldest first.
+    pub fn poll(&self, timeout: Duration) -> Result<Vec<T>> {
         let mut n = self.buffer.poll_raw(timeout.min(POLL_PERIOD));
         if n >= 0 || n == -libc::EINTR {
             n = self.buffer.consume_raw();
@@ -47,10 +47,10 @@ impl<T: plain::Plain + Default + 'static> Ring<T> {
                 libbpf_rs::Error::from_raw_os_error(-n),
             ));
         }
-        Ok(())
+        Ok(self.take())
     }
 
-    /// The records taken so far, oldest first.
+    /// The records taken so far (by the last poll's end), oldest first.
     pub fn take(&self) -> Vec<T> {
         std::mem::take(&mut *self.records.borrow_mut())
     }

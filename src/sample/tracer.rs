@@ -17,7 +17,7 @@ use crate::abi::{loss_counters, record, same_struct};
 use crate::cpython::pystate::{Interpreter, RawFrame};
 use crate::cpython::walk::symbolize;
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, globals, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load, size};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::session::probes_in_field;
@@ -44,6 +44,8 @@ pub struct SampleTracer {
     coro_depths: HashMap<u64, usize>,
 }
 
+probes_in_field!(SampleTracer);
+
 impl SampleTracer {
     pub fn attach(target: &Target, opts: &SampleOptions) -> Result<SampleTracer> {
         let interp = Interpreter::open(target)?;
@@ -62,16 +64,10 @@ impl SampleTracer {
             ro.layout = same_struct(&layout);
             ro.coro_iframe = coro_iframe;
             if !opts.async_tasks {
-                open.maps
-                    .coros
-                    .set_max_entries(1)
-                    .map_err(|e| Error::bpf("sizing the coroutine table", e))?;
+                size(&mut open.maps.coros, 1, "coroutine table")?;
             }
             if opts.max_stacks > 0 {
-                open.maps
-                    .counts
-                    .set_max_entries(opts.max_stacks)
-                    .map_err(|e| Error::bpf("sizing the stack table", e))?;
+                size(&mut open.maps.counts, opts.max_stacks, "stack table")?;
             }
             Ok(())
         })?;
@@ -130,8 +126,8 @@ impl SampleTracer {
     }
 
     /// Names the stacks the kernel announced since the last call.
-    fn name_new_stacks(&mut self) {
-        for r in self.ring.take() {
+    fn name_new_stacks(&mut self, announced: Vec<StackRecord>) {
+        for r in announced {
             if self.stacks.contains_key(&r.id) {
                 continue;
             }
@@ -196,8 +192,6 @@ impl SampleTracer {
     }
 }
 
-probes_in_field!(SampleTracer);
-
 impl Tracer for SampleTracer {
     type Event = Never;
     type Report = Profile;
@@ -211,8 +205,8 @@ impl Tracer for SampleTracer {
                 None => end.saturating_duration_since(now),
             }
             .min(end.saturating_duration_since(now));
-            self.ring.poll(wait)?;
-            self.name_new_stacks();
+            let announced = self.ring.poll(wait)?;
+            self.name_new_stacks(announced);
             self.refresh_tasks(false);
             if let Some(i) = &mut self.idle
                 && Instant::now() >= i.next_tick()
@@ -226,7 +220,7 @@ impl Tracer for SampleTracer {
     }
 
     fn read(&mut self) -> Result<Profile> {
-        self.name_new_stacks();
+        self.name_new_stacks(self.ring.take());
         self.refresh_tasks(true);
         let mut read = Vec::new();
         let map = &self.skel.maps.counts;

@@ -28,6 +28,8 @@ pub struct AuditTracer {
     decodes: bool,
 }
 
+probes_in_field!(AuditTracer);
+
 impl AuditTracer {
     pub fn attach(target: &Target, events: &[Glob]) -> Result<AuditTracer> {
         tools::require(target, Needs::Probes(&["audit"]))?;
@@ -66,15 +68,12 @@ impl AuditTracer {
     }
 }
 
-probes_in_field!(AuditTracer);
-
 impl Tracer for AuditTracer {
     type Event = AuditEvent;
     type Report = AuditSummary;
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<AuditEvent>) -> Result<()> {
-        self.ring.poll(timeout)?;
-        let taken = self.ring.take();
+        let taken = self.ring.poll(timeout)?;
         self.events += taken.len() as u64;
         events.extend(taken.iter().map(|r| AuditEvent::from_raw(r, self.start_ns)));
         Ok(())

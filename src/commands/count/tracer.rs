@@ -14,7 +14,7 @@ use crate::abi::{loss_counters, record, same_struct};
 use crate::commands::tools;
 use crate::error::{Error, Result};
 use crate::kernel::overhead;
-use crate::kernel::{Loaded, Probes, entries, globals, inherit, load};
+use crate::kernel::{Loaded, Probes, entries, globals, inherit, load, size};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::session::probes_in_field;
@@ -47,6 +47,8 @@ pub struct CountTracer {
     /// `--source watch`: hardware watchpoints count the filtered functions.
     watch: Option<Box<Watch>>,
 }
+
+probes_in_field!(CountTracer);
 
 /// The function, latency and stack maps allocated as they fill, not up front (the agent's
 /// many processes; the watchpoint source, which leaves them unused).
@@ -224,17 +226,15 @@ impl CountTracer {
             if opts.subprocesses {
                 ro.family_stack = crate::session::children::stack_top(target.pid)?;
             }
-            open.maps
-                .functions
-                .set_max_entries(opts.max_functions)
-                .map_err(|e| Error::bpf("sizing the function table", e))?;
+            size(
+                &mut open.maps.functions,
+                opts.max_functions,
+                "function table",
+            )?;
             if opts.lean_maps {
                 lean_maps(open)?;
                 // Threads beyond the few direct-mapped stacks take the hash map.
-                open.maps
-                    .stack_slots
-                    .set_max_entries(32)
-                    .map_err(|e| Error::bpf("sizing the thread stacks", e))?;
+                size(&mut open.maps.stack_slots, 32, "thread stacks")?;
             }
             plan.autoload(FunctionPrograms {
                 entry: &mut open.progs.call_entry,
@@ -443,8 +443,6 @@ impl CountTracer {
         }
     }
 }
-
-probes_in_field!(CountTracer);
 
 impl Tracer for CountTracer {
     type Event = Never;

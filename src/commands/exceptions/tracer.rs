@@ -34,6 +34,8 @@ pub struct ExceptionTracer {
     named_at: Instant,
 }
 
+probes_in_field!(ExceptionTracer);
+
 impl ExceptionTracer {
     pub fn attach(target: &Target, opts: &ExceptionOptions) -> Result<ExceptionTracer> {
         let (exc, offset) = site(target)?;
@@ -124,15 +126,12 @@ impl ExceptionTracer {
     }
 }
 
-probes_in_field!(ExceptionTracer);
-
 impl Tracer for ExceptionTracer {
     type Event = ExceptionEvent;
     type Report = ExceptionReport;
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<ExceptionEvent>) -> Result<()> {
-        self.ring.poll(timeout)?;
-        for e in self.ring.take() {
+        for e in self.ring.poll(timeout)? {
             let key = self.name(&e.key);
             if matches(&self.filters, &key) {
                 events.push(ExceptionEvent {

@@ -14,8 +14,8 @@ use crate::abi::skel::flow::{FlowSkel, FlowSkelBuilder};
 use crate::abi::types::{FlowKind, FlowRecord, FnEntry};
 use crate::abi::{loss_counters, monotonic_ns, record, same_struct};
 use crate::commands::tools;
-use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, globals, load};
+use crate::error::Result;
+use crate::kernel::{Loaded, Probes, Ring, globals, load, size};
 use crate::session::Tracer;
 use crate::session::probes_in_field;
 use crate::signals::stop_requested;
@@ -43,6 +43,8 @@ pub struct FlowTracer {
     lost_said: u64,
     lost_said_at: Option<Instant>,
 }
+
+probes_in_field!(FlowTracer);
 
 impl FlowTracer {
     /// The program's globals (losses, filter hits).
@@ -72,14 +74,12 @@ impl FlowTracer {
             ro.calls_on_return = opts.min_duration.is_some();
             ro.min_duration_ns = opts.min_duration.map_or(0, |d| d.as_nanos() as u64);
             ro.wakeup_bytes = u64::from(opts.buffer_size / 4);
-            open.maps
-                .events
-                .set_max_entries(opts.buffer_size)
-                .map_err(|e| Error::bpf("sizing the ring buffer", e))?;
-            open.maps
-                .functions
-                .set_max_entries(opts.max_functions)
-                .map_err(|e| Error::bpf("sizing the function table", e))?;
+            size(&mut open.maps.events, opts.buffer_size, "ring buffer")?;
+            size(
+                &mut open.maps.functions,
+                opts.max_functions,
+                "function table",
+            )?;
             plan.autoload(FunctionPrograms {
                 entry: &mut open.progs.flow_entry,
                 ret: &mut open.progs.flow_return,
@@ -254,15 +254,12 @@ impl FlowTracer {
     }
 }
 
-probes_in_field!(FlowTracer);
-
 impl Tracer for FlowTracer {
     type Event = FlowEvent;
     type Report = FlowSummary;
 
     fn poll(&mut self, timeout: Duration, events: &mut Vec<FlowEvent>) -> Result<()> {
-        self.ring.poll(timeout)?;
-        let records = self.ring.take();
+        let records = self.ring.poll(timeout)?;
         self.summary.delivered += records.len() as u64;
         let before = events.len();
         self.events(&records, events);

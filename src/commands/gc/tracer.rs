@@ -11,7 +11,7 @@ use crate::abi::types::{GcEvent, GcGenStats};
 use crate::abi::{loss_counters, realtime_offset_ns, record};
 use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, Ring, globals, load};
+use crate::kernel::{Loaded, Probes, Ring, globals, load, size};
 use crate::session::Tracer;
 use crate::session::probes_in_field;
 use crate::target::Target;
@@ -29,6 +29,8 @@ pub struct GcTracer {
     realtime_offset_ns: i128,
 }
 
+probes_in_field!(GcTracer);
+
 impl GcTracer {
     pub fn attach(target: &Target, opts: &GcOptions) -> Result<GcTracer> {
         tools::require(target, Needs::Probes(&["gc__start", "gc__done"]))?;
@@ -37,10 +39,11 @@ impl GcTracer {
             ro.stream_pauses = opts.min_pause.is_some();
             ro.min_pause_ns = opts.min_pause.map_or(0, |d| d.as_nanos() as u64);
             if opts.buffer_bytes > 0 {
-                open.maps
-                    .pauses
-                    .set_max_entries(opts.buffer_bytes)
-                    .map_err(|e| Error::bpf("sizing the pause ring buffer", e))?;
+                size(
+                    &mut open.maps.pauses,
+                    opts.buffer_bytes,
+                    "pause ring buffer",
+                )?;
             }
             Ok(())
         })?;
@@ -61,8 +64,6 @@ impl GcTracer {
     }
 }
 
-probes_in_field!(GcTracer);
-
 impl Tracer for GcTracer {
     type Event = GcPause;
     type Report = GcReport;
@@ -72,8 +73,7 @@ impl Tracer for GcTracer {
             std::thread::sleep(timeout);
             return Ok(());
         };
-        ring.poll(timeout)?;
-        events.extend(ring.take().into_iter().map(|e| GcPause {
+        events.extend(ring.poll(timeout)?.into_iter().map(|e| GcPause {
             unix_ns: (e.ts as i128 + self.realtime_offset_ns).max(0) as u64,
             pid: e.pid,
             tid: e.tid,

@@ -27,6 +27,8 @@ pub struct ImportTracer {
     events: Vec<ImportEvent>,
 }
 
+probes_in_field!(ImportTracer);
+
 impl ImportTracer {
     pub fn attach(target: &Target) -> Result<ImportTracer> {
         tools::require(
@@ -61,16 +63,13 @@ impl ImportTracer {
     }
 }
 
-probes_in_field!(ImportTracer);
-
 impl Tracer for ImportTracer {
     type Event = Never;
     type Report = ImportReport;
 
     fn poll(&mut self, timeout: Duration, _: &mut Vec<Never>) -> Result<()> {
-        self.ring.poll(timeout)?;
-        self.events
-            .extend(self.ring.take().iter().map(ImportEvent::from_raw));
+        let taken = self.ring.poll(timeout)?;
+        self.events.extend(taken.iter().map(ImportEvent::from_raw));
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::abi::types::{LineFile, LineKey};
 use crate::abi::{c_string, loss_counters, record, same_struct};
 use crate::commands::tools::{self, Needs};
 use crate::error::{Error, Result};
-use crate::kernel::{Loaded, Probes, globals, load};
+use crate::kernel::{Loaded, Probes, globals, load, size};
 use crate::output::Never;
 use crate::session::Tracer;
 use crate::session::probes_in_field;
@@ -25,6 +25,8 @@ pub struct LineCounter {
     probes: Probes,
 }
 
+probes_in_field!(LineCounter);
+
 impl LineCounter {
     pub fn attach(target: &Target, opts: &LineOptions) -> Result<LineCounter> {
         tools::require(target, Needs::Probes(&["line"]))?;
@@ -34,10 +36,7 @@ impl LineCounter {
             let (globs, nr_globs) = glob::table(&opts.files);
             ro.globs = same_struct(&globs);
             ro.nr_globs = nr_globs;
-            open.maps
-                .line_counts
-                .set_max_entries(opts.max_lines)
-                .map_err(|e| Error::bpf("sizing the line table", e))
+            size(&mut open.maps.line_counts, opts.max_lines, "line table")
         })?;
         let mut probes = skel.probes()?;
         // On 3.11 the kernel raising this probe's semaphore is what puts the interpreter in
@@ -46,8 +45,6 @@ impl LineCounter {
         Ok(LineCounter { skel, probes })
     }
 }
-
-probes_in_field!(LineCounter);
 
 impl Tracer for LineCounter {
     type Event = Never;
