@@ -27,12 +27,7 @@ struct audit_scratch {
 	char name[PATH_SCRATCH];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct audit_scratch);
-} audit_scratch_space SEC(".maps");
+PER_CPU_SLOT(audit_scratch_space, struct audit_scratch);
 
 
 /* Copies the first bytes of a str or bytes payload, flagging what does not fit. */

@@ -69,6 +69,16 @@ static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
 	return v;
 }
 
+/* A map of one value per CPU: room for what is too big for the BPF stack (a scratch record), or
+ * the zeroed template thread_entry copies. */
+#define PER_CPU_SLOT(name, value_type)                   \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, 1);                  \
+		__type(key, __u32);                      \
+		__type(value, value_type);               \
+	} name SEC(".maps")
+
 /*
  * A thread's entry in a per-thread map. With `create`, a zeroed one is added (copied from a
  * per-CPU template: these entries are too big for the BPF stack); a full map is counted.

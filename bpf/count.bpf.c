@@ -36,12 +36,7 @@ struct {
 	__type(value, struct call_stack);
 } stacks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct call_stack);
-} empty_stack SEC(".maps");
+PER_CPU_SLOT(empty_stack, struct call_stack);
 
 static __always_inline struct call_stack *thread_stack(__u32 tid, bool create)
 {

@@ -26,12 +26,7 @@ struct {
 	__type(value, struct flow_stack);
 } flow_stacks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct flow_stack);
-} empty_flow_stack SEC(".maps");
+PER_CPU_SLOT(empty_flow_stack, struct flow_stack);
 
 static __always_inline struct flow_stack *flow_stack(__u32 tid, bool create)
 {

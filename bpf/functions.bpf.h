@@ -72,12 +72,7 @@ struct scratch {
 	char path[PATH_SCRATCH];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch_space SEC(".maps");
+PER_CPU_SLOT(scratch_space, struct scratch);
 
 /* Reads USDT argument i (libbpf resolves its location from the ELF note). */
 static __always_inline long usdt_arg(struct pt_regs *ctx, __u64 i)

@@ -18,12 +18,7 @@
 		__type(key, __u32);                                                                \
 		__type(value, struct import_stack);                                                \
 	} import_stacks SEC(".maps");                                                              \
-	struct {                                                                                   \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                           \
-		__uint(max_entries, 1);                                                            \
-		__type(key, __u32);                                                                \
-		__type(value, struct import_stack);                                                \
-	} empty_import_stack SEC(".maps");                                                         \
+	PER_CPU_SLOT(empty_import_stack, struct import_stack);                                     \
                                                                                                    \
 	SEC("usdt")                                                                                \
 	int BPF_USDT(import_start, const char *module)                                             \

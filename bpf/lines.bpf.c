@@ -22,12 +22,7 @@ struct line_scratch {
 	struct line_file file;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct line_scratch);
-} line_scratch_space SEC(".maps");
+PER_CPU_SLOT(line_scratch_space, struct line_scratch);
 
 /* Name a file pointer seen for the first time and decide --file for it, once. */
 static __noinline struct line_file *first_sight_file(__u64 file_ptr)

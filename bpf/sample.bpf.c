@@ -58,12 +58,7 @@ struct {
 } new_stacks SEC(".maps");
 
 /* A stack is too big for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stack_record);
-} scratch SEC(".maps");
+PER_CPU_SLOT(scratch, struct stack_record);
 
 static __always_inline __u64 mix(__u64 h, __u64 v)
 {
