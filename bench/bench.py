@@ -620,18 +620,12 @@ def main():
                     help="pyprobe exceptions against untraced on a workload raising 30,000 exceptions "
                          "(bench/exceptions.json)")
     args = ap.parse_args()
-    if args.exceptions:
-        args.json = args.json or os.path.join(HERE, "exceptions.json")
-        return exceptions(args)
-    if args.watch:
-        args.json = args.json or os.path.join(HERE, "watch.json")
-        return watch(args)
-    if args.pyperformance:
-        args.json = args.json or os.path.join(HERE, "pyperformance.json")
-        return pyperformance(args)
-    if args.profilers:
-        args.json = args.json or os.path.join(HERE, "profilers.json")
-        return profilers(args)
+    # The modes that run alone, each writing bench/MODE.json unless --json says otherwise.
+    for mode, run in (("exceptions", exceptions), ("watch", watch), ("pyperformance", pyperformance),
+                      ("profilers", profilers)):
+        if getattr(args, mode):
+            args.json = args.json or os.path.join(HERE, f"{mode}.json")
+            return run(args)
     args.json = args.json or os.path.join(HERE, "results.json")
     rounds = args.rounds or (3 if args.quick else 7)
     if args.globs:

@@ -254,14 +254,10 @@ fn a_process_over_budget_loses_its_function_probes_only() {
     let pid = w.pid().to_string();
     agent.wait_for("pyprobe_function_probes_active", &[("pid", &pid)], WAIT);
     w.go(); // from here it calls agent_handle as fast as it can
-    let deadline = Instant::now() + WAIT;
-    while !agent
-        .said()
-        .contains(&format!("PID {pid} (agentwork): function probes stopped"))
-    {
-        assert!(Instant::now() < deadline, "{}", agent.said());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    agent.wait_said(
+        &format!("PID {pid} (agentwork): function probes stopped"),
+        WAIT,
+    );
     let text = agent.scrape();
     let active = sample(&text, "pyprobe_function_probes_active", &[("pid", &pid)]);
     let overhead = sample(&text, "pyprobe_overhead_ratio", &[("pid", &pid)]).unwrap();
@@ -296,12 +292,9 @@ fn a_process_over_budget_loses_its_function_probes_only() {
 #[test]
 fn tls_and_basic_auth_from_a_web_config_file() {
     let _one = serial();
-    let tmp = TempDir::new("tls");
-    let dir = tmp.path();
-    let config = tls_web_config(dir);
+    let (_tmp, config, ca) = tls_web_config("tls");
     let agent = Agent::start(&args(&["--web-config-file", &config]));
     let url = format!("https://127.0.0.1:{}/metrics", agent.port);
-    let ca = dir.join("server.crt").to_string_lossy().into_owned();
     // Each request (`--next` starts another) writes only its status.
     let status = |extra: &[&str]| {
         let each = ["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca];
@@ -583,11 +576,7 @@ fn a_hostile_process_name_is_logged_escaped() {
     let pid = w.pid().to_string();
     let agent = Agent::start(&["--pid", &pid, "--no-latency"]);
     let needle = format!("pyprobe: agent: PID {pid} (");
-    let deadline = Instant::now() + WAIT;
-    while !agent.said().contains(&needle) {
-        assert!(Instant::now() < deadline, "{}", agent.said());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    agent.wait_said(&needle, WAIT);
     let (_, said) = agent.terminate();
     let line = said.lines().find(|l| l.starts_with(&needle)).unwrap();
     assert!(
@@ -611,14 +600,10 @@ fn function_metrics_stay_on_for_an_idling_service_on_watchpoints() {
 
     // The probe every call passes: over the 5% budget on this service.
     let agent = Agent::start(&args(&["--filter", "agent_idle_handle", "--latency"]));
-    let deadline = Instant::now() + WAIT;
-    while !agent
-        .said()
-        .contains(&format!("PID {pid} (agentwork): function probes stopped"))
-    {
-        assert!(Instant::now() < deadline, "{}", agent.said());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    agent.wait_said(
+        &format!("PID {pid} (agentwork): function probes stopped"),
+        WAIT,
+    );
     agent.stop();
 
     let agent = Agent::start(&args(&["--filter", "agent_idle_handle"]));

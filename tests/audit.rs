@@ -157,10 +157,9 @@ fn event_globs_filter_in_the_kernel() {
 
 #[test]
 fn a_spawned_command_streams_a_table() {
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&["audit", "--event", "socket.connect"])
+    let (stdout, _) = Pyprobe::new(&["audit", "--event", "socket.connect"])
         .spawn(Workload::script("audit_events.py"))
-        .run_with_go();
-    assert!(ok, "{stdout}{stderr}");
+        .run_with_go_ok();
     let known: Value = serde_json::from_str(
         stdout
             .lines()
@@ -213,24 +212,24 @@ fn decodes_on_cpython_3_13_to_3_15() {
 
 #[test]
 fn a_python_without_probes_is_refused() {
-    let g = python_without_probes();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["audit", "--pid", &pid], "built without USDT probes");
+    assert_refuses_a_python_without_probes("audit");
 }
 
 #[test]
 fn bad_arguments_are_refused() {
-    assert_clean_failure(&["audit"], "no target");
-    assert_clean_failure(
-        &["audit", "--pid", "1", "--event", "[so]cket"],
-        "invalid --event \"[so]cket\"",
-    );
-    assert_clean_failure(
-        &[
-            "audit", "--pid", "1", "-e", "a", "-e", "b", "-e", "c", "-e", "d", "-e", "e",
-        ],
-        "at most 4 --event patterns",
-    );
+    assert_clean_failures(&[
+        (&["audit"], "no target"),
+        (
+            &["audit", "--pid", "1", "--event", "[so]cket"],
+            "invalid --event \"[so]cket\"",
+        ),
+        (
+            &[
+                "audit", "--pid", "1", "-e", "a", "-e", "b", "-e", "c", "-e", "d", "-e", "e",
+            ],
+            "at most 4 --event patterns",
+        ),
+    ]);
 }
 
 /// The extremes of what `--event` accepts each load at once and select exactly: the shortest

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Pyprobe, Python, Workload};
+use common::{Pyprobe, Python, Workload, probes_row};
 
 /// Traces tests/scripts/breakpoints.py by PID with pycount ARGS --json until it exits: the
 /// report's (name, count) pairs sorted, and pyprobe's stderr.
@@ -62,46 +62,49 @@ fn banner(stderr: &str) -> &str {
         .unwrap_or_else(|| panic!("no banner:\n{stderr}"))
 }
 
+/// A pycount run of `exact_on`: its arguments, the exact counts, what its banner must all say.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, u64)],
+    &'static [&'static str],
+);
+
 fn exact_on(py: Python) {
-    // Functions that ran before attach, a thread started after it, a generator's resumes.
-    let (counts, stderr) = count(&py, &["--filter", "warm", "--filter", "counter"]);
-    assert_eq!(
-        counts,
-        pairs(&[("warm:10", 3250), ("counter:36", 400)]),
-        "{stderr}"
-    );
-    assert!(
-        banner(&stderr).contains("hardware breakpoints on 2 functions"),
-        "{stderr}"
-    );
-    // A name two functions share: each counted under its own row.
-    let (counts, stderr) = count(&py, &["--filter", "run"]);
-    assert_eq!(
-        counts,
-        pairs(&[("run:23", 700), ("run:28", 500)]),
-        "{stderr}"
-    );
-    assert!(
-        banner(&stderr).contains("hardware breakpoints on 2 functions"),
-        "{stderr}"
-    );
-    // First called after attach: the shared probe counts it until its breakpoint is set.
-    let (counts, stderr) = count(&py, &["--filter", "cold", "--filter", "warm"]);
-    assert_eq!(
-        counts,
-        pairs(&[("cold:14", 1000), ("warm:10", 3250)]),
-        "{stderr}"
-    );
-    let b = banner(&stderr);
-    assert!(
-        b.contains("hardware breakpoints on 1 function")
-            && b.contains("the shared probe counts cold until its first call"),
-        "{stderr}"
-    );
-    // Latency pairs a call's stub with the instruction after its call.
-    let (counts, stderr) = count(&py, &["--filter", "warm", "--latency"]);
-    assert_eq!(counts, pairs(&[("warm:10", 3250)]), "{stderr}");
-    assert!(banner(&stderr).contains("~"), "{stderr}");
+    let cases: [Case; 4] = [
+        // Functions that ran before attach, a thread started after it, a generator's resumes.
+        (
+            &["--filter", "warm", "--filter", "counter"],
+            &[("warm:10", 3250), ("counter:36", 400)],
+            &["hardware breakpoints on 2 functions"],
+        ),
+        // A name two functions share: each counted under its own row.
+        (
+            &["--filter", "run"],
+            &[("run:23", 700), ("run:28", 500)],
+            &["hardware breakpoints on 2 functions"],
+        ),
+        // First called after attach: the shared probe counts it until its breakpoint is set.
+        (
+            &["--filter", "cold", "--filter", "warm"],
+            &[("cold:14", 1000), ("warm:10", 3250)],
+            &[
+                "hardware breakpoints on 1 function",
+                "the shared probe counts cold until its first call",
+            ],
+        ),
+        // Latency pairs a call's stub with the instruction after its call.
+        (
+            &["--filter", "warm", "--latency"],
+            &[("warm:10", 3250)],
+            &["~"],
+        ),
+    ];
+    for (args, expected, says) in cases {
+        let (counts, stderr) = count(&py, args);
+        assert_eq!(counts, pairs(expected), "{args:?}: {stderr}");
+        let b = banner(&stderr);
+        assert!(says.iter().all(|s| b.contains(s)), "{args:?}: {stderr}");
+    }
 }
 
 tests_of!(exact_on {
@@ -211,29 +214,30 @@ fn assert_about_3000_hits_metered(stderr: &str) {
     );
 }
 
+/// `parked(name)` counts `count` calls of it, its banner says `says`, and its meter about 3000
+/// breakpoint hits.
+fn assert_parked_counted_and_metered(name: &str, count: u64, says: &str) {
+    let (counts, stderr) = parked(name);
+    assert_eq!(counts, pairs(&[(name, count)]), "{stderr}");
+    assert!(banner(&stderr).contains(says), "{stderr}");
+    assert_about_3000_hits_metered(&stderr);
+}
+
 #[test]
 fn each_call_metered_once_with_threads_parked_at_attach() {
-    let (counts, stderr) = parked("rare");
-    assert_eq!(counts, pairs(&[("rare", 3000)]), "{stderr}");
-    assert!(
-        banner(&stderr).contains("hardware breakpoints on 1 function"),
-        "{stderr}"
-    );
     // Four threads, a breakpoint each on one program: 3000 runs of it, not 12000.
-    assert_about_3000_hits_metered(&stderr);
+    assert_parked_counted_and_metered("rare", 3000, "hardware breakpoints on 1 function");
 }
 
 #[test]
 fn a_breakpoint_set_during_the_session_is_metered() {
     // late() first runs after attach: the shared probe counts that call (and meters the few
     // calls of the two seconds it waits), its breakpoint the 3000 after.
-    let (counts, stderr) = parked("late");
-    assert_eq!(counts, pairs(&[("late", 3001)]), "{stderr}");
-    assert!(
-        banner(&stderr).contains("the shared probe counts late until its first call"),
-        "{stderr}"
+    assert_parked_counted_and_metered(
+        "late",
+        3001,
+        "the shared probe counts late until its first call",
     );
-    assert_about_3000_hits_metered(&stderr);
 }
 
 #[test]
@@ -246,11 +250,7 @@ fn probes_lists_breakpoints_where_the_trampoline_is_on() {
     let json = Pyprobe::new(&["probes", "--pid", &pid, "--json"]).run();
     py.remove_perf_map(w.pid());
     let text = String::from_utf8_lossy(&text.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(row))
-        .unwrap_or_else(|| panic!("no breakpoint row:\n{text}"));
-    let (works, how) = line[row.len()..].trim_start().split_once(' ').unwrap();
+    let (line, works, how) = probes_row(&text, row);
     assert_eq!(works, "yes", "{line}");
     assert!(
         how.trim_start()
@@ -320,24 +320,26 @@ fn auto(name: &str) -> (String, u64, u64) {
 
 // --source auto without --latency takes the watchpoint source at once (tests/watch.rs): no
 // first second on the shared probe, whether the function is rare or hot; exact either way.
-#[test]
-fn auto_takes_watchpoints_for_a_rare_function_exactly() {
-    let (stderr, counted, rounds) = auto("rare");
+/// `auto(name)` took the watchpoint source and counted `per_round` calls of each round the
+/// workload ran: pyprobe's stderr.
+fn assert_auto_watches_exactly(name: &str, per_round: u64) -> String {
+    let (stderr, counted, rounds) = auto(name);
     assert!(
         banner(&stderr).contains("hardware watchpoints on 1 function"),
         "{stderr}"
     );
-    assert!(!stderr.contains("counting on"), "a trial: {stderr}");
+    assert_eq!(counted, rounds * per_round, "{stderr}");
+    stderr
+}
+
+#[test]
+fn auto_takes_watchpoints_for_a_rare_function_exactly() {
     // One call per round, all after attach.
-    assert_eq!(counted, rounds, "{stderr}");
+    let stderr = assert_auto_watches_exactly("rare", 1);
+    assert!(!stderr.contains("counting on"), "a trial: {stderr}");
 }
 
 #[test]
 fn auto_counts_a_hot_function_exactly_on_watchpoints() {
-    let (stderr, counted, rounds) = auto("hot");
-    assert!(
-        banner(&stderr).contains("hardware watchpoints on 1 function"),
-        "{stderr}"
-    );
-    assert_eq!(counted, rounds * 100, "{stderr}");
+    assert_auto_watches_exactly("hot", 100);
 }

@@ -26,11 +26,7 @@ fn run(args: &[&str]) -> std::process::Output {
 }
 
 fn ids(stderr: &str) -> Value {
-    let line = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("ids: "))
-        .unwrap_or_else(|| panic!("the command said nothing: {stderr}"));
-    serde_json::from_str(line).unwrap()
+    json_after(stderr, "ids: ")
 }
 
 #[test]

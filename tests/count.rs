@@ -20,10 +20,9 @@ fn counts_every_call_exactly_by_pid() {
 
 #[test]
 fn counts_stay_exact_with_latency_on_a_spawned_command() {
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&["count", "--latency", "--json"])
+    let (stdout, _) = Pyprobe::new(&["count", "--latency", "--json"])
         .spawn(Workload::script("known_calls.py"))
-        .run_with_go();
-    assert!(ok, "{stderr}");
+        .run_with_go_ok();
     let report = last_json(&stdout);
     assert_known_counts(&report);
     // Every call made after attach was paired: entries and returns match one to one.
@@ -134,11 +133,9 @@ fn filter_file_and_name_keeps_same_named_functions_apart() {
 
 #[test]
 fn a_call_made_at_import_time_is_counted() {
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["count", "--json", "--filter", "called_at_import"])
-            .spawn(Workload::script("import_time_call.py"))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, _) = Pyprobe::new(&["count", "--json", "--filter", "called_at_import"])
+        .spawn(Workload::script("import_time_call.py"))
+        .run_with_go_ok();
     let report = last_json(&stdout);
     assert_eq!(names_in(&report), [("called_at_import".to_string(), 1)]);
 }
@@ -344,31 +341,28 @@ fn a_malformed_usdt_note_is_named_not_mistaken_for_a_missing_process() {
 
 #[test]
 fn a_process_that_is_not_python_is_refused() {
-    let g = Workload::command(Command::new("sleep")).args(&["30"]).raw();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["count", "--pid", &pid], "is not a Python process");
+    assert_refuses_a_process_that_is_not_python("count");
 }
 
 #[test]
 fn a_python_without_probes_is_refused_where_no_exact_way_exists() {
     // Builds without probes are traced through _PyEval_EvalFrameDefault (tests/versions.rs),
     // except 3.11, which inlines calls and has no perf trampoline to route them.
-    let py = Python::pyenv("3.11");
-    let g = Workload::script("known_calls.py").on(&py).ready();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["count", "--pid", &pid], "was built without USDT probes");
+    assert_count_refuses_known_calls_on(&Python::pyenv("3.11"), "was built without USDT probes");
 }
 
 #[test]
 fn a_bad_filter_is_refused_before_anything_starts() {
-    assert_clean_failure(
-        &["count", "--pid", "1", "--filter", "a*b"],
-        "invalid filter \"a*b\"",
-    );
-    assert_clean_failure(
-        &["count", "--pid", "1", "--filter", "x.py:"],
-        "NAME is empty",
-    );
+    assert_clean_failures(&[
+        (
+            &["count", "--pid", "1", "--filter", "a*b"],
+            "invalid filter \"a*b\"",
+        ),
+        (
+            &["count", "--pid", "1", "--filter", "x.py:"],
+            "NAME is empty",
+        ),
+    ]);
 }
 
 #[test]
@@ -421,10 +415,9 @@ fn count_on_3_15(args: &[&str], script_name: &str) -> (serde_json::Value, String
     let filter = format!("{inside}:*");
     let mut args = args.to_vec();
     args.extend(["--json", "--filter", &filter]);
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&args)
+    let (stdout, _) = Pyprobe::new(&args)
         .spawn(Workload::script(script_name).on(&py))
-        .run_with_go();
-    assert!(ok, "{stderr}");
+        .run_with_go_ok();
     (last_json(&stdout), inside)
 }
 
@@ -508,11 +501,9 @@ fn a_full_function_table_is_reported_not_silent() {
 
 #[test]
 fn interval_reports_only_the_calls_made_since_the_last_one() {
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["count", "--json", "--interval", "0.2", "--filter", "tick"])
-            .spawn(Workload::script("paced.py"))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, _) = Pyprobe::new(&["count", "--json", "--interval", "0.2", "--filter", "tick"])
+        .spawn(Workload::script("paced.py"))
+        .run_with_go_ok();
     let per_report: Vec<u64> = json_lines(&stdout)
         .iter()
         .map(|r| r["total_calls"].as_u64().unwrap())
@@ -615,11 +606,7 @@ fn a_thread_id_is_refused_with_its_process_id() {
     .raw();
     thread::sleep(Duration::from_millis(500));
     let pid = g.pid();
-    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&t| t != pid)
-        .expect("a second thread");
+    let tid = other_thread(pid, "a second thread");
     assert_clean_failure(
         &["count", "--pid", &tid.to_string()],
         &format!("{tid} is a thread of process {pid}: use --pid {pid}"),
@@ -641,11 +628,7 @@ for _ in range(20):\n    in_main()\n\
 go.set()\nt.join()\n";
     let w = Workload::code(SCRIPT).ready();
     let pid = w.pid();
-    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&t| t != pid)
-        .expect("the worker thread");
+    let tid = other_thread(pid, "the worker thread");
     let (pid, tid) = (pid.to_string(), tid.to_string());
     let p = Pyprobe::new(&[
         "count", "--pid", &pid, "--tid", &tid, "--json", "-f", "in_*",
@@ -723,14 +706,18 @@ fn a_function_in_a_file_with_a_very_long_path_is_named_by_its_end() {
     }
 }
 
+/// A thread of process `pid` other than its main one (`what`, to say which was missing).
+fn other_thread(pid: i32, what: &str) -> i32 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&t| t != pid)
+        .expect(what)
+}
+
 /// The def line of the function tagged `# line:TAG` in a workload.
 fn tagged_def(script_name: &str, tag: &str) -> u32 {
-    let text = std::fs::read_to_string(script(script_name)).unwrap();
-    let marker = format!("# line:{tag}");
-    text.lines()
-        .position(|l| l.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no {marker} in {script_name}")) as u32
-        + 1
+    marked_line(script_name, &format!("# line:{tag}")) as u32
 }
 
 /// A dotted NAME is a qualified name (`co_qualname`, 3.11+): `A.run` counts A's method only,
@@ -793,11 +780,9 @@ fn a_dotted_filter_matches_qualified_names_exactly() {
             );
         }
         // A module-qualified name is no qualified name: said, with what selects it.
-        let Ran { stdout, stderr, ok } =
-            Pyprobe::new(&["count", "--json", "--filter", "qualnames.run"])
-                .spawn(Workload::script(s).on(&py))
-                .run_with_go();
-        assert!(ok, "{stderr}");
+        let (stdout, stderr) = Pyprobe::new(&["count", "--json", "--filter", "qualnames.run"])
+            .spawn(Workload::script(s).on(&py))
+            .run_with_go_ok();
         let report = last_json(&stdout);
         assert_eq!(report["functions"], serde_json::json!([]), "{}", py.exe);
         assert!(

@@ -89,7 +89,7 @@ fn ends_after_duration(py: &Python, args: &[&str]) {
         took < Duration::from_secs(3),
         "{args:?} -d 2 ended {took:?} after its banner\n{err}"
     );
-    assert!(svc.guard.alive(), "the service died\n{err}");
+    assert!(svc.guard.alive(), "{args:?}: the service died\n{err}");
     assert_no_breakpoint_left(svc.pid());
 }
 
@@ -207,50 +207,43 @@ fn ends_on_sigint(py: &Python, args: &[&str]) {
         banner < Duration::from_secs(5),
         "a second pyprobe took {banner:?} to attach"
     );
-    assert!(svc.guard.alive(), "the service died");
-    assert!(other.alive());
+    assert!(svc.guard.alive(), "{args:?}: the service died");
+    assert!(other.alive(), "{args:?}: the other process died");
     assert_no_breakpoint_left(svc.pid());
 }
 
-#[test]
-fn pycount_latency_ends_on_time_over_parked_workers() {
+/// The commands that time returns (pycount --latency, pyflow), each run by the checks below on
+/// every kind of source; the checks' messages name the command, `on_each_python` the source.
+const TIMED: [&[&str]; 2] = [
+    &["count", "--latency"],
+    &["flow", "--filter", "wait_*", "-o", "/dev/null"],
+];
+
+/// `check` on each interpreter of `pythons()`, saying which before it starts.
+fn on_each_python(check: impl Fn(&Python)) {
     for (what, py) in pythons() {
         eprintln!("{what}");
-        ends_after_duration(&py, &["count", "--latency"]);
+        check(&py);
     }
 }
 
 #[test]
-fn pycount_latency_on_a_command_whose_workers_park_ends_on_time() {
-    for (what, py) in pythons() {
-        eprintln!("{what}");
-        spawned_ends_on_time(&py, &["count", "--latency"]);
-    }
+fn pycount_latency_and_pyflow_end_on_time_and_on_sigint_over_parked_workers() {
+    on_each_python(|py| {
+        for args in TIMED {
+            ends_after_duration(py, args);
+            ends_on_sigint(py, args);
+        }
+    });
 }
 
 #[test]
-fn pyflow_on_a_command_whose_workers_park_ends_on_time() {
-    for (what, py) in pythons() {
-        eprintln!("{what}");
-        spawned_ends_on_time(&py, &["flow", "--filter", "wait_*", "-o", "/dev/null"]);
-    }
-}
-
-#[test]
-fn pycount_latency_ends_on_sigint_over_parked_workers() {
-    for (what, py) in pythons() {
-        eprintln!("{what}");
-        ends_on_sigint(&py, &["count", "--latency"]);
-    }
-}
-
-#[test]
-fn pyflow_ends_on_time_and_on_sigint_over_parked_workers() {
-    for (what, py) in pythons() {
-        eprintln!("{what}");
-        ends_after_duration(&py, &["flow", "--filter", "wait_*", "-o", "/dev/null"]);
-        ends_on_sigint(&py, &["flow", "--filter", "wait_*", "-o", "/dev/null"]);
-    }
+fn pycount_latency_and_pyflow_on_a_command_whose_workers_park_end_on_time() {
+    on_each_python(|py| {
+        for args in TIMED {
+            spawned_ends_on_time(py, args);
+        }
+    });
 }
 
 #[test]
@@ -265,9 +258,8 @@ fn imports_end_on_time_and_on_sigint_over_parked_workers() {
 #[test]
 fn the_agent_ends_on_sigterm_over_parked_workers_it_timed() {
     const COMM: &str = "parkedwork";
-    for (what, py) in pythons() {
-        eprintln!("{what}");
-        let mut svc = Service::start_as(&py, Some(COMM));
+    on_each_python(|py| {
+        let mut svc = Service::start_as(py, Some(COMM));
         // Timed (--latency): the probes on the parked calls' returns, not watchpoints.
         let agent = Agent::start(&[
             "--exclude-comm",
@@ -298,7 +290,7 @@ fn the_agent_ends_on_sigterm_over_parked_workers_it_timed() {
         );
         assert!(svc.guard.alive());
         assert_no_breakpoint_left(svc.pid());
-    }
+    });
 }
 
 /// SIGKILLs the children of `pid` (the command a pyprobe started).

@@ -301,10 +301,7 @@ fn go_tool_pprof_reads_the_agents_cpu_profile_of_two_processes() {
 #[test]
 fn the_profile_endpoint_takes_the_agents_tls_and_basic_auth() {
     let _one = serial();
-    let tmp = TempDir::new("pprof-tls");
-    let dir = tmp.path();
-    let config = tls_web_config(dir);
-    let ca = dir.join("server.crt").to_string_lossy().into_owned();
+    let (_tmp, config, ca) = tls_web_config("pprof-tls");
     let mut args = ONLY_OURS.to_vec();
     args.extend(["--profile", "--web-config-file", &config]);
     let agent = Agent::start(&args);

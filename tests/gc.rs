@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -115,22 +114,10 @@ fn trace_window_as(
 
 /// (generation, tid, collected) of every collection, sorted: the workload's own log.
 fn own_collections(own: &Value) -> Vec<(u64, u64, i64)> {
-    let mut v: Vec<(u64, u64, i64)> = own["collections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["generation"].as_u64().unwrap(),
-                c["tid"].as_u64().unwrap(),
-                c["collected"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    streamed(own["collections"].as_array().unwrap())
 }
 
+/// (generation, tid, collected) of every pause pyprobe streamed (or collection logged), sorted.
 fn streamed(pauses: &[Value]) -> Vec<(u64, u64, i64)> {
     let mut v: Vec<(u64, u64, i64)> = pauses
         .iter()
@@ -355,15 +342,16 @@ fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
 #[test]
 fn a_collection_under_way_at_attach_is_reported_unpaired() {
     let _serial = serial();
-    let mut w = Workload::script("gc_attach_mid.py").raw();
-    let stdout = w.child().stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let (mut w, lines) = Workload::script("gc_attach_mid.py").lines();
     // Its finalizer says so from inside the collection, and waits there for us.
-    assert_eq!(lines.next().as_deref(), Some("collecting"));
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(60)).ok().as_deref(),
+        Some("collecting")
+    );
     let pid = w.pid().to_string();
     let p = Pyprobe::new(&["gc", "--pid", &pid]).start();
     w.send_line("finish the collection");
-    let own: Value = serde_json::from_str(&lines.next().expect("results")).unwrap();
+    let own: Value = serde_json::from_str(&lines.recv().expect("results")).unwrap();
     unsafe { libc::kill(p.pid(), libc::SIGINT) };
     let (out, err) = p.finish();
     w.send_line("exit");
@@ -386,14 +374,11 @@ fn a_collection_under_way_at_attach_is_reported_unpaired() {
 #[test]
 fn min_pause_table_has_one_row_per_pause_with_its_columns() {
     let _serial = serial();
-    let mut w = Workload::script("gc_pauses.py").raw();
-    let stdout = w.child().stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    assert_eq!(lines.next().as_deref(), Some("ready"));
+    let (mut w, lines) = Workload::script("gc_pauses.py").ready_lines();
     let pid = w.pid().to_string();
     let p = Pyprobe::new(&["gc", "--pid", &pid, "--min-pause", "0"]).start();
     w.send_line("go");
-    let own: Value = serde_json::from_str(&lines.next().unwrap()).unwrap();
+    let own: Value = serde_json::from_str(&lines.recv().unwrap()).unwrap();
     unsafe { libc::kill(p.pid(), libc::SIGTERM) };
     let (out, err) = p.finish();
     w.send_line("done");
@@ -529,16 +514,12 @@ fn unknown_pid_is_refused() {
 
 #[test]
 fn a_process_that_is_not_python_is_refused() {
-    let g = Workload::command(Command::new("sleep")).args(&["30"]).raw();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["gc", "--pid", &pid], "is not a Python process");
+    assert_refuses_a_process_that_is_not_python("gc");
 }
 
 #[test]
 fn a_python_without_probes_is_refused() {
-    let g = python_without_probes();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["gc", "--pid", &pid], "built without USDT probes");
+    assert_refuses_a_python_without_probes("gc");
     let py = pyenv_python().to_string_lossy().into_owned();
     assert_clean_failure(
         &["gc", "--", &py, "-c", "pass"],
@@ -548,11 +529,13 @@ fn a_python_without_probes_is_refused() {
 
 #[test]
 fn no_target_is_a_usage_error() {
-    assert_clean_failure(&["gc"], "no target");
-    assert_clean_failure(
-        &["gc", "--", "/nonexistent/python3", "x.py"],
-        "cannot start",
-    );
+    assert_clean_failures(&[
+        (&["gc"], "no target"),
+        (
+            &["gc", "--", "/nonexistent/python3", "x.py"],
+            "cannot start",
+        ),
+    ]);
 }
 
 #[test]

@@ -29,6 +29,15 @@ impl Scratch {
         std::fs::set_permissions(self.0.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         self
     }
+
+    /// A file `victim` that says "precious", and a link `name` to it: (victim, link).
+    fn link_to_precious(&self, name: &str) -> (PathBuf, PathBuf) {
+        let victim = self.path("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let link = self.path(name);
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        (victim, link)
+    }
 }
 
 /// `pyprobe COMMAND --pid PID -d SECONDS -o OUT` on a target, run to its end (killed after
@@ -260,10 +269,7 @@ fn a_huge_sparse_libpython_is_refused_unread() {
 #[test]
 fn a_bad_pid_leaves_an_output_and_what_it_links_to_untouched() {
     let s = Scratch::new("output-bad-pid").shared();
-    let victim = s.path("victim");
-    std::fs::write(&victim, "precious\n").unwrap();
-    let link = s.path("x");
-    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let (victim, link) = s.link_to_precious("x");
     let earlier = s.path("flow.txt");
     std::fs::write(&earlier, "earlier results\n").unwrap();
     for out in [&link, &earlier] {
@@ -289,10 +295,7 @@ fn a_bad_pid_leaves_an_output_and_what_it_links_to_untouched() {
 #[test]
 fn a_link_of_another_user_in_a_shared_directory_is_not_followed() {
     let s = Scratch::new("output-planted").shared();
-    let victim = s.path("victim");
-    std::fs::write(&victim, "precious\n").unwrap();
-    let link = s.path("out.txt");
-    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let (victim, link) = s.link_to_precious("out.txt");
     // SAFETY: lchown of the link we made: as if user nobody had planted it.
     assert_eq!(
         unsafe { libc::lchown(c_path(&link).as_ptr(), 65534, 65534) },

@@ -17,11 +17,7 @@ fn names(nodes: &Value) -> Vec<&str> {
 }
 
 fn child<'a>(node: &'a Value, module: &str) -> &'a Value {
-    node["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["module"] == module)
+    element_where(&node["children"], "module", module)
         .unwrap_or_else(|| panic!("{module} not under {}", node["module"]))
 }
 
@@ -80,19 +76,14 @@ fn assert_slowpkg_tree(pkg: &Value) {
 
 /// The workload's own `measured {...}` line.
 fn measured(stdout: &str) -> Value {
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("measured "))
-        .unwrap_or_else(|| panic!("no measured line in {stdout}"));
-    serde_json::from_str(line).unwrap()
+    json_after(stdout, "measured ")
 }
 
 #[test]
 fn a_spawned_command_shows_the_tree_with_the_slow_module_on_top() {
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&["imports", "--json"])
+    let (stdout, _) = Pyprobe::new(&["imports", "--json"])
         .spawn(Workload::script("slow_imports.py"))
-        .run_with_go();
-    assert!(ok, "{stderr}");
+        .run_with_go_ok();
     let own = measured(&stdout);
     let report = last_json(&stdout);
     let roots = &report["imports"];
@@ -131,10 +122,9 @@ fn by_pid_only_the_imports_made_after_attach_show() {
 
 #[test]
 fn the_table_indents_children_under_their_parent() {
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&["imports"])
+    let (stdout, _) = Pyprobe::new(&["imports"])
         .spawn(Workload::script("slow_imports.py"))
-        .run_with_go();
-    assert!(ok, "{stdout}{stderr}");
+        .run_with_go_ok();
     let rows: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("CUMULATIVE"))
@@ -176,19 +166,19 @@ fn imports_on_cpython_3_13_are_traced_too() {
 
 #[test]
 fn a_python_without_probes_is_refused() {
-    let g = python_without_probes();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["imports", "--pid", &pid], "built without USDT probes");
+    assert_refuses_a_python_without_probes("imports");
 }
 
 #[test]
 fn bad_arguments_are_refused() {
-    assert_clean_failure(&["imports"], "no target");
-    assert_clean_failure(&["imports", "--pid", "4194304"], "no process with PID");
-    assert_clean_failure(
-        &["imports", "--", "/nonexistent/python3"],
-        "cannot start \"/nonexistent/python3\"",
-    );
+    assert_clean_failures(&[
+        (&["imports"], "no target"),
+        (&["imports", "--pid", "4194304"], "no process with PID"),
+        (
+            &["imports", "--", "/nonexistent/python3"],
+            "cannot start \"/nonexistent/python3\"",
+        ),
+    ]);
 }
 
 #[test]

@@ -511,6 +511,25 @@ fn every_layer_holds_a_module_of_src() {
     }
 }
 
+/// How a violation the checker must find is told: by its start, or by a part of it.
+#[derive(Debug)]
+enum Says {
+    Starts(&'static str),
+    Has(&'static str),
+}
+
+impl Says {
+    fn found_in(&self, violation: &str) -> bool {
+        match self {
+            Says::Starts(start) => violation.starts_with(start),
+            Says::Has(part) => violation.contains(part),
+        }
+    }
+}
+
+/// A case of `the_checker_catches_what_it_is_for`: files with their text, and what it finds.
+type Case = (&'static [(&'static str, &'static str)], &'static [Says]);
+
 /// The checker itself: it sees through groups, literals, `super::` and inline modules, and it
 /// fails where it should.
 #[test]
@@ -541,62 +560,61 @@ fn the_checker_catches_what_it_is_for() {
             .map(|(f, t)| (f.to_string(), t.to_string()))
             .collect()
     };
-    // An upward reference: the ABI naming the kernel side.
-    let up = violations(&files(&[
-        ("abi/mod.rs", "use crate::kernel::Probes;"),
-        ("kernel/mod.rs", "use crate::abi::types;"),
-    ]));
-    assert!(
-        up.iter()
-            .any(|v| v.starts_with("src/abi/mod.rs: crate::kernel::Probes")),
-        "{up:?}"
-    );
-    assert!(
-        up.iter().any(|v| v.starts_with("a circle of 2 modules")),
-        "{up:?}"
-    );
-    // The same through super::, which reaches the crate root as well.
-    let sup = violations(&files(&[
-        ("trace/glob.rs", "use super::super::kernel::Probes;"),
-        ("kernel/mod.rs", ""),
-    ]));
-    assert!(
-        sup.iter()
-            .any(|v| v.starts_with("src/trace/glob.rs: crate::kernel::Probes")),
-        "{sup:?}"
-    );
-    // A sibling: the kernel side naming the live interpreter, in its own layer.
-    let sib = violations(&files(&[
-        ("kernel/links.rs", "crate::cpython::walk::take()"),
-        ("cpython/walk.rs", ""),
-    ]));
-    assert!(
-        sib.iter().any(|v| v.contains("a sibling in its layer")),
-        "{sib:?}"
-    );
-    // A command using another command.
-    let cmd = violations(&files(&[
+    // (the files and their text, each violation that must be among those found).
+    let cases: [Case; 5] = [
+        // An upward reference: the ABI naming the kernel side.
         (
-            "commands/record/mod.rs",
-            "use crate::commands::stacks::Frame;",
+            &[
+                ("abi/mod.rs", "use crate::kernel::Probes;"),
+                ("kernel/mod.rs", "use crate::abi::types;"),
+            ],
+            &[
+                Says::Starts("src/abi/mod.rs: crate::kernel::Probes"),
+                Says::Starts("a circle of 2 modules"),
+            ],
         ),
-        ("commands/stacks/mod.rs", ""),
-    ]));
-    assert!(
-        cmd.iter()
-            .any(|v| v.contains("the record command uses the stacks command")),
-        "{cmd:?}"
-    );
-    // A circle one level down, inside one top-level module.
-    let down = violations(&files(&[
-        ("kernel/overhead.rs", "crate::kernel::perf::open()"),
-        ("kernel/perf.rs", "crate::kernel::overhead::thread_cpu()"),
-    ]));
-    assert!(
-        down.iter()
-            .any(|v| v.contains("kernel::overhead -> kernel::perf")),
-        "{down:?}"
-    );
+        // The same through super::, which reaches the crate root as well.
+        (
+            &[
+                ("trace/glob.rs", "use super::super::kernel::Probes;"),
+                ("kernel/mod.rs", ""),
+            ],
+            &[Says::Starts("src/trace/glob.rs: crate::kernel::Probes")],
+        ),
+        // A sibling: the kernel side naming the live interpreter, in its own layer.
+        (
+            &[
+                ("kernel/links.rs", "crate::cpython::walk::take()"),
+                ("cpython/walk.rs", ""),
+            ],
+            &[Says::Has("a sibling in its layer")],
+        ),
+        // A command using another command.
+        (
+            &[
+                (
+                    "commands/record/mod.rs",
+                    "use crate::commands::stacks::Frame;",
+                ),
+                ("commands/stacks/mod.rs", ""),
+            ],
+            &[Says::Has("the record command uses the stacks command")],
+        ),
+        // A circle one level down, inside one top-level module.
+        (
+            &[
+                ("kernel/overhead.rs", "crate::kernel::perf::open()"),
+                ("kernel/perf.rs", "crate::kernel::overhead::thread_cpu()"),
+            ],
+            &[Says::Has("kernel::overhead -> kernel::perf")],
+        ),
+    ];
+    for (pairs, says) in cases {
+        let v = violations(&files(pairs));
+        for s in says {
+            assert!(v.iter().any(|v| s.found_in(v)), "{pairs:?}: {s:?} in {v:?}");
+        }
+    }
     // A module in no layer, and too many of them.
     let many: Vec<(String, String)> = (0..=MAX_MODULES)
         .map(|i| (format!("m{i}.rs"), String::new()))

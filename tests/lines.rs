@@ -9,12 +9,7 @@ use common::*;
 
 /// Line number of the line tagged `# line:TAG` in a workload, so expectations follow the script.
 fn tagged_line(script_name: &str, tag: &str) -> u64 {
-    let text = std::fs::read_to_string(script(script_name)).unwrap();
-    let marker = format!("# line:{tag}");
-    text.lines()
-        .position(|l| l.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no {marker} in {script_name}")) as u64
-        + 1
+    marked_line(script_name, &format!("# line:{tag}")) as u64
 }
 
 /// Counts per line of files whose path ends with `file`.
@@ -103,25 +98,18 @@ fn file_glob_is_decided_in_the_kernel() {
 
 #[test]
 fn a_spawned_command_is_counted_from_its_first_line_with_top() {
-    let Ran {
-        stdout: out,
-        stderr: err,
-        ok,
-    } = Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py"])
+    let (out, _) = Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py"])
         .spawn(Workload::script("hot_lines.py"))
-        .run_with_go();
-    assert!(ok, "{err}");
+        .run_with_go_ok();
     assert!(out.lines().any(|l| l == "ok"), "workload finished: {out}");
     let report = last_json(&out);
     assert_known_lines(&report);
     // Module level ran once: `import sys` is line 3 of the script.
     assert_eq!(counts_in(&report, "/hot_lines.py").get(&3), Some(&1));
 
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py", "--top", "2"])
-            .spawn(Workload::script("hot_lines.py"))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, _) = Pyprobe::new(&["lines", "--json", "--file", "hot_lines.py", "--top", "2"])
+        .spawn(Workload::script("hot_lines.py"))
+        .run_with_go_ok();
     let report = last_json(&stdout);
     let thread = tagged_line("hot_lines.py", "thread");
     let top: Vec<(u64, u64)> = report["lines"]
@@ -135,10 +123,9 @@ fn a_spawned_command_is_counted_from_its_first_line_with_top() {
 
 #[test]
 fn the_table_puts_the_hottest_line_first() {
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&["lines", "--file", "hot_lines.py"])
+    let (stdout, _) = Pyprobe::new(&["lines", "--file", "hot_lines.py"])
         .spawn(Workload::script("hot_lines.py"))
-        .run_with_go();
-    assert!(ok, "{stdout}{stderr}");
+        .run_with_go_ok();
     let table: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("COUNT"))
@@ -163,19 +150,19 @@ fn a_version_without_the_line_probe_is_explained() {
 
 #[test]
 fn a_python_without_probes_is_refused() {
-    let g = python_without_probes();
-    let pid = g.pid().to_string();
-    assert_clean_failure(&["lines", "--pid", &pid], "built without USDT probes");
+    assert_refuses_a_python_without_probes("lines");
 }
 
 #[test]
 fn bad_arguments_are_refused() {
-    assert_clean_failure(
-        &["lines", "--pid", "1", "--file", "[ab].py"],
-        "invalid --file \"[ab].py\"",
-    );
-    assert_clean_failure(&["lines"], "no target");
-    assert_clean_failure(&["lines", "--pid", "4194304"], "no process with PID");
+    assert_clean_failures(&[
+        (
+            &["lines", "--pid", "1", "--file", "[ab].py"],
+            "invalid --file \"[ab].py\"",
+        ),
+        (&["lines"], "no target"),
+        (&["lines", "--pid", "4194304"], "no process with PID"),
+    ]);
 }
 
 /// The extremes of what `--file` accepts each load at once and count exactly: the shortest

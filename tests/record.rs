@@ -292,11 +292,9 @@ tests_of!(split_spawned {
 fn pprof_decodes_with_the_split() {
     let out_dir = TempDir::new("record");
     let path = out_dir.file("split.pb.gz");
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["record", "--rate", "499", "--format", "pprof", "-o", &path])
-            .spawn(Workload::script("split.py"))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, _) = Pyprobe::new(&["record", "--rate", "499", "--format", "pprof", "-o", &path])
+        .spawn(Workload::script("split.py"))
+        .run_with_go_ok();
     let p = readers::check("check_pprof.py", &[&path]);
     assert_eq!(
         p["sample_types"][0],
@@ -316,7 +314,7 @@ fn pprof_decodes_with_the_split() {
 fn speedscope_validates_with_the_split() {
     let out_dir = TempDir::new("record");
     let path = out_dir.file("split.speedscope.json");
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&[
+    let (stdout, _) = Pyprobe::new(&[
         "record",
         "--rate",
         "499",
@@ -326,8 +324,7 @@ fn speedscope_validates_with_the_split() {
         &path,
     ])
     .spawn(Workload::script("split.py"))
-    .run_with_go();
-    assert!(ok, "{stderr}");
+    .run_with_go_ok();
     let schema = readers::speedscope_schema();
     let profiles = readers::check("check_speedscope.py", &[schema.to_str().unwrap(), &path]);
     let p = &profiles[0];
@@ -470,19 +467,18 @@ fn record_json(pid: i32, extra: &[&str]) -> Value {
     Pyprobe::new(&args).json()
 }
 
+/// Whether one of a stack's frames is a function named `name`.
+fn has_frame(stack: &Value, name: &str) -> bool {
+    element_where(&stack["frames"], "name", name).is_some()
+}
+
 /// Samples per thread of stacks whose frames include `name`.
 fn samples_with(doc: &Value, name: &str) -> Vec<u64> {
     doc["stacks"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| {
-            s["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["name"] == name)
-        })
+        .filter(|s| has_frame(s, name))
         .map(|s| s["samples"].as_u64().unwrap())
         .collect()
 }
@@ -630,13 +626,7 @@ fn threads_started_later_are_sampled() {
             .unwrap()
             .iter()
             .filter(|s| s["tid"].as_u64() == Some(tid))
-            .filter(|s| {
-                s["frames"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|x| x["name"] == f)
-            })
+            .filter(|s| has_frame(s, f))
             .map(|s| s["samples"].as_u64().unwrap())
             .sum();
         // A second of its CPU at 100 Hz.

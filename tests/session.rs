@@ -144,27 +144,34 @@ fn the_service_runs_on_unharmed_after_every_tool() {
     assert!(svc.alive());
 }
 
+/// `pyprobe TOOL --pid P ARGS` on forever.py (nothing but calls) to its end: the target, still
+/// running, how long the session took, and what pyprobe said.
+fn on_forever(tool: &str, args: &[&str]) -> (Guard, Duration, String) {
+    let busy = Workload::script("forever.py").ready();
+    let pid = busy.pid().to_string();
+    let mut all = vec![tool, "--pid", &pid];
+    all.extend(args);
+    let started = Instant::now();
+    let (_, err) = Pyprobe::new(&all).start().finish();
+    (busy, started.elapsed(), err)
+}
+
 #[test]
 fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
     // forever.py does nothing but call: pyflow slows it far past 20%.
-    let mut busy = Workload::script("forever.py").ready();
-    let pid = busy.pid().to_string();
-    let started = Instant::now();
-    let p = Pyprobe::new(&[
+    let (mut busy, took, err) = on_forever(
         "flow",
-        "--pid",
-        &pid,
-        "--duration",
-        "60",
-        "--max-overhead",
-        "20",
-        "--output",
-        "/dev/null",
-    ])
-    .start();
-    let (_, err) = p.finish();
+        &[
+            "--duration",
+            "60",
+            "--max-overhead",
+            "20",
+            "--output",
+            "/dev/null",
+        ],
+    );
     // The budget is checked each second: well before the 60 s asked for.
-    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert!(took < Duration::from_secs(15), "{err}");
     assert!(err.contains("more than --max-overhead 20%"), "{err}");
     assert!(err.contains("slower"), "no cost estimate told: {err}");
     assert!(busy.alive(), "{err}");
@@ -179,23 +186,22 @@ fn max_overhead_stops_a_costly_session_and_leaves_the_target_running() {
 fn max_overhead_lets_a_cheap_session_run_its_course() {
     // The same busy target under pygc: its probes fire only on collections, which forever.py
     // never triggers; a 1% budget holds for the whole 2 s.
-    let mut busy = Workload::script("forever.py").ready();
-    let pid = busy.pid().to_string();
-    let started = Instant::now();
-    let p = Pyprobe::new(&[
-        "gc",
-        "--pid",
-        &pid,
-        "--duration",
-        "2",
-        "--max-overhead",
-        "1",
-    ])
-    .start();
-    let (_, err) = p.finish();
-    assert!(started.elapsed() >= Duration::from_secs(2), "{err}");
+    let (mut busy, took, err) = on_forever("gc", &["--duration", "2", "--max-overhead", "1"]);
+    assert!(took >= Duration::from_secs(2), "{err}");
     assert!(!err.contains("--max-overhead"), "{err}");
     assert!(busy.alive());
+}
+
+/// pyprobe ended well, saying each of `says` on stderr, and left `busy` running with its
+/// probes' semaphores back at 0.
+fn assert_ended_well_leaving_it_clean(out: &std::process::Output, busy: &mut Guard, says: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for s in says {
+        assert!(err.contains(s), "{err}");
+    }
+    assert!(busy.alive());
+    assert!(semaphores(busy.pid()).iter().all(|(_, v)| *v == 0));
 }
 
 #[test]
@@ -212,14 +218,12 @@ fn a_reader_that_never_reads_does_not_hold_the_session_past_its_duration() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!p.alive(), "pyprobe still blocked on its output");
-    let out = p.wait_output(Duration::from_secs(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     // The accounting still reaches stderr: events and the output that could not be written.
-    assert!(err.contains("events shown;"), "{err}");
-    assert!(err.contains("not written to standard output"), "{err}");
-    assert!(busy.alive());
-    assert!(semaphores(busy.pid()).iter().all(|(_, v)| *v == 0));
+    assert_ended_well_leaving_it_clean(
+        &p.wait_output(Duration::from_secs(1)),
+        &mut busy,
+        &["events shown;", "not written to standard output"],
+    );
 }
 
 #[test]
@@ -234,11 +238,9 @@ fn a_reader_that_goes_away_ends_the_session_in_order() {
         lines.next().expect("a line").unwrap();
     }
     drop(lines);
-    let out = p.wait_output(Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("its reader closed it"), "{err}");
-    assert!(err.contains("events shown;"), "{err}");
-    assert!(busy.alive());
-    assert!(semaphores(busy.pid()).iter().all(|(_, v)| *v == 0));
+    assert_ended_well_leaving_it_clean(
+        &p.wait_output(Duration::from_secs(30)),
+        &mut busy,
+        &["its reader closed it", "events shown;"],
+    );
 }

@@ -212,50 +212,42 @@ tests_of!(locals_of_c {
     locals_on_3_14: (Python::sid("3.14"));
 });
 
+/// (name, file, line) of each frame of a JSON list, its file under `file_key` (py-spy and
+/// pyprobe name it differently).
+fn name_file_line(frames: &Value, file_key: &str) -> Vec<(String, String, i64)> {
+    frames
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f[file_key].as_str().unwrap().into(),
+                f["line"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// py-spy dump on the same process says the same: per thread, the same frames (name, file,
 /// line) in the same order.
 fn agrees_with_py_spy(py: Python) {
     let p = start_parked(&py);
     let pid = p.guard.pid();
     let doc = stacks_json(pid, &[]);
-    let out = Command::new(readers::py_spy())
-        .args(["dump", "--pid", &pid.to_string(), "--json"])
-        .output()
-        .expect("py-spy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new(readers::py_spy()).args([
+        "dump",
+        "--pid",
+        &pid.to_string(),
+        "--json",
+    ]));
     let spy: Value = serde_json::from_slice(&out.stdout).expect("py-spy JSON");
     let spy = spy.as_array().unwrap();
     assert_eq!(spy.len(), doc["threads"].as_array().unwrap().len());
     for t in spy {
         let tid = t["os_thread_id"].as_i64().unwrap();
-        let theirs: Vec<(String, String, i64)> = t["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["name"].as_str().unwrap().into(),
-                    f["filename"].as_str().unwrap().into(),
-                    f["line"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        let ours: Vec<(String, String, i64)> = thread_of(&doc, tid)["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["name"].as_str().unwrap().into(),
-                    f["file"].as_str().unwrap().into(),
-                    f["line"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let theirs = name_file_line(&t["frames"], "filename");
+        let ours = name_file_line(&thread_of(&doc, tid)["frames"], "file");
         assert_eq!(ours, theirs, "thread {tid}");
         assert_eq!(thread_of(&doc, tid)["gil"], t["owns_gil"], "thread {tid}");
         assert_eq!(

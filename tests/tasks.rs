@@ -12,17 +12,12 @@ use serde_json::Value;
 
 /// The line of task_tree.py marked `# L:<mark>`.
 fn line_of(mark: &str) -> i64 {
-    marked_line("task_tree.py", mark)
+    l_line("task_tree.py", mark)
 }
 
 /// The line of a script marked `# L:<mark>`.
-fn marked_line(script_name: &str, mark: &str) -> i64 {
-    let text = std::fs::read_to_string(script(script_name)).unwrap();
-    let tag = format!("# L:{mark}");
-    text.lines()
-        .position(|l| l.trim_end().ends_with(&tag))
-        .unwrap_or_else(|| panic!("no {tag} in {script_name}")) as i64
-        + 1
+fn l_line(script_name: &str, mark: &str) -> i64 {
+    marked_line(script_name, &format!("# L:{mark}")) as i64
 }
 
 fn start_tree(py: &Python) -> (Guard, String) {
@@ -35,12 +30,7 @@ fn tasks_json(pid: i32) -> Value {
 }
 
 fn task<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("no task {name} in {doc}"))
+    element_where(&doc["tasks"], "name", name).unwrap_or_else(|| panic!("no task {name} in {doc}"))
 }
 
 fn names(doc: &Value, ids: &Value) -> Vec<String> {
@@ -156,34 +146,21 @@ fn assert_tree(py: &Python, group: bool) {
     assert!(doc["read_ms"].as_f64().unwrap() < 1000.0);
 }
 
-#[test]
-fn debian_311_tree() {
-    assert_tree(&Python::debian(), true);
+/// `assert_tree` on each of `pys` in turn, which `group` (a TaskGroup, 3.11+) or a gather.
+fn assert_trees(pys: &[Python], group: bool) {
+    for py in pys {
+        assert_tree(py, group);
+    }
 }
 
-#[test]
-fn pyenv_312_313_tree() {
-    assert_tree(&Python::pyenv("3.12"), true);
-    assert_tree(&Python::pyenv("3.13"), true);
-}
-
-#[test]
-fn pyenv_38_310_tree() {
-    assert_tree(&Python::pyenv("3.8"), false);
-    assert_tree(&Python::pyenv("3.10"), false);
-}
-
-#[test]
-fn sid_313_tree() {
-    assert_tree(&Python::sid("3.13"), true);
-}
-
-/// 3.14+: the tasks found through the build's AsyncioDebug offsets (its per-thread lists).
-#[test]
-fn sid_314_315_tree() {
-    assert_tree(&Python::sid("3.14"), true);
-    assert_tree(&Python::sid("3.15"), true);
-}
+tests_of!(assert_trees {
+    debian_311_tree: (&[Python::debian()], true);
+    pyenv_312_313_tree: (&[Python::pyenv("3.12"), Python::pyenv("3.13")], true);
+    pyenv_38_310_tree: (&[Python::pyenv("3.8"), Python::pyenv("3.10")], false);
+    sid_313_tree: (&[Python::sid("3.13")], true);
+    /// 3.14+: the tasks found through the build's AsyncioDebug offsets (its per-thread lists).
+    sid_314_315_tree: (&[Python::sid("3.14"), Python::sid("3.15")], true);
+});
 
 /// The text tree as pstree draws it, on Debian's 3.11 (asyncio's own lines from its files).
 #[test]
@@ -441,8 +418,8 @@ fn a_live_aiohttp_service_under_load_shows_its_stuck_requests() {
 
     let want = [
         c("Event.wait", 0),
-        c("wait_for_backend", marked_line("aiohttp_app.py", "backend")),
-        c("stuck", marked_line("aiohttp_app.py", "stuck")),
+        c("wait_for_backend", l_line("aiohttp_app.py", "backend")),
+        c("stuck", l_line("aiohttp_app.py", "stuck")),
     ];
     let stuck_tasks = |doc: &Value| -> Vec<Value> {
         doc["tasks"]

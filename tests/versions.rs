@@ -13,14 +13,9 @@ const FILTER: &str = "known_calls.py:*";
 /// known_calls.py counted exactly when pyprobe starts it, and when it attaches to it running
 /// (started with the perf trampoline on where the version needs it).
 fn counts_exactly(py: Python, trampoline_for_pid: bool) {
-    let Ran {
-        stdout: out,
-        stderr: err,
-        ok,
-    } = Pyprobe::new(&["count", "--json", "--filter", FILTER])
+    let (out, err) = Pyprobe::new(&["count", "--json", "--filter", FILTER])
         .spawn(Workload::script("known_calls.py").on(&py))
-        .run_with_go();
-    assert!(ok, "{err}");
+        .run_with_go_ok();
     // Shown only if an assertion below fails.
     eprintln!("pyprobe's stderr:\n{err}\npyprobe's report:\n{out}");
     assert_known_counts(&last_json(&out));
@@ -54,31 +49,22 @@ tests_of!(counts_exactly {
 
 #[test]
 fn a_3_11_without_probes_is_refused_with_the_reason() {
-    let py = Python::pyenv("3.11");
-    let g = Workload::script("known_calls.py").on(&py).ready();
-    assert_clean_failure(
-        &["count", "--pid", &g.pid().to_string()],
-        "no exact way to trace its calls",
-    );
+    assert_count_refuses_known_calls_on(&Python::pyenv("3.11"), "no exact way to trace its calls");
 }
 
 #[test]
 fn a_3_12_without_the_trampoline_is_refused_with_the_remedy() {
-    let py = Python::pyenv("3.12");
-    let g = Workload::script("known_calls.py").on(&py).ready();
-    assert_clean_failure(
-        &["count", "--pid", &g.pid().to_string()],
+    assert_count_refuses_known_calls_on(
+        &Python::pyenv("3.12"),
         "restart it with PYTHONPERFSUPPORT=1",
     );
 }
 
 /// sleepers.py's calls timed by pyprobe as the workload timed them itself.
 fn latency_matches(py: Python) {
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["count", "--latency", "--json", "--filter", "sleep_*"])
-            .spawn(Workload::script("sleepers.py").on(&py))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, stderr) = Pyprobe::new(&["count", "--latency", "--json", "--filter", "sleep_*"])
+        .spawn(Workload::script("sleepers.py").on(&py))
+        .run_with_go_ok();
     assert_sleepers_latency(&last_json(&stdout), &stderr);
 }
 
@@ -90,11 +76,9 @@ tests_of!(latency_matches {
 
 /// flow_calls.py's exact flow per thread, from its first bytecode.
 fn flow_is_exact(py: Python) {
-    let Ran { stdout, stderr, ok } =
-        Pyprobe::new(&["flow", "--json", "--filter", "flow_calls.py:*"])
-            .spawn(Workload::script("flow_calls.py").on(&py))
-            .run_with_go();
-    assert!(ok, "{stderr}");
+    let (stdout, stderr) = Pyprobe::new(&["flow", "--json", "--filter", "flow_calls.py:*"])
+        .spawn(Workload::script("flow_calls.py").on(&py))
+        .run_with_go_ok();
     let mut events = json_lines(&stdout);
     let summary = events.pop().unwrap();
     assert_eq!(summary["event"], "summary", "{summary}");

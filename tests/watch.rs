@@ -11,7 +11,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Guard, Pyprobe, Python, Ran, Workload, assert_clean_failure, last_json};
+use common::{Guard, Pyprobe, Python, Workload, assert_clean_failure, last_json, probes_row};
 
 /// tests/scripts/watch.py's known calls after "go", by def line.
 const GROUP_A: &[&str] = &["target", "Shape.area", "Shape.__init__", "keyed"];
@@ -214,10 +214,9 @@ fn command(py: &Python, source: Option<&str>) -> (Vec<(i64, u64)>, String) {
     if let Some(s) = source {
         args.extend(["--source", s]);
     }
-    let Ran { stdout, stderr, ok } = Pyprobe::new(&args)
+    let (stdout, stderr) = Pyprobe::new(&args)
         .spawn(Workload::script("watch_command.py").on(py))
-        .run_with_go();
-    assert!(ok, "{stderr}");
+        .run_with_go_ok();
     let report = last_json(&stdout);
     (line_counts(&report), format!("{stderr}\n{stdout}"))
 }
@@ -372,11 +371,7 @@ fn probes_shows_the_watch_source() {
     let w = Workload::script("parked_threads.py").on(&py).ready();
     let out = Pyprobe::new(&["probes", "--pid", &w.pid().to_string()]).run();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(row))
-        .unwrap_or_else(|| panic!("no watch row:\n{text}"));
-    let (works, how) = line[row.len()..].trim_start().split_once(' ').unwrap();
+    let (line, works, how) = probes_row(&text, row);
     assert_eq!(works, "yes", "{line}");
     assert!(
         how.trim_start()

@@ -78,6 +78,20 @@ impl Agent {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// Waits until the agent has said `needle` on its stderr, failing after `limit`: all it
+    /// said by then.
+    pub fn wait_said(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let said = self.said();
+            if said.contains(needle) {
+                return said;
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} in:\n{said}");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until a scrape has a series of `name` with these labels, and returns its value.
     pub fn wait_for(&self, name: &str, labels: &[(&str, &str)], limit: Duration) -> f64 {
         self.scrape_until(limit, &format!("no {name}{labels:?}"), |text| {
@@ -172,9 +186,12 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// A self-signed certificate for 127.0.0.1 (server.crt, server.key) and a web config file
-/// (web.yml) that serves TLS with it and lets in user prometheus with password s3cret, in
-/// `dir`; the config's path.
-pub fn tls_web_config(dir: &std::path::Path) -> String {
+/// (web.yml) that serves TLS with it and lets in user prometheus with password s3cret, in a
+/// directory of its own named after `name`: the directory (removed when dropped), the config's
+/// path and the certificate's (what a client trusts).
+pub fn tls_web_config(name: &str) -> (super::TempDir, String, String) {
+    let tmp = super::TempDir::new(name);
+    let dir = tmp.path();
     super::output_ok(
         Command::new("openssl")
             .args([
@@ -198,7 +215,9 @@ pub fn tls_web_config(dir: &std::path::Path) -> String {
         ),
     )
     .unwrap();
-    dir.join("web.yml").to_string_lossy().into_owned()
+    let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
+    let (config, ca) = (path("web.yml"), path("server.crt"));
+    (tmp, config, ca)
 }
 
 /// A free loopback port (bound, then released for the caller).

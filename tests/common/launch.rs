@@ -289,6 +289,13 @@ impl Pyprobe {
         g.wait_output(Duration::from_secs(120)).into()
     }
 
+    /// `run_with_go`, which must be a success (what it wrote if not): (stdout, stderr).
+    pub fn run_with_go_ok(self) -> (String, String) {
+        let Ran { stdout, stderr, ok } = self.run_with_go();
+        assert!(ok, "{stdout}{stderr}");
+        (stdout, stderr)
+    }
+
     /// Traces a stdin-gated workload by PID: starts it (until "ready"), then pyprobe on it
     /// (`--pid` last), releases it with "go", waits for its end (which must be a success) and
     /// then for pyprobe's report.

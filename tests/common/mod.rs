@@ -249,9 +249,77 @@ pub fn assert_clean_failure(args: &[&str], expect: &str) {
     );
     assert!(
         !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
+        "{args:?}: {err}"
     );
     assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+}
+
+/// `assert_clean_failure` on each (args, expected) of a table; a failure names its args.
+pub fn assert_clean_failures(cases: &[(&[&str], &str)]) {
+    for (args, expect) in cases {
+        assert_clean_failure(args, expect);
+    }
+}
+
+/// `pyprobe COMMAND --pid P` on `sleep`, a process that is no Python at all, is refused so.
+pub fn assert_refuses_a_process_that_is_not_python(command: &str) {
+    let g = Workload::command(Command::new("sleep")).args(&["30"]).raw();
+    let pid = g.pid().to_string();
+    assert_clean_failure(&[command, "--pid", &pid], "is not a Python process");
+}
+
+/// `pyprobe COMMAND --pid P` on an idle CPython built without USDT probes (a command that needs
+/// them) is refused with that reason.
+pub fn assert_refuses_a_python_without_probes(command: &str) {
+    let g = python_without_probes();
+    let pid = g.pid().to_string();
+    assert_clean_failure(&[command, "--pid", &pid], "built without USDT probes");
+}
+
+/// `pyprobe count --pid P` on known_calls.py running on `py` is refused, saying `expect`.
+pub fn assert_count_refuses_known_calls_on(py: &Python, expect: &str) {
+    let g = Workload::script("known_calls.py").on(py).ready();
+    assert_clean_failure(&["count", "--pid", &g.pid().to_string()], expect);
+}
+
+/// The 1-based number of the line of a workload (tests/scripts) that ends with `marker` (such
+/// as `# line:TAG`), so that expectations follow the script when it changes.
+pub fn marked_line(script_name: &str, marker: &str) -> usize {
+    let text = std::fs::read_to_string(script(script_name)).unwrap();
+    text.lines()
+        .position(|l| l.trim_end().ends_with(marker))
+        .unwrap_or_else(|| panic!("no {marker} in {script_name}"))
+        + 1
+}
+
+/// The first element of a JSON array whose `key` is `value`.
+pub fn element_where<'a>(
+    array: &'a serde_json::Value,
+    key: &str,
+    value: &str,
+) -> Option<&'a serde_json::Value> {
+    array.as_array().unwrap().iter().find(|e| e[key] == value)
+}
+
+/// The JSON that follows `prefix` on the first line of `text` that starts with it (a
+/// workload's own report beside pyprobe's output).
+pub fn json_after(text: &str, prefix: &str) -> serde_json::Value {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// The row of `pyprobe probes`' table that starts with `row`, and its two columns after it:
+/// whether it works here, and how (the text after that word).
+pub fn probes_row<'a>(text: &'a str, row: &str) -> (&'a str, &'a str, &'a str) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no row {row:?}:\n{text}"));
+    let (works, how) = line[row.len()..].trim_start().split_once(' ').unwrap();
+    (line, works, how)
 }
 
 /// A CPython built without USDT probes: the pyenv builds on these machines are built without

@@ -30,15 +30,6 @@ pub fn speedscope_schema() -> PathBuf {
 
 /// Runs one of tests/scripts' checkers with the venv's Python and returns its JSON.
 pub fn check(script: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(python())
-        .arg(super::script(script))
-        .args(args)
-        .output()
-        .expect("run the checker");
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = super::output_ok(Command::new(python()).arg(super::script(script)).args(args));
     serde_json::from_slice(&out.stdout).expect("checker JSON")
 }
