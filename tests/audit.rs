@@ -160,13 +160,7 @@ fn a_spawned_command_streams_a_table() {
     let (stdout, _) = Pyprobe::new(&["audit", "--event", "socket.connect"])
         .spawn(Workload::script("audit_events.py"))
         .run_with_go_ok();
-    let known: Value = serde_json::from_str(
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("known "))
-            .expect("known line"),
-    )
-    .unwrap();
+    let known = json_after(&stdout, "known ");
     let rows: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains(" socket.connect "))

@@ -205,7 +205,7 @@ fn ends_on_sigint(py: &Python, args: &[&str]) {
     let banner = second.join().unwrap();
     assert!(
         banner < Duration::from_secs(5),
-        "a second pyprobe took {banner:?} to attach"
+        "{args:?}: a second pyprobe took {banner:?} to attach"
     );
     assert!(svc.guard.alive(), "{args:?}: the service died");
     assert!(other.alive(), "{args:?}: the other process died");
@@ -213,7 +213,8 @@ fn ends_on_sigint(py: &Python, args: &[&str]) {
 }
 
 /// The commands that time returns (pycount --latency, pyflow), each run by the checks below on
-/// every kind of source; the checks' messages name the command, `on_each_python` the source.
+/// every kind of source; the loops say which command, `on_each_python` which source, before
+/// the checks start.
 const TIMED: [&[&str]; 2] = [
     &["count", "--latency"],
     &["flow", "--filter", "wait_*", "-o", "/dev/null"],
@@ -231,6 +232,7 @@ fn on_each_python(check: impl Fn(&Python)) {
 fn pycount_latency_and_pyflow_end_on_time_and_on_sigint_over_parked_workers() {
     on_each_python(|py| {
         for args in TIMED {
+            eprintln!("{args:?}");
             ends_after_duration(py, args);
             ends_on_sigint(py, args);
         }
@@ -241,6 +243,7 @@ fn pycount_latency_and_pyflow_end_on_time_and_on_sigint_over_parked_workers() {
 fn pycount_latency_and_pyflow_on_a_command_whose_workers_park_end_on_time() {
     on_each_python(|py| {
         for args in TIMED {
+            eprintln!("{args:?}");
             spawned_ends_on_time(py, args);
         }
     });

@@ -607,13 +607,7 @@ fn a_thread_per_call_process_stays_traced_past_the_stack_table() {
 #[test]
 fn a_dotted_filter_shows_only_that_classs_calls() {
     let s = "qualnames.py";
-    let text = std::fs::read_to_string(script(s)).unwrap();
-    let tagged = |tag: &str| {
-        text.lines()
-            .position(|l| l.ends_with(&format!("# line:{tag}")))
-            .unwrap_or_else(|| panic!("no {tag}")) as u64
-            + 1
-    };
+    let tagged = |tag: &str| marked_line(s, &format!("# line:{tag}")) as u64;
     let out = Pyprobe::new(&["flow", "--json", "--filter", "B.*"])
         .spawn(Workload::script(s))
         .run_with_go();

@@ -78,14 +78,13 @@ impl Agent {
         self.stderr.lock().unwrap().join("\n")
     }
 
-    /// Waits until the agent has said `needle` on its stderr, failing after `limit`: all it
-    /// said by then.
-    pub fn wait_said(&self, needle: &str, limit: Duration) -> String {
+    /// Waits until the agent has said `needle` on its stderr, failing after `limit`.
+    pub fn wait_said(&self, needle: &str, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
             let said = self.said();
             if said.contains(needle) {
-                return said;
+                return;
             }
             assert!(Instant::now() < deadline, "no {needle:?} in:\n{said}");
             thread::sleep(Duration::from_millis(100));

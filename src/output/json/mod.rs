@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use crate::output::{Never, Output, Window};
-
 use crate::trace::losses::Losses;
 
 /// Every loss a tool can have, by name, zero or not, with the limits they run into.
