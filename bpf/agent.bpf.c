@@ -22,13 +22,7 @@ const volatile __u64 bounds_ns[AGENT_BUCKETS - 1] = {};
 /* Processes whose statistics did not fit (gc_stats or import_stats full): counted, not kept. */
 __u64 stats_full = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 10240);
-	__type(key, __u32);
-	__type(value, struct gc_start);
-} gc_starts SEC(".maps");
+BY_THREAD(gc_starts, BPF_MAP_TYPE_HASH, BPF_F_NO_PREALLOC, 10240, struct gc_start);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -1,7 +1,7 @@
 /* pycount's breakpoint source: hardware execute breakpoints on filtered functions' trampoline
  * stubs (a call) and on the instruction after each stub's call (its return). A part of
- * count.bpf.c, included at its end: a hit counts through count.bpf.c's count_key, push_entry and
- * record_return, as a probe's call does, so the two sources' counts are one table. */
+ * count.bpf.c, included at its end: a hit counts through count.bpf.c's count_frame and
+ * record_return, as the eval-frame source's call does, so the two sources' counts are one table. */
 #ifndef PYPROBE_BREAKPOINTS_BPF_H
 #define PYPROBE_BREAKPOINTS_BPF_H
 
@@ -16,13 +16,8 @@ SEC("perf_event")
 int bp_entry(struct bpf_perf_event_data *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
-	__u64 stub = regs->rip, frame = regs->rsi, sp = regs->rsp;
-	struct fn_key stub_key = { .code = stub, .name_ptr = STUB_SLOT };
-	struct fn_slot *slot;
-	struct fn_key key = {};
-	struct fn_entry *e;
-	bool creation = false;
-	__u32 id, tid;
+	__u64 sp = regs->rsp;
+	__u32 tid;
 
 	if (!armed() || !thread_wanted())
 		return 0;
@@ -30,18 +25,7 @@ int bp_entry(struct bpf_perf_event_data *ctx)
 		tid = current_tid();
 		bpf_map_update_elem(&bp_counted, &tid, &sp, BPF_ANY);
 	}
-	slot = slot_of(stub);
-	if (count_stub_call(slot, stub, frame, sp))
-		return 0;
-	if (!eval_frame_key(frame, &key))
-		return 0;
-	count_key(regs, &key, true, frame, &creation, &id);
-	if ((e = bpf_map_lookup_elem(&functions, &key)))
-		claim_slot(slot, &stub_key, e);
-	if (creation)
-		key.code = 0;
-	if (timed)
-		push_entry(sp, key.name_ptr, key.code, key.lineno);
+	count_frame(regs, regs->rip, regs->rsi, sp);
 	return 0;
 }
 

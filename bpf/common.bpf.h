@@ -79,6 +79,35 @@ static __always_inline __u64 read_user_u64(__u64 addr, bool *ok)
 		__type(value, value_type);               \
 	} name SEC(".maps")
 
+/* A map of what each thread has open (a pause, an exception, its stack of calls), keyed by the
+ * kernel's thread id: threads of one process must not pair each other's starts and ends. */
+#define BY_THREAD(name, map_type, flags, entries, value_type) \
+	struct {                                               \
+		__uint(type, map_type);                        \
+		__uint(map_flags, flags);                      \
+		__uint(max_entries, entries);                  \
+		__type(key, __u32);                            \
+		__type(value, value_type);                     \
+	} name SEC(".maps")
+
+/*
+ * Raises a per-thread stack's depth for a new entry and says where the entry goes (*at): false
+ * past `max` entries (a power of two), counted as too deep. The depth still counts such an
+ * entry, so that the returns above the limit pop nothing below it.
+ */
+static __always_inline bool stack_push(__u32 *depth, __u32 max, __u32 *at)
+{
+	__u32 d = *depth;
+
+	*depth = d + 1;
+	if (d >= max) {
+		__sync_fetch_and_add(&losses.too_deep, 1);
+		return false;
+	}
+	*at = d & (max - 1);
+	return true;
+}
+
 /*
  * A thread's entry in a per-thread map. With `create`, a zeroed one is added (copied from a
  * per-CPU template: these entries are too big for the BPF stack); a full map is counted.

@@ -29,12 +29,7 @@ struct {
 	__type(value, struct call_stack);
 } stack_slots SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct call_stack);
-} stacks SEC(".maps");
+BY_THREAD(stacks, BPF_MAP_TYPE_HASH, 0, 1024, struct call_stack);
 
 PER_CPU_SLOT(empty_stack, struct call_stack);
 
@@ -66,21 +61,14 @@ static __always_inline void push_entry(__u64 pair, __u64 name_ptr, __u64 code, _
 	struct call_stack *st = thread_stack(current_tid(), true);
 	__u32 d;
 
-	if (!st)
+	if (!st || !stack_push(&st->depth, MAX_DEPTH, &d))
 		return;
-	d = st->depth;
-	if (d < MAX_DEPTH) {
-		st->ts[d] = bpf_ktime_get_ns();
-		st->pair[d] = pair;
-		st->name_ptr[d] = name_ptr;
-		st->code[d] = code;
-		st->lineno[d] = lineno;
-		st->callees_ns[d] = 0;
-	} else {
-		/* Still counted in depth, so the returns above the limit pop nothing below it. */
-		__sync_fetch_and_add(&losses.too_deep, 1);
-	}
-	st->depth = d + 1;
+	st->ts[d] = bpf_ktime_get_ns();
+	st->pair[d] = pair;
+	st->name_ptr[d] = name_ptr;
+	st->code[d] = code;
+	st->lineno[d] = lineno;
+	st->callees_ns[d] = 0;
 }
 
 /* What pop_entry found, when not an entry's timestamp. */
@@ -340,12 +328,7 @@ int call_return(struct pt_regs *ctx)
  */
 bool bp_handover = false;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u64);
-} bp_counted SEC(".maps");
+BY_THREAD(bp_counted, BPF_MAP_TYPE_HASH, 0, 4096, __u64);
 
 static __always_inline bool counted_by_breakpoint(__u64 call_sp)
 {
@@ -376,32 +359,26 @@ static __always_inline bool count_stub_call(struct fn_slot *slot, __u64 stub, __
 	return true;
 }
 
-/* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating. With the perf
- * trampoline, a function's stub (one read of the stack) finds its slot without reading its
- * code object; the code object is read the first time, and where there is no stub. */
-SEC("uprobe")
-int eval_entry(struct pt_regs *ctx)
+/* A frame that starts evaluating, called through the trampoline stub `stub` (0: none): counted
+ * on the stub's slot once the slot is claimed, else by its code object, whose entry then claims
+ * the slot for the stub; with --latency, its entry pushed at the call's sp. The eval-frame
+ * source and the breakpoint source (breakpoints.bpf.h) count every call here. */
+static __always_inline void count_frame(struct pt_regs *regs, __u64 stub, __u64 frame, __u64 sp)
 {
-	__u64 frame = eval_frame_arg(ctx), sp = eval_call_sp(ctx), stub;
 	struct fn_slot *slot = NULL;
 	struct fn_key key = {};
 	struct fn_entry *e;
 	bool creation = false;
 	__u32 id;
 
-	if (!armed() || !thread_wanted())
-		return 0;
-	if (bp_handover && counted_by_breakpoint(sp))
-		return 0;
-	stub = trampoline_stub(ctx, sp);
 	if (stub) {
 		slot = slot_of(stub);
 		if (count_stub_call(slot, stub, frame, sp))
-			return 0;
+			return;
 	}
 	if (!eval_frame_key(frame, &key))
-		return 0;
-	count_key(ctx, &key, true, frame, &creation, &id);
+		return;
+	count_key(regs, &key, true, frame, &creation, &id);
 	if (stub && (e = bpf_map_lookup_elem(&functions, &key))) {
 		struct fn_key stub_key = { .code = stub, .name_ptr = STUB_SLOT };
 
@@ -411,6 +388,21 @@ int eval_entry(struct pt_regs *ctx)
 		key.code = 0; /* a generator's creation: its return pairs, and records nothing */
 	if (timed)
 		push_entry(sp, key.name_ptr, key.code, key.lineno);
+}
+
+/* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating. With the perf
+ * trampoline, a function's stub (one read of the stack) finds its slot without reading its
+ * code object; the code object is read the first time, and where there is no stub. */
+SEC("uprobe")
+int eval_entry(struct pt_regs *ctx)
+{
+	__u64 sp = eval_call_sp(ctx);
+
+	if (!armed() || !thread_wanted())
+		return 0;
+	if (bp_handover && counted_by_breakpoint(sp))
+		return 0;
+	count_frame(ctx, trampoline_stub(ctx, sp), eval_frame_arg(ctx), sp);
 	return 0;
 }
 

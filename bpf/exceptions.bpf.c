@@ -15,12 +15,7 @@ const volatile __u8 stream = 0;
 __u64 calls = 0;
 
 /* The exception each thread is propagating; read by userspace at the end (the last ones). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct exc_flight);
-} flights SEC(".maps");
+BY_THREAD(flights, BPF_MAP_TYPE_LRU_HASH, 0, 4096, struct exc_flight);
 
 /* Finished exceptions per key. */
 struct {

@@ -18,13 +18,7 @@ struct {
 } events SEC(".maps");
 
 /* A thread's stack is 24 KiB: allocate it when the thread first calls, not for 1024 up front. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct flow_stack);
-} flow_stacks SEC(".maps");
+BY_THREAD(flow_stacks, BPF_MAP_TYPE_HASH, BPF_F_NO_PREALLOC, 1024, struct flow_stack);
 
 PER_CPU_SLOT(empty_flow_stack, struct flow_stack);
 
@@ -74,18 +68,14 @@ static __always_inline void enter(struct flow_stack *st, __u32 tid, bool known, 
 {
 	struct flow_frame *f;
 	bool shown;
-	__u32 d = st->depth;
+	__u32 d;
 
-	st->depth = d + 1;
-	if (d >= FLOW_MAX_DEPTH) {
-		/* Kept in the depth so that the returns above the limit pop nothing below it. */
-		__sync_fetch_and_add(&losses.too_deep, 1);
+	if (!stack_push(&st->depth, FLOW_MAX_DEPTH, &d))
 		return;
-	}
 	matched = known && matched && !hidden;
 	shown = known && !hidden && (matched || (subtree && st->matched > 0)) &&
 		(!max_depth || st->shown < max_depth);
-	f = &st->frames[d & (FLOW_MAX_DEPTH - 1)];
+	f = &st->frames[d];
 	f->pair = pair;
 	f->fn_id = id;
 	f->flags = (shown ? FLOW_FRAME_SHOWN : 0) | (matched ? FLOW_FRAME_MATCHED : 0);
@@ -100,7 +90,7 @@ static __always_inline void enter(struct flow_stack *st, __u32 tid, bool known, 
 }
 
 SEC("usdt")
-int flow_entry(struct pt_regs *ctx)
+int call_entry(struct pt_regs *ctx)
 {
 	__u32 tid = current_tid();
 	struct flow_stack *st;
@@ -122,7 +112,7 @@ int flow_entry(struct pt_regs *ctx)
 /* The eval-frame source: each frame _PyEval_EvalFrameDefault starts evaluating; with the perf
  * trampoline, known functions are found by their stub, without reading their code object. */
 SEC("uprobe")
-int flow_eval_entry(struct pt_regs *ctx)
+int eval_entry(struct pt_regs *ctx)
 {
 	__u64 frame = eval_frame_arg(ctx), sp = eval_call_sp(ctx), stub;
 	__u32 tid = current_tid();
@@ -188,7 +178,7 @@ static __always_inline void release_if_empty(struct flow_stack *st, __u32 tid)
 }
 
 SEC("usdt")
-int flow_return(struct pt_regs *ctx)
+int call_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), pair;
 	__u32 tid = current_tid(), top, k;
@@ -266,7 +256,7 @@ static long unwind_deeper(__u64 i, void *ctx)
  * returning one ended without a return seen, and are unwound.
  */
 SEC("uprobe")
-int flow_eval_return(struct pt_regs *ctx)
+int eval_return(struct pt_regs *ctx)
 {
 	struct unwind u = { .now = bpf_ktime_get_ns(), .sp = eval_return_sp(ctx), .tid = current_tid() };
 	struct flow_stack *st;

@@ -10,13 +10,7 @@ const volatile __u64 min_pause_ns = 0;
 /* Collections whose generation is outside 0..GC_GENERATIONS-1: counted, not bucketed. */
 __u64 other_generation = 0;
 
-/* Keyed by thread, not process: threads of one process must not pair each other's pauses. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, __u32);
-	__type(value, struct gc_start);
-} starts SEC(".maps");
+BY_THREAD(starts, BPF_MAP_TYPE_HASH, 0, 10240, struct gc_start);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -11,13 +11,7 @@
  * pushes each load; the program's own import_done pops it (import_pop) and reports it.
  */
 #define IMPORT_PAIRING(entries, flags)                                                             \
-	struct {                                                                                   \
-		__uint(type, BPF_MAP_TYPE_HASH);                                                   \
-		__uint(map_flags, flags);                                                          \
-		__uint(max_entries, entries);                                                      \
-		__type(key, __u32);                                                                \
-		__type(value, struct import_stack);                                                \
-	} import_stacks SEC(".maps");                                                              \
+	BY_THREAD(import_stacks, BPF_MAP_TYPE_HASH, flags, entries, struct import_stack);         \
 	PER_CPU_SLOT(empty_import_stack, struct import_stack);                                     \
                                                                                                    \
 	SEC("usdt")                                                                                \
@@ -30,24 +24,18 @@
 
 /*
  * Module loads (pyprobe imports, the agent), paired per thread on a stack of struct
- * import_stack in a `stacks` hash by thread (`empty`: its zeroed value, see thread_entry).
- * Past MAX_IMPORT_DEPTH a load still counts in depth, so the dones above pop nothing below it.
+ * import_stack in a `stacks` hash by thread (`empty`: its zeroed value, see thread_entry), at
+ * most MAX_IMPORT_DEPTH deep (see stack_push).
  */
 static __always_inline void import_push(void *stacks, void *empty, const char *module)
 {
 	struct import_stack *st = thread_entry(stacks, empty, current_tid(), true);
 	__u32 d;
 
-	if (!st)
+	if (!st || !stack_push(&st->depth, MAX_IMPORT_DEPTH, &d))
 		return;
-	d = st->depth;
-	if (d < MAX_IMPORT_DEPTH) {
-		st->ts[d] = bpf_ktime_get_ns();
-		st->module_ptr[d] = (__u64)module;
-	} else {
-		__sync_fetch_and_add(&losses.too_deep, 1);
-	}
-	st->depth = d + 1;
+	st->ts[d] = bpf_ktime_get_ns();
+	st->module_ptr[d] = (__u64)module;
 }
 
 /* The load of `module` ends: its start and its depth (0: outermost). False where it cannot be

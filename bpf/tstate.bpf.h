@@ -28,12 +28,7 @@ struct tstate_entry {
 #define NO_TSTATE_RETRY_NS 10000000ULL
 
 /* Keyed by the kernel's thread id: a new thread (whose FS base may be a dead one's) misses. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct tstate_entry);
-} tstates SEC(".maps");
+BY_THREAD(tstates, BPF_MAP_TYPE_LRU_HASH, 0, 4096, struct tstate_entry);
 
 /* The bytes of one frame, read at once; layout.frame_size is at most this. */
 #define FRAME_BUF 128

@@ -37,11 +37,7 @@ fn counts_stay_exact_with_latency_on_a_spawned_command() {
 
 #[test]
 fn pycount_name_runs_the_count_command() {
-    let help = help_under_name("pycount");
-    assert!(
-        help.contains("--filter") && help.contains("--latency"),
-        "{help}"
-    );
+    assert_help_under_name("pycount", &["--filter", "--latency"]);
 }
 
 fn names_in(report: &serde_json::Value) -> Vec<(String, u64)> {
@@ -49,12 +45,7 @@ fn names_in(report: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_string(),
-                f["count"].as_u64().unwrap(),
-            )
-        })
+        .map(|f| (str_at(f, "name"), f["count"].as_u64().unwrap()))
         .collect();
     v.sort();
     v
@@ -391,12 +382,9 @@ fn not_root_is_refused_with_the_fix() {
 
 #[test]
 fn a_version_without_function_probes_is_explained() {
-    let g = sid_python_idle("3.13");
+    let sid = Python::sid("3.13");
+    let g = assert_refused_on_idle(&sid, "count", "restart it with PYTHONPERFSUPPORT=1");
     let pid = g.pid().to_string();
-    assert_clean_failure(
-        &["count", "--pid", &pid],
-        "restart it with PYTHONPERFSUPPORT=1",
-    );
     let out = Pyprobe::new(&["probes", "--pid", &pid]).run();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");

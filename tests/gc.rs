@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,16 +51,12 @@ fn generation(report: &Value, g: u64) -> &Value {
     gen_stats
 }
 
-/// Traces one window of a stdin-gated workload by PID: attach, "go", read the workload's own
-/// results line, stop pygc with Ctrl-C (SIGINT), and only then let the workload exit, so that
-/// interpreter shutdown's collections stay out of the window. Returns (pygc stdout, results).
-fn trace_window(python: &[&str], script_name: &str, pygc_args: &[&str]) -> (String, Value) {
-    trace_window_with(python, &[script_name], pygc_args)
-}
-
-/// trace_window for a script given its arguments (`script` first).
-fn trace_window_with(python: &[&str], script_argv: &[&str], pygc_args: &[&str]) -> (String, Value) {
-    trace_window_as(python, script_argv, pygc_args, Reader::Reads)
+/// Traces one window of a stdin-gated workload (`script_argv`: the script and its arguments)
+/// on `py` by PID: attach, "go", read the workload's own results line, stop pygc with Ctrl-C
+/// (SIGINT), and only then let the workload exit, so that interpreter shutdown's collections
+/// stay out of the window. Returns (pygc stdout, results).
+fn trace_window(py: &Python, script_argv: &[&str], pygc_args: &[&str]) -> (String, Value) {
+    trace_window_as(py, script_argv, pygc_args, Reader::Reads)
 }
 
 /// Whether pyprobe reads its ring buffer while the workload runs.
@@ -73,18 +68,16 @@ enum Reader {
 }
 
 fn trace_window_as(
-    python: &[&str],
+    py: &Python,
     script_argv: &[&str],
     pygc_args: &[&str],
     reader: Reader,
 ) -> (String, Value) {
     let _serial = serial();
-    let source = std::fs::read_to_string(script(script_argv[0])).unwrap();
-    let mut cmd = Command::new(python[0]);
-    cmd.args(&python[1..]);
-    // Through -c, so that an interpreter in a chroot runs the same script.
-    cmd.arg("-c").arg(&source).args(&script_argv[1..]);
-    let (mut w, lines) = Workload::command(cmd).ready_lines();
+    let (mut w, lines) = Workload::script(script_argv[0])
+        .on(py)
+        .args(&script_argv[1..])
+        .ready_lines();
 
     let pid = w.pid().to_string();
     let mut args = vec!["gc", "--pid", &pid, "--json"];
@@ -136,8 +129,8 @@ fn streamed(pauses: &[Value]) -> Vec<(u64, u64, i64)> {
 /// gc_known.py's collections, counted exactly per generation, with the collected totals
 /// gc.collect() returned, and every pause streamed (--min-pause 0) under the thread that
 /// collected: 7 + 4 x 5 generation-2 collections from five threads, 2 of generation 1, 3 of 0.
-fn assert_known_window(python: &[&str]) {
-    let (out, own) = trace_window(python, "gc_known.py", &["--min-pause", "0"]);
+fn assert_known_window(py: Python) {
+    let (out, own) = trace_window(&py, &["gc_known.py"], &["--min-pause", "0"]);
     let (pauses, report) = pauses_and_report(&out);
     let collections = own_collections(&own);
     assert_eq!(collections.len(), 32, "the workload's own log: {own}");
@@ -176,34 +169,13 @@ fn assert_known_window(python: &[&str]) {
     assert_eq!(report["other_generation"], 0);
 }
 
-#[test]
-fn counts_each_collection_exactly_per_generation_and_thread() {
-    assert_known_window(&[PYTHON]);
-}
-
-/// Debian sid's interpreters, in the chroot scripts/testbeds builds (run by scripts/test).
-fn sid_python(version: &str) -> Vec<String> {
-    let py = Python::sid(version);
-    vec!["chroot".into(), py.root.unwrap().into(), py.exe]
-}
-
-#[test]
-fn counts_exactly_on_cpython_3_13_without_function_probes() {
-    let py = sid_python("3.13");
-    assert_known_window(&py.iter().map(String::as_str).collect::<Vec<_>>());
-}
-
-#[test]
-fn counts_exactly_on_cpython_3_14() {
-    let py = sid_python("3.14");
-    assert_known_window(&py.iter().map(String::as_str).collect::<Vec<_>>());
-}
-
-#[test]
-fn counts_exactly_on_cpython_3_15() {
-    let py = sid_python("3.15");
-    assert_known_window(&py.iter().map(String::as_str).collect::<Vec<_>>());
-}
+tests_of!(assert_known_window {
+    counts_each_collection_exactly_per_generation_and_thread: (Python::debian());
+    // Debian sid's interpreters, in the chroot scripts/testbeds builds (run by scripts/test).
+    counts_exactly_on_cpython_3_13_without_function_probes: (Python::sid("3.13"));
+    counts_exactly_on_cpython_3_14: (Python::sid("3.14"));
+    counts_exactly_on_cpython_3_15: (Python::sid("3.15"));
+});
 
 /// The workload's own pause timings, in order: (kind, ns, collected).
 fn own_pauses(own: &Value) -> Vec<(String, u64, i64)> {
@@ -212,18 +184,15 @@ fn own_pauses(own: &Value) -> Vec<(String, u64, i64)> {
         .unwrap()
         .iter()
         .map(|p| {
-            (
-                p["kind"].as_str().unwrap().to_string(),
-                p["ns"].as_u64().unwrap(),
-                p["collected"].as_i64().unwrap(),
-            )
+            let collected = p["collected"].as_i64().unwrap();
+            (str_at(p, "kind"), p["ns"].as_u64().unwrap(), collected)
         })
         .collect()
 }
 
 #[test]
 fn pause_lengths_lie_within_the_workloads_own_timing() {
-    let (out, own) = trace_window(&[PYTHON], "gc_pauses.py", &[]);
+    let (out, own) = trace_window(&Python::debian(), &["gc_pauses.py"], &[]);
     let (pauses, report) = pauses_and_report(&out);
     assert!(pauses.is_empty(), "no --min-pause, no stream: {pauses:?}");
     let mine = own_pauses(&own);
@@ -275,8 +244,8 @@ fn min_pause_prints_exactly_the_pauses_above_the_threshold() {
     // threshold, whatever this machine's speed; it starts from a heap small enough that it
     // has to on any machine.
     let long = (2 * THRESHOLD_NS).to_string();
-    let (out, own) = trace_window_with(
-        &[PYTHON],
+    let (out, own) = trace_window(
+        &Python::debian(),
         &["gc_pauses.py", &long, "10000"],
         &["--min-pause", "10000"],
     );
@@ -326,7 +295,7 @@ fn pauses_the_buffer_had_no_room_for_are_counted_not_lost_silently() {
     // pygc is stopped while the workload collects: nothing drains the smallest pause buffer
     // (4 KiB, about 70 pauses), which overflows.
     let (out, own) = trace_window_as(
-        &[PYTHON],
+        &Python::debian(),
         &["gc_burst.py"],
         &["--min-pause", "0", "--buffer-size", "4K"],
         Reader::Stopped,
@@ -468,8 +437,8 @@ fn a_spawned_command_is_traced_to_its_exit_and_shutdown_is_accounted_for() {
 #[test]
 fn interval_reports_cover_their_own_window() {
     // Paced: 0.1 s after each of the main thread's 12 collections, so windows of 0.25 s split them.
-    let (out, own) = trace_window_with(
-        &[PYTHON],
+    let (out, own) = trace_window(
+        &Python::debian(),
         &["gc_known.py", "paced"],
         &["--interval", "0.25"],
     );
@@ -500,11 +469,7 @@ fn interval_reports_cover_their_own_window() {
 
 #[test]
 fn pygc_name_runs_the_gc_command() {
-    let help = help_under_name("pygc");
-    assert!(
-        help.contains("--min-pause") && help.contains("EXAMPLES"),
-        "{help}"
-    );
+    assert_help_under_name("pygc", &["--min-pause", "EXAMPLES"]);
 }
 
 #[test]

@@ -140,10 +140,9 @@ fn the_table_puts_the_hottest_line_first() {
 
 #[test]
 fn a_version_without_the_line_probe_is_explained() {
-    let g = sid_python_idle("3.13");
-    let pid = g.pid().to_string();
-    assert_clean_failure(
-        &["lines", "--pid", &pid],
+    assert_refused_on_idle(
+        &Python::sid("3.13"),
+        "lines",
         "the line probe exists only up to CPython 3.11; what works here: pyprobe imports, pyprobe audit",
     );
 }

@@ -24,17 +24,22 @@ fn measured_share(stdout: &str) -> f64 {
     a / (a + b)
 }
 
+/// The names of a JSON stack's frames, innermost first.
+fn frame_names(stack: &Value) -> Vec<&str> {
+    stack["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect()
+}
+
 /// Samples per function (anywhere on the stack) from record's JSON.
 fn json_functions(doc: &Value) -> (u64, u64) {
     let mut a = 0;
     let mut b = 0;
     for s in doc["stacks"].as_array().unwrap() {
-        let names: Vec<&str> = s["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap())
-            .collect();
+        let names = frame_names(s);
         let n = s["samples"].as_u64().unwrap();
         if names.contains(&"hot_a") {
             a += n;
@@ -417,13 +422,7 @@ fn threads_are_named_as_threading_names_them() {
     }
     let worker = stacks
         .iter()
-        .find(|s| {
-            s["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["name"] == "w2")
-        })
+        .find(|s| frame_names(s).contains(&"w2"))
         .unwrap();
     assert_eq!(worker["thread"], "parked-worker");
 
@@ -499,12 +498,7 @@ fn idle_threads_only_with_idle() {
         .iter()
         .find(|s| s["samples"] == main[0] && s["frames"][2]["name"] == "c")
         .expect("main thread's stack");
-    let names: Vec<&str> = stack["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let names = frame_names(stack);
     assert_eq!(
         names,
         ["Condition.wait", "Event.wait", "c", "b", "a", "<module>"]
@@ -560,15 +554,15 @@ fn the_table_names_def_lines_and_with_lines_the_lines_running() {
             .map(|r| r.split_whitespace().nth(3).unwrap().to_string())
     };
 
+    // The header says what a row is; c's row (by its def line) is in the table by functions.
+    let assert_table = |rows: &[String], header: &str, c_shown: bool| {
+        assert!(rows[1].ends_with(header), "{rows:?}");
+        let c = total_of(rows, &format!("  c ({file}:{def_c})"));
+        assert_eq!(c.is_some(), c_shown, "{rows:?}");
+    };
+
     let functions = table(&[]);
-    assert!(
-        functions[1].ends_with("FUNCTION (FILE:DEF LINE)"),
-        "{functions:?}"
-    );
-    assert!(
-        total_of(&functions, &format!("  c ({file}:{def_c})")).is_some(),
-        "{functions:?}"
-    );
+    assert_table(&functions, "FUNCTION (FILE:DEF LINE)", true);
     for (name, line) in running {
         assert!(
             total_of(&functions, &format!("  {name} ({file}:{line})")).is_none(),
@@ -577,14 +571,7 @@ fn the_table_names_def_lines_and_with_lines_the_lines_running() {
     }
 
     let lines = table(&["--lines"]);
-    assert!(
-        lines[1].ends_with("FUNCTION (FILE:LINE RUNNING)"),
-        "{lines:?}"
-    );
-    assert!(
-        total_of(&lines, &format!("  c ({file}:{def_c})")).is_none(),
-        "{lines:?}"
-    );
+    assert_table(&lines, "FUNCTION (FILE:LINE RUNNING)", false);
     let totals: Vec<String> = running
         .iter()
         .map(|(name, line)| {

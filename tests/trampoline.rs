@@ -116,6 +116,31 @@ impl Python {
             .collect()
     }
 
+    /// Checks the trampoline is left in `state`, with no file of ours in the target's /tmp, and
+    /// that the target sees it on exactly when it is active (which ends the target).
+    fn assert_left(self, state: TrampolineState) {
+        assert_eq!(self.state(), state);
+        assert_eq!(self.leftovers(), Vec::<String>::new());
+        let on = state == TrampolineState::Active;
+        assert_eq!(self.sees_trampoline(), on);
+    }
+
+    /// Switches the trampoline on (or finds it on), leaving nothing of ours behind; the target
+    /// sees it on (which ends the target).
+    fn activated(self) {
+        trampoline::activate(&self.target(), || {}).expect("activation");
+        self.assert_left(TrampolineState::Active);
+    }
+
+    /// `activate`'s refusal, in one line, with the trampoline left off and nothing of ours in
+    /// the target's /tmp (which ends the target).
+    fn refusal(self) -> Error {
+        let e = trampoline::activate(&self.target(), || {}).unwrap_err();
+        assert_one_line(&e);
+        self.assert_left(TrampolineState::Inactive);
+        e
+    }
+
     /// Asks the target whether it sees the trampoline on; it exits after answering, and must
     /// have printed nothing on stderr.
     fn sees_trampoline(mut self) -> bool {
@@ -229,10 +254,7 @@ tests_of!(activates_in_a_busy {
 
 #[test]
 fn activate_leaves_an_active_trampoline_alone() {
-    let p = Python::start(sid("3.14", &["-X", "perf"], BUSY));
-    trampoline::activate(&p.target(), || {}).expect("nothing to do");
-    assert_eq!(p.leftovers(), Vec::<String>::new());
-    assert!(p.sees_trampoline());
+    Python::start(sid("3.14", &["-X", "perf"], BUSY)).activated();
 }
 
 #[test]
@@ -249,10 +271,8 @@ fn activate_respects_a_process_that_disabled_remote_debugging() {
         );
         assert_one_line(&e);
         assert!(e.to_string().contains("PYTHONPERFSUPPORT=1"), "{e}");
-        assert_eq!(p.state(), TrampolineState::Inactive);
-        assert_eq!(p.leftovers(), Vec::<String>::new());
         assert!(!p.perf_map.exists());
-        assert!(!p.sees_trampoline());
+        p.assert_left(TrampolineState::Inactive);
     }
 }
 
@@ -262,11 +282,8 @@ fn activate_needs_3_14() {
         Python::start(sid("3.13", &[], BUSY)),
         Python::start(pyenv("3.12.1", BUSY)),
     ] {
-        let e = trampoline::activate(&p.target(), || {}).unwrap_err();
+        let e = p.refusal();
         assert!(matches!(e, Error::RemoteExecUnsupported { .. }), "{e:?}");
-        assert_one_line(&e);
-        assert_eq!(p.leftovers(), Vec::<String>::new());
-        assert!(!p.sees_trampoline());
     }
 }
 
@@ -292,30 +309,22 @@ fn a_sleeping_main_thread_gets_its_request_withdrawn() {
 fn activate_refuses_a_process_that_switched_it_off_before() {
     let p = Python::start(sid("3.14", &[], &toggled()));
     assert_eq!(p.state(), TrampolineState::Inactive);
-    let e = trampoline::activate(&p.target(), || {}).unwrap_err();
+    let e = p.refusal();
     assert!(
         matches!(&e, Error::TrampolineUnavailable { why, .. } if why.contains("switched it off")),
         "{e:?}"
     );
-    assert_one_line(&e);
-    assert_eq!(p.leftovers(), Vec::<String>::new());
-    assert!(!p.sees_trampoline());
 }
 
 #[test]
 fn activate_reports_what_the_target_refused() {
     let mut cmd = sid("3.14", &[], BUSY);
     cmd.env("PYTHON_JIT", "1");
-    let p = Python::start(cmd);
-    let e = trampoline::activate(&p.target(), || {}).unwrap_err();
+    let e = Python::start(cmd).refusal();
     assert!(
         matches!(&e, Error::TrampolineFailed { why, .. } if why.contains("JIT")),
         "{e:?}"
     );
-    assert_one_line(&e);
-    assert_eq!(p.state(), TrampolineState::Inactive);
-    assert_eq!(p.leftovers(), Vec::<String>::new());
-    assert!(!p.sees_trampoline());
 }
 
 #[test]
@@ -325,9 +334,7 @@ fn activate_reaches_the_main_interpreter_behind_a_subinterpreter() {
         format!("import concurrent.interpreters\nsub = concurrent.interpreters.create()\n{BUSY}");
     let p = Python::start(sid("3.14", &[], &code));
     assert_eq!(p.state(), TrampolineState::Inactive);
-    trampoline::activate(&p.target(), || {}).expect("activation");
-    assert_eq!(p.state(), TrampolineState::Active);
-    assert!(p.sees_trampoline());
+    p.activated();
 }
 
 #[test]
@@ -342,11 +349,7 @@ fn activate_works_for_a_target_of_another_user() {
         "-c",
         BUSY,
     ]);
-    let p = Python::start(cmd);
-    trampoline::activate(&p.target(), || {}).expect("activation");
-    assert_eq!(p.state(), TrampolineState::Active);
-    assert_eq!(p.leftovers(), Vec::<String>::new());
-    assert!(p.sees_trampoline());
+    Python::start(cmd).activated();
 }
 
 #[test]

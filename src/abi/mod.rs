@@ -70,27 +70,18 @@ pub mod types {
 pub mod limits {
     use super::types::Limit;
 
-    const fn of(l: Limit) -> usize {
-        l.0 as usize
+    /// `pub const NAME: usize` for each limit of that name.
+    macro_rules! sizes {
+        ($($name:ident),+) => {
+            $(pub const $name: usize = Limit::$name.0 as usize;)+
+        };
     }
-    pub const NAME_LEN: usize = of(Limit::NAME_LEN);
-    pub const FILE_LEN: usize = of(Limit::FILE_LEN);
-    pub const PATH_SCRATCH: usize = of(Limit::PATH_SCRATCH);
-    pub const MAX_FILTERS: usize = of(Limit::MAX_FILTERS);
-    pub const MAX_DEPTH: usize = of(Limit::MAX_DEPTH);
+    sizes! {
+        NAME_LEN, FILE_LEN, PATH_SCRATCH, MAX_FILTERS, MAX_DEPTH, FN_SLOTS, GC_GENERATIONS,
+        GLOB_LEN, MAX_GLOBS, MAX_IMPORT_DEPTH, ARG_LEN, AUDIT_ARGS, EVENT_LEN, MAX_DECODED_EVENTS,
+        FLOW_MAX_DEPTH, MAX_STACK_DEPTH, AGENT_BUCKETS
+    }
     pub const HIST_SUB_BITS: u32 = Limit::HIST_SUB_BITS.0;
-    pub const FN_SLOTS: usize = of(Limit::FN_SLOTS);
-    pub const GC_GENERATIONS: usize = of(Limit::GC_GENERATIONS);
-    pub const GLOB_LEN: usize = of(Limit::GLOB_LEN);
-    pub const MAX_GLOBS: usize = of(Limit::MAX_GLOBS);
-    pub const MAX_IMPORT_DEPTH: usize = of(Limit::MAX_IMPORT_DEPTH);
-    pub const ARG_LEN: usize = of(Limit::ARG_LEN);
-    pub const AUDIT_ARGS: usize = of(Limit::AUDIT_ARGS);
-    pub const EVENT_LEN: usize = of(Limit::EVENT_LEN);
-    pub const MAX_DECODED_EVENTS: usize = of(Limit::MAX_DECODED_EVENTS);
-    pub const FLOW_MAX_DEPTH: usize = of(Limit::FLOW_MAX_DEPTH);
-    pub const MAX_STACK_DEPTH: usize = of(Limit::MAX_STACK_DEPTH);
-    pub const AGENT_BUCKETS: usize = of(Limit::AGENT_BUCKETS);
 }
 
 /// Reads a record of type `T` out of map or ring-buffer bytes.

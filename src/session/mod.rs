@@ -74,6 +74,19 @@ pub trait Report {
     fn since(&self, earlier: &Self) -> Self;
 }
 
+/// `reported_once!(FlowSummary)`: a report made once, at the end, that has no windows (its
+/// `since` is the whole of it).
+macro_rules! reported_once {
+    ($report:ty) => {
+        impl $crate::session::Report for $report {
+            fn since(&self, _: &$report) -> $report {
+                self.clone()
+            }
+        }
+    };
+}
+pub(crate) use reported_once;
+
 /// The process to trace: an existing PID, or a command to start and trace from its first call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {

@@ -305,6 +305,16 @@ mod tests {
         Code { addr, bytes }
     }
 
+    /// The site these tests expect.
+    fn want(addr: u64, offset: i32, from_rbp: bool, condition: Option<u8>) -> Site {
+        Site {
+            addr,
+            offset,
+            from_rbp,
+            condition,
+        }
+    }
+
     #[test]
     fn a_call_falling_into_the_epilogue_and_a_jump_to_it_are_the_sites() {
         // 0: jmp 7 ; 2: call +0 ; 7: add $0x18,%rsp ; b: pop %rbx ; c: pop %rbp ; d: ret
@@ -313,20 +323,7 @@ mod tests {
         let k = 0x18 + 16;
         assert_eq!(
             s,
-            vec![
-                Site {
-                    addr: 0x1000,
-                    offset: k,
-                    from_rbp: false,
-                    condition: None
-                },
-                Site {
-                    addr: 0x1002,
-                    offset: k,
-                    from_rbp: false,
-                    condition: None
-                },
-            ]
+            vec![want(0x1000, k, false, None), want(0x1002, k, false, None),]
         );
     }
 
@@ -336,15 +333,7 @@ mod tests {
         let code = hex("48 83 ff 01 75 04 31 c0 c9 c3 0f 0b");
         let s = sites(&at(0x2000, &code), &[], true).unwrap();
         // jne (5) not taken: je (4).
-        assert_eq!(
-            s,
-            vec![Site {
-                addr: 0x2004,
-                offset: 8,
-                from_rbp: true,
-                condition: Some(4)
-            }]
-        );
+        assert_eq!(s, vec![want(0x2004, 8, true, Some(4))]);
     }
 
     #[test]
@@ -358,33 +347,9 @@ mod tests {
         let c = at(0x2ffa, &cold);
         let s = sites(&b, &[c], true).unwrap();
         assert_eq!(s.len(), 2, "{s:?}");
-        assert_eq!(
-            s[0],
-            Site {
-                addr: 0x2000,
-                offset: 8,
-                from_rbp: false,
-                condition: Some(4)
-            }
-        );
+        assert_eq!(s[0], want(0x2000, 8, false, Some(4)));
         assert_eq!(s[1].addr, 0x2ffd);
         assert_eq!((s[1].offset, s[1].condition), (8, None));
-    }
-
-    #[test]
-    fn an_epilogue_that_cannot_be_followed_is_probed_on_its_ret() {
-        // 0: jmp 2 ; 2: mov %rax,%rsp ; 5: ret
-        let code = hex("eb 00 48 89 c4 c3");
-        let s = sites(&at(0, &code), &[], true).unwrap();
-        assert_eq!(
-            s,
-            vec![Site {
-                addr: 5,
-                offset: 0,
-                from_rbp: false,
-                condition: None
-            }]
-        );
     }
 
     #[test]
@@ -394,28 +359,20 @@ mod tests {
     }
 
     #[test]
-    fn without_following_epilogues_each_ret_is_the_site() {
+    fn an_epilogue_not_followed_is_probed_on_its_ret() {
+        // One that cannot be followed. 0: jmp 2 ; 2: mov %rax,%rsp ; 5: ret
+        let code = hex("eb 00 48 89 c4 c3");
+        let s = sites(&at(0, &code), &[], true);
+        assert_eq!(s, Some(vec![want(5, 0, false, None)]));
+        // Epilogues not to be followed: the first test's code.
         let code = hex("eb 05 e8 00 00 00 00 48 83 c4 18 5b 5d c3");
-        let s = sites(&at(0x1000, &code), &[], false).unwrap();
-        assert_eq!(
-            s,
-            vec![Site {
-                addr: 0x100d,
-                offset: 0,
-                from_rbp: false,
-                condition: None
-            }]
-        );
+        let s = sites(&at(0x1000, &code), &[], false);
+        assert_eq!(s, Some(vec![want(0x100d, 0, false, None)]));
     }
 
     #[test]
     fn the_cookie_packs_offset_base_and_condition() {
-        let s = Site {
-            addr: 0,
-            offset: -8,
-            from_rbp: true,
-            condition: Some(4),
-        };
+        let s = want(0, -8, true, Some(4));
         assert_eq!(s.cookie(), 0xffff_fff8 | 1 << 32 | 5 << 40);
     }
 }

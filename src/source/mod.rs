@@ -116,6 +116,33 @@ pub struct FunctionPrograms<P> {
     pub init: Option<P>,
 }
 
+/// The `FunctionPrograms` of a skeleton whose programs have the names count's and flow's have
+/// (`call_entry`, `call_return`, `tracing_mode`, `eval_entry`, `eval_return`), without `init`:
+/// `function_programs!(&mut open.progs)` before loading, `function_programs!(&skel.progs)` after.
+macro_rules! function_programs {
+    (&mut $progs:expr) => {
+        $crate::source::FunctionPrograms {
+            entry: &mut $progs.call_entry,
+            ret: &mut $progs.call_return,
+            tracing_mode: &mut $progs.tracing_mode,
+            eval_entry: &mut $progs.eval_entry,
+            eval_return: &mut $progs.eval_return,
+            init: None,
+        }
+    };
+    (&$progs:expr) => {
+        $crate::source::FunctionPrograms {
+            entry: &$progs.call_entry,
+            ret: &$progs.call_return,
+            tracing_mode: &$progs.tracing_mode,
+            eval_entry: &$progs.eval_entry,
+            eval_return: &$progs.eval_return,
+            init: None,
+        }
+    };
+}
+pub(crate) use function_programs;
+
 impl Plan {
     /// Loads just the programs `FunctionSource::attach` attaches for this plan: a program left
     /// out is not verified, and the other source's may not even load on this kernel.

@@ -219,6 +219,14 @@ mod tests {
             std::fs::set_permissions(&d, PermissionsExt::from_mode(0o755)).unwrap();
             Scratch(d)
         }
+
+        /// `web.yml` in it, holding `x: 1`, with this mode.
+        fn web_yml(&self, mode: u32) -> PathBuf {
+            let f = self.0.join("web.yml");
+            std::fs::write(&f, "x: 1\n").unwrap();
+            chmod(&f, mode);
+            f
+        }
     }
 
     impl Drop for Scratch {
@@ -234,9 +242,7 @@ mod tests {
     #[test]
     fn a_file_of_ours_is_read_through_a_link_of_ours() {
         let s = Scratch::new("ok");
-        let f = s.0.join("web.yml");
-        std::fs::write(&f, "x: 1\n").unwrap();
-        chmod(&f, 0o600);
+        let f = s.web_yml(0o600);
         std::os::unix::fs::symlink("web.yml", s.0.join("link.yml")).unwrap();
         assert_eq!(read(&f).unwrap(), b"x: 1\n");
         assert_eq!(read(&s.0.join("link.yml")).unwrap(), b"x: 1\n");
@@ -250,9 +256,7 @@ mod tests {
     #[test]
     fn what_others_may_write_is_refused() {
         let s = Scratch::new("writable");
-        let f = s.0.join("web.yml");
-        std::fs::write(&f, "x: 1\n").unwrap();
-        chmod(&f, 0o666);
+        let f = s.web_yml(0o666);
         let err = read(&f).unwrap_err().to_string();
         assert_eq!(
             err,

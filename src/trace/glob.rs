@@ -218,12 +218,8 @@ mod tests {
         let e = Glob::parse("--event", &"x".repeat(LONGEST + 1)).unwrap_err();
         assert!(e.to_string().contains("longer than 61 bytes"), "{e}");
         let many: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
-        assert!(
-            event_globs(&many)
-                .unwrap_err()
-                .to_string()
-                .contains("at most 4")
-        );
+        let e = event_globs(&many).unwrap_err().to_string();
+        assert!(e.contains("at most 4"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the kernel side could not record: one set of named losses for every tool, read from
 //! the one `struct loss_counters` (bpf/pyprobe.h) and worded in output/.
+use crate::abi::limits::PATH_SCRATCH;
 use crate::abi::types::LossCounters;
 
 /// One kind of loss; its name is the counter's.
@@ -128,6 +129,19 @@ pub struct Lost {
 /// Every loss a tool can have, zero or not, in the tool's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Losses(pub Vec<Lost>);
+
+/// The losses of a function tracer that pairs calls with their returns on per-thread stacks
+/// `depth` deep (count's and flow's), after its own.
+pub fn of_call_pairing(depth: usize) -> [(Loss, Option<u64>); 6] {
+    [
+        (Loss::ThreadsFull, None),
+        (Loss::TooDeep, Some(depth as u64)),
+        (Loss::UnpairedReturns, None),
+        (Loss::CodeReadErrors, None),
+        (Loss::ExitsUnseen, None),
+        (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
+    ]
+}
 
 impl Losses {
     /// The losses a tool declares (with their limits), counted from the kernel's counters.

@@ -64,15 +64,6 @@ pub struct TaskLayout {
     pub coro_frame: CoroFrame,
 }
 
-/// `PyTypeObject.tp_base`, `PyWeakReference.wr_object`, `PyMethodObject.im_self`,
-/// `PySetObject.mask` and `.table`, `PyListObject.ob_item` (3.8-3.15, x86-64).
-pub const TYPE_BASE: u64 = 256;
-pub const WEAKREF_OBJECT: u64 = 16;
-pub const METHOD_SELF: u64 = 24;
-pub const SET_MASK: u64 = 32;
-pub const SET_TABLE: u64 = 40;
-pub const LIST_ITEMS: u64 = 24;
-
 /// The task layout of a version; None where pyprobe has none (before 3.8, 3.9, after 3.15).
 /// 3.14+ also need the build's `AsyncioDebug` offsets (`AsyncioDebug::of_build`).
 pub fn task_layout(v: PyVersion) -> Option<TaskLayout> {

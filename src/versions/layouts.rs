@@ -240,26 +240,21 @@ mod tests {
 
     #[test]
     fn a_dict_s_entries_are_found_from_its_keys_header() {
+        let found = |d: &DictEntries| (d.at, d.count, d.size, d.key_at);
         let mut h = [0u8; 40];
         // 3.11+: 2^3 bytes of indices, str keys, 5 entries.
         h[9] = 3;
         h[10] = 1;
         h[24] = 5;
         let d = DictEntries::of(0x1000, &h, true).unwrap();
-        assert_eq!(
-            (d.at, d.count, d.size, d.key_at),
-            (0x1000 + 32 + 8, 5, 16, 0)
-        );
+        assert_eq!(found(&d), (0x1000 + 32 + 8, 5, 16, 0));
         assert_eq!(d.len(3), 48);
         // 3.6-3.10: dk_size 8 (one byte an index), 2 entries of hash, key, value.
         let mut h = [0u8; 40];
         h[8] = 8;
         h[32] = 2;
         let d = DictEntries::of(0x1000, &h, false).unwrap();
-        assert_eq!(
-            (d.at, d.count, d.size, d.key_at),
-            (0x1000 + 40 + 8, 2, 24, 8)
-        );
+        assert_eq!(found(&d), (0x1000 + 40 + 8, 2, 24, 8));
         let raw: Vec<u8> = [1u64, 2, 3, 4, 5, 6]
             .iter()
             .flat_map(|w| w.to_le_bytes())

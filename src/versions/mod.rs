@@ -14,8 +14,7 @@ mod table;
 use std::fmt;
 
 pub use asyncio::{
-    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE,
-    TYPE_BASE, TaskLayout, TaskSet, ValueStack, WEAKREF_OBJECT, task_layout,
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, TaskLayout, TaskSet, ValueStack, task_layout,
 };
 pub use debug_offsets::{
     CodeOffsets, DebugOffsets, DebuggerOffsets, FrameOffsets, InterpreterOffsets, RuntimeOffsets,

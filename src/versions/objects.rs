@@ -4,15 +4,23 @@
 
 /// `PyModuleObject.md_dict`.
 pub const MODULE_DICT: u64 = 16;
-/// `PyTypeObject.tp_basicsize`, `tp_flags`, `tp_dict` and `tp_dictoffset`.
+/// `PyTypeObject.tp_basicsize`, `tp_flags`, `tp_base`, `tp_dict` and `tp_dictoffset`.
 pub const TYPE_BASICSIZE: u64 = 32;
 pub const TYPE_FLAGS: u64 = 168;
+pub const TYPE_BASE: u64 = 256;
 pub const TYPE_DICT: u64 = 264;
 pub const TYPE_DICTOFFSET: u64 = 288;
 /// `PyDictObject.ma_used`, `ma_keys` and `ma_values`.
 pub const DICT_USED: u64 = 16;
 pub const DICT_KEYS: u64 = 32;
 pub const DICT_VALUES: u64 = 40;
+/// What the asyncio task reader follows: `PyWeakReference.wr_object`, `PyMethodObject.im_self`,
+/// `PySetObject.mask` and `.table`, `PyListObject.ob_item`.
+pub const WEAKREF_OBJECT: u64 = 16;
+pub const METHOD_SELF: u64 = 24;
+pub const SET_MASK: u64 = 32;
+pub const SET_TABLE: u64 = 40;
+pub const LIST_ITEMS: u64 = 24;
 /// `tp_flags` bits: `Py_TPFLAGS_MANAGED_DICT` (3.11+: the instance's dict pointer sits before
 /// the object), `Py_TPFLAGS_HEAPTYPE` (a class made by Python code), and the fast subclass
 /// bits of `str` and `type`.

@@ -80,10 +80,16 @@ impl Guard {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// Writes `line` to its stdin. A child that closed it has most likely ended: the panic says
+    /// how (an exit code, or the signal that ended it).
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.child().stdin.as_mut().expect("stdin is piped");
-        writeln!(stdin, "{line}").expect("write to child");
-        stdin.flush().unwrap();
+        if let Err(e) = writeln!(stdin, "{line}").and_then(|_| stdin.flush()) {
+            thread::sleep(Duration::from_millis(100));
+            let pid = self.pid();
+            let end = self.child().try_wait();
+            panic!("write to child {pid}: {e}; its end: {end:?}");
+        }
     }
 
     pub fn alive(&mut self) -> bool {
@@ -218,6 +224,14 @@ pub fn banner_pid(stderr: &str) -> i32 {
         .unwrap()
 }
 
+/// `v[key]`, a string.
+pub fn str_at(v: &serde_json::Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+        .to_string()
+}
+
 /// `count` per function name from pycount's JSON, for functions in files ending with `file`.
 pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u32, u64)> {
     let mut out: Vec<(String, u32, u64)> = report["functions"]
@@ -226,11 +240,8 @@ pub fn counts_by_name(report: &serde_json::Value, file: &str) -> Vec<(String, u3
         .iter()
         .filter(|f| f["file"].as_str().unwrap().ends_with(file))
         .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_string(),
-                f["line"].as_i64().unwrap() as u32,
-                f["count"].as_u64().unwrap(),
-            )
+            let line = f["line"].as_i64().unwrap() as u32;
+            (str_at(f, "name"), line, f["count"].as_u64().unwrap())
         })
         .collect();
     out.sort();
@@ -343,10 +354,12 @@ pub fn python_without_probes() -> Guard {
     g
 }
 
-/// An idle CPython of Debian sid (3.13, 3.14 or 3.15, with probes) in the chroot that
-/// scripts/testbeds builds (scripts/test runs it); reached through /proc/PID/root.
-pub fn sid_python_idle(version: &str) -> Guard {
-    sleeping(&Python::sid(version))
+/// `pyprobe COMMAND --pid P` on an idle `py` is refused, saying `expect`; the idle process
+/// stays, for more.
+pub fn assert_refused_on_idle(py: &Python, command: &str, expect: &str) -> Guard {
+    let g = sleeping(py);
+    assert_clean_failure(&[command, "--pid", &g.pid().to_string()], expect);
+    g
 }
 
 /// sleepers.py's calls timed by pyprobe between the workload's own timings of each call: from
@@ -466,14 +479,17 @@ impl TempDir {
 }
 
 /// The `--help` of pyprobe run under another name (pycount, pyflow, pygc: argv[0] picks the
-/// command).
-pub fn help_under_name(name: &str) -> String {
+/// command) shows each of `words`: that command's help.
+pub fn assert_help_under_name(name: &str, words: &[&str]) {
     let dir = TempDir::new("argv0");
     let link = dir.path().join(name);
     std::os::unix::fs::symlink(pyprobe_bin(), &link).unwrap();
     let out = Command::new(&link).arg("--help").output().unwrap();
     assert!(out.status.success(), "{name} --help: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let help = String::from_utf8_lossy(&out.stdout);
+    for w in words {
+        assert!(help.contains(w), "{name} --help lacks {w}:\n{help}");
+    }
 }
 
 /// A path of more than `bytes` bytes under `dir` that ends in `/name`: directories of 50 bytes

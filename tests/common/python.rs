@@ -104,15 +104,18 @@ impl Python {
     }
 
     /// A file where this interpreter sees it: in its chroot, a copy at `rel` under a directory
-    /// of this test process (so that a path's end stays what filters match).
+    /// of this test process (so that a path's end stays what filters match), with the
+    /// workloads' shared `harness.py` beside it.
     pub fn file(&self, host_path: &str, rel: &str) -> String {
         let Some(root) = self.root else {
             return host_path.to_string();
         };
         let inside = format!("/tmp/pyprobe-tests-{}/{rel}", std::process::id());
         let copy = PathBuf::from(format!("{root}{inside}"));
-        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        let dir = copy.parent().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::copy(host_path, &copy).unwrap();
+        std::fs::copy(script("harness.py"), dir.join("harness.py")).unwrap();
         inside
     }
 

@@ -3,9 +3,9 @@ named heavy-N or light-N (alternating) that burns CPU in 1 ms slices with await
 asyncio.sleep(0) between: a heavy request 30 slices, a light one 10 (75 % / 25 %), each request
 lives some tens of ms. After "go" runs for argv[1] CPU seconds; prints measured seconds."""
 import asyncio
-import json
-import sys
 import time
+
+from harness import serve_for_cpu_seconds
 
 spent = {"heavy": 0.0, "light": 0.0}
 
@@ -38,13 +38,4 @@ async def serve(end):
     await asyncio.gather(*inflight)
 
 
-async def main(duration):
-    asyncio.current_task().set_name("main")
-    end = time.thread_time() + duration
-    await asyncio.create_task(serve(end), name="server")
-
-
-print("ready", flush=True)
-sys.stdin.readline()
-asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0))
-print(json.dumps(spent), flush=True)
+serve_for_cpu_seconds(serve, spent)

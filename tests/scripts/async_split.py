@@ -6,20 +6,12 @@ by its own clock (time.thread_time). After "go" on stdin it runs for argv[1] sec
 time (default 3), then prints the measured seconds as JSON. Slice lengths vary at random around
 the means, so that no fixed cycle aliases with the sampling period."""
 import asyncio
-import json
 import random
-import sys
 import time
 
+from harness import serve_for_cpu_seconds, spin
+
 spent = {"heavy": 0.0, "light": 0.0}
-
-
-def spin(seconds):
-    end = time.thread_time() + seconds
-    n = 0
-    while time.thread_time() < end:
-        n += 1
-    return n
 
 
 async def heavy_slice(rng):
@@ -60,13 +52,4 @@ async def serve(end):
         )
 
 
-async def main(duration):
-    asyncio.current_task().set_name("main")
-    end = time.thread_time() + duration
-    await asyncio.create_task(serve(end), name="server")
-
-
-print("ready", flush=True)
-sys.stdin.readline()
-asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0))
-print(json.dumps(spent), flush=True)
+serve_for_cpu_seconds(serve, spent)

@@ -3,13 +3,9 @@ collector prints "collecting" and waits for a line on stdin, so the test attache
 of that collection. Then two more full collections, its own results as JSON, and a final wait."""
 import gc
 import json
-import os
 import sys
 
-
-def say(line):
-    """One write() per line (pygc may share this stdout)."""
-    os.write(1, (line + "\n").encode())
+from harness import say
 
 
 class WaitsInFinalizer:

@@ -3,15 +3,11 @@ holds while nobody reads pygc's output. Prints "ready", waits for a line, collec
 own count as JSON, then waits for a second line before exiting."""
 import gc
 import json
-import os
 import sys
 
+from harness import say
+
 COLLECTIONS = 5000
-
-
-def say(line):
-    """One write() per line (pygc may share this stdout)."""
-    os.write(1, (line + "\n").encode())
 
 
 def main():

@@ -5,10 +5,11 @@ second line before exiting (so that interpreter shutdown's own collections can b
 With the argument "paced", the main thread sleeps 0.1 s after each of its collections."""
 import gc
 import json
-import os
 import sys
 import threading
 import time
+
+from harness import say
 
 GEN2_MAIN = 7
 GEN1 = 2
@@ -35,12 +36,6 @@ def collect(generation, cycles, log):
 def thread_main(log):
     for i in range(PER_THREAD):
         collect(2, 100 + i, log)
-
-
-def say(line):
-    """One write() per line: pygc shares this stdout when it spawns us, and a line written in
-    pieces (as print() may) can have one of pygc's lines land in the middle of it."""
-    os.write(1, (line + "\n").encode())
 
 
 def main():

@@ -7,10 +7,11 @@ shorter ones it made on the way are logged as "sizing". Prints "ready", waits fo
 collects, prints its own timings as JSON, then waits for a second line."""
 import gc
 import json
-import os
 import sys
 import threading
 import time
+
+from harness import say
 
 ORDER = ["big", "small", "small", "big", "small", "big"]
 LONG_NS = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000_000
@@ -25,12 +26,6 @@ def cyclic_heap(n):
         d = {}
         lst = [d]
         d["l"] = lst
-
-
-def say(line):
-    """One write() per line: pygc shares this stdout when it spawns us, and a line written in
-    pieces (as print() may) can have one of pygc's lines land in the middle of it."""
-    os.write(1, (line + "\n").encode())
 
 
 def main():

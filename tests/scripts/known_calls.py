@@ -148,12 +148,9 @@ def main():
     loop = asyncio.new_event_loop()          # asyncio.run() arrived in 3.7
     loop.run_until_complete(runner())        # leaf 50, runner 11 (one per resume)
     loop.close()
-    for _ in range(1000):
-        func1()
-    for _ in range(200):
-        func2()
-    for _ in range(30):
-        func3()
+    for function, times in ((func1, 1000), (func2, 200), (func3, 30)):
+        for _ in range(times):
+            function()
 
 
 main()

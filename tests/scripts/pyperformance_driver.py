@@ -5,13 +5,12 @@ usage: pyperformance_driver.py BENCH_FILE EXPR [--profile | --forever]
 EXPR is evaluated in the benchmark module's namespace, e.g. "Richards().run(1)"; with --forever
 it runs again and again after "go" until the process is killed.
 """
-import cProfile
 import importlib.util
-import json
-import pstats
 import sys
 import time
 import types
+
+from harness import print_cprofile_counts
 
 path, expr = sys.argv[1], sys.argv[2]
 stub = types.ModuleType("pyperf")
@@ -28,16 +27,7 @@ def work():
 
 
 if "--profile" in sys.argv:
-    prof = cProfile.Profile()
-    prof.enable()
-    work()
-    prof.disable()
-    stats = pstats.Stats(prof).stats
-    print(json.dumps([
-        {"file": f, "line": line, "name": name, "count": ncalls}
-        for (f, line, name), (_cc, ncalls, _tt, _ct, _callers) in stats.items()
-        if f == path
-    ]))
+    print_cprofile_counts(work, lambda f: f == path)
 else:
     print("ready", flush=True)
     sys.stdin.readline()

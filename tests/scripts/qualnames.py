@@ -24,11 +24,6 @@ def run():  # line:run
 
 
 a, b, inner = A(), B(), B.Inner()
-for _ in range(3):
-    a.run()
-for _ in range(5):
-    b.run()
-for _ in range(2):
-    inner.run()
-for _ in range(7):
-    run()
+for method, times in ((a.run, 3), (b.run, 5), (inner.run, 2), (run, 7)):
+    for _ in range(times):
+        method()

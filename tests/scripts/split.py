@@ -9,13 +9,7 @@ import random
 import sys
 import time
 
-
-def spin(seconds):
-    end = time.thread_time() + seconds
-    n = 0
-    while time.thread_time() < end:
-        n += 1
-    return n
+from harness import spin
 
 
 def hot_a(rng):

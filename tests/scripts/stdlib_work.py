@@ -1,13 +1,13 @@
 """Deterministic standard-library work (json, difflib, textwrap, fractions) for the cProfile
 oracle test. With --profile it runs the work under cProfile and prints exact per-function call
 counts as JSON; otherwise it waits for a line on stdin, then does the same work untraced."""
-import cProfile
 import difflib
 import fractions
 import json
-import pstats
 import sys
 import textwrap
+
+from harness import print_cprofile_counts
 
 
 def work():
@@ -24,17 +24,7 @@ def work():
 
 if __name__ == "__main__":
     if "--profile" in sys.argv:
-        prof = cProfile.Profile()
-        prof.enable()
-        work()
-        prof.disable()
-        stats = pstats.Stats(prof).stats
-        out = [
-            {"file": f, "line": line, "name": name, "count": ncalls}
-            for (f, line, name), (_cc, ncalls, _tt, _ct, _callers) in stats.items()
-            if f != "~"
-        ]
-        print(json.dumps(out))
+        print_cprofile_counts(work, lambda f: f != "~")
     else:
         print("ready", flush=True)
         sys.stdin.readline()

@@ -23,11 +23,8 @@ def comp():
 
 print("ready", flush=True)
 sys.stdin.readline()
-for _ in range(50):
-    outer()
-for _ in range(20):
-    mapper()
-for _ in range(30):
-    comp()
+for function, times in ((outer, 50), (mapper, 20), (comp, 30)):
+    for _ in range(times):
+        function()
 print("done", flush=True)
 sys.stdin.readline()

@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::escape::escape;
 use crate::output::formats;
 use crate::output::json::Documents;
-use crate::session::Report;
 use crate::session::job::Job;
+use crate::session::reported_once;
 use crate::trace::glob::Glob;
 use crate::trace::losses::Losses;
 
@@ -307,12 +307,7 @@ pub struct AuditSummary {
     pub decodes: bool,
 }
 
-impl Report for AuditSummary {
-    /// A summary is reported once, at the end: there are no windows.
-    fn since(&self, _: &AuditSummary) -> AuditSummary {
-        self.clone()
-    }
-}
+reported_once!(AuditSummary);
 
 pub fn run(job: Job, events: &[Glob]) -> Result<()> {
     job.trace(

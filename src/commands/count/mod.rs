@@ -210,56 +210,46 @@ mod tests {
         }
     }
 
+    fn report(functions: Vec<FunctionStats>) -> CallReport {
+        CallReport {
+            functions,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn sorts_and_cuts() {
-        let r = CallReport {
-            functions: vec![
-                stats("a", 1, 5, 100),
-                stats("b", 2, 50, 10),
-                stats("c", 3, 5, 1000),
-            ],
-            ..Default::default()
-        };
-        let names = |sort, top| -> Vec<String> {
+        let r = report(vec![
+            stats("a", 1, 5, 100),
+            stats("b", 2, 50, 10),
+            stats("c", 3, 5, 1000),
+        ]);
+        let names = |r: &CallReport, sort, top| -> Vec<String> {
             r.ordered(CountView { sort, top })
                 .iter()
                 .map(|f| f.function.name.clone())
                 .collect()
         };
-        assert_eq!(names(SortKey::Count, None), ["b", "a", "c"]);
-        assert_eq!(names(SortKey::Total, Some(2)), ["c", "a"]);
-        assert_eq!(names(SortKey::Avg, None), ["c", "a", "b"]);
-        assert_eq!(names(SortKey::Name, None), ["a", "b", "c"]);
+        assert_eq!(names(&r, SortKey::Count, None), ["b", "a", "c"]);
+        assert_eq!(names(&r, SortKey::Total, Some(2)), ["c", "a"]);
+        assert_eq!(names(&r, SortKey::Avg, None), ["c", "a", "b"]);
+        assert_eq!(names(&r, SortKey::Name, None), ["a", "b", "c"]);
         let mut own = r.clone();
         own.functions[1].own_ns = 7;
         own.functions[2].own_ns = 3;
-        let names: Vec<_> = own
-            .ordered(CountView {
-                sort: SortKey::Own,
-                top: None,
-            })
-            .iter()
-            .map(|f| f.function.name.clone())
-            .collect();
-        assert_eq!(names, ["b", "c", "a"]);
+        assert_eq!(names(&own, SortKey::Own, None), ["b", "c", "a"]);
         assert_eq!(SortKey::default_for(true), SortKey::Own);
         assert_eq!(SortKey::default_for(false), SortKey::Count);
     }
 
     #[test]
     fn an_interval_counts_only_its_own_calls() {
-        let before = CallReport {
-            functions: vec![stats("a", 1, 5, 100), stats("b", 2, 7, 10)],
-            ..Default::default()
-        };
-        let now = CallReport {
-            functions: vec![
-                stats("a", 1, 9, 180),
-                stats("b", 2, 7, 10),
-                stats("c", 3, 1, 1),
-            ],
-            ..Default::default()
-        };
+        let before = report(vec![stats("a", 1, 5, 100), stats("b", 2, 7, 10)]);
+        let now = report(vec![
+            stats("a", 1, 9, 180),
+            stats("b", 2, 7, 10),
+            stats("c", 3, 1, 1),
+        ]);
         let d = now.since(&before);
         let got: Vec<(String, u64, u64)> = d
             .functions

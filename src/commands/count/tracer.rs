@@ -7,7 +7,7 @@ use std::time::Duration;
 use libbpf_rs::MapCore;
 
 use super::{CallReport, CountOptions};
-use crate::abi::limits::{MAX_DEPTH, PATH_SCRATCH};
+use crate::abi::limits::MAX_DEPTH;
 use crate::abi::skel::count::{CountSkel, CountSkelBuilder, OpenCountSkel};
 use crate::abi::types::{FnEntry, FnKey, FnSlot, HistKey};
 use crate::abi::{loss_counters, record, same_struct};
@@ -21,13 +21,13 @@ use crate::session::probes_in_field;
 use crate::source::SourceChoice;
 use crate::source::breakpoints::{self, ArmError, Choice, Verdict, Watch as Breakpoints};
 use crate::source::watch::{self, Watch};
-use crate::source::{FunctionPrograms, FunctionSource, Plan};
+use crate::source::{FunctionPrograms, FunctionSource, Plan, function_programs};
 use crate::target::Target;
 use crate::trace::calls::FunctionStats;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
 use crate::trace::histogram::Histogram;
-use crate::trace::losses::{Loss, Losses};
+use crate::trace::losses::{self, Loss, Losses};
 
 /// Loaded and attached call counting for one target.
 pub struct CountTracer {
@@ -237,12 +237,8 @@ impl CountTracer {
                 size(&mut open.maps.stack_slots, 32, "thread stacks")?;
             }
             plan.autoload(FunctionPrograms {
-                entry: &mut open.progs.call_entry,
-                ret: &mut open.progs.call_return,
-                tracing_mode: &mut open.progs.tracing_mode,
-                eval_entry: &mut open.progs.eval_entry,
-                eval_return: &mut open.progs.eval_return,
                 init: Some(&mut open.progs.init_entry),
+                ..function_programs!(&mut open.progs)
             });
             if let Some(w) = &watch {
                 // Breakpoints take the returns, and the entries unless the shared probe hands
@@ -267,12 +263,8 @@ impl CountTracer {
             probes.inherit_into_children();
         }
         let programs = FunctionPrograms {
-            entry: &skel.progs.call_entry,
-            ret: &skel.progs.call_return,
-            tracing_mode: &skel.progs.tracing_mode,
-            eval_entry: &skel.progs.eval_entry,
-            eval_return: &skel.progs.eval_return,
             init: Some(&skel.progs.init_entry),
+            ..function_programs!(&skel.progs)
         };
         match &mut watch {
             None => source.attach(plan, &mut probes, target, programs)?,
@@ -526,21 +518,11 @@ impl CountTracer {
     fn read_report(&mut self) -> Result<CallReport> {
         let functions = self.functions()?;
         let bss = self.bss();
+        let table = Some(self.skel.maps.functions.max_entries().into());
+        let own = [(Loss::FunctionsFull, table), (Loss::HistFull, None)];
         let losses = Losses::read(
             &loss_counters(&bss.losses),
-            &[
-                (
-                    Loss::FunctionsFull,
-                    Some(self.skel.maps.functions.max_entries().into()),
-                ),
-                (Loss::HistFull, None),
-                (Loss::ThreadsFull, None),
-                (Loss::TooDeep, Some(MAX_DEPTH as u64)),
-                (Loss::UnpairedReturns, None),
-                (Loss::CodeReadErrors, None),
-                (Loss::ExitsUnseen, None),
-                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
-            ],
+            &[&own[..], &losses::of_call_pairing(MAX_DEPTH)].concat(),
         );
         Ok(CallReport {
             functions,

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::output::json::Documents;
 use crate::output::{Output, formats};
 use crate::session::job::Job;
-use crate::session::{Report, Session};
+use crate::session::{Session, reported_once};
 use crate::source;
 use crate::trace::filter::Pattern;
 use crate::trace::function::Function;
@@ -84,12 +84,7 @@ pub struct FlowSummary {
     pub notes: Vec<String>,
 }
 
-impl Report for FlowSummary {
-    /// A summary is reported once, at the end: there are no windows.
-    fn since(&self, _: &FlowSummary) -> FlowSummary {
-        self.clone()
-    }
-}
+reported_once!(FlowSummary);
 
 pub fn run(job: Job, opts: &FlowOptions) -> Result<()> {
     let w = job.dest.open()?;

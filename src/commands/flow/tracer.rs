@@ -9,7 +9,7 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::trees::{CallTrees, Completed};
 use super::{EventKind, FlowEvent, FlowOptions, FlowSummary};
-use crate::abi::limits::{FLOW_MAX_DEPTH, PATH_SCRATCH};
+use crate::abi::limits::FLOW_MAX_DEPTH;
 use crate::abi::skel::flow::{FlowSkel, FlowSkelBuilder};
 use crate::abi::types::{FlowKind, FlowRecord, FnEntry};
 use crate::abi::{loss_counters, monotonic_ns, record, same_struct};
@@ -19,11 +19,11 @@ use crate::kernel::{Loaded, Probes, Ring, globals, load, size};
 use crate::session::Tracer;
 use crate::session::probes_in_field;
 use crate::signals::stop_requested;
-use crate::source::{FunctionPrograms, FunctionSource, Plan};
+use crate::source::{FunctionSource, Plan, function_programs};
 use crate::target::Target;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
-use crate::trace::losses::{Loss, Losses};
+use crate::trace::losses::{self, Loss, Losses};
 
 /// Loaded and attached flow tracing for one target.
 pub struct FlowTracer {
@@ -80,14 +80,7 @@ impl FlowTracer {
                 opts.max_functions,
                 "function table",
             )?;
-            plan.autoload(FunctionPrograms {
-                entry: &mut open.progs.flow_entry,
-                ret: &mut open.progs.flow_return,
-                tracing_mode: &mut open.progs.tracing_mode,
-                eval_entry: &mut open.progs.flow_eval_entry,
-                eval_return: &mut open.progs.flow_eval_return,
-                init: None,
-            });
+            plan.autoload(function_programs!(&mut open.progs));
             Ok(())
         })?;
         let mut probes = skel.probes()?;
@@ -95,15 +88,8 @@ impl FlowTracer {
             plan,
             &mut probes,
             target,
-            FunctionPrograms {
-                entry: &skel.progs.flow_entry,
-                ret: &skel.progs.flow_return,
-                tracing_mode: &skel.progs.tracing_mode,
-                eval_entry: &skel.progs.flow_eval_entry,
-                eval_return: &skel.progs.flow_eval_return,
-                // __init__ frames entered without the function have no return to pair.
-                init: None,
-            },
+            // __init__ frames entered without the function have no return to pair: no `init`.
+            function_programs!(&skel.progs),
         )?;
         let ring = Ring::open(&skel.maps.events)?;
         Ok(FlowTracer {
@@ -133,21 +119,11 @@ impl FlowTracer {
         } else {
             Loss::EventsLost
         };
+        let table = Some(self.skel.maps.functions.max_entries().into());
+        let own = [(lost, None), (Loss::FunctionsFull, table)];
         Losses::read(
             &loss_counters(&bss.losses),
-            &[
-                (lost, None),
-                (
-                    Loss::FunctionsFull,
-                    Some(self.skel.maps.functions.max_entries().into()),
-                ),
-                (Loss::ThreadsFull, None),
-                (Loss::TooDeep, Some(FLOW_MAX_DEPTH as u64)),
-                (Loss::UnpairedReturns, None),
-                (Loss::CodeReadErrors, None),
-                (Loss::ExitsUnseen, None),
-                (Loss::FunctionPathsTruncated, Some(PATH_SCRATCH as u64 - 1)),
-            ],
+            &[&own[..], &losses::of_call_pairing(FLOW_MAX_DEPTH)].concat(),
         )
     }
 

@@ -14,8 +14,8 @@ use crate::error::Result;
 use crate::output::formats;
 use crate::output::json::Documents;
 use crate::output::text::Pages;
-use crate::session::Report;
 use crate::session::job::Job;
+use crate::session::reported_once;
 use crate::trace::losses::Losses;
 
 formats!(pub ImportsFormat: Text, Json);
@@ -122,12 +122,7 @@ pub struct ImportReport {
     pub losses: Losses,
 }
 
-impl Report for ImportReport {
-    /// Imports are reported once, at the end: there are no windows.
-    fn since(&self, _: &ImportReport) -> ImportReport {
-        self.clone()
-    }
-}
+reported_once!(ImportReport);
 
 impl ImportReport {
     pub fn count(&self) -> usize {

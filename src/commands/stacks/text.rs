@@ -116,6 +116,11 @@ mod tests {
     use super::*;
     use crate::cpython::walk::Frame;
 
+    /// Fails unless `text` shows `part`.
+    fn assert_shows(text: &str, part: &str) {
+        assert!(text.contains(part), "{part:?} not in:\n{text}");
+    }
+
     fn thread(tid: i32, frames: &[&str], not_shown: u64, error: Option<&str>) -> ThreadStack {
         ThreadStack {
             tid: Some(tid),
@@ -209,9 +214,9 @@ Thread 8 (idle)
         let mut s = process(vec![thread(7, &["f", "f"], 904, None)]);
         s.threads_not_shown = 3;
         let t = text(&s);
-        assert!(
-            t.contains("    f (/w/app.py:3)\n    ... 904 more frames not shown (limit 4096)\n"),
-            "{t}"
+        assert_shows(
+            &t,
+            "    f (/w/app.py:3)\n    ... 904 more frames not shown (limit 4096)\n",
         );
         assert!(
             t.ends_with("\n... 3 more threads not shown (limit 4096)\n"),
@@ -234,14 +239,11 @@ Thread 8 (idle)
         let mut s = process(vec![t]);
         s.cmdline = "python3 \x1b[31mred".into();
         let out = text(&s);
-        assert!(
-            out.contains("    x\\x1b]0;pwned\\x07\\x0d\\x0aFAKE LINE (/w/\\u{009b}a.py:3)\n"),
-            "{out}"
+        assert_shows(
+            &out,
+            "    x\\x1b]0;pwned\\x07\\x0d\\x0aFAKE LINE (/w/\\u{009b}a.py:3)\n",
         );
-        assert!(
-            out.contains("Thread 7 (main, idle) \"w\\x1b[2J\"\n"),
-            "{out}"
-        );
+        assert_shows(&out, "Thread 7 (main, idle) \"w\\x1b[2J\"\n");
         assert!(
             out.starts_with("Process 7: python3 \\x1b[31mred\n"),
             "{out}"

@@ -32,33 +32,21 @@ pub fn tree(r: &ProcessTasks) -> Vec<String> {
     let mut out = Vec::new();
     let mut shown = BTreeSet::new();
     let roots: Vec<&Task> = r.tasks.iter().filter(|t| t.awaited_by.is_empty()).collect();
-    for (i, t) in roots.iter().enumerate() {
-        node(
-            r,
-            t,
-            "",
-            i + 1 == roots.len(),
-            &mut Vec::new(),
-            &mut shown,
-            &mut out,
-        );
-    }
+    trees(r, &roots, &mut shown, &mut out);
     // Tasks only a cycle reaches.
     let rest: Vec<&Task> = r.tasks.iter().filter(|t| !shown.contains(&t.id)).collect();
-    for (i, t) in rest.iter().enumerate() {
+    trees(r, &rest, &mut shown, &mut out);
+    out
+}
+
+/// A tree under each of `tops` not shown yet (a root is never shown before its turn).
+fn trees(r: &ProcessTasks, tops: &[&Task], shown: &mut BTreeSet<u64>, out: &mut Vec<String>) {
+    for (i, t) in tops.iter().enumerate() {
         if !shown.contains(&t.id) {
-            node(
-                r,
-                t,
-                "",
-                i + 1 == rest.len(),
-                &mut Vec::new(),
-                &mut shown,
-                &mut out,
-            );
+            let last = i + 1 == tops.len();
+            node(r, t, "", last, &mut Vec::new(), shown, out);
         }
     }
-    out
 }
 
 fn node(

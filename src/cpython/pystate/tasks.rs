@@ -11,9 +11,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::{Interpreter, MAX_INTERPRETERS, RawFrame, why};
 use crate::error::Result;
 use crate::target::Target;
+use crate::versions::objects::{
+    LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE, TYPE_BASE, WEAKREF_OBJECT,
+};
 use crate::versions::{
-    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, LIST_ITEMS, METHOD_SELF, SET_MASK, SET_TABLE,
-    TYPE_BASE, TaskLayout, TaskSet, ValueStack, WEAKREF_OBJECT, task_layout,
+    ASYNCIO_DEBUG_LEN, AsyncioDebug, CoroFrame, TaskLayout, TaskSet, ValueStack, task_layout,
 };
 
 /// At most this many tasks are kept; the rest are counted.
