@@ -104,7 +104,7 @@ static __always_inline bool stack_push(__u32 *depth, __u32 max, __u32 *at)
 		__sync_fetch_and_add(&losses.too_deep, 1);
 		return false;
 	}
-	*at = d & (max - 1);
+	*at = d & (max - 1); /* d < max already: the mask shows the verifier the bound */
 	return true;
 }
 

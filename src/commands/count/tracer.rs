@@ -27,7 +27,7 @@ use crate::trace::calls::FunctionStats;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
 use crate::trace::histogram::Histogram;
-use crate::trace::losses::{self, Loss, Losses};
+use crate::trace::losses::{Loss, Losses, of_call_pairing};
 
 /// Loaded and attached call counting for one target.
 pub struct CountTracer {
@@ -522,7 +522,7 @@ impl CountTracer {
         let own = [(Loss::FunctionsFull, table), (Loss::HistFull, None)];
         let losses = Losses::read(
             &loss_counters(&bss.losses),
-            &[&own[..], &losses::of_call_pairing(MAX_DEPTH)].concat(),
+            &[&own[..], &of_call_pairing(MAX_DEPTH)].concat(),
         );
         Ok(CallReport {
             functions,

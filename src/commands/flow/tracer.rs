@@ -23,7 +23,7 @@ use crate::source::{FunctionSource, Plan, function_programs};
 use crate::target::Target;
 use crate::trace::filter::{self, Pattern};
 use crate::trace::function::Function;
-use crate::trace::losses::{self, Loss, Losses};
+use crate::trace::losses::{Loss, Losses, of_call_pairing};
 
 /// Loaded and attached flow tracing for one target.
 pub struct FlowTracer {
@@ -123,7 +123,7 @@ impl FlowTracer {
         let own = [(lost, None), (Loss::FunctionsFull, table)];
         Losses::read(
             &loss_counters(&bss.losses),
-            &[&own[..], &losses::of_call_pairing(FLOW_MAX_DEPTH)].concat(),
+            &[&own[..], &of_call_pairing(FLOW_MAX_DEPTH)].concat(),
         )
     }
 
