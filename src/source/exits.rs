@@ -323,7 +323,7 @@ mod tests {
         let k = 0x18 + 16;
         assert_eq!(
             s,
-            vec![want(0x1000, k, false, None), want(0x1002, k, false, None),]
+            vec![want(0x1000, k, false, None), want(0x1002, k, false, None)]
         );
     }
 
